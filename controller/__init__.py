@@ -1,0 +1,2 @@
+"""netlab's controller: turns a validated desired state into kernel changes.
+Entry point is `netlab.controller.cli:main`."""

@@ -1,0 +1,98 @@
+"""Applying: runs a plan's steps in phase order through the kernel facade,
+keeps the ledger in step with what was done, logs one event per change, and
+verifies by planning again. Called by the cli and the daemon.
+
+Rollback of a pass that fails part way is not done here yet: the failing step is
+reported and the ledger keeps what was done, so the next pass converges."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from netlab.controller.backends.kernel import Kernel
+from netlab.controller.backends.netlink import KernelRefused
+from netlab.controller.changes import Change
+from netlab.controller.planning import Plan, make_plan
+from netlab.state.errors import ApplyError
+from netlab.state.ledger import Ledger
+from netlab.state.model import DesiredState, netns_label
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    plan: Plan
+    duration_ms: float
+
+
+def apply_plan(plan: Plan, kernel: Kernel, ledger: Ledger, log: Any) -> None:
+    """Runs every step; a change is entered in (or struck from) the ledger once
+    all its steps are done. The ledger is saved whatever happens."""
+    steps_left = Counter({id(change): len(change.steps) for change in plan.changes})
+    spent = Counter[int]()
+    try:
+        for change in plan.changes:
+            if not change.steps:
+                _account(change, ledger, log, 0.0)
+        for change, step in plan.steps():
+            began = time.monotonic()
+            try:
+                step.run(kernel)
+            except (KernelRefused, OSError) as error:
+                raise ApplyError(
+                    f"{change}: could not {step.describe}: {error}"
+                    + (f" (declared at {change.origin})" if change.origin else "")
+                ) from error
+            spent[id(change)] += time.monotonic() - began
+            steps_left[id(change)] -= 1
+            if steps_left[id(change)] == 0:
+                _account(change, ledger, log, spent[id(change)])
+    finally:
+        kernel.forget_reads()
+        ledger.save()
+
+
+def _account(change: Change, ledger: Ledger, log: Any, seconds: float) -> None:
+    if change.action == "-":
+        ledger.forget(change.kind, change.key)
+        if change.kind == "namespace":
+            ledger.forget_netns(change.name)
+        if change.kind == "link":
+            for key in list(ledger.keys("address")):
+                if key[:2] == change.key:
+                    ledger.forget("address", key)
+    elif change.record is not None and not ledger.owns(change.kind, change.key):
+        ledger.record(change.kind, change.key, change.record)
+    log.info(
+        "change applied",
+        netns=netns_label(change.netns),
+        kind=change.kind,
+        name=change.name,
+        action=change.action,
+        detail=str(change),
+        duration_ms=round(seconds * 1000, 2),
+    )
+
+
+def reconcile(desired: DesiredState, kernel: Kernel, ledger: Ledger, log: Any) -> ApplyResult:
+    """One pass: plan, apply, verify. Raises ConfigError (refused plan) or
+    ApplyError (failed step, or a kernel that does not show what was applied)."""
+    began = time.monotonic()
+    plan = make_plan(desired, kernel, ledger)
+    if plan:
+        apply_plan(plan, kernel, ledger, log)
+        verify(desired, kernel, ledger)
+    return ApplyResult(plan, (time.monotonic() - began) * 1000)
+
+
+def verify(desired: DesiredState, kernel: Kernel, ledger: Ledger) -> None:
+    """The kernel is right when a fresh plan is empty."""
+    kernel.forget_reads()
+    remaining = make_plan(desired, kernel, ledger)
+    if remaining:
+        raise ApplyError(
+            "the kernel does not show what was applied; still different:\n"
+            + "\n".join(f"  {change}" for change in remaining.changes)
+        )

@@ -1,0 +1,84 @@
+"""Entering network namespaces: the one place that calls setns(2).
+
+Work that must happen inside a namespace (opening a netlink socket, a sysctl file)
+runs in a short-lived thread that enters it, so the process itself never leaves
+the namespace it started in. Used by the other backends only.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+from pyroute2 import netns as pyroute2_netns
+
+NETNS_RUN_DIR = "/run/netns"
+CLONE_NEWNET = 0x40000000
+
+T = TypeVar("T")
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def netns_path(name: str) -> str:
+    return os.path.join(NETNS_RUN_DIR, name)
+
+
+def list_namespaces() -> frozenset[str]:
+    """Names under /run/netns, as `ip netns list` shows them."""
+    try:
+        return frozenset(os.listdir(NETNS_RUN_DIR))
+    except FileNotFoundError:
+        return frozenset()
+
+
+def create_namespace(name: str) -> None:
+    pyroute2_netns.create(name)
+
+
+def remove_namespace(name: str) -> None:
+    """Unmounts and unlinks /run/netns/NAME; the namespace dies with its last user."""
+    pyroute2_netns.remove(name)
+
+
+def run_in(netns: str | None, work: Callable[[], T]) -> T:
+    """Runs `work()` with the calling thread's network namespace set to `netns`
+    (None: the process's own namespace, run directly)."""
+    if netns is None:
+        return work()
+    fd = os.open(netns_path(netns), os.O_RDONLY | os.O_CLOEXEC)
+    result: list[T] = []
+    failure: list[BaseException] = []
+
+    def enter_and_work() -> None:
+        try:
+            if _libc.setns(fd, CLONE_NEWNET) != 0:
+                code = ctypes.get_errno()
+                raise OSError(code, f"cannot enter network namespace {netns}: {os.strerror(code)}")
+            result.append(work())
+        except BaseException as error:  # handed back to the caller's thread, re-raised there
+            failure.append(error)
+
+    try:
+        thread = threading.Thread(target=enter_and_work, name=f"netns-{netns}")
+        thread.start()
+        thread.join()
+    finally:
+        os.close(fd)
+    if failure:
+        raise failure[0]
+    return result[0]
+
+
+def namespace_exists(name: str) -> bool:
+    try:
+        os.stat(netns_path(name))
+    except OSError as error:
+        if error.errno in (errno.ENOENT, errno.ENOTDIR):
+            return False
+        raise
+    return True

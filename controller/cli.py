@@ -1,0 +1,261 @@
+"""The `netlab` command line: validate, plan, apply, show, destroy, status.
+Each subcommand takes --config-dir, --state-dir and --log-format after its name.
+Exit codes: 0 success, 1 error, 2 only for `plan --detailed-exitcode` with changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CONFIG_DIR = "/etc/netlab.d"
+DEFAULT_STATE_DIR = "/var/lib/netlab"
+DEFAULT_RUN_DIR = "/run/netlab"
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config-dir",
+        type=Path,
+        default=Path(os.environ.get("NETLAB_CONFIG_DIR", DEFAULT_CONFIG_DIR)),
+        help="directory of desired-state files (env NETLAB_CONFIG_DIR; default %(default)s)",
+    )
+    common.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(os.environ.get("NETLAB_STATE_DIR", DEFAULT_STATE_DIR)),
+        help="where netlab keeps its ledger (env NETLAB_STATE_DIR; default %(default)s)",
+    )
+    common.add_argument(
+        "--log-format",
+        choices=("console", "json"),
+        default="console",
+        help="events on stderr as readable lines or JSON (default %(default)s)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="netlab",
+        description="Declarative Linux host networking: namespaces, links, addresses, routes, sysctls.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    validate = commands.add_parser("validate", parents=[common], help="check files without touching the kernel")
+    validate.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="files or directories (default: the config dir)")
+
+    plan = commands.add_parser("plan", parents=[common], help="show what apply would change")
+    plan.add_argument("--json", action="store_true", help="machine-readable output")
+    plan.add_argument("--detailed-exitcode", action="store_true", help="exit 0 with nothing to do, 2 with changes, 1 on error")
+    plan.add_argument("--allow-empty", action="store_true", help=argparse.SUPPRESS)
+
+    apply = commands.add_parser("apply", parents=[common], help="make the kernel match the files, once")
+    apply.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="accept a config dir with no files, removing everything netlab owns",
+    )
+
+    show = commands.add_parser("show", parents=[common], help="live state of managed namespaces in the file format")
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+
+    destroy = commands.add_parser("destroy", parents=[common], help="remove everything netlab owns")
+    destroy.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+    status = commands.add_parser("status", parents=[common], help="the daemon's view of things")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--run-dir", type=Path, default=Path(DEFAULT_RUN_DIR), help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from netlab.controller import logs
+    from netlab.state.errors import NetlabError
+
+    logs.configure(args.log_format)
+    try:
+        return int(COMMANDS[args.command](args))
+    except NetlabError as error:
+        print(_error_text(error), file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+def _error_text(error: Exception) -> str:
+    from netlab.state.errors import ConfigError
+
+    if isinstance(error, ConfigError):
+        count = len(error.problems)
+        head = f"netlab: {count} problem{'s' if count != 1 else ''}; nothing was changed:"
+        return head + "\n" + "\n".join(str(problem) for problem in error.problems)
+    return f"netlab: {error}"
+
+
+# -- commands --------------------------------------------------------------------
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from netlab.state.loading import validate_paths
+
+    paths = args.paths or [args.config_dir]
+    problems = validate_paths(paths)
+    if problems:
+        print("\n".join(str(problem) for problem in problems), file=sys.stderr)
+        return EXIT_ERROR
+    print(f"valid: {', '.join(str(path) for path in paths)}")
+    return EXIT_OK
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from netlab.controller import reporting
+    from netlab.controller.backends.kernel import Kernel
+    from netlab.controller.planning import make_plan
+
+    desired = _load(args)
+    ledger = _ledger(args)
+    with Kernel() as kernel:
+        plan = make_plan(desired, kernel, ledger)
+    print(reporting.plan_json(plan) if args.json else reporting.plan_text(plan), end="")
+    return EXIT_CHANGES if (plan and args.detailed_exitcode) else EXIT_OK
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from netlab.controller import logs, reporting
+    from netlab.controller.applying import reconcile
+    from netlab.controller.backends.kernel import Kernel
+
+    desired = _load(args)
+    log = logs.get_logger(command="apply")
+    with _locked(args.state_dir):
+        ledger = _ledger(args)
+        with Kernel() as kernel:
+            result = reconcile(desired, kernel, ledger, log)
+    print(reporting.plan_text(result.plan), end="")
+    if result.plan:
+        print(f"Applied and verified in {result.duration_ms:.0f} ms.")
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from netlab.controller import reporting
+    from netlab.controller.backends.kernel import Kernel
+    from netlab.state.errors import ConfigError
+    from netlab.state.model import DesiredState
+
+    try:
+        desired = _load(args)
+    except ConfigError:
+        # show what is live even while the files are broken; ownership still comes from the ledger
+        desired = DesiredState()
+    with Kernel() as kernel:
+        document = reporting.live_state(desired, kernel, _ledger(args))
+    print(json.dumps(document, indent=2) if args.json else reporting.live_state_yaml(document), end="\n" if args.json else "")
+    return EXIT_OK
+
+
+def cmd_destroy(args: argparse.Namespace) -> int:
+    from netlab.controller import logs, reporting
+    from netlab.controller.applying import apply_plan, verify
+    from netlab.controller.backends.kernel import Kernel
+    from netlab.controller.planning import make_plan
+    from netlab.state.model import DesiredState
+
+    nothing = DesiredState()
+    log = logs.get_logger(command="destroy")
+    with _locked(args.state_dir):
+        ledger = _ledger(args)
+        with Kernel() as kernel:
+            plan = make_plan(nothing, kernel, ledger)
+            if not plan:
+                print("Nothing to remove: netlab owns nothing here.")
+                return EXIT_OK
+            print(reporting.plan_text(plan), end="")
+            if not args.yes and sys.stdin.isatty():
+                answer = input("Remove all of this? Type 'yes' to go on: ")
+                if answer.strip() != "yes":
+                    print("Nothing was changed.")
+                    return EXIT_ERROR
+            apply_plan(plan, kernel, ledger, log)
+            verify(nothing, kernel, ledger)
+    print("Removed everything netlab owned.")
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    path = args.run_dir / "status.json"
+    try:
+        status = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        status = {"daemon": "not running", "detail": f"no {path}: the daemon has not run since boot"}
+    if args.json:
+        print(json.dumps(status, indent=2))
+    else:
+        for key, value in status.items():
+            print(f"{key}: {value}")
+    return EXIT_OK
+
+
+COMMANDS = {
+    "validate": cmd_validate,
+    "plan": cmd_plan,
+    "apply": cmd_apply,
+    "show": cmd_show,
+    "destroy": cmd_destroy,
+    "status": cmd_status,
+}
+
+
+# -- shared helpers ----------------------------------------------------------------
+
+
+def _load(args: argparse.Namespace) -> Any:
+    """The desired state of the config dir. A directory with no files is refused
+    while netlab owns something, unless --allow-empty says it is meant: a failed
+    mount or sync must not read as "delete the whole network"."""
+    from netlab.state.errors import ConfigError, Problem
+    from netlab.state.loading import load_generation
+
+    desired = load_generation(args.config_dir)
+    if not desired.files and not getattr(args, "allow_empty", False) and _ledger(args).count():
+        raise ConfigError(
+            [
+                Problem(
+                    str(args.config_dir),
+                    0,
+                    0,
+                    "",
+                    "the directory has no desired-state files, and netlab owns objects: refusing to "
+                    "remove them all. If that is meant, run `netlab apply --allow-empty` or "
+                    "`netlab destroy`; otherwise restore the files",
+                )
+            ]
+        )
+    return desired
+
+
+def _ledger(args: argparse.Namespace) -> Any:
+    from netlab.state.ledger import Ledger
+
+    return Ledger.load(args.state_dir)
+
+
+@contextlib.contextmanager
+def _locked(state_dir: Path) -> Iterator[None]:
+    """One writer at a time: `netlab apply`, `destroy` and the daemon."""
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(state_dir / "lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,17 @@
+"""The resource kinds, one module each; `REGISTRY` is the one list of them, in the
+order they are planned (a kind may rely on the decisions of those before it)."""
+
+from netlab.controller.kinds.address import AddressKind
+from netlab.controller.kinds.contract import Kind
+from netlab.controller.kinds.link import LinkKind
+from netlab.controller.kinds.namespace import NamespaceKind
+from netlab.controller.kinds.route import RouteKind
+from netlab.controller.kinds.sysctl import SysctlKind
+
+REGISTRY: tuple[Kind, ...] = (
+    NamespaceKind(),
+    LinkKind(),
+    AddressKind(),
+    RouteKind(),
+    SysctlKind(),
+)

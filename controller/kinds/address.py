@@ -1,0 +1,124 @@
+"""IP addresses on links. Key: (netns, interface, address/prefix). netlab removes
+only addresses its ledger says it added; kernel-made ones (IPv6 link-local) and
+everyone else's are left alone."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import TYPE_CHECKING
+
+from netlab.controller.backends.netlink import ObservedAddress
+from netlab.controller.changes import Change, Phase, Step
+from netlab.controller.kinds.contract import PlanContext
+from netlab.state.model import Address, netns_label
+
+if TYPE_CHECKING:
+    from netlab.controller.backends.kernel import Kernel
+
+KIND = "address"
+
+AddressKey = tuple[str | None, str, str]
+
+
+class AddressKind:
+    name = KIND
+
+    def plan(self, ctx: PlanContext) -> list[Change]:
+        wanted = {address.key: address for address in ctx.desired.addresses}
+        present = self._observe(ctx, wanted)
+        changes: list[Change] = []
+        removed: set[AddressKey] = set()
+        for key in ctx.ledger.keys(KIND):
+            netns, interface, _ = key
+            if key in wanted or key not in present:
+                continue
+            if netns in ctx.removed_namespaces or (netns, interface) in ctx.removed_links:
+                continue  # goes with its link or namespace
+            removed.add(key)
+        for key in sorted(removed, key=repr):
+            if present[key].family == 4:
+                ctx.losing_ipv4.add(key[:2])
+            changes.append(_remove(present[key], _kept_in_subnet(present[key], present, removed)))
+        for key, address in wanted.items():
+            if key not in present:
+                changes.append(_add(address))
+        return changes
+
+    def _observe(self, ctx: PlanContext, wanted: dict[AddressKey, Address]) -> dict[AddressKey, ObservedAddress]:
+        """Addresses now on the links that matter, leaving out links this pass
+        creates anew (whatever is on them now will be gone)."""
+        namespaces = {key[0] for key in wanted} | {key[0] for key in ctx.ledger.keys(KIND)}
+        present = {}
+        for netns in namespaces:
+            for observed in ctx.kernel.dump(netns).addresses:
+                if observed.kernel_made or ctx.link_is_fresh(netns, observed.interface):
+                    continue
+                present[(netns, observed.interface, observed.address)] = observed
+        return present
+
+
+def _kept_in_subnet(
+    gone: ObservedAddress, present: dict[AddressKey, ObservedAddress], removed: set[AddressKey]
+) -> list[ObservedAddress]:
+    """Removing a primary IPv4 address makes the kernel remove the secondaries of
+    its subnet too (promote_secondaries is off by default): those that should
+    stay, netlab's or anyone's, are put back in the same pass."""
+    if gone.family != 4 or gone.secondary:
+        return []
+    subnet = ipaddress.ip_interface(gone.address).network
+    return [
+        other
+        for key, other in present.items()
+        if key not in removed
+        and other.interface == gone.interface
+        and other.family == 4
+        and ipaddress.ip_interface(other.address).network == subnet
+        and other.address != gone.address
+    ]
+
+
+def _add(address: Address) -> Change:
+    netns, interface, value = address.key
+
+    def add(kernel: Kernel) -> None:
+        kernel.netlink.addr_add(netns, interface, value)
+
+    return Change(
+        kind=KIND,
+        action="+",
+        key=address.key,
+        netns=netns,
+        name=f"{interface} {value}",
+        origin=address.origin,
+        steps=(Step(Phase.ADD_ADDRESS, f"add {value} to {netns_label(netns)}/{interface}", add),),
+        record={},
+    )
+
+
+def _remove(address: ObservedAddress, restore: list[ObservedAddress]) -> Change:
+    netns, interface, value = address.netns, address.interface, address.address
+
+    def remove(kernel: Kernel) -> None:
+        kernel.netlink.addr_del(netns, interface, value)
+
+    def put_back(kernel: Kernel) -> None:
+        for kept in restore:
+            kernel.netlink.addr_add(netns, interface, kept.address, replace=True)
+
+    steps = [Step(Phase.DELETE_ADDRESS, f"remove {value} from {netns_label(netns)}/{interface}", remove)]
+    if restore:
+        steps.append(
+            Step(
+                Phase.ADD_ADDRESS,
+                f"put back {', '.join(kept.address for kept in restore)} on {netns_label(netns)}/{interface}",
+                put_back,
+            )
+        )
+    return Change(
+        kind=KIND,
+        action="-",
+        key=(netns, interface, value),
+        netns=netns,
+        name=f"{interface} {value}",
+        steps=tuple(steps),
+    )

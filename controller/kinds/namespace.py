@@ -1,0 +1,65 @@
+"""Network namespaces (`ip netns add/del`). Key: the name. netlab removes only the
+namespaces its ledger says it created; a declared namespace that exists already
+is used as it is and never removed."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from netlab.controller.changes import Change, Phase, Step
+from netlab.controller.kinds.contract import PlanContext
+from netlab.state.model import Origin
+
+if TYPE_CHECKING:
+    from netlab.controller.backends.kernel import Kernel
+
+KIND = "namespace"
+
+
+class NamespaceKind:
+    name = KIND
+
+    def plan(self, ctx: PlanContext) -> list[Change]:
+        existing = ctx.kernel.namespaces()
+        wanted = {ns.name: ns for ns in ctx.desired.namespaces}
+        changes: list[Change] = []
+        for name, ns in wanted.items():
+            if name not in existing:
+                ctx.created_namespaces.add(name)
+                changes.append(_create(name, ns.origin))
+        for (name,) in ctx.ledger.keys(KIND):
+            if name not in wanted and name in existing:
+                ctx.removed_namespaces.add(name)
+                changes.append(_remove(name))
+        return changes
+
+
+def _create(name: str, origin: Origin) -> Change:
+    def run(kernel: Kernel) -> None:
+        kernel.create_namespace(name)
+
+    return Change(
+        kind=KIND,
+        action="+",
+        key=(name,),
+        netns=None,
+        name=name,
+        origin=origin,
+        steps=(Step(Phase.CREATE_NAMESPACE, f"create namespace {name}", run),),
+        record={},
+    )
+
+
+def _remove(name: str) -> Change:
+    def run(kernel: Kernel) -> None:
+        kernel.remove_namespace(name)
+
+    return Change(
+        kind=KIND,
+        action="-",
+        key=(name,),
+        netns=None,
+        name=name,
+        note="with everything in it",
+        steps=(Step(Phase.DELETE_NAMESPACE, f"remove namespace {name}", run),),
+    )

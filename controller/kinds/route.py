@@ -1,0 +1,149 @@
+"""Routes, in any table of any namespace. Key: (netns, table, to, metric).
+Routes netlab installs carry protocol 213 (`proto 213` in `ip route`); only
+those are changed or removed, and a declared route whose key is taken by a route
+of someone else is refused rather than overwritten."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import TYPE_CHECKING
+
+from netlab.controller.backends.netlink import RT_TABLE_MAIN, RTPROT_KERNEL, ObservedRoute
+from netlab.controller.changes import AttributeChange, Change, Phase, Step
+from netlab.controller.kinds.contract import PlanContext
+from netlab.state.model import Route, netns_label
+
+if TYPE_CHECKING:
+    from netlab.controller.backends.kernel import Kernel
+
+KIND = "route"
+
+RouteKey = tuple[str | None, int, str, int]
+
+
+def route_name(to: str, table: int, metric: int) -> str:
+    name = "default" if to in ("0.0.0.0/0", "::/0") else to
+    if ":" in to and name == "default":
+        name = "default6"
+    if table != RT_TABLE_MAIN:
+        name += f" table {table}"
+    if metric:
+        name += f" metric {metric}"
+    return name
+
+
+class RouteKind:
+    name = KIND
+
+    def plan(self, ctx: PlanContext) -> list[Change]:
+        wanted = {route.key: route for route in ctx.desired.routes}
+        present = self._observe(ctx, wanted)
+        changes: list[Change] = []
+        for key, observed in present.items():
+            if key in wanted or not (observed.marked or ctx.ledger.owns(KIND, key)):
+                continue
+            if observed.netns in ctx.removed_namespaces:
+                continue
+            changes.append(_remove(observed))
+        for key, route in wanted.items():
+            observed = present.get(key)
+            if observed is None:
+                self._check_gateway(ctx, route)
+                changes.append(_install(route, "+", ()))
+                continue
+            if not (observed.marked or ctx.ledger.owns(KIND, key)):
+                ctx.refuse(
+                    route.origin,
+                    f"routes.{route_name(route.to, route.table, route.metric)}",
+                    f"{netns_label(route.netns)} already has a route to {route.to} in table "
+                    f"{route.table} with metric {route.metric} that netlab did not install "
+                    f"(proto {observed.proto}); give yours another metric, or remove that route",
+                )
+                continue
+            attributes = []
+            if route.via is not None and route.via != observed.via:
+                attributes.append(AttributeChange("via", observed.via, route.via))
+            if route.dev is not None and route.dev != observed.dev:
+                attributes.append(AttributeChange("dev", observed.dev, route.dev))
+            if attributes:
+                changes.append(_install(route, "~", tuple(attributes)))
+            elif route.family == 4 and (route.netns, observed.dev) in ctx.losing_ipv4:
+                # Removing a link's last IPv4 address (for a moment, in an edit)
+                # makes the kernel flush the routes through it: install it again.
+                changes.append(_install(route, "~", (), note=f"re-install: {observed.dev} loses an address"))
+        return changes
+
+    def _observe(self, ctx: PlanContext, wanted: dict[RouteKey, Route]) -> dict[RouteKey, ObservedRoute]:
+        namespaces = set(ctx.managed_netns()) | {key[0] for key in wanted}
+        present = {}
+        for netns in namespaces:
+            for observed in ctx.kernel.dump(netns).routes:
+                if observed.proto == RTPROT_KERNEL:
+                    continue  # connected routes and the like: the kernel's own
+                if observed.dev is not None and ctx.link_is_fresh(netns, observed.dev):
+                    continue  # its link is created anew: the route goes with the old one
+                present[(netns, observed.table, observed.to, observed.metric)] = observed
+        return present
+
+    def _check_gateway(self, ctx: PlanContext, route: Route) -> None:
+        """The kernel refuses a gateway outside every connected subnet ("Nexthop has
+        invalid gateway"). The loader checks namespaces netlab builds; the host's
+        subnets are known only here, from the files and the kernel together."""
+        if route.via is None or route.netns is not None:
+            return
+        gateway = ipaddress.ip_address(route.via)
+        if gateway.is_link_local:
+            return
+        prefixes = [address.address for address in ctx.desired.addresses if address.netns is None]
+        prefixes += [address.address for address in ctx.kernel.dump(None).addresses]
+        for prefix in prefixes:
+            network = ipaddress.ip_interface(prefix).network
+            if network.version == gateway.version and gateway in network:
+                return
+        ctx.refuse(
+            route.origin,
+            f"routes.{route_name(route.to, route.table, route.metric)}",
+            f"gateway {route.via} is not inside any subnet of the host's addresses, so the "
+            "kernel would refuse the route: add an address in its subnet, or fix `via`",
+        )
+
+
+def _install(route: Route, action: str, attributes: tuple[AttributeChange, ...], note: str = "") -> Change:
+    netns = route.netns
+    name = route_name(route.to, route.table, route.metric)
+    detail = " ".join(part for part in (f"via {route.via}" if route.via else "", f"dev {route.dev}" if route.dev else "") if part)
+
+    def install(kernel: Kernel) -> None:
+        kernel.netlink.route_replace(
+            netns, to=route.to, table=route.table, metric=route.metric, via=route.via, dev=route.dev
+        )
+
+    return Change(
+        kind=KIND,
+        action=action,  # type: ignore[arg-type]
+        key=route.key,
+        netns=netns,
+        name=name,
+        attributes=attributes,
+        note=note or ("" if attributes else detail),
+        origin=route.origin,
+        steps=(Step(Phase.ADD_ROUTE, f"install route {name} in {netns_label(netns)}", install),),
+        record={},
+    )
+
+
+def _remove(observed: ObservedRoute) -> Change:
+    netns = observed.netns
+    name = route_name(observed.to, observed.table, observed.metric)
+
+    def remove(kernel: Kernel) -> None:
+        kernel.netlink.route_del(netns, to=observed.to, table=observed.table, metric=observed.metric)
+
+    return Change(
+        kind=KIND,
+        action="-",
+        key=(netns, observed.table, observed.to, observed.metric),
+        netns=netns,
+        name=name,
+        steps=(Step(Phase.DELETE_ROUTE, f"delete route {name} in {netns_label(netns)}", remove),),
+    )

@@ -1,0 +1,119 @@
+"""Reporting: how plans and live state are shown to people (text) and machines
+(JSON). Called by the cli."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+from netlab.controller.backends.netlink import NETLAB_ROUTE_PROTO, RTPROT_KERNEL
+from netlab.controller.kinds.contract import KernelReader
+from netlab.controller.kinds.route import route_name
+from netlab.controller.planning import Plan
+from netlab.state.ledger import Ledger
+from netlab.state.model import DesiredState, netns_label
+
+
+def plan_text(plan: Plan) -> str:
+    if not plan:
+        return "No changes: the kernel matches the files.\n"
+    counts = plan.counts()
+    lines = [str(change) for change in plan.changes]
+    lines.append(f"Plan: {counts['+']} to add, {counts['~']} to change, {counts['-']} to remove.")
+    return "\n".join(lines) + "\n"
+
+
+def plan_json(plan: Plan) -> str:
+    return json.dumps({"changes": [change.to_json() for change in plan.changes], "summary": plan.counts()}, indent=2) + "\n"
+
+
+def live_state(desired: DesiredState, kernel: KernelReader, ledger: Ledger) -> dict[str, Any]:
+    """The namespaces netlab manages as they are now, in the file format, each
+    object with `owned: true` where netlab made it."""
+    declared_links = {link.key: link for link in desired.links}
+    owned_namespaces = {key[0] for key in ledger.keys("namespace")}
+    names = sorted(({ns.name for ns in desired.namespaces} | owned_namespaces) & kernel.namespaces())
+    document: dict[str, Any] = {"version": 1}
+    document["namespaces"] = [{"name": name, "owned": name in owned_namespaces} for name in names]
+    interfaces = []
+    routes = []
+    for netns in [None, *names]:
+        dump = kernel.dump(netns)
+        addresses: dict[str, list[str]] = {}
+        for address in dump.addresses:
+            if not address.kernel_made and address.interface != "lo":
+                addresses.setdefault(address.interface, []).append(address.address)
+        for link in dump.links:
+            key = (netns, link.name)
+            owned = link.marked or ledger.owns("link", key)
+            if link.name == "lo" or (netns is None and not owned and key not in declared_links):
+                continue
+            declared = declared_links.get(key)
+            entry: dict[str, Any] = {"name": link.name}
+            if netns is not None:
+                entry["netns"] = netns
+            entry["type"] = (declared.type if declared else link.kind) or "device"
+            entry.update(state=link.state, mtu=link.mtu, mac=link.mac)
+            if link.master:
+                entry["master"] = link.master
+            if addresses.get(link.name):
+                entry["addresses"] = addresses[link.name]
+            if declared is not None and declared.peer_name:
+                entry["peer"] = {"name": declared.peer_name, "netns": netns_label(declared.peer_netns)}
+            entry["owned"] = owned
+            interfaces.append(entry)
+        for route in dump.routes:
+            if route.proto == RTPROT_KERNEL or (netns is None and route.proto != NETLAB_ROUTE_PROTO):
+                continue
+            entry = {"to": route_name(route.to, 254, 0).replace("default6", "default")}
+            if netns is not None:
+                entry["netns"] = netns
+            if route.via:
+                entry["via"] = route.via
+            if route.dev:
+                entry["dev"] = route.dev
+            if route.metric:
+                entry["metric"] = route.metric
+            if route.table != 254:
+                entry["table"] = route.table
+            entry["owned"] = route.proto == NETLAB_ROUTE_PROTO
+            routes.append(entry)
+    document["interfaces"] = interfaces
+    document["routes"] = routes
+    sysctl_keys = {s.ident for s in desired.sysctls} | set(ledger.keys("sysctl"))
+    host_sysctls = {key: kernel.sysctl(None, key) for netns, key in sorted(sysctl_keys, key=repr) if netns is None}
+    if host_sysctls:
+        document["sysctls"] = host_sysctls
+    for entry in document["namespaces"]:
+        values = {key: kernel.sysctl(entry["name"], key) for netns, key in sorted(sysctl_keys, key=repr) if netns == entry["name"]}
+        if values:
+            entry["sysctls"] = values
+    return document
+
+
+def live_state_yaml(document: dict[str, Any]) -> str:
+    """YAML in the file format; `owned` becomes a comment so the text can be
+    pasted back into a file."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, dict):
+            owned = value.get("owned")
+            result = CommentedMap((k, convert(v)) for k, v in value.items() if k != "owned")
+            if owned is not None and result:
+                result.yaml_add_eol_comment("owned by netlab" if owned else "not netlab's", next(iter(result)))
+            return result
+        if isinstance(value, list):
+            seq = CommentedSeq(convert(v) for v in value)
+            if value and all(not isinstance(v, (dict, list)) for v in value):
+                seq.fa.set_flow_style()
+            return seq
+        return value
+
+    yaml = YAML()
+    yaml.default_flow_style = False
+    out = io.StringIO()
+    yaml.dump(convert(document), out)
+    return out.getvalue()

@@ -1,0 +1,109 @@
+"""The ownership ledger: what netlab created or changed, kept as JSON in the state
+directory so that later passes remove only what is netlab's and restore what it
+changed. Written atomically (temp file, fsync, rename). Used by planning/applying.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+LEDGER_FILE = "ledger.json"
+FORMAT_VERSION = 1
+
+Key = tuple[Any, ...]
+
+
+class Ledger:
+    """Entries per kind: key tuple -> a small dict of what is worth remembering
+    (a sysctl's original value, a link's type)."""
+
+    def __init__(self, path: Path, entries: dict[str, dict[Key, dict[str, Any]]] | None = None) -> None:
+        self.path = path
+        self._entries: dict[str, dict[Key, dict[str, Any]]] = entries or {}
+
+    @classmethod
+    def load(cls, state_dir: Path) -> Ledger:
+        path = state_dir / LEDGER_FILE
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return cls(path)
+        entries = {
+            kind: {tuple(item["key"]): item.get("data", {}) for item in items}
+            for kind, items in raw.get("objects", {}).items()
+        }
+        return cls(path, entries)
+
+    def owns(self, kind: str, key: Key) -> bool:
+        return key in self._entries.get(kind, {})
+
+    def get(self, kind: str, key: Key) -> dict[str, Any] | None:
+        return self._entries.get(kind, {}).get(key)
+
+    def keys(self, kind: str) -> Iterator[Key]:
+        return iter(list(self._entries.get(kind, {})))
+
+    def netns_of_entries(self) -> set[str | None]:
+        """Every namespace that holds something netlab owns (key[0] of the
+        namespaced kinds, and the namespaces themselves)."""
+        found: set[str | None] = set()
+        for kind, items in self._entries.items():
+            for key in items:
+                found.add(key[0])
+        return found
+
+    def record(self, kind: str, key: Key, data: dict[str, Any] | None = None) -> None:
+        self._entries.setdefault(kind, {})[key] = dict(data or {})
+
+    def forget(self, kind: str, key: Key) -> None:
+        self._entries.get(kind, {}).pop(key, None)
+
+    def forget_netns(self, netns: str) -> None:
+        """Everything inside a removed namespace went with it."""
+        for kind, items in self._entries.items():
+            if kind == "namespace":
+                continue
+            for key in [key for key in items if key[0] == netns]:
+                del items[key]
+
+    def count(self) -> int:
+        return sum(len(items) for items in self._entries.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": FORMAT_VERSION,
+            "objects": {
+                kind: [{"key": list(key), "data": data} for key, data in sorted(items.items(), key=repr)]
+                for kind, items in sorted(self._entries.items())
+                if items
+            },
+        }
+
+    def save(self) -> None:
+        write_atomically(self.path, json.dumps(self.to_json(), indent=1) + "\n")
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Temp file in the same directory, fsync, rename, fsync the directory: a
+    reader sees the old file or the new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        os.unlink(temp)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)

@@ -1,0 +1,213 @@
+"""The desired-state model: frozen dataclasses built by `state.loading` from the
+files of one generation. Everything downstream (kinds, planning, applying) reads
+these; nothing here knows about the kernel.
+
+A namespace of `None` everywhere means the host's own network namespace.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+LinkType = Literal["veth", "bridge", "dummy", "vlan", "macvlan", "ipvlan", "device", "veth-peer"]
+LinkState = Literal["up", "down"]
+
+MAIN_TABLE = 254
+
+
+@dataclass(frozen=True, order=True)
+class Origin:
+    """Where a desired object was declared: file path, 1-based line and column."""
+
+    file: str
+    line: int
+    column: int = 1
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+def netns_label(netns: str | None) -> str:
+    """How a namespace is written in messages and ledger keys: its name, or `host`."""
+    return "host" if netns is None else netns
+
+
+@dataclass(frozen=True)
+class Namespace:
+    name: str
+    origin: Origin = field(compare=False)
+
+    @property
+    def key(self) -> tuple[str]:
+        return (self.name,)
+
+
+@dataclass(frozen=True)
+class Link:
+    """One end of a link. A veth declares two: the `veth` end and its `veth-peer`.
+
+    Attributes left as None were not declared and are not managed, except that a
+    link netlab creates is brought `up` unless told otherwise (`state` is filled in
+    by the loader for every type but `device`) and has no master unless declared.
+    """
+
+    netns: str | None
+    name: str
+    type: LinkType
+    origin: Origin = field(compare=False)
+    state: LinkState | None = None
+    mtu: int | None = None
+    mac: str | None = None
+    master: str | None = None
+    # veth and veth-peer: where the other end lives, (netns, name)
+    peer_netns: str | None = None
+    peer_name: str | None = None
+    # vlan, macvlan, ipvlan: the parent link, in the host namespace unless netns
+    # is given for the parent; vlan id; macvlan/ipvlan mode
+    parent: str | None = None
+    vlan_id: int | None = None
+    mode: str | None = None
+
+    @property
+    def key(self) -> tuple[str | None, str]:
+        return (self.netns, self.name)
+
+    @property
+    def created_by_netlab(self) -> bool:
+        return self.type != "device"
+
+
+@dataclass(frozen=True)
+class Address:
+    """An address with its prefix length on one link, normalised (`10.0.0.2/24`,
+    `2001:db8::1/64`: what `ipaddress.ip_interface` prints)."""
+
+    netns: str | None
+    interface: str
+    address: str
+    origin: Origin = field(compare=False)
+
+    @property
+    def key(self) -> tuple[str | None, str, str]:
+        return (self.netns, self.interface, self.address)
+
+    @property
+    def family(self) -> int:
+        return 6 if ":" in self.address else 4
+
+
+@dataclass(frozen=True)
+class Route:
+    """A route. `to` is a normalised network (`0.0.0.0/0` for an IPv4 `default`,
+    `::/0` for IPv6); `metric` is filled in with the kernel's default when not
+    declared (0 for IPv4, 1024 for IPv6) so that the key matches what the kernel
+    reports."""
+
+    netns: str | None
+    to: str
+    table: int
+    metric: int
+    origin: Origin = field(compare=False)
+    via: str | None = None
+    dev: str | None = None
+
+    @property
+    def key(self) -> tuple[str | None, int, str, int]:
+        return (self.netns, self.table, self.to, self.metric)
+
+    @property
+    def family(self) -> int:
+        return 6 if ":" in self.to else 4
+
+
+@dataclass(frozen=True)
+class Sysctl:
+    """A `net.*` sysctl, key in dotted form, value as the kernel prints it."""
+
+    netns: str | None
+    key: str
+    value: str
+    origin: Origin = field(compare=False)
+
+    @property
+    def ident(self) -> tuple[str | None, str]:
+        return (self.netns, self.key)
+
+
+@dataclass(frozen=True)
+class NatRule:
+    """One NAT rule. Its identity is the whole rule within its namespace."""
+
+    netns: str | None
+    type: Literal["masquerade", "snat", "dnat"]
+    origin: Origin = field(compare=False)
+    source: str | None = None
+    destination: str | None = None
+    out_interface: str | None = None
+    in_interface: str | None = None
+    to_source: str | None = None
+    protocol: str | None = None
+    port: str | None = None  # "80" or "8000-8080"
+    to: str | None = None  # dnat: "addr" or "addr:port"
+
+    @property
+    def key(self) -> tuple[object, ...]:
+        return (
+            self.netns,
+            self.type,
+            self.source,
+            self.destination,
+            self.out_interface,
+            self.in_interface,
+            self.to_source,
+            self.protocol,
+            self.port,
+            self.to,
+        )
+
+
+@dataclass(frozen=True)
+class Dns:
+    """resolv.conf content for one namespace (host: /etc/resolv.conf)."""
+
+    netns: str | None
+    nameservers: tuple[str, ...]
+    search: tuple[str, ...]
+    options: tuple[str, ...]
+    origin: Origin = field(compare=False)
+
+    @property
+    def key(self) -> tuple[str | None]:
+        return (self.netns,)
+
+
+@dataclass(frozen=True)
+class HostsEntry:
+    netns: str | None
+    address: str
+    names: tuple[str, ...]
+    origin: Origin = field(compare=False)
+
+    @property
+    def key(self) -> tuple[str | None, str]:
+        return (self.netns, self.address)
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    """All objects of one generation, merged from every file that matched this host."""
+
+    namespaces: tuple[Namespace, ...] = ()
+    links: tuple[Link, ...] = ()
+    addresses: tuple[Address, ...] = ()
+    routes: tuple[Route, ...] = ()
+    sysctls: tuple[Sysctl, ...] = ()
+    nat: tuple[NatRule, ...] = ()
+    dns: tuple[Dns, ...] = ()
+    hosts: tuple[HostsEntry, ...] = ()
+    files: tuple[str, ...] = ()
+
+    @property
+    def namespace_names(self) -> frozenset[str]:
+        return frozenset(ns.name for ns in self.namespaces)

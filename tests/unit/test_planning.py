@@ -1,0 +1,258 @@
+"""Planning against a fake kernel: what changes, what is refused, in which order.
+No root, no kernel: the kinds read through the `KernelReader` protocol."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from netlab.controller.backends.netlink import (
+    NETLAB_LINK_ALIAS,
+    NETLAB_ROUTE_PROTO,
+    NetnsDump,
+    ObservedAddress,
+    ObservedLink,
+    ObservedRoute,
+)
+from netlab.controller.changes import Phase
+from netlab.controller.planning import make_plan
+from netlab.state.errors import ConfigError
+from netlab.state.ledger import Ledger
+from netlab.state.model import Address, DesiredState, Link, Namespace, Origin, Route, Sysctl
+
+HERE = Origin("/etc/netlab.d/lab.yaml", 3, 5)
+
+
+@dataclass
+class FakeKernel:
+    names: set[str] = field(default_factory=set)
+    links: dict[str | None, list[ObservedLink]] = field(default_factory=dict)
+    addresses: dict[str | None, list[ObservedAddress]] = field(default_factory=dict)
+    routes: dict[str | None, list[ObservedRoute]] = field(default_factory=dict)
+    sysctls: dict[tuple[str | None, str], str] = field(default_factory=dict)
+    dumps: list[str | None] = field(default_factory=list)
+
+    def namespaces(self) -> frozenset[str]:
+        return frozenset(self.names)
+
+    def has_netns(self, netns: str | None) -> bool:
+        return netns is None or netns in self.names
+
+    def dump(self, netns: str | None) -> NetnsDump:
+        self.dumps.append(netns)
+        return NetnsDump(
+            tuple(self.links.get(netns, [])),
+            tuple(self.addresses.get(netns, [])),
+            tuple(self.routes.get(netns, [])),
+        )
+
+    def sysctl(self, netns: str | None, key: str) -> str | None:
+        return self.sysctls.get((netns, key))
+
+    def add_link(self, netns: str | None, name: str, kind: str | None, *, owned: bool, **attrs: object) -> None:
+        links = self.links.setdefault(netns, [])
+        values: dict[str, object] = dict(
+            netns=netns, name=name, index=len(links) + 2, kind=kind, state="up", mtu=1500,
+            mac="02:00:00:00:00:01", master=None, alias=NETLAB_LINK_ALIAS if owned else None,
+            link_index=None, link_netnsid=None,
+        )
+        values.update(attrs)
+        links.append(ObservedLink(**values))  # type: ignore[arg-type]
+
+
+def ledger(tmp_path: Path) -> Ledger:
+    return Ledger(tmp_path / "ledger.json")
+
+
+def veth_pair(netns: str, name: str, peer: str, **peer_attrs: object) -> tuple[Link, Link]:
+    return (
+        Link(netns, name, "veth", HERE, state="up", peer_netns=None, peer_name=peer),
+        Link(None, peer, "veth-peer", HERE, state="up", peer_netns=netns, peer_name=name, **peer_attrs),  # type: ignore[arg-type]
+    )
+
+
+def bridge_lab() -> DesiredState:
+    return DesiredState(
+        namespaces=(Namespace("red", HERE),),
+        links=(Link(None, "v-net-0", "bridge", HERE, state="up"), *veth_pair("red", "veth-red", "veth-red-br", master="v-net-0")),
+        addresses=(Address(None, "v-net-0", "192.168.15.5/24", HERE), Address("red", "veth-red", "192.168.15.1/24", HERE)),
+        routes=(Route("red", "0.0.0.0/0", 254, 0, HERE, via="192.168.15.5"),),
+        sysctls=(Sysctl(None, "net.ipv4.ip_forward", "1", HERE),),
+        files=("lab.yaml",),
+    )
+
+
+def test_empty_kernel_gets_everything_in_dependency_order(tmp_path: Path) -> None:
+    kernel = FakeKernel(sysctls={(None, "net.ipv4.ip_forward"): "0"})
+    plan = make_plan(bridge_lab(), kernel, ledger(tmp_path))
+    assert [str(c) for c in plan.changes] == [
+        "+ namespace red",
+        "+ link host/v-net-0: bridge",
+        "+ link red/veth-red: veth, peer host/veth-red-br",
+        "+ link host/veth-red-br: veth peer of red/veth-red",
+        "+ address host/v-net-0 192.168.15.5/24",
+        "+ address red/veth-red 192.168.15.1/24",
+        "+ route red/default: via 192.168.15.5",
+        "~ sysctl host/net.ipv4.ip_forward: value 0 -> 1",
+    ]
+    phases = [step.phase for _, step in plan.steps()]
+    assert phases == sorted(phases)
+    described = [step.describe for _, step in plan.steps()]
+    assert described.index("create namespace red") < described.index("create veth red/veth-red")
+    assert described.index("set master of host/veth-red-br") < described.index("add 192.168.15.1/24 to red/veth-red")
+    assert described.index("set red/veth-red up") < described.index("install route default in red")
+
+
+def test_matching_kernel_plans_nothing_and_dumps_each_namespace_once(tmp_path: Path) -> None:
+    kernel = FakeKernel(names={"red"}, sysctls={(None, "net.ipv4.ip_forward"): "1"})
+    kernel.add_link(None, "v-net-0", "bridge", owned=True)
+    kernel.add_link(None, "veth-red-br", "veth", owned=True, master="v-net-0")
+    kernel.add_link("red", "veth-red", "veth", owned=True)
+    kernel.addresses = {
+        None: [ObservedAddress(None, "v-net-0", "192.168.15.5/24", 4, 0, False)],
+        "red": [
+            ObservedAddress("red", "veth-red", "192.168.15.1/24", 4, 0, False),
+            ObservedAddress("red", "veth-red", "fe80::1/64", 6, 253, False),
+        ],
+    }
+    kernel.routes = {"red": [ObservedRoute("red", 254, "0.0.0.0/0", 0, "192.168.15.5", "veth-red", NETLAB_ROUTE_PROTO, 4, 1)]}
+    plan = make_plan(bridge_lab(), kernel, ledger(tmp_path))
+    assert not plan, [str(c) for c in plan.changes]
+
+
+def test_only_the_declared_attribute_that_differs_changes(tmp_path: Path) -> None:
+    desired = DesiredState(links=(Link(None, "eth0", "device", HERE, mtu=9000),))
+    kernel = FakeKernel()
+    kernel.add_link(None, "eth0", None, owned=False, master="br-foreign", state="down")
+    plan = make_plan(desired, kernel, ledger(tmp_path))
+    assert [str(c) for c in plan.changes] == ["~ link host/eth0: mtu 1500 -> 9000"]
+    assert [step.phase for _, step in plan.steps()] == [Phase.SET_LINK]
+
+
+def test_a_foreign_link_with_a_declared_name_is_refused_with_its_origin(tmp_path: Path) -> None:
+    desired = DesiredState(links=(Link(None, "br0", "bridge", HERE, state="up"),))
+    kernel = FakeKernel()
+    kernel.add_link(None, "br0", "bridge", owned=False)
+    with pytest.raises(ConfigError) as refused:
+        make_plan(desired, kernel, ledger(tmp_path))
+    problem = refused.value.problems[0]
+    assert (problem.file, problem.line, problem.column) == (HERE.file, 3, 5)
+    assert "not created by netlab" in problem.message
+
+
+def test_a_missing_device_is_refused(tmp_path: Path) -> None:
+    desired = DesiredState(links=(Link(None, "eth7", "device", HERE, mtu=9000),))
+    with pytest.raises(ConfigError, match="device host/eth7 does not exist"):
+        make_plan(desired, FakeKernel(), ledger(tmp_path))
+
+
+def test_owned_link_of_another_type_is_replaced(tmp_path: Path) -> None:
+    desired = DesiredState(links=(Link(None, "br0", "bridge", HERE, state="up"),))
+    kernel = FakeKernel()
+    kernel.add_link(None, "br0", "macvlan", owned=True)
+    plan = make_plan(desired, kernel, ledger(tmp_path))
+    assert [str(c) for c in plan.changes] == ["~ link host/br0: replace: type macvlan -> bridge"]
+    assert [step.phase for _, step in plan.steps()][:2] == [Phase.DELETE_LINK, Phase.CREATE_LINK]
+
+
+def test_removed_objects_go_only_where_netlab_owns_them(tmp_path: Path) -> None:
+    kernel = FakeKernel(names={"red"})
+    kernel.add_link(None, "old-br", "bridge", owned=True)
+    kernel.add_link(None, "docker0", "bridge", owned=False)
+    kernel.addresses = {
+        None: [
+            ObservedAddress(None, "docker0", "172.17.0.1/16", 4, 0, False),
+            ObservedAddress(None, "docker0", "172.18.0.1/16", 4, 0, False),
+        ]
+    }
+    kernel.routes = {
+        None: [
+            ObservedRoute(None, 254, "10.9.0.0/16", 0, "172.17.0.2", "docker0", NETLAB_ROUTE_PROTO, 4, 1),
+            ObservedRoute(None, 254, "10.8.0.0/16", 0, "172.17.0.2", "docker0", 4, 4, 1),
+        ]
+    }
+    book = ledger(tmp_path)
+    book.record("namespace", ("red",))
+    book.record("address", (None, "docker0", "172.18.0.1/16"))
+    plan = make_plan(DesiredState(files=("x.yaml",)), kernel, book)
+    assert sorted(str(c) for c in plan.changes) == [
+        "- address host/docker0 172.18.0.1/16",
+        "- link host/old-br: bridge",
+        "- namespace red: with everything in it",
+        "- route host/10.9.0.0/16",
+    ]
+    phases = [step.phase for _, step in plan.steps()]
+    assert phases == [Phase.DELETE_ROUTE, Phase.DELETE_ADDRESS, Phase.DELETE_LINK, Phase.DELETE_NAMESPACE]
+
+
+def test_removing_a_primary_ipv4_address_puts_back_the_secondaries_that_stay(tmp_path: Path) -> None:
+    kernel = FakeKernel()
+    kernel.add_link(None, "eth0", None, owned=False)
+    kernel.addresses = {
+        None: [
+            ObservedAddress(None, "eth0", "10.0.0.2/24", 4, 0, False),
+            ObservedAddress(None, "eth0", "10.0.0.9/24", 4, 0, True),
+        ]
+    }
+    book = ledger(tmp_path)
+    book.record("address", (None, "eth0", "10.0.0.2/24"))
+    desired = DesiredState(
+        links=(Link(None, "eth0", "device", HERE),), addresses=(Address(None, "eth0", "10.0.0.22/24", HERE),)
+    )
+    plan = make_plan(desired, kernel, book)
+    described = [step.describe for _, step in plan.steps()]
+    assert described == [
+        "remove 10.0.0.2/24 from host/eth0",
+        "put back 10.0.0.9/24 on host/eth0",
+        "add 10.0.0.22/24 to host/eth0",
+    ]
+
+
+def test_a_foreign_route_on_a_declared_key_is_refused(tmp_path: Path) -> None:
+    kernel = FakeKernel()
+    kernel.addresses = {None: [ObservedAddress(None, "eth0", "10.0.0.2/24", 4, 0, False)]}
+    kernel.routes = {None: [ObservedRoute(None, 254, "0.0.0.0/0", 0, "10.0.0.1", "eth0", 16, 4, 1)]}
+    desired = DesiredState(routes=(Route(None, "0.0.0.0/0", 254, 0, HERE, via="10.0.0.3"),))
+    with pytest.raises(ConfigError, match="netlab did not install"):
+        make_plan(desired, kernel, ledger(tmp_path))
+
+
+def test_a_host_route_through_an_unreachable_gateway_is_refused(tmp_path: Path) -> None:
+    kernel = FakeKernel()
+    kernel.addresses = {None: [ObservedAddress(None, "eth0", "10.0.0.2/24", 4, 0, False)]}
+    desired = DesiredState(routes=(Route(None, "10.244.2.0/24", 254, 100, HERE, via="10.1.0.3"),))
+    with pytest.raises(ConfigError, match="gateway 10.1.0.3 is not inside any subnet"):
+        make_plan(desired, kernel, ledger(tmp_path))
+    reachable = DesiredState(routes=(Route(None, "10.244.2.0/24", 254, 100, HERE, via="10.0.0.3"),))
+    assert [str(c) for c in make_plan(reachable, kernel, ledger(tmp_path)).changes] == [
+        "+ route host/10.244.2.0/24 metric 100: via 10.0.0.3"
+    ]
+
+
+def test_sysctl_keeps_its_original_and_gets_it_back(tmp_path: Path) -> None:
+    kernel = FakeKernel(sysctls={(None, "net.ipv4.ip_forward"): "0"})
+    desired = DesiredState(sysctls=(Sysctl(None, "net.ipv4.ip_forward", "1", HERE),))
+    book = ledger(tmp_path)
+    plan = make_plan(desired, kernel, book)
+    assert plan.changes[0].record == {"original": "0"}
+    book.record("sysctl", (None, "net.ipv4.ip_forward"), {"original": "0"})
+    kernel.sysctls[(None, "net.ipv4.ip_forward")] = "1"
+    restore = make_plan(DesiredState(files=("x",)), kernel, book)
+    assert [str(c) for c in restore.changes] == [
+        "- sysctl host/net.ipv4.ip_forward: value 1 -> 0 (as before netlab)"
+    ]
+
+
+def test_a_veth_whose_peer_is_renamed_is_replaced(tmp_path: Path) -> None:
+    kernel = FakeKernel(names={"red"})
+    kernel.add_link("red", "veth-red", "veth", owned=True)
+    kernel.add_link(None, "old-peer", "veth", owned=True)
+    desired = DesiredState(namespaces=(Namespace("red", HERE),), links=veth_pair("red", "veth-red", "new-peer"))
+    plan = make_plan(desired, kernel, ledger(tmp_path))
+    assert [str(c) for c in plan.changes] == [
+        "~ link red/veth-red: replace: its peer is not host/new-peer",
+        "+ link host/new-peer: veth peer of red/veth-red",
+        "- link host/old-peer: veth",
+    ]
