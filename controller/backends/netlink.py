@@ -201,7 +201,17 @@ class Netlink:
             spec["macvlan_mode"] = mode
         if mode is not None and kind == "ipvlan":
             spec["ipvlan_mode"] = {"l2": 0, "l3": 1, "l3s": 2}[mode]
-        self._call(f"create {kind} link {_where(netns, name)}", ipr.link, "add", **spec)
+        try:
+            self._call(f"create {kind} link {_where(netns, name)}", ipr.link, "add", **spec)
+        except KernelRefused as error:
+            if error.code == errno.EOPNOTSUPP:
+                raise KernelRefused(
+                    f"create {kind} link {_where(netns, name)}",
+                    error.code,
+                    f"the running kernel has no `{kind}` driver (the module is not built or "
+                    f"not loaded: try `modprobe {kind}`), or use another type",
+                ) from error
+            raise
         self.link_set(netns, name, ifalias=NETLAB_LINK_ALIAS)
         if peer is not None:
             self.link_set(peer[0], peer[1], ifalias=NETLAB_LINK_ALIAS)

@@ -49,6 +49,7 @@ class RouteKind:
             observed = present.get(key)
             if observed is None:
                 self._check_gateway(ctx, route)
+                self._check_dev(ctx, route)
                 changes.append(_install(route, "+", ()))
                 continue
             if not (observed.marked or ctx.ledger.owns(KIND, key)):
@@ -84,6 +85,17 @@ class RouteKind:
                     continue  # its link is created anew: the route goes with the old one
                 present[(netns, observed.table, observed.to, observed.metric)] = observed
         return present
+
+    def _check_dev(self, ctx: PlanContext, route: Route) -> None:
+        if route.dev is None or any(link.key == (route.netns, route.dev) for link in ctx.desired.links):
+            return
+        if ctx.kernel.dump(route.netns).link(route.dev) is None:
+            ctx.refuse(
+                route.origin,
+                f"routes.{route_name(route.to, route.table, route.metric)}",
+                f"dev {route.dev} is neither declared nor present in {netns_label(route.netns)}: "
+                "declare the interface or fix `dev`",
+            )
 
     def _check_gateway(self, ctx: PlanContext, route: Route) -> None:
         """The kernel refuses a gateway outside every connected subnet ("Nexthop has
