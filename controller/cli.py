@@ -6,12 +6,9 @@ Exit codes: 0 success, 1 error, 2 only for `plan --detailed-exitcode` with chang
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import json
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--log-format",
         choices=("console", "json"),
-        default="console",
-        help="events on stderr as readable lines or JSON (default %(default)s)",
+        default=None,
+        help="events as readable lines or JSON lines (default: console on a terminal, "
+        "JSON otherwise for the daemon; console for the other commands)",
     )
     parser = argparse.ArgumentParser(
         prog="netlab",
@@ -69,9 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
     destroy = commands.add_parser("destroy", parents=[common], help="remove everything netlab owns")
     destroy.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
-    status = commands.add_parser("status", parents=[common], help="the daemon's view of things")
+    status = commands.add_parser("status", parents=[common], help="the daemon's view: generation, last apply, errors, drift repairs")
     status.add_argument("--json", action="store_true", help="machine-readable output")
-    status.add_argument("--run-dir", type=Path, default=Path(DEFAULT_RUN_DIR), help=argparse.SUPPRESS)
+    status.add_argument("--run-dir", type=Path, default=Path(DEFAULT_RUN_DIR), help="where the daemon writes status.json (default %(default)s)")
+
+    daemon = commands.add_parser("daemon", parents=[common], help="the service: watch, reconcile, repair drift, notify systemd")
+    daemon.add_argument("--run-dir", type=Path, default=Path(DEFAULT_RUN_DIR), help="where status.json is written (default %(default)s)")
+    daemon.add_argument("--debounce", type=float, default=0.25, help="seconds of quiet in the config dir before it is read (default %(default)s)")
+    daemon.add_argument("--resync-interval", type=float, default=60.0, help="seconds between full resyncs (default %(default)s)")
+    daemon.add_argument("--allow-empty", action="store_true", help="accept a config dir with no files, removing everything netlab owns")
     return parser
 
 
@@ -80,7 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     from netlab.controller import logs
     from netlab.state.errors import NetlabError
 
-    logs.configure(args.log_format)
+    if args.command == "daemon":
+        # journald keeps stdout; JSON lines unless a person is watching
+        logs.configure(args.log_format or ("console" if sys.stdout.isatty() else "json"), sys.stdout)
+    else:
+        logs.configure(args.log_format or "console")
     try:
         return int(COMMANDS[args.command](args))
     except NetlabError as error:
@@ -132,10 +140,11 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from netlab.controller import logs, reporting
     from netlab.controller.applying import reconcile
     from netlab.controller.backends.kernel import Kernel
+    from netlab.controller.guards import locked
 
     desired = _load(args)
     log = logs.get_logger(command="apply")
-    with _locked(args.state_dir):
+    with locked(args.state_dir):
         ledger = _ledger(args)
         with Kernel() as kernel:
             result = reconcile(desired, kernel, ledger, log)
@@ -166,12 +175,13 @@ def cmd_destroy(args: argparse.Namespace) -> int:
     from netlab.controller import logs, reporting
     from netlab.controller.applying import apply_plan, verify
     from netlab.controller.backends.kernel import Kernel
+    from netlab.controller.guards import locked
     from netlab.controller.planning import make_plan
     from netlab.state.model import DesiredState
 
     nothing = DesiredState()
     log = logs.get_logger(command="destroy")
-    with _locked(args.state_dir):
+    with locked(args.state_dir):
         ledger = _ledger(args)
         with Kernel() as kernel:
             plan = make_plan(nothing, kernel, ledger)
@@ -191,17 +201,26 @@ def cmd_destroy(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    path = args.run_dir / "status.json"
-    try:
-        status = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        status = {"daemon": "not running", "detail": f"no {path}: the daemon has not run since boot"}
-    if args.json:
-        print(json.dumps(status, indent=2))
-    else:
-        for key, value in status.items():
-            print(f"{key}: {value}")
+    from netlab.controller import reporting
+
+    status = reporting.daemon_status(args.run_dir / "status.json")
+    print(json.dumps(status, indent=2) if args.json else reporting.daemon_status_text(status), end="\n" if args.json else "")
     return EXIT_OK
+
+
+def cmd_daemon(args: argparse.Namespace) -> int:
+    from netlab.controller import logs
+    from netlab.controller.daemon import Daemon, Settings
+
+    settings = Settings(
+        config_dir=args.config_dir,
+        state_dir=args.state_dir,
+        run_dir=args.run_dir,
+        debounce=args.debounce,
+        resync_interval=args.resync_interval,
+        allow_empty=args.allow_empty,
+    )
+    return Daemon(settings, logs.get_logger()).run()
 
 
 COMMANDS = {
@@ -211,6 +230,7 @@ COMMANDS = {
     "show": cmd_show,
     "destroy": cmd_destroy,
     "status": cmd_status,
+    "daemon": cmd_daemon,
 }
 
 
@@ -218,43 +238,15 @@ COMMANDS = {
 
 
 def _load(args: argparse.Namespace) -> Any:
-    """The desired state of the config dir. A directory with no files is refused
-    while netlab owns something, unless --allow-empty says it is meant: a failed
-    mount or sync must not read as "delete the whole network"."""
-    from netlab.state.errors import ConfigError, Problem
-    from netlab.state.loading import load_generation
+    from netlab.controller.guards import load_desired
 
-    desired = load_generation(args.config_dir)
-    if not desired.files and not getattr(args, "allow_empty", False) and _ledger(args).count():
-        raise ConfigError(
-            [
-                Problem(
-                    str(args.config_dir),
-                    0,
-                    0,
-                    "",
-                    "the directory has no desired-state files, and netlab owns objects: refusing to "
-                    "remove them all. If that is meant, run `netlab apply --allow-empty` or "
-                    "`netlab destroy`; otherwise restore the files",
-                )
-            ]
-        )
-    return desired
+    return load_desired(args.config_dir, args.state_dir, getattr(args, "allow_empty", False))
 
 
 def _ledger(args: argparse.Namespace) -> Any:
     from netlab.state.ledger import Ledger
 
     return Ledger.load(args.state_dir)
-
-
-@contextlib.contextmanager
-def _locked(state_dir: Path) -> Iterator[None]:
-    """One writer at a time: `netlab apply`, `destroy` and the daemon."""
-    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with open(state_dir / "lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+from pathlib import Path
 from typing import Any
 
 from netlab.controller.backends.netlink import NETLAB_ROUTE_PROTO, RTPROT_KERNEL
@@ -117,3 +119,53 @@ def live_state_yaml(document: dict[str, Any]) -> str:
     out = io.StringIO()
     yaml.dump(convert(document), out)
     return out.getvalue()
+
+
+def daemon_status(path: Path) -> dict[str, Any]:
+    """status.json as the daemon last wrote it, with whether that daemon still runs."""
+    try:
+        status: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {"daemon": "not running", "detail": f"{path} does not exist: the daemon has not run since boot"}
+    except (OSError, ValueError) as error:
+        return {"daemon": "unknown", "detail": f"cannot read {path}: {error}"}
+    if status.get("daemon") == "running" and not _alive(status.get("pid")):
+        status["daemon"] = "not running"
+        status["detail"] = "the daemon that wrote this status is gone (crashed or killed); this is its last word"
+    return status
+
+
+def _alive(pid: object) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def daemon_status_text(status: dict[str, Any]) -> str:
+    lines = [f"daemon: {status.get('daemon')}"]
+    if status.get("detail"):
+        lines.append(f"  {status['detail']}")
+    if "state" in status:
+        health = {"healthy": "healthy: the kernel matches the files", "degraded": "degraded: the files are invalid; the last good generation stays in force", "failing": "failing: the last apply failed"}
+        lines.append(f"state: {health.get(status['state'], status['state'])}")
+    generation = status.get("generation")
+    if generation:
+        lines.append(f"generation: {generation['number']} ({generation['digest']}, from {generation['source']}), files: {', '.join(Path(f).name for f in generation['files']) or 'none'}")
+    last = status.get("last_apply")
+    if last:
+        lines.append(f"last apply: {last['time']} ({last['reason']}), {last['changes']} changes in {last['duration_ms']} ms")
+    error = status.get("last_error")
+    if error and status.get("state") != "healthy":
+        lines.append(f"last error ({error['time']}):")
+        lines.extend(f"  {line}" for line in error["message"].splitlines())
+    if "drift_repairs" in status:
+        lines.append(f"drift repairs: {status['drift_repairs']}")
+    if "objects_owned" in status:
+        lines.append(f"objects owned: {status['objects_owned']}")
+    return "\n".join(lines) + "\n"

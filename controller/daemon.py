@@ -1,0 +1,372 @@
+"""The daemon: keeps the kernel equal to the files, continuously. It reconciles when
+the config directory changes (after a quiet debounce interval), when the kernel
+reports a change in a managed namespace (drift), on a resync timer and on SIGHUP;
+it tells systemd how it is doing and writes status.json. Started by `netlab daemon`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from netlab.controller import notifying
+from netlab.controller.applying import reconcile
+from netlab.controller.backends.events import EventMonitor
+from netlab.controller.backends.kernel import Kernel
+from netlab.controller.guards import load_desired, locked
+from netlab.controller.watching import ConfigWatcher
+from netlab.state.errors import ConfigError, NetlabError, Problem
+from netlab.state.ledger import Ledger, write_atomically
+from netlab.state.loading import list_config_files, load_generation
+from netlab.state.model import DesiredState
+
+LAST_GOOD_DIR = "last-good"
+DEBOUNCE_CAP = 2.0
+DRIFT_QUIET = 0.05
+FIGHT_WINDOW = 30.0
+FIGHT_REPAIRS = 5
+FIGHT_BACKOFF_MAX = 60.0
+
+
+@dataclass
+class Settings:
+    config_dir: Path
+    state_dir: Path
+    run_dir: Path
+    debounce: float = 0.25
+    resync_interval: float = 60.0
+    allow_empty: bool = False
+
+
+@dataclass
+class Generation:
+    number: int
+    digest: str
+    files: tuple[str, ...]
+    desired: DesiredState
+    source: str  # "config" or "last-good"
+
+
+@dataclass
+class Health:
+    state: str = "starting"  # healthy | degraded (files invalid) | failing (apply failed)
+    last_error: dict[str, Any] | None = None
+    last_apply: dict[str, Any] | None = None
+    drift_repairs: int = 0
+    rejected: dict[str, Any] | None = None
+    repairs: list[float] = field(default_factory=list)
+    drift_delay: float = 0.0
+
+
+def digest_of(files: list[Path]) -> str:
+    hasher = hashlib.sha256()
+    for path in files:
+        hasher.update(path.name.encode() + b"\0")
+        try:
+            hasher.update(path.read_bytes())
+        except OSError:
+            hasher.update(b"<unreadable>")
+    return hasher.hexdigest()[:12]
+
+
+class Daemon:
+    def __init__(self, settings: Settings, log: Any) -> None:
+        self.settings = settings
+        self.log = log
+        self.wake = threading.Event()
+        self.stopping = False
+        self.reload_requested = False
+        self.drift_seen = threading.Event()
+        self.resync_needed = False
+        self.generation: Generation | None = None
+        self.health = Health()
+        self.monitors: dict[str | None, EventMonitor] = {}
+        self.kernel = Kernel()
+
+    # -- the loop -----------------------------------------------------------------
+
+    def run(self) -> int:
+        signal.signal(signal.SIGHUP, self._on_hup)
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGINT, self._on_term)
+        self.settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.settings.run_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+        watcher = ConfigWatcher(self.settings.config_dir, self.wake)
+        try:
+            self._read_generation()
+            self._reconcile("start")
+            notifying.notify("READY=1", f"STATUS={self.status_line()}")
+            self.log.info("daemon ready", status=self.status_line())
+            self._loop(watcher)
+        finally:
+            notifying.notify("STOPPING=1")
+            watcher.stop()
+            for monitor in self.monitors.values():
+                monitor.stop()
+            self.kernel.close()
+            self._write_status(running=False)
+            self.log.info("daemon stopped: the network stays as it is")
+        return 0
+
+    def _loop(self, watcher: ConfigWatcher) -> None:
+        interval = notifying.watchdog_interval()
+        next_ping = time.monotonic()
+        next_resync = time.monotonic() + self.settings.resync_interval
+        while not self.stopping:
+            now = time.monotonic()
+            if interval and now >= next_ping:
+                notifying.notify("WATCHDOG=1")
+                next_ping = now + interval
+            deadlines = [next_resync] + ([next_ping] if interval else [])
+            self.wake.wait(max(0.0, min(deadlines) - time.monotonic()))
+            self.wake.clear()
+            if self.stopping:
+                break
+            if self.reload_requested:
+                self.reload_requested = False
+                notifying.reloading()
+                self.log.info("reload requested (SIGHUP)")
+                self._read_generation(force=True)
+                self._reconcile("reload")
+                notifying.notify("READY=1", f"STATUS={self.status_line()}")
+                next_resync = time.monotonic() + self.settings.resync_interval
+            elif watcher.touched.is_set():
+                self._debounce(watcher)
+                watcher.follow()
+                if self._read_generation():
+                    self._reconcile("config")
+            elif self.drift_seen.is_set():
+                self._drift_pass()
+            elif self.resync_needed or time.monotonic() >= next_resync:
+                self.resync_needed = False
+                self._reconcile("resync")
+                next_resync = time.monotonic() + self.settings.resync_interval
+
+    def _debounce(self, watcher: ConfigWatcher) -> None:
+        """Waits until the directory has been quiet for the debounce interval (at
+        most DEBOUNCE_CAP in all), so a file still being written is not read."""
+        began = time.monotonic()
+        while time.monotonic() - began < DEBOUNCE_CAP:
+            watcher.touched.clear()
+            time.sleep(self.settings.debounce)
+            if not watcher.touched.is_set():
+                break
+        watcher.touched.clear()
+
+    def _drift_pass(self) -> None:
+        time.sleep(DRIFT_QUIET + self.health.drift_delay)
+        self.drift_seen.clear()
+        changes = self._reconcile("drift")
+        if not changes:
+            self.health.drift_delay = 0.0
+            return
+        now = time.monotonic()
+        self.health.repairs = [t for t in self.health.repairs if now - t < FIGHT_WINDOW] + [now]
+        if len(self.health.repairs) >= FIGHT_REPAIRS:
+            self.health.drift_delay = min(FIGHT_BACKOFF_MAX, max(1.0, self.health.drift_delay * 2))
+            self.log.warning(
+                "fighting another manager: the same objects keep being changed behind netlab's back; "
+                "backing off",
+                repairs_in_window=len(self.health.repairs),
+                window_s=FIGHT_WINDOW,
+                next_delay_s=self.health.drift_delay,
+            )
+
+    # -- generations --------------------------------------------------------------
+
+    def _read_generation(self, force: bool = False) -> bool:
+        """Reads the config directory; True when a new valid generation is in force.
+        An invalid one leaves the last good one in force (the one kept in the state
+        directory when the daemon has just started)."""
+        config_dir = self.settings.config_dir
+        try:
+            files = list_config_files(config_dir)
+            digest = digest_of(files)
+            if not force and self.generation and self.generation.source == "config" and digest == self.generation.digest:
+                return False
+            desired = load_desired(config_dir, self.settings.state_dir, self.settings.allow_empty)
+        except ConfigError as error:
+            self._reject(error)
+            if self.generation is None:
+                self._enforce_last_good()
+            return False
+        number = 1
+        if self.generation is not None:
+            same = self.generation.source == "config" and digest == self.generation.digest
+            number = self.generation.number if same else self.generation.number + 1
+        self.generation = Generation(number, digest, tuple(str(f) for f in files), desired, "config")
+        self.health.rejected = None
+        self.log.info("generation accepted", generation=number, digest=digest, files=[f.name for f in files])
+        return True
+
+    def _reject(self, error: ConfigError) -> None:
+        problems = [_problem_json(p) for p in error.problems]
+        self.health.state = "degraded"
+        self.health.rejected = {"time": _now(), "problems": problems}
+        self.health.last_error = {"time": _now(), "message": str(error), "problems": problems}
+        self.log.error(
+            "generation rejected: the last good generation stays in force",
+            problems=[str(p) for p in error.problems],
+        )
+        self._publish()
+
+    def _enforce_last_good(self) -> None:
+        kept = self.settings.state_dir / LAST_GOOD_DIR
+        if not kept.is_dir():
+            self.log.warning("no last good generation kept yet: enforcing nothing until the files are fixed")
+            return
+        try:
+            desired = load_generation(kept)
+        except ConfigError as error:
+            self.log.error("the kept last good generation does not load", problems=[str(p) for p in error.problems])
+            return
+        files = list_config_files(kept)
+        self.generation = Generation(0, digest_of(files), tuple(str(f) for f in files), desired, "last-good")
+        self.log.info("enforcing the last good generation kept in the state directory", digest=self.generation.digest)
+
+    def _keep_as_last_good(self) -> None:
+        """After a generation applied cleanly: its files, copied into the state
+        directory, are what a restart enforces while the files are broken."""
+        generation = self.generation
+        if generation is None or generation.source != "config":
+            return
+        kept = self.settings.state_dir / LAST_GOOD_DIR
+        fresh = self.settings.state_dir / f".{LAST_GOOD_DIR}.new"
+        shutil.rmtree(fresh, ignore_errors=True)
+        fresh.mkdir(mode=0o700)
+        for name in generation.files:
+            shutil.copy2(name, fresh / Path(name).name)
+        old = self.settings.state_dir / f".{LAST_GOOD_DIR}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if kept.exists():
+            kept.rename(old)
+        fresh.rename(kept)
+        shutil.rmtree(old, ignore_errors=True)
+
+    # -- reconciling ----------------------------------------------------------------
+
+    def _reconcile(self, reason: str) -> int:
+        """One pass with the generation in force; returns the number of changes."""
+        if self.generation is None:
+            self._publish()
+            return 0
+        log = self.log.bind(generation=self.generation.number, reason=reason)
+        began = time.time()
+        try:
+            with locked(self.settings.state_dir):
+                ledger = Ledger.load(self.settings.state_dir)
+                self.kernel.forget_reads()
+                result = reconcile(self.generation.desired, self.kernel, ledger, log)
+                self.objects_owned = ledger.count()
+        except NetlabError as error:
+            self.health.state = "failing"
+            problems = [_problem_json(p) for p in error.problems] if isinstance(error, ConfigError) else []
+            self.health.last_error = {"time": _now(), "message": str(error), "problems": problems}
+            log.error("reconcile failed: the previous state stays", error=str(error))
+            self.resync_needed = False
+            self._publish()
+            return 0
+        changes = len(result.plan.changes)
+        self.health.last_apply = {
+            "time": _now(),
+            "reason": reason,
+            "changes": changes,
+            "duration_ms": round(result.duration_ms, 1),
+            "generation": self.generation.number,
+        }
+        if reason == "drift" and changes:
+            self.health.drift_repairs += 1
+            for change in result.plan.changes:
+                log.info("drift repaired", change=str(change), kind=change.kind, name=change.name)
+        if self.health.rejected is None:
+            self.health.state = "healthy"
+            if reason in ("config", "start", "reload"):
+                self._keep_as_last_good()
+        self._follow_namespaces(ledger)
+        self._publish()
+        self.log.debug("pass done", seconds=round(time.time() - began, 3))
+        return changes
+
+    def _follow_namespaces(self, ledger: Ledger) -> None:
+        """Listens for kernel events in every namespace that holds something managed."""
+        wanted: set[str | None] = {None}
+        if self.generation is not None:
+            wanted |= {ns.name for ns in self.generation.desired.namespaces}
+        wanted |= {key[0] for key in ledger.keys("namespace")}
+        existing = self.kernel.namespaces()
+        wanted = {ns for ns in wanted if ns is None or ns in existing}
+        for netns in set(self.monitors) - wanted:
+            self.monitors.pop(netns).stop()
+        for netns in wanted - set(self.monitors):
+            try:
+                self.monitors[netns] = EventMonitor(netns, self._on_kernel_event)
+            except OSError as error:
+                self.log.warning("cannot listen for events", netns=netns or "host", error=str(error))
+
+    def _on_kernel_event(self, netns: str | None, lost: bool) -> None:
+        if lost:
+            self.resync_needed = True
+        self.drift_seen.set()
+        self.wake.set()
+
+    # -- reporting ------------------------------------------------------------------
+
+    objects_owned = 0
+
+    def status_line(self) -> str:
+        generation = self.generation
+        text = f"{self.health.state}; generation {generation.number} ({generation.digest})" if generation else f"{self.health.state}; no generation"
+        text += f"; {self.objects_owned} objects owned"
+        if self.health.last_error and self.health.state != "healthy":
+            first = self.health.last_error["message"].splitlines()
+            text += f"; last error: {first[-1] if first else ''}"
+        return text
+
+    def _publish(self) -> None:
+        self._write_status(running=True)
+        notifying.notify(f"STATUS={self.status_line()}")
+
+    def _write_status(self, running: bool) -> None:
+        generation = self.generation
+        status = {
+            "daemon": "running" if running else "stopped",
+            "pid": os.getpid(),
+            "state": self.health.state,
+            "config_dir": str(self.settings.config_dir),
+            "generation": None
+            if generation is None
+            else {"number": generation.number, "digest": generation.digest, "source": generation.source, "files": list(generation.files)},
+            "rejected": self.health.rejected,
+            "last_apply": self.health.last_apply,
+            "last_error": self.health.last_error,
+            "drift_repairs": self.health.drift_repairs,
+            "objects_owned": self.objects_owned,
+            "updated": _now(),
+        }
+        write_atomically(self.settings.run_dir / "status.json", json.dumps(status, indent=2) + "\n")
+
+    # -- signals --------------------------------------------------------------------
+
+    def _on_hup(self, signum: int, frame: object) -> None:
+        self.reload_requested = True
+        self.wake.set()
+
+    def _on_term(self, signum: int, frame: object) -> None:
+        self.stopping = True
+        self.wake.set()
+
+
+def _problem_json(problem: Problem) -> dict[str, Any]:
+    return {"file": problem.file, "line": problem.line, "column": problem.column, "path": problem.path, "message": problem.message}
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -1,0 +1,65 @@
+"""Watching the config directory with watchdog (inotify). The parent directory is
+watched too, so a git-sync style swap of a symlinked directory is seen, and the
+watch follows the link's new target. Every event only sets a flag: the daemon
+reads the directory once it has been quiet for the debounce interval.
+Used by the daemon."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+
+class _Flagger(FileSystemEventHandler):
+    """Sets the flags on a change; `only` limits it to events naming one path
+    (in the parent directory, only the config path itself matters: /etc has
+    many other files, /etc/hosts among them)."""
+
+    def __init__(self, wake: threading.Event, touched: threading.Event, only: str | None = None) -> None:
+        self._wake = wake
+        self._touched = touched
+        self._only = only
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in ("opened", "closed_no_write"):
+            return  # reads, ours included, are not changes
+        if self._only is not None:
+            paths = {os.fsdecode(event.src_path), os.fsdecode(getattr(event, "dest_path", "") or "")}
+            if self._only not in paths:
+                return
+        self._touched.set()
+        self._wake.set()
+
+
+class ConfigWatcher:
+    def __init__(self, config_dir: Path, wake: threading.Event) -> None:
+        self.config_dir = Path(os.path.abspath(config_dir))
+        self.touched = threading.Event()
+        self._handler = _Flagger(wake, self.touched)
+        self._observer = Observer()
+        self._target: str | None = None
+        self._target_watch = None
+        parent = self.config_dir.parent
+        self._observer.schedule(_Flagger(wake, self.touched, str(self.config_dir)), str(parent), recursive=False)
+        self.follow()
+        self._observer.start()
+
+    def follow(self) -> None:
+        """Watches what the config path points at now (call at every generation)."""
+        target = os.path.realpath(self.config_dir)
+        if target == self._target:
+            return
+        if self._target_watch is not None:
+            self._observer.unschedule(self._target_watch)
+            self._target_watch = None
+        self._target = target
+        if os.path.isdir(target):
+            self._target_watch = self._observer.schedule(self._handler, target, recursive=False)
+
+    def stop(self) -> None:
+        self._observer.stop()
+        self._observer.join(timeout=2)
