@@ -31,7 +31,7 @@ def apply_plan(plan: Plan, kernel: Kernel, ledger: Ledger, log: Any) -> None:
     """Runs every step; a change is entered in (or struck from) the ledger once
     all its steps are done. The ledger is saved whatever happens."""
     steps_left = Counter({id(change): len(change.steps) for change in plan.changes})
-    spent = Counter[int]()
+    spent: dict[int, float] = {id(change): 0.0 for change in plan.changes}
     try:
         for change in plan.changes:
             if not change.steps:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import ObservedWatch
 
 
 class _Flagger(FileSystemEventHandler):
@@ -42,7 +43,7 @@ class ConfigWatcher:
         self._handler = _Flagger(wake, self.touched)
         self._observer = Observer()
         self._target: str | None = None
-        self._target_watch = None
+        self._target_watch: ObservedWatch | None = None
         parent = self.config_dir.parent
         self._observer.schedule(_Flagger(wake, self.touched, str(self.config_dir)), str(parent), recursive=False)
         self.follow()

@@ -51,11 +51,7 @@ class Ledger:
     def netns_of_entries(self) -> set[str | None]:
         """Every namespace that holds something netlab owns (key[0] of the
         namespaced kinds, and the namespaces themselves)."""
-        found: set[str | None] = set()
-        for kind, items in self._entries.items():
-            for key in items:
-                found.add(key[0])
-        return found
+        return {key[0] for items in self._entries.values() for key in items}
 
     def record(self, kind: str, key: Key, data: dict[str, Any] | None = None) -> None:
         self._entries.setdefault(kind, {})[key] = dict(data or {})
