@@ -1,0 +1,324 @@
+"""Checks across all objects of one generation: conflicts (a key declared twice, in
+one file or two), addresses assigned twice, references (namespaces, masters, route
+devices) and gateways a namespace cannot reach. Used by `state.loading`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from netlab.state.building import LINK_LOCAL_V6, Contribution, Declared
+from netlab.state.errors import Problem
+from netlab.state.model import Address, Dns, HostsEntry, Link, Namespace, NatRule, Route, Sysctl, netns_label
+
+T = TypeVar("T")
+
+
+def cross_check(contributions: list[Contribution], complete: bool) -> list[Problem]:
+    """All problems between the objects of the contributions (the files that apply
+    to this host). `complete` is False when some file could not be read at all:
+    then what it declared is unknown, and reference checks would only add noise."""
+    index = _Index.of(contributions)
+    problems = _conflicts(contributions)
+    problems += _duplicate_addresses(index.addresses)
+    if complete:
+        problems += _references(contributions, index)
+        problems += _gateways(index)
+    return problems
+
+
+@dataclass
+class _Index:
+    links: dict[tuple[str | None, str], Declared[Link]] = field(default_factory=dict)
+    namespaces: set[str] = field(default_factory=set)
+    guessed_links: set[tuple[str | None, str]] = field(default_factory=set)
+    uncertain_netns: set[str | None] = field(default_factory=set)
+    addresses: list[Declared[Address]] = field(default_factory=list)
+    routes: list[Declared[Route]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, contributions: list[Contribution]) -> _Index:
+        index = cls()
+        for c in contributions:
+            for link in c.links:
+                index.links.setdefault(link.obj.key, link)
+            index.namespaces |= {ns.obj.name for ns in c.namespaces} | c.guessed_namespaces
+            index.guessed_links |= c.guessed_links
+            index.uncertain_netns |= c.uncertain_netns
+            index.addresses += c.addresses
+            index.routes += c.routes
+        return index
+
+    def link_names(self, netns: str | None) -> list[str]:
+        return sorted(name for (ns, name) in self.links if ns == netns)
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+# -- conflicts ---------------------------------------------------------------------
+
+
+def _first_wins(
+    items: Iterable[Declared[T]],
+    key: Callable[[T], Hashable],
+    describe: Callable[[T], str],
+    as_what: Callable[[T], str] = lambda _: "",
+) -> list[Problem]:
+    """A problem at every declaration whose key was declared before, naming the
+    first place (and, through `as_what`, what was declared there)."""
+    seen: dict[Hashable, Declared[T]] = {}
+    problems = []
+    for item in items:
+        first = seen.setdefault(key(item.obj), item)
+        if first is not item:
+            message = (
+                f"{describe(item.obj)} is already declared at {first.place}{as_what(first.obj)}: "
+                "declare it once (all files of the directory are merged into one state)"
+            )
+            problems.append(item.problem(message))
+    return problems
+
+
+def _describe_link(link: Link) -> str:
+    where = netns_label(link.netns)
+    if link.type == "veth-peer":
+        return f"interface {link.name!r} in namespace {where}, the peer of veth {link.peer_name!r},"
+    return f"interface {link.name!r} in namespace {where}"
+
+
+def _link_as_what(link: Link) -> str:
+    if link.type == "veth-peer":
+        return f" (as the peer of veth {link.peer_name!r})"
+    return f" (as a {link.type})"
+
+
+def _label(netns: str | None) -> str:
+    return f"namespace {netns_label(netns)}"
+
+
+def _namespace_words(namespace: Namespace) -> str:
+    return f"namespace {namespace.name!r}"
+
+
+def _route_words(route: Route) -> str:
+    return f"the route to {route.to} (table {route.table}, metric {route.metric}) in {_label(route.netns)}"
+
+
+def _sysctl_words(sysctl: Sysctl) -> str:
+    return f"sysctl {sysctl.key} in {_label(sysctl.netns)}"
+
+
+def _nat_words(rule: NatRule) -> str:
+    return f"this {rule.type} rule in {_label(rule.netns)}"
+
+
+def _hosts_words(entry: HostsEntry) -> str:
+    return f"the hosts entry for {entry.address} in {_label(entry.netns)}"
+
+
+def _dns_words(record: Dns) -> str:
+    return f"dns for {_label(record.netns)}"
+
+
+def _conflicts(contributions: list[Contribution]) -> list[Problem]:
+    namespaces = [item for c in contributions for item in c.namespaces]
+    links = [item for c in contributions for item in c.links]
+    routes = [item for c in contributions for item in c.routes]
+    sysctls = [item for c in contributions for item in c.sysctls]
+    nat = [item for c in contributions for item in c.nat]
+    hosts = [item for c in contributions for item in c.hosts]
+    dns = [item for c in contributions for item in c.dns]
+    return [
+        *_first_wins(namespaces, lambda ns: ns.key, _namespace_words),
+        *_first_wins(links, lambda link: link.key, _describe_link, _link_as_what),
+        *_first_wins(routes, lambda route: route.key, _route_words),
+        *_first_wins(sysctls, lambda sysctl: sysctl.ident, _sysctl_words),
+        *_first_wins(nat, lambda rule: rule.key, _nat_words),
+        *_first_wins(hosts, lambda entry: entry.key, _hosts_words),
+        *_first_wins(dns, lambda record: record.key, _dns_words),
+    ]
+
+
+def _duplicate_addresses(addresses: list[Declared[Address]]) -> list[Problem]:
+    seen: dict[tuple[str | None, Any], Declared[Address]] = {}
+    problems = []
+    for item in addresses:
+        ip = ipaddress.ip_interface(item.obj.address).ip
+        first = seen.setdefault((item.obj.netns, ip), item)
+        if first is item:
+            continue
+        problems.append(
+            item.doc.problem(
+                item.path,
+                f"address {ip} is already assigned in namespace {netns_label(item.obj.netns)} at "
+                f"{first.place} ({first.obj.address} on {first.obj.interface}): "
+                "an address can be assigned only once per namespace",
+            )
+        )
+    return problems
+
+
+# -- references --------------------------------------------------------------------
+
+
+def _references(contributions: list[Contribution], index: _Index) -> list[Problem]:
+    problems: list[Problem] = []
+    for c in contributions:
+        for link in c.links:
+            problems += _netns_declared(link, link.obj.netns, index)
+            problems += _master_is_bridge(link, index)
+        for route in c.routes:
+            problems += _netns_declared(route, route.obj.netns, index)
+            problems += _route_dev_declared(route, index)
+        for rule in c.nat:
+            problems += _netns_declared(rule, rule.obj.netns, index)
+    return problems
+
+
+def _netns_declared(item: Declared[Any], netns: str | None, index: _Index) -> list[Problem]:
+    if netns is None or netns in index.namespaces:
+        return []
+    hint = _did_you_mean(netns, index.namespaces)
+    message = (
+        f"namespace {netns!r} is not declared{hint}: add `- name: {netns}` under `namespaces:` "
+        "(in any file), or fix the name"
+    )
+    return [item.problem(message, "netns")]
+
+
+def _master_is_bridge(item: Declared[Link], index: _Index) -> list[Problem]:
+    link = item.obj
+    if link.master is None or link.master == link.name:
+        return []
+    master = index.links.get((link.netns, link.master))
+    where = netns_label(link.netns)
+    if master is None:
+        if (link.netns, link.master) in index.guessed_links:
+            return []
+        hint = _did_you_mean(link.master, index.link_names(link.netns))
+        return [
+            item.problem(
+                f"master {link.master!r} is not declared in namespace {where}{hint}: declare the "
+                f"bridge there (`type: bridge`), or `type: device` for a bridge that exists already",
+                "master",
+            )
+        ]
+    if master.obj.type in ("bridge", "device"):
+        return []
+    return [
+        item.problem(
+            f"master {link.master!r} is a {master.obj.type} (declared at {master.place}), not a bridge: "
+            "a link's master must be a bridge",
+            "master",
+        )
+    ]
+
+
+def _route_dev_declared(item: Declared[Route], index: _Index) -> list[Problem]:
+    route = item.obj
+    # In the host, an undeclared dev may be a device that exists already (eth0):
+    # planning checks it against the kernel.
+    if route.dev is None or route.netns is None or route.dev == "lo":
+        return []
+    if (route.netns, route.dev) in index.links or (route.netns, route.dev) in index.guessed_links:
+        return []
+    if route.netns not in index.namespaces:
+        return []  # reported as an undeclared namespace already
+    hint = _did_you_mean(route.dev, index.link_names(route.netns))
+    return [
+        item.problem(
+            f"dev {route.dev!r} is not an interface declared in namespace {route.netns}{hint}: "
+            "declare it there, or fix the name",
+            "dev",
+        )
+    ]
+
+
+# -- gateways ----------------------------------------------------------------------
+
+
+def _gateways(index: _Index) -> list[Problem]:
+    problems = []
+    for item in index.routes:
+        route = item.obj
+        # the host's own addresses include ones netlab does not declare: planning
+        # checks host gateways against the kernel
+        if route.netns is None or route.via is None:
+            continue
+        if "*" in index.uncertain_netns or route.netns in index.uncertain_netns:
+            continue
+        problem = _gateway_problem(item, index)
+        if problem is not None:
+            problems.append(problem)
+    return problems
+
+
+def _gateway_problem(item: Declared[Route], index: _Index) -> Problem | None:
+    route = item.obj
+    gateway = ipaddress.ip_address(route.via or "")
+    if gateway.version == 6 and gateway in LINK_LOCAL_V6 and route.dev is not None:
+        return None
+    on_link = [
+        address
+        for address in index.addresses
+        if address.obj.netns == route.netns
+        and (route.dev is None or address.obj.interface == route.dev)
+        and _is_up(index, route.netns, address.obj.interface)
+    ]
+    for address in on_link:
+        if ipaddress.ip_interface(address.obj.address).ip == gateway:
+            return item.problem(
+                f"gateway {gateway} is an address of namespace {route.netns} itself "
+                f"({address.obj.address} on {address.obj.interface}): the kernel would refuse the "
+                'route ("Nexthop has invalid gateway"); name the neighbour\'s address in `via`',
+                "via",
+            )
+    if any(gateway in ipaddress.ip_interface(a.obj.address).network for a in on_link):
+        return None
+    if any(_link_route_covers(other.obj, route, gateway) for other in index.routes):
+        return None
+    down = [
+        a
+        for a in index.addresses
+        if a.obj.netns == route.netns
+        and (route.dev is None or a.obj.interface == route.dev)
+        and not _is_up(index, route.netns, a.obj.interface)
+        and gateway in ipaddress.ip_interface(a.obj.address).network
+    ]
+    if down:
+        return item.problem(
+            f"gateway {gateway} is reached only through {down[0].obj.interface} "
+            f"({down[0].obj.address}), which is declared `state: down`: the kernel would refuse the "
+            'route ("Nexthop has invalid gateway"); bring the link up, or route through another',
+            "via",
+        )
+    through = f" on {route.dev}" if route.dev else ""
+    present = ", ".join(f"{a.obj.address} on {a.obj.interface}" for a in on_link) or "none"
+    return item.problem(
+        f"gateway {gateway} is not inside the prefix of any address on an up interface{through} in "
+        f"namespace {route.netns} (addresses there: {present}): the kernel would refuse the route "
+        '("Nexthop has invalid gateway"); add an address in the gateway\'s subnet to that '
+        "namespace's interface, or fix `via`",
+        "via",
+    )
+
+
+def _is_up(index: _Index, netns: str | None, interface: str) -> bool:
+    link = index.links.get((netns, interface))
+    return link is None or link.obj.state != "down"
+
+
+def _link_route_covers(other: Route, route: Route, gateway: Any) -> bool:
+    """A route without gateway (`dev` only) makes its network directly reachable."""
+    if other.netns != route.netns or other.via is not None or other.dev is None:
+        return False
+    if route.dev is not None and other.dev != route.dev:
+        return False
+    return gateway in ipaddress.ip_network(other.to)

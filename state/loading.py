@@ -1,0 +1,183 @@
+"""Loading one generation: lists the config directory, reads and parses every file,
+validates each against the schema, builds the model and checks it as a whole.
+Called by the controller (`load_generation`) and by `netlab validate` (`validate_paths`).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from netlab.state.building import Contribution, build
+from netlab.state.cross_checking import cross_check
+from netlab.state.errors import ConfigError, Problem
+from netlab.state.model import DesiredState
+from netlab.state.parsing import parse
+from netlab.state.validating import check_schema
+
+CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
+# Editor backups and temporaries, and package managers' leftovers: a half-written
+# or superseded copy must never become part of the desired state.
+IGNORED_SUFFIXES = ("~", ".swp", ".swx", ".tmp", ".rpmnew", ".rpmsave", ".rpmorig")
+MAX_FILE_BYTES = 16 * 1024 * 1024
+
+
+def is_config_file_name(name: str) -> bool:
+    """Whether a file of this name in the config directory is part of the state."""
+    if name.startswith((".", "#")) or name.endswith(IGNORED_SUFFIXES) or ".dpkg-" in name:
+        return False
+    return name.endswith(CONFIG_SUFFIXES)
+
+
+def _refused(config_dir: Path, resolved: str, why: str) -> ConfigError:
+    shown = str(config_dir) if str(config_dir) == resolved else f"{config_dir} (-> {resolved})"
+    message = (
+        f"config directory {shown} {why}: refused, and not read as an empty configuration "
+        "(which would remove everything netlab manages); fix the directory or --config-dir"
+    )
+    return ConfigError([Problem(str(config_dir), 0, 0, "", message)])
+
+
+def _is_file_like(path: Path) -> bool:
+    """Regular files, and entries that cannot be examined (a dangling symlink, no
+    permission): those are kept so that reading them reports why. Directories and
+    FIFOs are left out (opening a FIFO would block the daemon)."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return True
+
+
+def list_config_files(config_dir: Path) -> list[Path]:
+    """The desired-state files directly in the directory, sorted by name. The
+    directory is resolved first: git-sync swaps a symlink to it."""
+    resolved = os.path.realpath(config_dir)
+    try:
+        names = os.listdir(resolved)
+    except FileNotFoundError:
+        raise _refused(config_dir, resolved, "does not exist") from None
+    except NotADirectoryError:
+        raise _refused(config_dir, resolved, "is not a directory") from None
+    except OSError as error:
+        raise _refused(config_dir, resolved, f"cannot be read ({error.strerror})") from None
+    base = Path(resolved)
+    return [base / name for name in sorted(names) if is_config_file_name(name) and _is_file_like(base / name)]
+
+
+@dataclass(frozen=True)
+class _Source:
+    shown: str  # how the file is named in problems and origins
+    path: Path
+
+
+def _read(source: _Source) -> tuple[bytes | None, list[Problem]]:
+    try:
+        with open(source.path, "rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        return None, [Problem(source.shown, 1, 1, "", f"cannot read the file: {reason}")]
+    if len(raw) > MAX_FILE_BYTES:
+        message = f"the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB: split it"
+        return None, [Problem(source.shown, 1, 1, "", message)]
+    return raw, []
+
+
+def _contribution(source: _Source, hostname: str) -> tuple[Contribution | None, list[Problem]]:
+    raw, problems = _read(source)
+    if raw is None:
+        return None, problems
+    doc, problems = parse(source.shown, raw, is_json=source.path.name.endswith(".json"))
+    if doc is None:
+        return None, problems
+    schema = check_schema(doc)
+    if ("version",) in schema.error_paths:
+        # a file of another format version would only drown in errors of this one
+        return None, [problem for problem in schema.problems if problem.path == "version"]
+    contribution = build(doc, schema, hostname)
+    return contribution, [*schema.problems, *contribution.problems]
+
+
+def _evaluate(sources: list[_Source], hostname: str | None) -> tuple[DesiredState, list[Problem]]:
+    """The merged state of the files and every problem found in them."""
+    host = hostname if hostname is not None else socket.gethostname()
+    problems: list[Problem] = []
+    contributions: list[Contribution] = []
+    complete = True
+    for source in sources:
+        contribution, found = _contribution(source, host)
+        problems += found
+        if contribution is None:
+            complete = False
+        else:
+            complete = complete and contribution.complete
+            contributions.append(contribution)
+    applying = [c for c in contributions if c.applies]
+    problems += cross_check(applying, complete)
+    return _merge(applying, sources), problems
+
+
+def _merge(applying: list[Contribution], sources: list[_Source]) -> DesiredState:
+    def gather(bucket: str) -> tuple[Any, ...]:
+        return tuple(item.obj for c in applying for item in getattr(c, bucket))
+
+    return DesiredState(
+        namespaces=gather("namespaces"),
+        links=gather("links"),
+        addresses=gather("addresses"),
+        routes=gather("routes"),
+        sysctls=gather("sysctls"),
+        nat=gather("nat"),
+        dns=gather("dns"),
+        hosts=gather("hosts"),
+        files=tuple(sorted(source.shown for source in sources)),
+    )
+
+
+def load_generation(config_dir: Path, hostname: str | None = None) -> DesiredState:
+    """The desired state of the directory's files; `ConfigError` with every problem
+    of every file when anything is wrong (nothing of the generation may be applied).
+    Files whose `match.hostname` does not match `hostname` (default: this host's
+    name) are checked but contribute nothing. An empty directory gives an empty state."""
+    files = list_config_files(config_dir)
+    state, problems = _evaluate([_Source(str(path), path) for path in files], hostname)
+    if problems:
+        raise ConfigError(problems)
+    return state
+
+
+def validate_paths(paths: list[Path], hostname: str | None = None) -> list[Problem]:
+    """`netlab validate PATH…`: files and directories that together form one
+    generation. Files named directly are read whatever their name; problems name
+    files as given on the command line."""
+    problems: list[Problem] = []
+    sources: list[_Source] = []
+    seen: set[str] = set()
+
+    def add(shown: str, path: Path) -> None:
+        real = os.path.realpath(path)
+        if real not in seen:
+            seen.add(real)
+            sources.append(_Source(shown, path))
+
+    for given in paths:
+        if os.path.isdir(given):
+            try:
+                files = list_config_files(given)
+            except ConfigError as error:
+                problems += error.problems
+                continue
+            for path in files:
+                add(str(Path(given) / path.name), path)
+        elif os.path.lexists(given):
+            add(str(given), Path(given))
+        else:
+            problems.append(
+                Problem(str(given), 0, 0, "", "no such file or directory: name an existing file or directory")
+            )
+    _, found = _evaluate(sources, hostname)
+    return sorted(problems + found)

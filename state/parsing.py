@@ -1,0 +1,381 @@
+"""Parsing one desired-state file (YAML 1.2 or JSON) into a `Document`: plain Python
+data plus the 1-based line:column of every key and value, so that every later
+problem can name `file:line:col`. Used by `state.loading`; raises nothing.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import TaggedScalar
+from ruamel.yaml.constructor import DuplicateKeyError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.reader import ReaderError
+
+from netlab.state.errors import Problem
+from netlab.state.model import Origin
+
+DocPath = tuple[str | int, ...]
+Position = tuple[int, int]
+
+# Aliases can expand a small file into a huge tree ("billion laughs"); no honest
+# network description comes near this many nodes.
+MAX_NODES = 200_000
+EMPTY_MESSAGE = "the file is empty: start it with `version: 1`"
+
+
+def format_path(path: DocPath) -> str:
+    """`("interfaces", 2, "addresses", 0)` → `interfaces[2].addresses[0]`; keys that
+    are not plain words (sysctl names) are quoted: `sysctls["net.ipv4.ip_forward"]`."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part.replace("_", "").replace("-", "").isalnum():
+            text += f".{part}" if text else part
+        else:
+            text += f"[{json.dumps(part)}]"
+    return text
+
+
+@dataclass(frozen=True)
+class Document:
+    """One parsed file. `values` maps a path to where its value starts; `keys` maps
+    the path of a mapping entry to where its key starts."""
+
+    file: str
+    data: dict[str, Any]
+    values: Mapping[DocPath, Position] = field(default_factory=dict)
+    keys: Mapping[DocPath, Position] = field(default_factory=dict)
+
+    def position(self, path: DocPath, at_key: bool = False) -> Position:
+        """The position of `path`, or of its nearest ancestor that has one (a JSON
+        file whose positions could not be read falls back to line 1)."""
+        if at_key and path in self.keys:
+            return self.keys[path]
+        while path:
+            if path in self.values:
+                return self.values[path]
+            path = path[:-1]
+        return self.values.get((), (1, 1))
+
+    def problem(self, path: DocPath, message: str, at_key: bool = False) -> Problem:
+        line, column = self.position(path, at_key)
+        return Problem(self.file, line, column, format_path(path), message)
+
+    def origin(self, path: DocPath, at_key: bool = False) -> Origin:
+        line, column = self.position(path, at_key)
+        return Origin(self.file, line, column)
+
+    def get(self, path: DocPath) -> Any:
+        """The value at `path`, or None where the path does not lead anywhere."""
+        node: Any = self.data
+        for part in path:
+            if isinstance(part, int) and isinstance(node, list) and 0 <= part < len(node):
+                node = node[part]
+            elif isinstance(part, str) and isinstance(node, dict) and part in node:
+                node = node[part]
+            else:
+                return None
+        return node
+
+
+class _Unsupported(Exception):
+    """A YAML value that has no JSON equivalent; carries the message and position."""
+
+    def __init__(self, message: str, position: Position) -> None:
+        super().__init__(message)
+        self.message = message
+        self.position = position
+
+
+@dataclass
+class _Converter:
+    """Turns ruamel's round-trip tree into plain data, recording positions."""
+
+    values: dict[DocPath, Position] = field(default_factory=dict)
+    keys: dict[DocPath, Position] = field(default_factory=dict)
+    nodes: int = 0
+
+    def convert(self, node: Any, path: DocPath, here: Position) -> Any:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise _Unsupported(
+                f"the document expands to more than {MAX_NODES} values (through aliases?): write it out plainly",
+                here,
+            )
+        self.values.setdefault(path, here)
+        if isinstance(node, Mapping):
+            return self._mapping(node, path, here)
+        if isinstance(node, (list, tuple)):
+            return self._sequence(node, path, here)
+        return _scalar(node, here)
+
+    def _mapping(self, node: Mapping[Any, Any], path: DocPath, here: Position) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        positions = _lc_data(node)
+        for raw_key, value in node.items():
+            spot = positions.get(raw_key)
+            key_at = (spot[0] + 1, spot[1] + 1) if spot else here
+            value_at = (spot[2] + 1, spot[3] + 1) if spot and len(spot) >= 4 else key_at
+            key = _key(raw_key, key_at)
+            if key in result:
+                raise _Unsupported(f"duplicate key {key!r}: write each key once", key_at)
+            child_path = path + (key,)
+            self.keys[child_path] = key_at
+            result[key] = self.convert(value, child_path, value_at)
+        return result
+
+    def _sequence(self, node: list[Any] | tuple[Any, ...], path: DocPath, here: Position) -> list[Any]:
+        result: list[Any] = []
+        positions = _lc_data(node)
+        for index, item in enumerate(node):
+            spot = positions.get(index)
+            item_at = (spot[0] + 1, spot[1] + 1) if spot else here
+            result.append(self.convert(item, path + (index,), item_at))
+        return result
+
+
+def _lc_data(node: Any) -> Mapping[Any, Any]:
+    lc = getattr(node, "lc", None)
+    data = getattr(lc, "data", None)
+    return data if isinstance(data, Mapping) else {}
+
+
+def _node_position(node: Any) -> Position:
+    lc = getattr(node, "lc", None)
+    line, column = getattr(lc, "line", None), getattr(lc, "col", None)
+    if isinstance(line, int) and isinstance(column, int):
+        return (line + 1, column + 1)
+    return (1, 1)
+
+
+def _key(raw: Any, where: Position) -> str:
+    if isinstance(raw, str):
+        return str(raw)
+    if isinstance(raw, bool):
+        return "true" if raw else "false"
+    if raw is None:
+        return "null"
+    if isinstance(raw, (int, float)):
+        return str(raw)
+    raise _Unsupported("a key must be a plain word, not a list or mapping", where)
+
+
+def _scalar(node: Any, where: Position) -> Any:
+    # ruamel keeps style information in subclasses (ScalarBoolean is an int!):
+    # turn each back into the plain type it stands for.
+    if node is None:
+        return None
+    if isinstance(node, bool) or type(node).__name__ == "ScalarBoolean":
+        return bool(node)
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    if isinstance(node, str):
+        return str(node)
+    if isinstance(node, TaggedScalar):
+        return str(node.value)
+    if isinstance(node, (datetime.date, datetime.datetime)):
+        raise _Unsupported("this value is read as a date: put it in quotes if it is meant as text", where)
+    raise _Unsupported(
+        f"a value of YAML type {type(node).__name__} is not supported: "
+        "write a string, number, true/false, list or mapping",
+        where,
+    )
+
+
+def _yaml() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    return yaml
+
+
+def _marked_problem(file: str, error: MarkedYAMLError) -> Problem:
+    mark = error.problem_mark or error.context_mark
+    line = mark.line + 1 if mark is not None else 1
+    column = mark.column + 1 if mark is not None else 1
+    parts = [error.context, error.problem]
+    if isinstance(error, DuplicateKeyError):
+        parts = [error.problem, "write each key once"]
+    message = ": ".join(str(part) for part in parts if part)
+    return Problem(file, line, column, "", f"syntax error: {message or 'invalid YAML'}")
+
+
+def _reader_problem(file: str, text: str, error: ReaderError) -> Problem:
+    position = error.position if isinstance(error.position, int) else 0
+    line = text.count("\n", 0, position) + 1
+    column = position - (text.rfind("\n", 0, position) + 1) + 1
+    return Problem(file, line, column, "", f"character {error.character!r} is not allowed in YAML: remove it")
+
+
+def decode(file: str, raw: bytes) -> tuple[str | None, list[Problem]]:
+    """UTF-8 text (a leading byte-order mark is dropped), or the problem saying where
+    the first byte that is not UTF-8 sits."""
+    try:
+        return raw.decode("utf-8-sig"), []
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
+        byte = raw[error.start : error.start + 1].hex()
+        message = f"the file is not UTF-8 text (byte 0x{byte}): save it as UTF-8"
+        return None, [Problem(file, line, column, "", message)]
+
+
+def _nodes_inside_out(node: Node) -> Iterator[Node]:
+    """Every node of a composed tree, children before their parent."""
+    if isinstance(node, MappingNode):
+        for key, value in node.value:
+            yield from _nodes_inside_out(key)
+            yield from _nodes_inside_out(value)
+    elif isinstance(node, SequenceNode):
+        for item in node.value:
+            yield from _nodes_inside_out(item)
+    yield node
+
+
+def _constructor_problem(file: str, text: str, error: Exception) -> Problem:
+    """Finds the node that could not be constructed by constructing each alone."""
+    try:
+        root = _yaml().compose(text)
+    except Exception:  # noqa: BLE001 - same parser, same failure: fall back to line 1
+        root = None
+    for node in _nodes_inside_out(root) if root is not None else ():
+        try:
+            _yaml().constructor.construct_object(node, deep=True)
+        except Exception as found:  # noqa: BLE001 - see _load_yaml_tree
+            tag = str(node.tag).rsplit(":", 1)[-1]
+            shown = repr(node.value) if isinstance(node, ScalarNode) else f"this {tag}"
+            message = f"{shown} cannot be read as {tag} ({found}): fix it, or quote it if it is text"
+            return Problem(file, node.start_mark.line + 1, node.start_mark.column + 1, "", message)
+    return Problem(file, 1, 1, "", f"the YAML cannot be read: {error}")
+
+
+def _load_yaml_tree(file: str, text: str) -> tuple[Any, list[Problem]]:
+    try:
+        return _yaml().load(text), []
+    except MarkedYAMLError as error:
+        return None, [_marked_problem(file, error)]
+    except ReaderError as error:
+        return None, [_reader_problem(file, text, error)]
+    except YAMLError as error:
+        return None, [Problem(file, 1, 1, "", f"syntax error: {error}")]
+    except RecursionError:
+        # the parser recurses per nesting level; a few thousand `[` exhaust the stack
+        return None, [Problem(file, 1, 1, "", "the document is nested too deeply: flatten it")]
+    except Exception as error:  # noqa: BLE001
+        # ruamel's constructors raise plain Python errors (ValueError, KeyError,
+        # AttributeError...) for a node its tag cannot take: `!!int x`, `2024-02-30`,
+        # `!!omap` on a scalar. The file caused them, so they are reported as a
+        # problem of the file, at the node: loading never crashes on any bytes.
+        return None, [_constructor_problem(file, text, error)]
+
+
+def _unusable_text(node: Any, path: DocPath = ()) -> tuple[DocPath, bool] | None:
+    """The first string (value, or key when the flag is set) holding a NUL or a lone
+    surrogate (from escapes like "\\ud800"): no file, name or argument can carry those."""
+    if isinstance(node, str):
+        return (path, False) if _is_unusable(node) else None
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if _is_unusable(key):
+                return (path + (key,), True)
+            found = _unusable_text(value, path + (key,))
+            if found:
+                return found
+    if isinstance(node, list):
+        for index, item in enumerate(node):
+            found = _unusable_text(item, path + (index,))
+            if found:
+                return found
+    return None
+
+
+def _is_unusable(text: str) -> bool:
+    return "\x00" in text or any("\ud800" <= char <= "\udfff" for char in text)
+
+
+def _checked(doc: Document) -> tuple[Document | None, list[Problem]]:
+    found = _unusable_text(doc.data)
+    if found is None:
+        return doc, []
+    path, at_key = found
+    message = "this text holds a NUL character or a lone surrogate (an escape like \\ud800): remove it"
+    return None, [doc.problem(path, message, at_key)]
+
+
+def _to_document(file: str, tree: Any) -> tuple[Document | None, list[Problem]]:
+    if tree is None:
+        return None, [Problem(file, 1, 1, "", EMPTY_MESSAGE)]
+    root_at = _node_position(tree)
+    if not isinstance(tree, Mapping):
+        found = "a list" if isinstance(tree, (list, tuple)) else f"the single value {tree!r}"
+        message = f"the top level must be a mapping that starts with `version: 1`, but it is {found}"
+        return None, [Problem(file, root_at[0], root_at[1], "", message)]
+    converter = _Converter()
+    try:
+        data = converter.convert(tree, (), root_at)
+    except _Unsupported as error:
+        return None, [Problem(file, error.position[0], error.position[1], "", error.message)]
+    except RecursionError:
+        # ruamel turns a recursive alias into None, so only absurd nesting gets here
+        return None, [Problem(file, 1, 1, "", "the document is nested too deeply: flatten it")]
+    return _checked(Document(file, data, converter.values, converter.keys))
+
+
+def parse_yaml(file: str, text: str) -> tuple[Document | None, list[Problem]]:
+    tree, problems = _load_yaml_tree(file, text)
+    if problems:
+        return None, problems
+    return _to_document(file, tree)
+
+
+def parse_json(file: str, text: str) -> tuple[Document | None, list[Problem]]:
+    """JSON is parsed by `json` (its errors carry line:col); ruamel then reads the
+    same text for positions, which only degrade to line 1 when it cannot."""
+    duplicates: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key, value in items:
+            if key in result:
+                duplicates.append(key)
+            result[key] = value
+        return result
+
+    try:
+        data = json.loads(text, object_pairs_hook=pairs)
+    except json.JSONDecodeError as error:
+        return None, [Problem(file, error.lineno, error.colno, "", f"syntax error: {error.msg}")]
+    except RecursionError:
+        return None, [Problem(file, 1, 1, "", "the document is nested too deeply: flatten it")]
+    tree, problems = _load_yaml_tree(file, text)
+    if problems and any("duplicate key" in p.message for p in problems):
+        return None, problems
+    if duplicates:
+        return None, [Problem(file, 1, 1, "", f"duplicate key {duplicates[0]!r}: write each key once")]
+    if not isinstance(data, dict):
+        found = "a list" if isinstance(data, list) else f"the single value {data!r}"
+        message = f'the top level must be an object that starts with "version": 1, but it is {found}'
+        return None, [Problem(file, 1, 1, "", message)]
+    positioned, _ = _to_document(file, tree) if not problems else (None, [])
+    if positioned is None:
+        return _checked(Document(file, data))
+    return _checked(Document(file, data, positioned.values, positioned.keys))
+
+
+def parse(file: str, raw: bytes, is_json: bool) -> tuple[Document | None, list[Problem]]:
+    """The document of one file's bytes, or the problems that prevent reading it."""
+    text, problems = decode(file, raw)
+    if text is None:
+        return None, problems
+    if not text.strip():
+        return None, [Problem(file, 1, 1, "", EMPTY_MESSAGE)]
+    return parse_json(file, text) if is_json else parse_yaml(file, text)

@@ -1,0 +1,212 @@
+"""The model built from valid files: a veth gives two links, defaults are filled in
+the way the controller and the kernel expect, values are normalised, files merge
+in name order, and `match.hostname` decides which files count."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from netlab.state.loading import load_generation
+from netlab.state.model import Address, DesiredState, Dns, HostsEntry, Link, NatRule, Origin, Route, Sysctl
+
+Load = Callable[[dict[str, str | bytes]], DesiredState]
+V1 = "version: 1\n"
+HOSTNAME = "node-a"  # the name the `load` and `problems` fixtures load as
+
+
+def test_design_example_loads_cleanly(tmp_path: Path, design_example: bytes) -> None:
+    (tmp_path / "example.yaml").write_bytes(design_example)
+    state = load_generation(tmp_path, hostname="node-a")
+    assert [ns.name for ns in state.namespaces] == ["red", "blue"]
+    assert [(link.netns, link.name, link.type) for link in state.links] == [
+        (None, "v-net-0", "bridge"),
+        ("red", "veth-red", "veth"),
+        (None, "veth-red-br", "veth-peer"),
+        (None, "eth0", "device"),
+    ]
+    assert [r.key for r in state.routes] == [("red", 254, "0.0.0.0/0", 0), (None, 254, "10.244.2.0/24", 100)]
+    assert {(s.netns, s.key, s.value) for s in state.sysctls} == {
+        ("red", "net.ipv4.ip_forward", "1"),
+        (None, "net.ipv4.ip_forward", "1"),
+    }
+    assert state.nat[1].port == "8080" and state.nat[1].to == "192.168.15.2:80"
+    assert [d.netns for d in state.dns] == ["red", None]
+    assert state.hosts[0] == HostsEntry("red", "192.168.15.2", ("blue",), Origin("x", 1))
+    assert state.files == (str(tmp_path.resolve() / "example.yaml"),)
+
+
+def test_design_example_contributes_nothing_on_other_hosts(tmp_path: Path, design_example: bytes) -> None:
+    (tmp_path / "example.yaml").write_bytes(design_example)
+    assert load_generation(tmp_path, hostname="edge-7").links  # glob match
+    state = load_generation(tmp_path, hostname="node-b")
+    assert state.links == () and state.namespaces == () and len(state.files) == 1
+
+
+def test_veth_gives_two_links_pointing_at_each_other(load: Load) -> None:
+    state = load(
+        {
+            "a.yaml": V1
+            + "namespaces: [{name: red}]\n"
+            + "interfaces:\n"
+            + "  - {name: br0, type: bridge}\n"
+            + "  - name: v-red\n    type: veth\n    netns: red\n    mtu: 9000\n    mac: 02:AA:BB:CC:DD:EE\n"
+            + "    addresses: [10.0.0.1/24]\n"
+            + "    peer: {name: v-red-br, master: br0, state: down, addresses: ['2001:DB8::1/64']}\n"
+        }
+    )
+    veth, peer = state.links[1], state.links[2]
+    assert veth == Link(
+        netns="red", name="v-red", type="veth", origin=veth.origin, state="up", mtu=9000,
+        mac="02:aa:bb:cc:dd:ee", peer_netns=None, peer_name="v-red-br",
+    )  # fmt: skip
+    assert peer == Link(
+        netns=None, name="v-red-br", type="veth-peer", origin=peer.origin, state="down",
+        master="br0", peer_netns="red", peer_name="v-red",
+    )  # fmt: skip
+    assert veth.origin.line == 5 and peer.origin.line == 11
+    assert [(a.netns, a.interface, a.address) for a in state.addresses] == [
+        ("red", "v-red", "10.0.0.1/24"),
+        (None, "v-red-br", "2001:db8::1/64"),
+    ]
+
+
+def test_link_defaults(load: Load) -> None:
+    state = load(
+        {
+            "a.yaml": V1
+            + "interfaces:\n"
+            + "  - {name: eth0, type: device}\n"
+            + "  - {name: d0, type: dummy}\n"
+            + "  - {name: eth0.10, type: vlan, parent: eth0, id: 10}\n"
+            + "  - {name: mv0, type: macvlan, parent: eth0}\n"
+            + "  - {name: iv0, type: ipvlan, parent: eth0}\n"
+            + "  - {name: mv1, type: macvlan, parent: eth0, mode: vepa, state: down}\n"
+        }
+    )
+    summary = [(link.name, link.state, link.mode, link.vlan_id, link.parent) for link in state.links]
+    assert summary == [
+        ("eth0", None, None, None, None),  # a device's state is managed only when declared
+        ("d0", "up", None, None, None),
+        ("eth0.10", "up", None, 10, "eth0"),
+        ("mv0", "up", "bridge", None, "eth0"),
+        ("iv0", "up", "l2", None, "eth0"),
+        ("mv1", "down", "vepa", None, "eth0"),
+    ]
+
+
+def test_routes_normalised(load: Load) -> None:
+    state = load(
+        {
+            "a.yaml": V1
+            + "routes:\n"
+            + "  - {to: default, via: 10.0.0.1}\n"
+            + "  - {to: default, via: '2001:db8::1'}\n"
+            + "  - {to: default, dev: eth0, table: 100}\n"
+            + "  - {to: 10.1.2.3, dev: eth0, table: local}\n"
+            + "  - {to: '2001:DB8:1::/48', dev: eth0, table: default, metric: 5}\n"
+            + "  - {to: 10.9.0.0/16, via: 10.0.0.1, table: main}\n"
+        }
+    )
+    assert [(r.to, r.table, r.metric, r.via, r.dev) for r in state.routes] == [
+        ("0.0.0.0/0", 254, 0, "10.0.0.1", None),
+        ("::/0", 254, 1024, "2001:db8::1", None),
+        ("0.0.0.0/0", 100, 0, None, "eth0"),
+        ("10.1.2.3/32", 255, 0, None, "eth0"),
+        ("2001:db8:1::/48", 253, 5, None, "eth0"),
+        ("10.9.0.0/16", 254, 0, "10.0.0.1", None),
+    ]
+    assert all(isinstance(r, Route) for r in state.routes)
+
+
+def test_sysctl_values_are_strings(load: Load) -> None:
+    state = load({"a.yaml": V1 + "sysctls:\n  net.ipv4.ip_forward: true\n  net.ipv6.conf.all.forwarding: false\n"
+                  "  net.core.somaxconn: 4096\n  net.ipv4.tcp_rmem: 4096 87380 6291456\n"})  # fmt: skip
+    assert [(s.key, s.value) for s in state.sysctls] == [
+        ("net.ipv4.ip_forward", "1"),
+        ("net.ipv6.conf.all.forwarding", "0"),
+        ("net.core.somaxconn", "4096"),
+        ("net.ipv4.tcp_rmem", "4096 87380 6291456"),
+    ]
+    assert state.sysctls[0] == Sysctl(None, "net.ipv4.ip_forward", "1", Origin("a.yaml", 3, 3))
+    assert state.sysctls[0].origin.line == 3 and state.sysctls[0].origin.column == 3
+
+
+def test_namespace_children(load: Load) -> None:
+    state = load(
+        {
+            "a.yaml": V1
+            + "namespaces:\n"
+            + "  - name: red\n"
+            + "    sysctls: {net.ipv4.ip_forward: 1}\n"
+            + "    dns: {nameservers: ['2001:DB8::53'], search: [lab.internal], options: [ndots:2, rotate]}\n"
+            + "    hosts: [{address: 10.0.0.2, names: [db]}]\n"
+        }
+    )
+    assert state.sysctls[0].netns == "red"
+    assert state.dns == (Dns("red", ("2001:db8::53",), ("lab.internal",), ("ndots:2", "rotate"), Origin("", 0)),)
+    assert state.hosts[0].netns == "red"
+
+
+def test_nat_rules_normalised(load: Load) -> None:
+    state = load(
+        {
+            "a.yaml": V1
+            + "nat:\n"
+            + "  - {type: masquerade, source: 10.0.0.0/8, out_interface: eth0}\n"
+            + "  - {type: snat, source: 10.0.0.5, to_source: 192.0.2.1, destination: 0.0.0.0/0}\n"
+            + "  - {type: dnat, protocol: udp, port: '053-053', to: '[2001:DB8::2]:53'}\n"
+            + "  - {type: dnat, protocol: tcp, port: 8000-8080, to: 10.0.0.2, in_interface: eth0}\n"
+        }
+    )
+    origin = Origin("", 0)
+    assert state.nat == (
+        NatRule(None, "masquerade", origin, source="10.0.0.0/8", out_interface="eth0"),
+        NatRule(None, "snat", origin, source="10.0.0.5/32", destination="0.0.0.0/0", to_source="192.0.2.1"),
+        NatRule(None, "dnat", origin, protocol="udp", port="53", to="[2001:db8::2]:53"),
+        NatRule(None, "dnat", origin, protocol="tcp", port="8000-8080", to="10.0.0.2", in_interface="eth0"),
+    )
+
+
+def test_files_merge_in_name_order(load: Load) -> None:
+    state = load(
+        {
+            "b.json": '{"version": 1, "interfaces": [{"name": "b0", "type": "bridge"}]}',
+            "a.yaml": V1 + "interfaces: [{name: a0, type: bridge}]\n",
+            "c.yml": V1 + "interfaces: [{name: c0, type: bridge}]\n",
+        }
+    )
+    assert [link.name for link in state.links] == ["a0", "b0", "c0"]
+    assert [Path(f).name for f in state.files] == ["a.yaml", "b.json", "c.yml"]
+    assert state.links[1].origin.file.endswith("b.json") and state.links[1].origin.line == 1
+
+
+def test_match_hostname(load: Load) -> None:
+    files = {
+        "a.yaml": V1 + f"match: {{hostname: {HOSTNAME}}}\ninterfaces: [{{name: a0, type: bridge}}]\n",
+        "b.yaml": V1 + "match: {hostname: [other, NODE-*]}\ninterfaces: [{name: b0, type: bridge}]\n",
+        "c.yaml": V1 + "match: {hostname: other}\ninterfaces: [{name: a0, type: bridge}]\n",
+    }
+    # c.yaml does not apply: its a0 is no conflict
+    assert [link.name for link in load(files).links] == ["a0", "b0"]
+
+
+def test_match_short_name_of_fqdn(write_config: Callable[[dict[str, str | bytes]], Path]) -> None:
+    directory = write_config({"a.yaml": V1 + "match: {hostname: node-a}\ninterfaces: [{name: a0, type: bridge}]\n"})
+    assert load_generation(directory, hostname="node-a.lab.example").links
+
+
+def test_non_matching_file_is_still_validated(problems: Callable[[dict[str, str | bytes]], list[str]]) -> None:
+    assert problems({"a.yaml": V1 + "match: {hostname: other}\ninterfaces: [{name: a0, type: bridg}]\n"}) == [
+        "a.yaml:3:31: interfaces[0].type: 'bridg' is not one of: veth, bridge, dummy, vlan, macvlan, ipvlan, "
+        "device (did you mean 'bridge'?)"
+    ]
+
+
+def test_json_whole_numbers_written_as_floats(load: Load) -> None:
+    state = load({"a.json": '{"version": 1, "interfaces": [{"name": "b0", "type": "bridge", "mtu": 1500.0}]}'})
+    assert state.links[0].mtu == 1500 and isinstance(state.links[0].mtu, int)
+
+
+def test_address_model_values() -> None:
+    assert Address(None, "eth0", "10.0.0.2/24", Origin("f", 1)).family == 4
