@@ -14,7 +14,7 @@ from typing import Any
 
 from netlab.controller.backends.kernel import Kernel
 from netlab.controller.backends.netlink import KernelRefused
-from netlab.controller.changes import Change
+from netlab.controller.changes import Change, Step
 from netlab.controller.planning import Plan, make_plan
 from netlab.state.errors import ApplyError
 from netlab.state.ledger import Ledger
@@ -29,9 +29,14 @@ class ApplyResult:
 
 def apply_plan(plan: Plan, kernel: Kernel, ledger: Ledger, log: Any) -> None:
     """Runs every step; a change is entered in (or struck from) the ledger once
-    all its steps are done. The ledger is saved whatever happens."""
+    all its steps are done. If a step fails, the steps done so far are undone in
+    reverse order and the ledger is put back as it was; what could not be undone
+    is named in the error and left in the ledger for the next pass to finish.
+    The ledger is saved whatever happens."""
     steps_left = Counter({id(change): len(change.steps) for change in plan.changes})
     spent: dict[int, float] = {id(change): 0.0 for change in plan.changes}
+    before = ledger.snapshot()
+    done: list[Step] = []
     try:
         for change in plan.changes:
             if not change.steps:
@@ -41,10 +46,11 @@ def apply_plan(plan: Plan, kernel: Kernel, ledger: Ledger, log: Any) -> None:
             try:
                 step.run(kernel)
             except (KernelRefused, OSError) as error:
-                raise ApplyError(
-                    f"{change}: could not {step.describe}: {error}"
-                    + (f" (declared at {change.origin})" if change.origin else "")
-                ) from error
+                failure = f"{change}: could not {step.describe}: {error}"
+                if change.origin:
+                    failure += f" (declared at {change.origin})"
+                raise ApplyError(failure + "\n" + _roll_back(done, kernel, ledger, before, log)) from error
+            done.append(step)
             spent[id(change)] += time.monotonic() - began
             steps_left[id(change)] -= 1
             if steps_left[id(change)] == 0:
@@ -52,6 +58,34 @@ def apply_plan(plan: Plan, kernel: Kernel, ledger: Ledger, log: Any) -> None:
     finally:
         kernel.forget_reads()
         ledger.save()
+
+
+def _roll_back(
+    done: list[Step], kernel: Kernel, ledger: Ledger, before: Any, log: Any
+) -> str:
+    """Undoes the steps of a failed pass, newest first. Returns what to tell the
+    operator: that everything was undone, or which steps could not be."""
+    left: list[str] = []
+    for step in reversed(done):
+        if step.irreversible:
+            left.append(f"{step.describe}: cannot be undone ({step.irreversible})")
+            continue
+        if step.undo is None:
+            continue
+        try:
+            step.undo(kernel)
+        except (KernelRefused, OSError) as error:
+            left.append(f"{step.describe}: undo failed: {error}")
+            log.error("undo failed", step=step.describe, error=str(error))
+    if not left:
+        ledger.restore(before)
+        log.warning("pass rolled back", steps_undone=len(done))
+        return f"The {len(done)} steps done before it were undone; the previous state stays in force."
+    log.error("pass rolled back only in part", left=left)
+    return (
+        "Rolled back in part; the next pass will finish the job. Not undone:\n"
+        + "\n".join(f"  {line}" for line in left)
+    )
 
 
 def _account(change: Change, ledger: Ledger, log: Any, seconds: float) -> None:

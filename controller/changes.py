@@ -52,11 +52,15 @@ class AttributeChange:
 
 @dataclass(frozen=True)
 class Step:
-    """One kernel write. `run` gets the kernel facade of the pass."""
+    """One kernel write. `run` gets the kernel facade of the pass; `undo` puts
+    back what `run` changed, for a pass that fails later on. A step that cannot
+    be undone (a deleted link is gone with its state) says why in `irreversible`."""
 
     phase: Phase
     describe: str
     run: Callable[[Kernel], None] = field(compare=False, repr=False)
+    undo: Callable[[Kernel], None] | None = field(default=None, compare=False, repr=False)
+    irreversible: str = ""
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,13 @@ class Ledger:
             for key in [key for key in items if key[0] == netns]:
                 del items[key]
 
+    def snapshot(self) -> dict[str, dict[Key, dict[str, Any]]]:
+        """A copy to go back to when a pass is rolled back."""
+        return {kind: {key: dict(data) for key, data in items.items()} for kind, items in self._entries.items()}
+
+    def restore(self, snapshot: dict[str, dict[Key, dict[str, Any]]]) -> None:
+        self._entries = {kind: {key: dict(data) for key, data in items.items()} for kind, items in snapshot.items()}
+
     def count(self) -> int:
         return sum(len(items) for items in self._entries.values())
 

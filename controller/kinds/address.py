@@ -90,7 +90,14 @@ def _add(address: Address) -> Change:
         netns=netns,
         name=f"{interface} {value}",
         origin=address.origin,
-        steps=(Step(Phase.ADD_ADDRESS, f"add {value} to {netns_label(netns)}/{interface}", add),),
+        steps=(
+            Step(
+                Phase.ADD_ADDRESS,
+                f"add {value} to {netns_label(netns)}/{interface}",
+                add,
+                undo=lambda kernel: kernel.netlink.addr_del(netns, interface, value),
+            ),
+        ),
         record={},
     )
 
@@ -105,7 +112,14 @@ def _remove(address: ObservedAddress, restore: list[ObservedAddress]) -> Change:
         for kept in restore:
             kernel.netlink.addr_add(netns, interface, kept.address, replace=True)
 
-    steps = [Step(Phase.DELETE_ADDRESS, f"remove {value} from {netns_label(netns)}/{interface}", remove)]
+    steps = [
+        Step(
+            Phase.DELETE_ADDRESS,
+            f"remove {value} from {netns_label(netns)}/{interface}",
+            remove,
+            undo=lambda kernel: kernel.netlink.addr_add(netns, interface, value, replace=True),
+        )
+    ]
     if restore:
         steps.append(
             Step(

@@ -5,6 +5,7 @@ only the attributes the file declares and never deletes it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from netlab.controller.backends.netlink import ObservedLink
@@ -166,37 +167,50 @@ def _attribute_changes(link: Link, observed: ObservedLink) -> list[AttributeChan
     return found
 
 
-def _set_steps(link: Link, attributes: list[AttributeChange]) -> list[Step]:
+_NETLINK_ATTRIBUTE = {"mtu": "mtu", "mac": "address", "master": "master", "state": "state"}
+
+
+def _set_steps(link: Link, attributes: list[AttributeChange], fresh: bool = False) -> list[Step]:
     """SET_LINK for mtu, mac, master and going down; LINK_UP (after addresses) for
-    going up, so routes that need the link find it ready."""
+    going up, so routes that need the link find it ready. The undo of each puts
+    the values seen before back, except on a `fresh` link, whose creation is
+    undone as a whole."""
     netns, name = link.key
     settings: dict[str, Any] = {}
+    previous: dict[str, Any] = {}
     up = False
     for attribute in attributes:
-        if attribute.name == "mtu":
-            settings["mtu"] = attribute.desired
-        elif attribute.name == "mac":
-            settings["address"] = attribute.desired
-        elif attribute.name == "master":
-            settings["master"] = attribute.desired
-        elif attribute.name == "state" and attribute.desired == "down":
-            settings["state"] = "down"
-        elif attribute.name == "state":
+        if attribute.name == "state" and attribute.desired == "up":
             up = True
+            continue
+        settings[_NETLINK_ATTRIBUTE[attribute.name]] = attribute.desired
+        previous[_NETLINK_ATTRIBUTE[attribute.name]] = attribute.current
     steps = []
     where = f"{netns_label(netns)}/{name}"
+
+    def setter(values: dict[str, Any]) -> Callable[[Kernel], None] | None:
+        if fresh or not values:
+            return None
+        return lambda kernel: kernel.netlink.link_set(netns, name, **values)
+
     if settings:
-
-        def set_attributes(kernel: Kernel) -> None:
-            kernel.netlink.link_set(netns, name, **settings)
-
-        steps.append(Step(Phase.SET_LINK, f"set {', '.join(settings)} of {where}", set_attributes))
+        steps.append(
+            Step(
+                Phase.SET_LINK,
+                f"set {', '.join(settings)} of {where}",
+                lambda kernel: kernel.netlink.link_set(netns, name, **settings),
+                undo=setter({k: v for k, v in previous.items() if v is not None or k == "master"}),
+            )
+        )
     if up:
-
-        def bring_up(kernel: Kernel) -> None:
-            kernel.netlink.link_set(netns, name, state="up")
-
-        steps.append(Step(Phase.LINK_UP, f"set {where} up", bring_up))
+        steps.append(
+            Step(
+                Phase.LINK_UP,
+                f"set {where} up",
+                lambda kernel: kernel.netlink.link_set(netns, name, state="up"),
+                undo=setter({"state": "down"}),
+            )
+        )
     return steps
 
 
@@ -243,15 +257,22 @@ def _create(link: Link, ctx: PlanContext, replacing: ObservedLink | None = None,
             mode=link.mode,
         )
 
+    def delete(kernel: Kernel) -> None:
+        kernel.netlink.link_del(netns, name)
+
     where = f"{netns_label(netns)}/{name}"
-    steps = [Step(Phase.CREATE_LINK, f"create {link.type} {where}", create)]
+    steps = [Step(Phase.CREATE_LINK, f"create {link.type} {where}", create, undo=delete)]
     if replacing is not None:
-
-        def delete(kernel: Kernel) -> None:
-            kernel.netlink.link_del(netns, name)
-
-        steps.insert(0, Step(Phase.DELETE_LINK, f"delete {where} to create it anew", delete))
-    steps.extend(_set_steps(link, _desired_attributes(link)))
+        steps.insert(
+            0,
+            Step(
+                Phase.DELETE_LINK,
+                f"delete {where} to create it anew",
+                delete,
+                irreversible="a deleted link cannot be brought back with its state",
+            ),
+        )
+    steps.extend(_set_steps(link, _desired_attributes(link), fresh=True))
     detail = link.type
     if link.type == "veth":
         detail += f", peer {netns_label(link.peer_netns)}/{link.peer_name}"
@@ -277,7 +298,7 @@ def _created_with_pair(peer: Link) -> Change:
         name=peer.name,
         note=f"veth peer of {netns_label(peer.peer_netns)}/{peer.peer_name}",
         origin=peer.origin,
-        steps=tuple(_set_steps(peer, _desired_attributes(peer))),
+        steps=tuple(_set_steps(peer, _desired_attributes(peer), fresh=True)),
         record={"type": peer.type},
     )
 
@@ -295,5 +316,12 @@ def _remove(observed: ObservedLink, note: str = "") -> Change:
         netns=netns,
         name=name,
         note=note or (observed.kind or "link"),
-        steps=(Step(Phase.DELETE_LINK, f"delete link {netns_label(netns)}/{name}", delete),),
+        steps=(
+            Step(
+                Phase.DELETE_LINK,
+                f"delete link {netns_label(netns)}/{name}",
+                delete,
+                irreversible="a deleted link cannot be brought back with its state",
+            ),
+        ),
     )

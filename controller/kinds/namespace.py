@@ -45,7 +45,7 @@ def _create(name: str, origin: Origin) -> Change:
         netns=None,
         name=name,
         origin=origin,
-        steps=(Step(Phase.CREATE_NAMESPACE, f"create namespace {name}", run),),
+        steps=(Step(Phase.CREATE_NAMESPACE, f"create namespace {name}", run, undo=lambda kernel: kernel.remove_namespace(name)),),
         record={},
     )
 
@@ -61,5 +61,7 @@ def _remove(name: str) -> Change:
         netns=None,
         name=name,
         note="with everything in it",
-        steps=(Step(Phase.DELETE_NAMESPACE, f"remove namespace {name}", run),),
+        steps=(
+            Step(Phase.DELETE_NAMESPACE, f"remove namespace {name}", run, irreversible="its contents are gone with it"),
+        ),
     )

@@ -9,7 +9,7 @@ import ipaddress
 from typing import TYPE_CHECKING
 
 from netlab.controller.backends.netlink import RT_TABLE_MAIN, RTPROT_KERNEL, ObservedRoute
-from netlab.controller.changes import AttributeChange, Change, Phase, Step
+from netlab.controller.changes import Action, AttributeChange, Change, Phase, Step
 from netlab.controller.kinds.contract import PlanContext
 from netlab.state.model import Route, netns_label
 
@@ -67,11 +67,13 @@ class RouteKind:
             if route.dev is not None and route.dev != observed.dev:
                 attributes.append(AttributeChange("dev", observed.dev, route.dev))
             if attributes:
-                changes.append(_install(route, "~", tuple(attributes)))
+                changes.append(_install(route, "~", tuple(attributes), before=observed))
             elif route.family == 4 and (route.netns, observed.dev) in ctx.losing_ipv4:
                 # Removing a link's last IPv4 address (for a moment, in an edit)
                 # makes the kernel flush the routes through it: install it again.
-                changes.append(_install(route, "~", (), note=f"re-install: {observed.dev} loses an address"))
+                changes.append(
+                    _install(route, "~", (), note=f"re-install: {observed.dev} loses an address", before=observed)
+                )
         return changes
 
     def _observe(self, ctx: PlanContext, wanted: dict[RouteKey, Route]) -> dict[RouteKey, ObservedRoute]:
@@ -120,7 +122,13 @@ class RouteKind:
         )
 
 
-def _install(route: Route, action: str, attributes: tuple[AttributeChange, ...], note: str = "") -> Change:
+def _install(
+    route: Route,
+    action: Action,
+    attributes: tuple[AttributeChange, ...],
+    note: str = "",
+    before: ObservedRoute | None = None,
+) -> Change:
     netns = route.netns
     name = route_name(route.to, route.table, route.metric)
     detail = " ".join(part for part in (f"via {route.via}" if route.via else "", f"dev {route.dev}" if route.dev else "") if part)
@@ -132,14 +140,23 @@ def _install(route: Route, action: str, attributes: tuple[AttributeChange, ...],
 
     return Change(
         kind=KIND,
-        action=action,  # type: ignore[arg-type]
+        action=action,
         key=route.key,
         netns=netns,
         name=name,
         attributes=attributes,
         note=note or ("" if attributes else detail),
         origin=route.origin,
-        steps=(Step(Phase.ADD_ROUTE, f"install route {name} in {netns_label(netns)}", install),),
+        steps=(
+            Step(
+                Phase.ADD_ROUTE,
+                f"install route {name} in {netns_label(netns)}",
+                install,
+                undo=(lambda kernel: _put_back(kernel, before))
+                if before is not None
+                else (lambda kernel: kernel.netlink.route_del(netns, to=route.to, table=route.table, metric=route.metric)),
+            ),
+        ),
         record={},
     )
 
@@ -157,5 +174,18 @@ def _remove(observed: ObservedRoute) -> Change:
         key=(netns, observed.table, observed.to, observed.metric),
         netns=netns,
         name=name,
-        steps=(Step(Phase.DELETE_ROUTE, f"delete route {name} in {netns_label(netns)}", remove),),
+        steps=(
+            Step(
+                Phase.DELETE_ROUTE,
+                f"delete route {name} in {netns_label(netns)}",
+                remove,
+                undo=lambda kernel: _put_back(kernel, observed),
+            ),
+        ),
+    )
+
+
+def _put_back(kernel: Kernel, route: ObservedRoute) -> None:
+    kernel.netlink.route_replace(
+        route.netns, to=route.to, table=route.table, metric=route.metric, via=route.via, dev=route.dev
     )

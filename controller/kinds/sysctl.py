@@ -55,7 +55,14 @@ def _set(sysctl: Sysctl, current: str | None, original: str | None) -> Change:
         name=key,
         attributes=(AttributeChange("value", current, value),),
         origin=sysctl.origin,
-        steps=(Step(Phase.SET_SYSCTL, f"set {key}={value} in {netns_label(netns)}", write),),
+        steps=(
+            Step(
+                Phase.SET_SYSCTL,
+                f"set {key}={value} in {netns_label(netns)}",
+                write,
+                undo=None if current is None else (lambda kernel: kernel.write_sysctl(netns, key, current)),
+            ),
+        ),
         record={"original": original},
     )
 
@@ -73,5 +80,14 @@ def _restore(netns: str | None, key: str, current: str | None, original: str | N
         netns=netns,
         name=key,
         note="no longer managed" if unchanged else f"value {current} -> {original} (as before netlab)",
-        steps=() if unchanged else (Step(Phase.RESTORE_SYSCTL, f"restore {key}={original} in {netns_label(netns)}", write),),
+        steps=()
+        if unchanged
+        else (
+            Step(
+                Phase.RESTORE_SYSCTL,
+                f"restore {key}={original} in {netns_label(netns)}",
+                write,
+                undo=lambda kernel: kernel.write_sysctl(netns, key, current or ""),
+            ),
+        ),
     )
