@@ -37,6 +37,7 @@ def apply_plan(plan: Plan, kernel: Kernel, ledger: Ledger, log: Any) -> None:
     spent: dict[int, float] = {id(change): 0.0 for change in plan.changes}
     before = ledger.snapshot()
     done: list[Step] = []
+    _record_intent(plan, ledger)
     try:
         for change in plan.changes:
             if not change.steps:
@@ -57,6 +58,19 @@ def apply_plan(plan: Plan, kernel: Kernel, ledger: Ledger, log: Any) -> None:
                 _account(change, ledger, log, spent[id(change)])
     finally:
         kernel.forget_reads()
+        ledger.save()
+
+
+def _record_intent(plan: Plan, ledger: Ledger) -> None:
+    """Enters everything the pass is about to create into the ledger, and saves
+    it, before the first kernel write: a process killed mid-pass leaves no
+    object that the next pass does not know as netlab's (namespaces and
+    addresses carry no kernel marker), and a sysctl's original value is on disk
+    before it is overwritten."""
+    intended = [c for c in plan.changes if c.action != "-" and c.record is not None and not ledger.owns(c.kind, c.key)]
+    for change in intended:
+        ledger.record(change.kind, change.key, change.record)
+    if intended:
         ledger.save()
 
 
