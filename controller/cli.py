@@ -40,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="events as readable lines or JSON lines (default: console on a terminal, "
         "JSON otherwise for the daemon; console for the other commands)",
     )
+    common.add_argument(
+        "--allow-untrusted-config",
+        action="store_true",
+        default=os.environ.get("NETLAB_ALLOW_UNTRUSTED_CONFIG") == "1",
+        help="read a config dir or files that users other than root could write (labs and tests only)",
+    )
     parser = argparse.ArgumentParser(
         prog="netlab",
         description="Declarative Linux host networking: namespaces, links, addresses, routes, sysctls.",
@@ -219,6 +225,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
         debounce=args.debounce,
         resync_interval=args.resync_interval,
         allow_empty=args.allow_empty,
+        allow_untrusted=args.allow_untrusted_config,
     )
     return Daemon(settings, logs.get_logger()).run()
 
@@ -240,7 +247,7 @@ COMMANDS = {
 def _load(args: argparse.Namespace) -> Any:
     from netlab.controller.guards import load_desired
 
-    return load_desired(args.config_dir, args.state_dir, getattr(args, "allow_empty", False))
+    return load_desired(args.config_dir, args.state_dir, getattr(args, "allow_empty", False), args.allow_untrusted_config)
 
 
 def _ledger(args: argparse.Namespace) -> Any:

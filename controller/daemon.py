@@ -44,6 +44,7 @@ class Settings:
     debounce: float = 0.25
     resync_interval: float = 60.0
     allow_empty: bool = False
+    allow_untrusted: bool = False
 
 
 @dataclass
@@ -192,7 +193,9 @@ class Daemon:
             digest = digest_of(files)
             if not force and self.generation and self.generation.source == "config" and digest == self.generation.digest:
                 return False
-            desired = load_desired(config_dir, self.settings.state_dir, self.settings.allow_empty)
+            desired = load_desired(
+                config_dir, self.settings.state_dir, self.settings.allow_empty, self.settings.allow_untrusted
+            )
         except ConfigError as error:
             self._reject(error)
             if self.generation is None:

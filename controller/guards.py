@@ -26,11 +26,13 @@ def locked(state_dir: Path) -> Iterator[None]:
         yield
 
 
-def load_desired(config_dir: Path, state_dir: Path, allow_empty: bool = False) -> DesiredState:
+def load_desired(
+    config_dir: Path, state_dir: Path, allow_empty: bool = False, allow_untrusted: bool = False
+) -> DesiredState:
     """The generation in the config directory; ConfigError when it is invalid, or
     when it has no files while netlab owns objects and `allow_empty` is not given
     (a failed mount or sync looks exactly like that)."""
-    desired = load_generation(config_dir)
+    desired = load_generation(config_dir, strict_modes=not allow_untrusted)
     if not desired.files and not allow_empty and Ledger.load(state_dir).count():
         raise ConfigError(
             [

@@ -17,6 +17,7 @@ from netlab.state.cross_checking import cross_check
 from netlab.state.errors import ConfigError, Problem
 from netlab.state.model import DesiredState
 from netlab.state.parsing import parse
+from netlab.state.trusting import trust_problems
 from netlab.state.validating import check_schema
 
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
@@ -138,12 +139,17 @@ def _merge(applying: list[Contribution], sources: list[_Source]) -> DesiredState
     )
 
 
-def load_generation(config_dir: Path, hostname: str | None = None) -> DesiredState:
+def load_generation(config_dir: Path, hostname: str | None = None, *, strict_modes: bool = True) -> DesiredState:
     """The desired state of the directory's files; `ConfigError` with every problem
     of every file when anything is wrong (nothing of the generation may be applied).
     Files whose `match.hostname` does not match `hostname` (default: this host's
-    name) are checked but contribute nothing. An empty directory gives an empty state."""
+    name) are checked but contribute nothing. An empty directory gives an empty state.
+    With `strict_modes`, a directory or file another user could write is refused."""
     files = list_config_files(config_dir)
+    if strict_modes:
+        distrusted = trust_problems(os.path.realpath(config_dir), [str(path) for path in files])
+        if distrusted:
+            raise ConfigError(distrusted)
     state, problems = _evaluate([_Source(str(path), path) for path in files], hostname)
     if problems:
         raise ConfigError(problems)
