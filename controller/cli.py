@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -94,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         # journald keeps stdout; JSON lines unless a person is watching
         logs.configure(args.log_format or ("console" if sys.stdout.isatty() else "json"), sys.stdout)
     else:
-        logs.configure(args.log_format or "console")
+        # A person reads the command's own output; the per-change events are
+        # for when a log format is asked for (and warnings and errors always).
+        logs.configure(args.log_format or "console", level=logging.INFO if args.log_format else logging.WARNING)
     try:
         return int(COMMANDS[args.command](args))
     except NetlabError as error:

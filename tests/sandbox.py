@@ -1,0 +1,226 @@
+"""A throwaway kernel for one test: a private network + mount namespace held open
+by a sleeping process, with tmpfs over the paths netlab writes and temporary
+files bound over /etc/resolv.conf and /etc/hosts. Commands run inside it with
+nsenter; netlab runs there with its real default paths. Nothing reaches the
+host's network: the namespaces die with the holder process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+NETLAB = str(Path(sys.executable).with_name("netlab"))
+PRIVATE_DIRS = ("/run/netns", "/etc/netns", "/etc/netlab.d", "/var/lib/netlab", "/run/netlab")
+RESOLV_CONF = "# resolver of the sandbox host\nnameserver 192.0.2.53\n"
+HOSTS = "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n192.0.2.10 foreign-host # a line netlab must keep\n"
+
+SETUP = """
+set -e
+for dir in {dirs}; do mount -t tmpfs -o mode=755 tmpfs "$dir"; done
+mount --bind "$1" /etc/resolv.conf
+mount --bind "$2" /etc/hosts
+ip link set lo up
+echo ready
+exec sleep infinity
+"""
+
+
+class Sandbox:
+    def __init__(self) -> None:
+        self._files = Path(tempfile.mkdtemp(prefix="netlab-sandbox-"))
+        resolv, hosts = self._files / "resolv.conf", self._files / "hosts"
+        resolv.write_text(RESOLV_CONF)
+        hosts.write_text(HOSTS)
+        for path in PRIVATE_DIRS:
+            # mount points must exist; empty directories on the host change nothing
+            os.makedirs(path, exist_ok=True)
+        script = SETUP.format(dirs=" ".join(PRIVATE_DIRS))
+        self._holder = subprocess.Popen(
+            ["unshare", "--net", "--mount", "--propagation", "private", "--", "sh", "-c", script, "sh", str(resolv), str(hosts)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        assert self._holder.stdout is not None
+        line = self._holder.stdout.readline()
+        if line.strip() != "ready":
+            self._holder.kill()
+            raise RuntimeError(f"sandbox did not start: {self._holder.stderr.read() if self._holder.stderr else ''}")
+        self.pid = self._holder.pid
+        self._background: list[subprocess.Popen[str]] = []
+
+    @property
+    def root(self) -> Path:
+        """The sandbox's view of the file system, from outside (its mount namespace)."""
+        return Path(f"/proc/{self.pid}/root")
+
+    def argv(self, *argv: str) -> list[str]:
+        return ["nsenter", f"--target={self.pid}", "--net", "--mount", "--", *argv]
+
+    def run(
+        self, *argv: str, check: bool = True, input: str | None = None, timeout: float = 60, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            self.argv(*argv), input=input, capture_output=True, text=True, timeout=timeout, env=env
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"{' '.join(argv)} exited {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}")
+        return result
+
+    def sh(self, script: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return self.run("sh", "-c", script, check=check, timeout=timeout)
+
+    def netlab(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return self.run(NETLAB, *args, check=check, timeout=timeout)
+
+    def spawn(self, *argv: str) -> subprocess.Popen[str]:
+        """A background process inside the sandbox, killed at teardown."""
+        process = subprocess.Popen(self.argv(*argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self._background.append(process)
+        return process
+
+    # -- files inside -----------------------------------------------------------------
+
+    def path(self, inside: str) -> Path:
+        return self.root / inside.lstrip("/")
+
+    def write_config(self, name: str, text: str) -> None:
+        target = self.path(f"/etc/netlab.d/{name}")
+        temp = target.with_name(f".{name}.tmp")
+        temp.write_text(text)
+        temp.rename(target)
+
+    def remove_config(self, name: str) -> None:
+        self.path(f"/etc/netlab.d/{name}").unlink()
+
+    def copy_example(self, example: str) -> None:
+        for source in sorted((EXAMPLES / example).iterdir()):
+            if source.suffix in (".yaml", ".yml", ".json"):
+                self.write_config(source.name, source.read_text())
+
+    def read(self, inside: str) -> str:
+        return self.path(inside).read_text()
+
+    # -- kernel state, as `ip` sees it ----------------------------------------------
+
+    def namespaces(self) -> list[str]:
+        return sorted(line.split()[0] for line in self.run("ip", "netns", "list").stdout.splitlines() if line.strip())
+
+    def dump(self) -> str:
+        """Links, addresses, routes and forwarding of the host and every namespace,
+        as `ip` shows them, without what changes by itself (link-local addresses)."""
+        parts = []
+        for netns in [None, *self.namespaces()]:
+            ns = [] if netns is None else ["-n", netns]
+            links = [
+                f"{link['ifname']} {'UP' if 'UP' in link['flags'] else 'DOWN'} mtu {link['mtu']} master {link.get('master')}"
+                for link in json.loads(self.run("ip", *ns, "-j", "link").stdout)
+            ]
+            addresses = self.run("ip", *ns, "-br", "addr").stdout.split("\n")
+            routes = self.run("ip", *ns, "route", "show", "table", "all").stdout.split("\n")
+            prefix = [] if netns is None else ["ip", "netns", "exec", netns]
+            forwarding = self.run(*prefix, "cat", "/proc/sys/net/ipv4/ip_forward").stdout.strip()
+            parts.append(f"== {netns or 'host'} forwarding={forwarding}")
+            parts += sorted(links)
+            # `ip -br addr` shows the operational state second: it follows carrier, not anyone's write
+            parts += sorted(
+                " ".join(w for i, w in enumerate(line.split()) if i != 1 and not w.startswith("fe80:"))
+                for line in addresses
+                if line.strip()
+            )
+            parts += sorted(line for line in routes if line.strip() and "fe80::" not in line and not line.startswith(("local", "multicast")))
+        return "\n".join(parts)
+
+    def ping(self, netns: str | None, address: str, check: bool = False) -> bool:
+        argv = ["ping", "-c", "1", "-W", "2", address]
+        if netns is not None:
+            argv = ["ip", "netns", "exec", netns, *argv]
+        ok = self.run(*argv, check=False).returncode == 0
+        if check:
+            assert ok, f"ping {address} from {netns or 'host'} failed"
+        return ok
+
+    def wait_for(self, predicate: object, timeout: float = 5.0, interval: float = 0.05) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():  # type: ignore[operator]
+                return True
+            time.sleep(interval)
+        return bool(predicate())  # type: ignore[operator]
+
+    @contextmanager
+    def witness(self, *namespaces: str, objects: tuple[str, ...] = ("link", "address", "route")) -> Iterator[list[str]]:
+        """Records every netlink change (`ip monitor`) in the host namespace and the
+        given ones while the block runs; what the kernel does by itself is left out.
+        A probe event proves each monitor listens before the block starts."""
+        seen: list[str] = []
+        monitors = []
+        for netns in (None, *namespaces):
+            prefix = [] if netns is None else ["ip", "netns", "exec", netns]
+            monitor = self.spawn(*prefix, "ip", "-o", "monitor", *objects)
+            monitors.append((netns, monitor))
+        for netns, _ in monitors:
+            probe = "netlab-probe"
+            ns = [] if netns is None else ["-n", netns]
+            # a bridge with an address: events every monitor (link, address, route) reports
+            self.run("ip", *ns, "link", "add", probe, "type", "bridge")
+            self.run("ip", *ns, "addr", "add", "192.0.2.254/32", "dev", probe, "label", probe)
+            self.run("ip", *ns, "link", "set", probe, "up")
+            self.run("ip", *ns, "link", "del", probe)
+        time.sleep(0.3)
+        try:
+            yield seen
+        finally:
+            time.sleep(0.3)
+            for netns, monitor in monitors:
+                monitor.send_signal(signal.SIGTERM)
+                out, _ = monitor.communicate(timeout=5)
+                lines = out.splitlines()
+                assert any("netlab-probe" in line for line in lines), f"the witness in {netns or 'host'} saw nothing"
+                seen.extend(f"{netns or 'host'}: {line}" for line in lines if not _background(line))
+
+    def close(self) -> None:
+        for process in self._background:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+        os.killpg(self.pid, signal.SIGKILL)
+        self._holder.wait(timeout=10)
+        shutil.rmtree(self._files, ignore_errors=True)
+
+
+def _background(line: str) -> bool:
+    """Events that are nobody's write: the witness's own probe, IPv6 link-local
+    addresses and their routes (DAD), and bridge-port state notices."""
+    return (
+        "netlab-probe" in line
+        or "fe80:" in line
+        or "ff00::/8" in line
+        or ("Deleted" not in line and "state UP" not in line and "master" in line and "qdisc" not in line)
+    )
+
+
+def can_sandbox() -> str | None:
+    """Why sandboxed kernel tests cannot run here, or None."""
+    if os.geteuid() != 0:
+        return "needs root (a private network namespace and tmpfs mounts)"
+    for tool in ("unshare", "nsenter", "ip"):
+        if shutil.which(tool) is None:
+            return f"needs {tool}"
+    probe = subprocess.run(["unshare", "--net", "--mount", "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        return f"cannot make a private namespace: {probe.stderr.strip()}"
+    return None
