@@ -7,6 +7,8 @@ reported and the ledger keeps what was done, so the next pass converges."""
 
 from __future__ import annotations
 
+import errno
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -19,6 +21,15 @@ from netlab.controller.planning import Plan, make_plan
 from netlab.state.errors import ApplyError
 from netlab.state.ledger import Ledger
 from netlab.state.model import DesiredState, netns_label
+
+# Test-only: the step of that index (from 0) in every pass fails as if the kernel
+# had refused it, so tests can prove that each step's failure is rolled back.
+FAULT_VARIABLE = "NETLAB_TEST_FAIL_STEP"
+
+
+def _injected_fault() -> int | None:
+    value = os.environ.get(FAULT_VARIABLE)
+    return int(value) if value and value.lstrip("-").isdigit() else None
 
 
 @dataclass(frozen=True)
@@ -42,9 +53,12 @@ def apply_plan(plan: Plan, kernel: Kernel, ledger: Ledger, log: Any) -> None:
         for change in plan.changes:
             if not change.steps:
                 _account(change, ledger, log, 0.0)
-        for change, step in plan.steps():
+        fail_at = _injected_fault()
+        for index, (change, step) in enumerate(plan.steps()):
             began = time.monotonic()
             try:
+                if index == fail_at:
+                    raise KernelRefused(step.describe, errno.EIO, f"fault injected by {FAULT_VARIABLE} at step {index}")
                 step.run(kernel)
             except (KernelRefused, OSError) as error:
                 failure = f"{change}: could not {step.describe}: {error}"

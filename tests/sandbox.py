@@ -83,12 +83,15 @@ class Sandbox:
     def sh(self, script: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return self.run("sh", "-c", script, check=check, timeout=timeout)
 
-    def netlab(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return self.run(NETLAB, *args, check=check, timeout=timeout)
+    def netlab(
+        self, *args: str, check: bool = True, timeout: float = 120, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Runs netlab inside with its real default paths; `env` adds variables."""
+        return self.run(NETLAB, *args, check=check, timeout=timeout, env={**os.environ, **env} if env else None)
 
-    def spawn(self, *argv: str) -> subprocess.Popen[str]:
+    def spawn(self, *argv: str, stdout: object = subprocess.PIPE) -> subprocess.Popen[str]:
         """A background process inside the sandbox, killed at teardown."""
-        process = subprocess.Popen(self.argv(*argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(self.argv(*argv), stdout=stdout, stderr=subprocess.PIPE, text=True)  # type: ignore[call-overload]
         self._background.append(process)
         return process
 
@@ -137,7 +140,11 @@ class Sandbox:
             parts += sorted(links)
             # `ip -br addr` shows the operational state second: it follows carrier, not anyone's write
             parts += sorted(
-                " ".join(w for i, w in enumerate(line.split()) if i != 1 and not w.startswith("fe80:"))
+                " ".join(
+                    w.split("@")[0] if i == 0 else w
+                    for i, w in enumerate(line.split())
+                    if i != 1 and not w.startswith("fe80:")
+                )
                 for line in addresses
                 if line.strip()
             )

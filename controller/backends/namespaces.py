@@ -29,14 +29,28 @@ def netns_path(name: str) -> str:
 
 
 def list_namespaces() -> frozenset[str]:
-    """Names under /run/netns, as `ip netns list` shows them."""
+    """Names under /run/netns that are namespaces. A process killed while creating
+    one can leave the mount point without the namespace bound on it (an empty
+    file on the directory's own file system): that is no namespace."""
     try:
-        return frozenset(os.listdir(NETNS_RUN_DIR))
+        names = os.listdir(NETNS_RUN_DIR)
+        directory = os.stat(NETNS_RUN_DIR).st_dev
     except FileNotFoundError:
         return frozenset()
+    found = set()
+    for name in names:
+        try:
+            if os.stat(netns_path(name)).st_dev != directory:
+                found.add(name)
+        except FileNotFoundError:
+            continue
+    return frozenset(found)
 
 
 def create_namespace(name: str) -> None:
+    path = netns_path(name)
+    if os.path.lexists(path) and name not in list_namespaces():
+        os.unlink(path)  # the mount point of a creation that was cut short
     pyroute2_netns.create(name)
 
 

@@ -281,9 +281,12 @@ class Netlink:
         metric: int,
         via: str | None,
         dev: str | None,
+        proto: int = NETLAB_ROUTE_PROTO,
     ) -> None:
+        """Installs or replaces a route, marked as netlab's unless `proto` says
+        otherwise (putting back someone else's route as it was)."""
         spec = self._route_spec(netns, to, table, metric)
-        spec["proto"] = NETLAB_ROUTE_PROTO
+        spec["proto"] = proto
         if via is not None:
             spec["gateway"] = via
         if dev is not None:

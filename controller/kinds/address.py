@@ -7,9 +7,10 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING
 
-from netlab.controller.backends.netlink import ObservedAddress
+from netlab.controller.backends.netlink import RTPROT_KERNEL, ObservedAddress, ObservedRoute
 from netlab.controller.changes import Change, Phase, Step
 from netlab.controller.kinds.contract import PlanContext
+from netlab.controller.kinds.route import put_back_route
 from netlab.state.model import Address, netns_label
 
 if TYPE_CHECKING:
@@ -36,9 +37,15 @@ class AddressKind:
                 continue  # goes with its link or namespace
             removed.add(key)
         for key in sorted(removed, key=repr):
+            routes: list[ObservedRoute] = []
             if present[key].family == 4:
                 ctx.losing_ipv4.add(key[:2])
-            changes.append(_remove(present[key], _kept_in_subnet(present[key], present, removed)))
+                routes = [
+                    r
+                    for r in ctx.kernel.dump(key[0]).routes
+                    if r.dev == key[1] and r.family == 4 and r.proto != RTPROT_KERNEL
+                ]
+            changes.append(_remove(present[key], _kept_in_subnet(present[key], present, removed), routes))
         for key, address in wanted.items():
             if key not in present:
                 changes.append(_add(address))
@@ -102,11 +109,19 @@ def _add(address: Address) -> Change:
     )
 
 
-def _remove(address: ObservedAddress, restore: list[ObservedAddress]) -> Change:
+def _remove(address: ObservedAddress, restore: list[ObservedAddress], routes: list[ObservedRoute]) -> Change:
+    """Removes an address. Its undo puts the address back and then the routes
+    through its link, which the kernel flushes when a link loses its last IPv4
+    address."""
     netns, interface, value = address.netns, address.interface, address.address
 
     def remove(kernel: Kernel) -> None:
         kernel.netlink.addr_del(netns, interface, value)
+
+    def undo(kernel: Kernel) -> None:
+        kernel.netlink.addr_add(netns, interface, value, replace=True)
+        for route in routes:
+            put_back_route(kernel, route)
 
     def put_back(kernel: Kernel) -> None:
         for kept in restore:
@@ -117,7 +132,7 @@ def _remove(address: ObservedAddress, restore: list[ObservedAddress]) -> Change:
             Phase.DELETE_ADDRESS,
             f"remove {value} from {netns_label(netns)}/{interface}",
             remove,
-            undo=lambda kernel: kernel.netlink.addr_add(netns, interface, value, replace=True),
+            undo=undo,
         )
     ]
     if restore:

@@ -186,6 +186,18 @@ def _remove(observed: ObservedRoute) -> Change:
 
 
 def _put_back(kernel: Kernel, route: ObservedRoute) -> None:
+    put_back_route(kernel, route)
+
+
+def put_back_route(kernel: Kernel, route: ObservedRoute) -> None:
+    """A route as it was observed, with its own protocol: an undo must not make
+    someone else's route look like netlab's."""
     kernel.netlink.route_replace(
-        route.netns, to=route.to, table=route.table, metric=route.metric, via=route.via, dev=route.dev
+        route.netns,
+        to=route.to,
+        table=route.table,
+        metric=route.metric,
+        via=route.via,
+        dev=route.dev,
+        proto=route.proto,
     )
