@@ -122,3 +122,28 @@ def test_a_killed_apply_converges_with_nothing_leaked(sandbox: Sandbox) -> None:
 @pytest.mark.stress
 def test_a_killed_apply_converges_stress(sandbox: Sandbox) -> None:
     kill_and_converge(sandbox, trials=100, count=30, seed=2026)
+
+
+def test_kernel_refusals_change_nothing(sandbox: Sandbox) -> None:
+    add_foreign_objects(sandbox)
+    sandbox.write_config("lab.yaml", BASE)
+    sandbox.netlab("apply")
+    before = sandbox.dump()
+    # a name that exists already as someone else's link
+    sandbox.write_config("taken.yaml", "version: 1\ninterfaces:\n  - {name: foreign0, type: bridge}\n")
+    result = sandbox.netlab("apply", check=False)
+    assert result.returncode == 1
+    assert "taken.yaml:3:" in result.stderr and "not created by netlab" in result.stderr
+    # a host route through a gateway outside every subnet of the host
+    sandbox.write_config("taken.yaml", "version: 1\nroutes:\n  - {to: 10.200.0.0/16, via: 172.31.9.9}\n")
+    result = sandbox.netlab("apply", check=False)
+    assert result.returncode == 1 and "gateway 172.31.9.9" in result.stderr
+    # a bridge port in another namespace than its bridge
+    sandbox.write_config(
+        "taken.yaml",
+        "version: 1\ninterfaces:\n  - {name: veth-x, type: veth, netns: red, master: br0, peer: {name: veth-x-h}}\n",
+    )
+    result = sandbox.netlab("apply", check=False)
+    assert result.returncode == 1 and "taken.yaml:3:" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert sandbox.dump() == before
