@@ -68,6 +68,7 @@ def test_a_failure_at_every_step_is_rolled_back_exactly(sandbox: Sandbox) -> Non
         assert "were undone" in result.stderr, result.stderr
         assert sandbox.dump() == before, f"step {index} left the kernel changed"
         assert sandbox.netlab("plan", "--detailed-exitcode", check=False).returncode == 2
+    print(f"faults injected and rolled back: {failures}")
     assert failures >= 15, "the pass was expected to have many steps"
     assert sandbox.netlab("plan", "--detailed-exitcode", check=False).returncode == 0
     sandbox.ping("green", "10.2.0.1", check=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from netlab.controller.backends.iptables import NatTables
 from netlab.controller.backends.netlink import (
     NETLAB_LINK_ALIAS,
     NETLAB_ROUTE_PROTO,
@@ -16,6 +17,7 @@ from netlab.controller.backends.netlink import (
     ObservedLink,
     ObservedRoute,
 )
+from netlab.controller.backends.resolver_files import FileState
 from netlab.controller.changes import Phase
 from netlab.controller.planning import make_plan
 from netlab.state.errors import ConfigError
@@ -50,6 +52,20 @@ class FakeKernel:
 
     def sysctl(self, netns: str | None, key: str) -> str | None:
         return self.sysctls.get((netns, key))
+
+    # NAT and resolver files: none here (tests/unit/test_nat_planning.py and
+    # test_resolver_files_planning.py have fakes that hold some)
+    def legacy_nat_exists(self, netns: str | None) -> bool:
+        return False
+
+    def nat(self, netns: str | None) -> NatTables:
+        return NatTables()
+
+    def nftables_in_use(self, netns: str | None) -> tuple[str, ...]:
+        return ()
+
+    def file(self, path: str) -> FileState:
+        return FileState(path, "absent")
 
     def add_link(self, netns: str | None, name: str, kind: str | None, *, owned: bool, **attrs: object) -> None:
         links = self.links.setdefault(netns, [])
