@@ -1,12 +1,15 @@
 """The kernel as one pass sees it: a facade over the backends that reads each
 namespace once (memoised until `forget_reads`) and carries the writers.
-Kinds read through it while planning; their steps write through it.
+Kinds read through it while planning; their steps write through it. The
+resolver files count as kernel state here: they are what the resolver reads.
 """
 
 from __future__ import annotations
 
-from netlab.controller.backends import namespaces, sysctls
+from netlab.controller.backends import iptables, namespaces, resolver_files, sysctls
+from netlab.controller.backends.iptables import NatOp, NatTables
 from netlab.controller.backends.netlink import Netlink, NetnsDump
+from netlab.controller.backends.resolver_files import FileState
 
 EMPTY_DUMP = NetnsDump((), (), ())
 
@@ -17,6 +20,10 @@ class Kernel:
         self._namespaces: frozenset[str] | None = None
         self._dumps: dict[str | None, NetnsDump] = {}
         self._sysctls: dict[tuple[str | None, str], str | None] = {}
+        self._legacy_nat: dict[str | None, bool] = {}
+        self._nat: dict[str | None, NatTables] = {}
+        self._nftables: dict[str | None, tuple[str, ...]] = {}
+        self._files: dict[str, FileState] = {}
 
     def close(self) -> None:
         self.netlink.close()
@@ -47,11 +54,38 @@ class Kernel:
             self._sysctls[(netns, key)] = sysctls.read(netns, key) if self.has_netns(netns) else None
         return self._sysctls[(netns, key)]
 
+    def legacy_nat_exists(self, netns: str | None) -> bool:
+        if netns not in self._legacy_nat:
+            self._legacy_nat[netns] = self.has_netns(netns) and iptables.legacy_nat_exists(netns)
+        return self._legacy_nat[netns]
+
+    def nat(self, netns: str | None) -> NatTables:
+        """netlab's chains and rules in the namespace's legacy nat tables: one
+        worker process, only where a legacy nat table exists (reading one would
+        create it)."""
+        if netns not in self._nat:
+            self._nat[netns] = iptables.dump(netns) if self.legacy_nat_exists(netns) else NatTables()
+        return self._nat[netns]
+
+    def nftables_in_use(self, netns: str | None) -> tuple[str, ...]:
+        if netns not in self._nftables:
+            self._nftables[netns] = iptables.nftables_in_use(netns) if self.has_netns(netns) else ()
+        return self._nftables[netns]
+
+    def file(self, path: str) -> FileState:
+        if path not in self._files:
+            self._files[path] = resolver_files.read(path)
+        return self._files[path]
+
     def forget_reads(self) -> None:
         """After writes: the next read asks the kernel again."""
         self._namespaces = None
         self._dumps.clear()
         self._sysctls.clear()
+        self._legacy_nat.clear()
+        self._nat.clear()
+        self._nftables.clear()
+        self._files.clear()
 
     # -- writes -------------------------------------------------------------------
 
@@ -66,3 +100,24 @@ class Kernel:
 
     def write_sysctl(self, netns: str | None, key: str, value: str) -> None:
         sysctls.write(netns, key, value)
+
+    def change_nat(self, netns: str | None, ops: list[NatOp]) -> None:
+        iptables.change(netns, ops)
+        self._legacy_nat.pop(netns, None)
+        self._nat.pop(netns, None)
+
+    def write_file(self, path: str, data: bytes, mode: int) -> None:
+        resolver_files.write(path, data, mode)
+        self._files.pop(path, None)
+
+    def remove_file(self, path: str) -> None:
+        resolver_files.remove(path)
+        self._files.pop(path, None)
+
+    def make_directory(self, path: str) -> None:
+        resolver_files.make_directory(path)
+        self._files.pop(path, None)
+
+    def remove_directory_if_empty(self, path: str) -> None:
+        resolver_files.remove_directory_if_empty(path)
+        self._files.pop(path, None)

@@ -3,8 +3,11 @@ order they are planned (a kind may rely on the decisions of those before it)."""
 
 from netlab.controller.kinds.address import AddressKind
 from netlab.controller.kinds.contract import Kind
+from netlab.controller.kinds.dns import DnsKind
+from netlab.controller.kinds.hosts import HostsKind
 from netlab.controller.kinds.link import LinkKind
 from netlab.controller.kinds.namespace import NamespaceKind
+from netlab.controller.kinds.nat import NatKind
 from netlab.controller.kinds.route import RouteKind
 from netlab.controller.kinds.sysctl import SysctlKind
 
@@ -14,4 +17,7 @@ REGISTRY: tuple[Kind, ...] = (
     AddressKind(),
     RouteKind(),
     SysctlKind(),
+    NatKind(),
+    DnsKind(),
+    HostsKind(),
 )

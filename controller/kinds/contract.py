@@ -6,9 +6,12 @@ decided to create or remove). Used by every module in kinds/ and by planning.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
+from netlab.controller.backends.iptables import NatTables
 from netlab.controller.backends.netlink import NetnsDump
+from netlab.controller.backends.resolver_files import FileState
 from netlab.controller.changes import Change
 from netlab.state.errors import Problem
 from netlab.state.ledger import Ledger
@@ -25,6 +28,14 @@ class KernelReader(Protocol):
     def dump(self, netns: str | None) -> NetnsDump: ...
 
     def sysctl(self, netns: str | None, key: str) -> str | None: ...
+
+    def legacy_nat_exists(self, netns: str | None) -> bool: ...
+
+    def nat(self, netns: str | None) -> NatTables: ...
+
+    def nftables_in_use(self, netns: str | None) -> tuple[str, ...]: ...
+
+    def file(self, path: str) -> FileState: ...
 
 
 @dataclass
@@ -47,6 +58,12 @@ class PlanContext:
             self.problems.append(Problem("(kernel)", 0, 0, path, message))
         else:
             self.problems.append(Problem(origin.file, origin.line, origin.column, path, message))
+
+    @property
+    def state_dir(self) -> Path:
+        """netlab's state directory, where the ledger is and where copies of the
+        files netlab took over are kept."""
+        return self.ledger.path.parent
 
     def managed_netns(self) -> list[str | None]:
         """The namespaces a pass looks into: the host, every declared namespace and

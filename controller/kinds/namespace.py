@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from netlab.controller.changes import Change, Phase, Step
+from netlab.controller.changes import AttributeChange, Change, Phase, Step
 from netlab.controller.kinds.contract import PlanContext
 from netlab.state.model import Origin
 
@@ -27,6 +27,11 @@ class NamespaceKind:
             if name not in existing:
                 ctx.created_namespaces.add(name)
                 changes.append(_create(name, ns.origin))
+            elif ctx.ledger.owns(KIND, (name,)):
+                loopback = ctx.kernel.dump(name).link("lo")
+                if loopback is not None and loopback.state != "up":
+                    # a creation cut short before its loopback came up, or drift
+                    changes.append(_loopback_up(name, ns.origin))
         for (name,) in ctx.ledger.keys(KIND):
             if name not in wanted and name in existing:
                 ctx.removed_namespaces.add(name)
@@ -47,6 +52,29 @@ def _create(name: str, origin: Origin) -> Change:
         origin=origin,
         steps=(Step(Phase.CREATE_NAMESPACE, f"create namespace {name}", run, undo=lambda kernel: kernel.remove_namespace(name)),),
         record={},
+    )
+
+
+def _loopback_up(name: str, origin: Origin) -> Change:
+    def run(kernel: Kernel) -> None:
+        kernel.netlink.link_set(name, "lo", state="up")
+
+    return Change(
+        kind=KIND,
+        action="~",
+        key=(name,),
+        netns=None,
+        name=name,
+        attributes=(AttributeChange("lo", "down", "up"),),
+        origin=origin,
+        steps=(
+            Step(
+                Phase.SET_LINK,
+                f"set lo up in {name}",
+                run,
+                undo=lambda kernel: kernel.netlink.link_set(name, "lo", state="down"),
+            ),
+        ),
     )
 
 
