@@ -114,8 +114,8 @@ class Kernel:
         resolver_files.remove(path)
         self._files.pop(path, None)
 
-    def make_directory(self, path: str) -> None:
-        resolver_files.make_directory(path)
+    def make_directory(self, path: str, mode: int = 0o755) -> None:
+        resolver_files.make_directory(path, mode)
         self._files.pop(path, None)
 
     def remove_directory_if_empty(self, path: str) -> None:

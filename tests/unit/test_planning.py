@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from netlab.controller.backends.iptables import NatTables
 from netlab.controller.backends.netlink import (
     NETLAB_LINK_ALIAS,
     NETLAB_ROUTE_PROTO,
@@ -17,19 +16,18 @@ from netlab.controller.backends.netlink import (
     ObservedLink,
     ObservedRoute,
 )
-from netlab.controller.backends.resolver_files import FileState
 from netlab.controller.changes import Phase
 from netlab.controller.planning import make_plan
 from netlab.state.errors import ConfigError
 from netlab.state.ledger import Ledger
 from netlab.state.model import Address, DesiredState, Link, Namespace, Origin, Route, Sysctl
+from tests.unit.fake_kernels import EmptyKernel
 
 HERE = Origin("/etc/netlab.d/lab.yaml", 3, 5)
 
 
 @dataclass
-class FakeKernel:
-    names: set[str] = field(default_factory=set)
+class FakeKernel(EmptyKernel):  # no NAT rules, no resolver files
     links: dict[str | None, list[ObservedLink]] = field(default_factory=dict)
     addresses: dict[str | None, list[ObservedAddress]] = field(default_factory=dict)
     routes: dict[str | None, list[ObservedRoute]] = field(default_factory=dict)
@@ -52,20 +50,6 @@ class FakeKernel:
 
     def sysctl(self, netns: str | None, key: str) -> str | None:
         return self.sysctls.get((netns, key))
-
-    # NAT and resolver files: none here (tests/unit/test_nat_planning.py and
-    # test_resolver_files_planning.py have fakes that hold some)
-    def legacy_nat_exists(self, netns: str | None) -> bool:
-        return False
-
-    def nat(self, netns: str | None) -> NatTables:
-        return NatTables()
-
-    def nftables_in_use(self, netns: str | None) -> tuple[str, ...]:
-        return ()
-
-    def file(self, path: str) -> FileState:
-        return FileState(path, "absent")
 
     def add_link(self, netns: str | None, name: str, kind: str | None, *, owned: bool, **attrs: object) -> None:
         links = self.links.setdefault(netns, [])

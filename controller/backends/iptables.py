@@ -1,0 +1,206 @@
+"""The NAT backend: netlab's rules in the legacy iptables `nat` tables (IPv4 and
+IPv6), driven by python-iptables in a short-lived worker process per call
+(`iptables_worker`), which enters the namespace before it imports iptc and holds
+the xtables lock while it commits. Called by the nat kind, through the Kernel.
+
+python-iptables is not thread-safe, caches tables per process and takes no lock:
+a process of its own per namespace and call sidesteps all three. This module is
+the only door to the firewall, so an nftables backend can replace it later.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.nftables.main import NFTables
+
+from netlab.controller.backends import namespaces
+from netlab.controller.backends.nat_rules import RULE_COMMENT_PREFIX, Family, RuleSpec
+from netlab.controller.backends.netlink import KernelRefused
+
+WORKER_MODULE = "netlab.controller.backends.iptables_worker"
+WORKER_TIMEOUT = 60.0
+NFPROTO_NAMES = {1: "inet", 2: "ip", 3: "arp", 5: "netdev", 7: "bridge", 10: "ip6"}
+
+
+@dataclass(frozen=True)
+class ObservedNatRule:
+    """A rule with a `netlab:` comment found in one of netlab's chains. `spec` is
+    None when the rule holds something netlab never writes (then it is netlab's
+    by its comment but not one netlab would keep)."""
+
+    family: Family
+    chain: str
+    comment: str
+    text: str
+    spec: RuleSpec | None
+
+    @property
+    def ident(self) -> str:
+        return self.comment.removeprefix(RULE_COMMENT_PREFIX)
+
+
+@dataclass(frozen=True)
+class ObservedChain:
+    family: Family
+    name: str
+    foreign_rules: int  # rules without a netlab comment: never touched, and the chain stays
+    jumps: int  # netlab's jumps to it from its built-in chain
+
+
+@dataclass(frozen=True)
+class NatTables:
+    """What one namespace's legacy nat tables hold of netlab's."""
+
+    chains: tuple[ObservedChain, ...] = ()
+    rules: tuple[ObservedNatRule, ...] = ()
+
+    def chain(self, family: int, name: str) -> ObservedChain | None:
+        for chain in self.chains:
+            if chain.family == family and chain.name == name:
+                return chain
+        return None
+
+
+@dataclass(frozen=True)
+class NatOp:
+    """One write in a worker's batch.
+
+    ensure-chain: create the chain if missing and leave exactly one netlab jump to
+    it, first in its built-in chain. remove-chain: if the chain holds no rule,
+    remove netlab's jumps to it and the chain. add: append `spec`. delete: one
+    rule of the chain with `comment` that the worker renders as `text` (none
+    there: nothing to do)."""
+
+    action: Literal["ensure-chain", "remove-chain", "add", "delete"]
+    family: Family
+    chain: str
+    spec: RuleSpec | None = None
+    comment: str | None = None
+    text: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"action": self.action, "family": self.family, "chain": self.chain}
+        if self.spec is not None:
+            data["spec"] = self.spec.to_json()
+        if self.comment is not None:
+            data["comment"] = self.comment
+        if self.text is not None:
+            data["text"] = self.text
+        return data
+
+
+def add(spec: RuleSpec) -> NatOp:
+    return NatOp("add", spec.family, spec.chain, spec=spec)
+
+
+def delete(rule: ObservedNatRule) -> NatOp:
+    return NatOp("delete", rule.family, rule.chain, comment=rule.comment, text=rule.text)
+
+
+def ensure_chain(family: Family, chain: str) -> NatOp:
+    return NatOp("ensure-chain", family, chain)
+
+
+def remove_chain(family: Family, chain: str) -> NatOp:
+    return NatOp("remove-chain", family, chain)
+
+
+# -- reads and writes, each one worker call --------------------------------------
+
+
+def legacy_nat_exists(netns: str | None) -> bool:
+    """Whether the legacy nat table exists (for IPv4 or IPv6) in the namespace,
+    read from /proc without loading it: python-iptables would create it."""
+
+    def work() -> bool:
+        for names in ("ip_tables_names", "ip6_tables_names"):
+            try:
+                # thread-self: /proc/self/net shows the namespace of the main thread
+                with open(f"/proc/thread-self/net/{names}", encoding="ascii") as handle:
+                    if "nat" in handle.read().split():
+                        return True
+            except FileNotFoundError:
+                continue
+        return False
+
+    return namespaces.run_in(netns, work)
+
+
+def dump(netns: str | None) -> NatTables:
+    answer = _call_worker(netns, {"request": "dump"})
+    chains: list[ObservedChain] = []
+    rules: list[ObservedNatRule] = []
+    for family_text, table in answer.get("nat", {}).items():
+        family: Family = 6 if family_text == "6" else 4
+        for name, chain in sorted(table["chains"].items()):
+            chains.append(ObservedChain(family, name, chain["foreign"], chain["jumps"]))
+        for rule in table["rules"]:
+            spec = RuleSpec.from_json(rule["spec"]) if rule.get("spec") else None
+            rules.append(ObservedNatRule(family, rule["chain"], rule["comment"], rule["text"], spec))
+    return NatTables(tuple(chains), tuple(rules))
+
+
+def nftables_in_use(netns: str | None) -> tuple[str, ...]:
+    """The nftables tables that hold rules in the namespace, like `ip nat (3 rules)`.
+    iptables-nft keeps its rules there: when there are any, the namespace's own
+    firewall lives in nftables, and netlab's legacy rules do not show beside it."""
+
+    def work() -> tuple[str, ...]:
+        try:
+            nft = NFTables(nfgen_family=0)  # NFPROTO_UNSPEC: every family
+        except (OSError, NetlinkError):
+            return ()  # a kernel without nf_tables
+        try:
+            counts: dict[tuple[str, str], int] = {}
+            for rule in nft.get_rules():
+                family = NFPROTO_NAMES.get(rule.get("nfgen_family"), str(rule.get("nfgen_family")))
+                key = (family, rule.get_attr("NFTA_RULE_TABLE"))
+                counts[key] = counts.get(key, 0) + 1
+        finally:
+            nft.close()
+        return tuple(
+            f"{family} {table} ({count} rule{'s' if count != 1 else ''})" for (family, table), count in sorted(counts.items())
+        )
+
+    return namespaces.run_in(netns, work)
+
+
+def change(netns: str | None, ops: list[NatOp]) -> None:
+    """Runs a batch in one worker: one commit per address family, under the
+    xtables lock. Raises KernelRefused with what iptables said."""
+    if ops:
+        _call_worker(netns, {"request": "change", "ops": [op.to_json() for op in ops]})
+
+
+def _call_worker(netns: str | None, request: dict[str, Any]) -> dict[str, Any]:
+    where = "host" if netns is None else netns
+    request = {**request, "netns": None if netns is None else namespaces.netns_path(netns)}
+    try:
+        finished = subprocess.run(
+            [sys.executable, "-m", WORKER_MODULE],
+            input=json.dumps(request),
+            capture_output=True,
+            text=True,
+            timeout=WORKER_TIMEOUT,
+            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        )
+    except subprocess.TimeoutExpired as error:
+        raise KernelRefused(f"iptables nat in {where}", errno.ETIMEDOUT, "the worker did not answer in time") from error
+    try:
+        answer: dict[str, Any] = json.loads(finished.stdout)
+    except json.JSONDecodeError:
+        detail = (finished.stderr or finished.stdout).strip().splitlines()
+        raise KernelRefused(
+            f"iptables nat in {where}", errno.EIO, f"the worker failed: {detail[-1] if detail else finished.returncode}"
+        ) from None
+    if not answer.get("ok"):
+        raise KernelRefused(f"iptables nat in {where}", int(answer.get("errno") or errno.EINVAL), str(answer.get("error")))
+    return answer

@@ -1,0 +1,154 @@
+"""The resolver files backend: reads and writes /etc/resolv.conf, /etc/hosts and
+their per-namespace copies under /etc/netns/NAME, and the copies of original
+files netlab keeps in its state directory. Called by the dns and hosts kinds,
+through the Kernel.
+
+Writes never follow a symlink, keep the file's mode, and are atomic (a temp
+file in the same directory, fsync, rename) except where a bind mount sits on
+the file (see `write`).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import tempfile
+from dataclasses import dataclass
+from typing import Literal
+
+FileType = Literal["absent", "file", "symlink", "directory", "other"]
+
+
+@dataclass(frozen=True)
+class FileState:
+    path: str
+    type: FileType
+    content: bytes | None = None  # a regular file's bytes
+    mode: int | None = None  # permission bits of a regular file
+    symlink_to: str | None = None
+
+    @property
+    def exists(self) -> bool:
+        return self.type != "absent"
+
+
+def read(path: str) -> FileState:
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return FileState(path, "absent")
+    if stat.S_ISLNK(info.st_mode):
+        return FileState(path, "symlink", symlink_to=os.readlink(path))
+    if stat.S_ISDIR(info.st_mode):
+        return FileState(path, "directory")
+    if not stat.S_ISREG(info.st_mode):
+        return FileState(path, "other")
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        return FileState(path, "file", handle.read(), stat.S_IMODE(info.st_mode))
+
+
+def write(path: str, data: bytes, mode: int) -> None:
+    """Replaces the file's content: temp file in the same directory, fsync,
+    rename, fsync the directory; a reader sees the old file or the new one.
+
+    A file with a bind mount on it (a container's /etc/resolv.conf and
+    /etc/hosts, a test sandbox) cannot be renamed over: rename(2) fails with
+    EBUSY on a mount point. Such a file is rewritten in place instead, which is
+    not atomic (a reader may see a short file for a moment) but is the only way
+    to change it, and leaves no temp file beside the mount. A symlink is never
+    replaced or written through."""
+    if os.path.islink(path):
+        raise OSError(errno.ELOOP, f"{path} is a symlink: netlab does not write through it")
+    if is_mount_point(path):
+        _rewrite_in_place(path, data, mode)
+        return
+    directory, name = os.path.split(path)
+    fd, temp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".netlab.tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fchmod(handle.fileno(), mode)
+            os.fsync(handle.fileno())
+        try:
+            os.replace(temp, path)
+        except OSError as error:
+            if error.errno != errno.EBUSY:
+                raise
+            # a mount point that /proc/self/mountinfo did not show (see above)
+            os.unlink(temp)
+            _rewrite_in_place(path, data, mode)
+            return
+    except BaseException:
+        if os.path.lexists(temp):
+            os.unlink(temp)
+        raise
+    _fsync_directory(directory)
+
+
+def _rewrite_in_place(path: str, data: bytes, mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.ftruncate(fd, len(data))
+        if stat.S_IMODE(os.fstat(fd).st_mode) != mode:
+            os.fchmod(fd, mode)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return
+    _fsync_directory(os.path.dirname(path))
+
+
+def make_directory(path: str, mode: int) -> None:
+    os.makedirs(path, mode=mode, exist_ok=True)
+
+
+def remove_directory_if_empty(path: str) -> None:
+    """Removes a directory netlab made once nothing is left in it; files someone
+    else put there keep it."""
+    try:
+        os.rmdir(path)
+    except OSError as error:
+        if error.errno not in (errno.ENOENT, errno.ENOTEMPTY, errno.EEXIST):
+            raise
+
+
+def is_mount_point(path: str, mountinfo: str = "/proc/self/mountinfo") -> bool:
+    """Whether something is mounted on `path` itself, as mountinfo lists it (a
+    bind-mounted file is a mount point too)."""
+    try:
+        with open(mountinfo, encoding="utf-8", errors="surrogateescape") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return False
+    for line in lines:
+        fields = line.split(" ")
+        if len(fields) > 4 and _unescape(fields[4]) == path:
+            return True
+    return False
+
+
+def _unescape(text: str) -> str:
+    # mountinfo writes space, tab, newline and backslash as octal escapes
+    for escaped, plain in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
+        text = text.replace(escaped, plain)
+    return text
+
+
+def _fsync_directory(directory: str) -> None:
+    fd = os.open(directory or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

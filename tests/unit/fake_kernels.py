@@ -1,0 +1,42 @@
+"""A kernel for unit tests that holds nothing: no namespaces, links, NAT rules or
+files. The fakes of each test module override what their kinds read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from netlab.controller.backends.iptables import NatTables
+from netlab.controller.backends.netlink import NetnsDump
+from netlab.controller.backends.resolver_files import FileState
+
+
+@dataclass
+class EmptyKernel:
+    names: set[str] = field(default_factory=set)
+
+    def namespaces(self) -> frozenset[str]:
+        return frozenset(self.names)
+
+    def has_netns(self, netns: str | None) -> bool:
+        return netns is None or netns in self.names
+
+    def dump(self, netns: str | None) -> NetnsDump:
+        return NetnsDump((), (), ())
+
+    def sysctl(self, netns: str | None, key: str) -> str | None:
+        return None
+
+    def legacy_nat_exists(self, netns: str | None) -> bool:
+        return False
+
+    def nat(self, netns: str | None) -> NatTables:
+        return NatTables()
+
+    def nftables_in_use(self, netns: str | None) -> tuple[str, ...]:
+        return ()
+
+    def file(self, path: str) -> FileState:
+        return FileState(path, "absent")
+
+    def forget_reads(self) -> None:
+        pass

@@ -1,0 +1,97 @@
+"""The resolver files backend on files in a temporary directory: atomic rename,
+the in-place fallback for a file with a mount on it, modes, symlinks."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+
+from netlab.controller.backends import resolver_files
+
+
+def test_a_write_replaces_the_file_by_rename_and_keeps_its_mode(tmp_path: Path) -> None:
+    target = tmp_path / "resolv.conf"
+    target.write_bytes(b"nameserver 192.0.2.53\n")
+    os.chmod(target, 0o644)
+    inode = target.stat().st_ino
+    resolver_files.write(str(target), b"nameserver 192.0.2.1\n", 0o644)
+    assert target.read_bytes() == b"nameserver 192.0.2.1\n"
+    assert target.stat().st_ino != inode  # a new file took the name: the rename path
+    assert target.stat().st_mode & 0o777 == 0o644
+    assert sorted(os.listdir(tmp_path)) == ["resolv.conf"]  # no temp file left
+
+
+def test_a_file_with_a_mount_on_it_is_rewritten_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "hosts"
+    target.write_bytes(b"127.0.0.1 localhost\n" * 10)
+    os.chmod(target, 0o644)
+    inode = target.stat().st_ino
+
+    def busy(source: str, destination: str) -> None:
+        raise OSError(errno.EBUSY, "Device or resource busy")
+
+    # rename(2) onto a mount point fails with EBUSY; mountinfo missed it here
+    monkeypatch.setattr(os, "replace", busy)
+    resolver_files.write(str(target), b"short\n", 0o644)
+    assert target.read_bytes() == b"short\n"  # truncated to the new length
+    assert target.stat().st_ino == inode
+    assert sorted(os.listdir(tmp_path)) == ["hosts"]
+
+
+def test_a_mount_point_found_in_mountinfo_is_never_renamed_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "resolv.conf"
+    target.write_bytes(b"old\n")
+    monkeypatch.setattr(resolver_files, "is_mount_point", lambda path: path == str(target))
+    monkeypatch.setattr(resolver_files.tempfile, "mkstemp", lambda **kwargs: pytest.fail("no temp file beside a mount"))
+    resolver_files.write(str(target), b"new\n", 0o644)
+    assert target.read_bytes() == b"new\n"
+
+
+def test_mount_points_are_read_from_mountinfo(tmp_path: Path) -> None:
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(
+        "22 1 0:21 / / rw - ext4 /dev/root rw\n"
+        "512 22 0:21 /tmp/netlab-sandbox/resolv.conf /etc/resolv.conf rw - ext4 /dev/root rw\n"
+        "513 22 0:45 / /etc/netns/with\\040space rw - tmpfs tmpfs rw\n"
+    )
+    assert resolver_files.is_mount_point("/etc/resolv.conf", str(mountinfo))
+    assert resolver_files.is_mount_point("/etc/netns/with space", str(mountinfo))
+    assert not resolver_files.is_mount_point("/etc/hosts", str(mountinfo))
+
+
+def test_a_symlink_is_never_written_through(tmp_path: Path) -> None:
+    real = tmp_path / "stub-resolv.conf"
+    real.write_bytes(b"nameserver 127.0.0.53\n")
+    link = tmp_path / "resolv.conf"
+    link.symlink_to(real)
+    with pytest.raises(OSError, match="symlink"):
+        resolver_files.write(str(link), b"nameserver 192.0.2.1\n", 0o644)
+    assert real.read_bytes() == b"nameserver 127.0.0.53\n"
+    assert link.is_symlink()
+
+
+def test_reads_tell_files_symlinks_directories_and_absence_apart(tmp_path: Path) -> None:
+    (tmp_path / "file").write_bytes(b"x\n")
+    os.chmod(tmp_path / "file", 0o640)
+    (tmp_path / "link").symlink_to("../run/systemd/resolve/stub-resolv.conf")
+    (tmp_path / "dir").mkdir()
+    assert resolver_files.read(str(tmp_path / "file")) == resolver_files.FileState(str(tmp_path / "file"), "file", b"x\n", 0o640)
+    link = resolver_files.read(str(tmp_path / "link"))
+    assert (link.type, link.symlink_to, link.content) == ("symlink", "../run/systemd/resolve/stub-resolv.conf", None)
+    assert resolver_files.read(str(tmp_path / "dir")).type == "directory"
+    assert not resolver_files.read(str(tmp_path / "none")).exists
+
+
+def test_a_directory_goes_only_when_empty(tmp_path: Path) -> None:
+    directory = tmp_path / "netns" / "red"
+    resolver_files.make_directory(str(directory), 0o755)
+    (directory / "someone-elses").write_text("")
+    resolver_files.remove_directory_if_empty(str(directory))
+    assert directory.exists()
+    (directory / "someone-elses").unlink()
+    resolver_files.remove_directory_if_empty(str(directory))
+    assert not directory.exists()
+    resolver_files.remove_directory_if_empty(str(directory))  # gone already: fine
