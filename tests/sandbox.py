@@ -26,6 +26,10 @@ PRIVATE_DIRS = ("/run/netns", "/etc/netns", "/etc/netlab.d", "/var/lib/netlab", 
 RESOLV_CONF = "# resolver of the sandbox host\nnameserver 192.0.2.53\n"
 HOSTS = "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n192.0.2.10 foreign-host # a line netlab must keep\n"
 
+# iptables (and netlab's iptables worker) lock /run/xtables.lock, which is not on
+# one of the sandbox's own tmpfs mounts: point them at one that is.
+SANDBOX_ENV = {**os.environ, "XTABLES_LOCKFILE": "/run/netlab/xtables.lock"}
+
 SETUP = """
 set -e
 for dir in {dirs}; do mount -t tmpfs -o mode=755 tmpfs "$dir"; done
@@ -74,7 +78,7 @@ class Sandbox:
         self, *argv: str, check: bool = True, input: str | None = None, timeout: float = 60, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            self.argv(*argv), input=input, capture_output=True, text=True, timeout=timeout, env=env
+            self.argv(*argv), input=input, capture_output=True, text=True, timeout=timeout, env=env or SANDBOX_ENV
         )
         if check and result.returncode != 0:
             raise AssertionError(f"{' '.join(argv)} exited {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}")
@@ -87,11 +91,13 @@ class Sandbox:
         self, *args: str, check: bool = True, timeout: float = 120, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
         """Runs netlab inside with its real default paths; `env` adds variables."""
-        return self.run(NETLAB, *args, check=check, timeout=timeout, env={**os.environ, **env} if env else None)
+        return self.run(NETLAB, *args, check=check, timeout=timeout, env={**SANDBOX_ENV, **env} if env else None)
 
     def spawn(self, *argv: str, stdout: object = subprocess.PIPE) -> subprocess.Popen[str]:
         """A background process inside the sandbox, killed at teardown."""
-        process = subprocess.Popen(self.argv(*argv), stdout=stdout, stderr=subprocess.PIPE, text=True)  # type: ignore[call-overload]
+        process = subprocess.Popen(  # type: ignore[call-overload]
+            self.argv(*argv), stdout=stdout, stderr=subprocess.PIPE, text=True, env=SANDBOX_ENV
+        )
         self._background.append(process)
         return process
 
