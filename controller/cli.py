@@ -103,6 +103,12 @@ def main(argv: list[str] | None = None) -> int:
     except NetlabError as error:
         print(_error_text(error), file=sys.stderr)
         return EXIT_ERROR
+    except PermissionError as error:
+        print(f"netlab: {error.strerror}: {error.filename or ''} (netlab needs root to change the network)", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as error:
+        print(f"netlab: {error}", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
 
