@@ -1,0 +1,132 @@
+"""The daemon against a real kernel in a sandbox: files become generations after a
+quiet interval, broken files leave the last good generation in force, drift is
+repaired from netlink events, SIGHUP re-reads and SIGTERM leaves the network up."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.sandbox import NETLAB, Sandbox
+
+pytestmark = pytest.mark.kernel
+
+LAB = """version: 1
+namespaces: [{name: red}]
+interfaces:
+  - {name: br0, type: bridge, addresses: [10.5.0.1/24]}
+  - {name: veth-red, type: veth, netns: red, addresses: [10.5.0.2/24], peer: {name: veth-red-br, master: br0}}
+routes:
+  - {netns: red, to: default, via: 10.5.0.1}
+"""
+
+
+@pytest.fixture
+def daemon(sandbox: Sandbox) -> Iterator[subprocess.Popen[str]]:
+    sandbox.write_config("lab.yaml", LAB)
+    process = sandbox.spawn(NETLAB, "daemon", "--debounce", "0.25", "--resync-interval", "3")
+    assert sandbox.wait_for(lambda: status(sandbox).get("state") == "healthy", timeout=15), status(sandbox)
+    yield process
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+
+
+def status(sandbox: Sandbox) -> dict[str, object]:
+    result = sandbox.netlab("status", "--json", check=False)
+    return json.loads(result.stdout) if result.returncode == 0 else {}
+
+
+def addresses(sandbox: Sandbox, netns: str, link: str) -> str:
+    return sandbox.run("ip", "-n", netns, "-br", "addr", "show", link, check=False).stdout
+
+
+def test_an_edit_is_applied_within_a_second(sandbox: Sandbox, daemon: subprocess.Popen[str]) -> None:
+    assert "10.5.0.2/24" in addresses(sandbox, "red", "veth-red")
+    began = time.monotonic()
+    sandbox.write_config("lab.yaml", LAB.replace("10.5.0.2/24", "10.5.0.22/24"))  # temp file + rename
+    assert sandbox.wait_for(lambda: "10.5.0.22/24" in addresses(sandbox, "red", "veth-red"), timeout=3)
+    assert time.monotonic() - began < 1.5
+    assert "10.5.0.2/24" not in addresses(sandbox, "red", "veth-red")
+
+
+def test_a_file_written_in_two_parts_is_never_applied_half(sandbox: Sandbox, daemon: subprocess.Popen[str]) -> None:
+    extra = "version: 1\nnamespaces: [{name: blue}]\ninterfaces:\n  - {name: veth-blue, type: veth, netns: blue, peer: {name: veth-blue-br, master: br0}}\n"
+    target = sandbox.path("/etc/netlab.d/extra.yaml")
+    with open(target, "w") as handle:
+        handle.write(extra[:40])  # cut inside a flow sequence: not valid YAML
+        handle.flush()
+        time.sleep(0.8)  # longer than the debounce
+        handle.write(extra[40:])
+    assert sandbox.wait_for(lambda: "blue" in sandbox.namespaces(), timeout=5)
+    assert sandbox.wait_for(lambda: status(sandbox).get("state") == "healthy", timeout=5)
+    assert "veth-blue-br" in sandbox.run("ip", "-br", "link", "show", "master", "br0").stdout
+
+
+def test_broken_files_keep_the_last_good_generation_enforced_and_healed(
+    sandbox: Sandbox, daemon: subprocess.Popen[str]
+) -> None:
+    sandbox.write_config("broken.yaml", "version: 1\ninterfaces:\n  - {name: x0, type: bridge, mtu: lots}\n")
+    assert sandbox.wait_for(lambda: status(sandbox).get("state") == "degraded", timeout=5)
+    report = status(sandbox)
+    problems = report["last_error"]["problems"]  # type: ignore[index]
+    assert problems[0]["file"].endswith("broken.yaml") and problems[0]["line"] == 3
+    human = sandbox.netlab("status").stdout
+    assert "degraded" in human and "broken.yaml:3:" in human
+    sandbox.run("ip", "link", "del", "veth-red-br")  # drift while degraded
+    assert sandbox.wait_for(lambda: "veth-red-br" in sandbox.run("ip", "-br", "link").stdout, timeout=3)
+    sandbox.ping("red", "10.5.0.1", check=True)
+
+
+def test_drift_is_repaired_from_kernel_events(sandbox: Sandbox, daemon: subprocess.Popen[str]) -> None:
+    sandbox.run("ip", "-n", "red", "addr", "del", "10.5.0.2/24", "dev", "veth-red")
+    assert sandbox.wait_for(lambda: "10.5.0.2/24" in addresses(sandbox, "red", "veth-red"), timeout=2)
+    sandbox.run("ip", "-n", "red", "route", "del", "default")
+    assert sandbox.wait_for(lambda: "default via 10.5.0.1" in sandbox.run("ip", "-n", "red", "route").stdout, timeout=2)
+    assert sandbox.wait_for(lambda: int(status(sandbox).get("drift_repairs", 0)) >= 2, timeout=3)  # type: ignore[arg-type]
+
+
+def test_sighup_rereads_and_sigterm_leaves_the_network(sandbox: Sandbox, daemon: subprocess.Popen[str]) -> None:
+    daemon.send_signal(signal.SIGHUP)
+    assert sandbox.wait_for(lambda: (status(sandbox).get("last_apply") or {}).get("reason") == "reload", timeout=5)  # type: ignore[union-attr]
+    daemon.send_signal(signal.SIGTERM)
+    assert daemon.wait(timeout=10) == 0
+    assert "red" in sandbox.namespaces()
+    sandbox.ping("red", "10.5.0.1", check=True)
+    assert "not running" in sandbox.netlab("status").stdout or "stopped" in sandbox.netlab("status").stdout
+
+
+def test_a_restart_with_broken_files_enforces_the_last_good_generation(
+    sandbox: Sandbox, daemon: subprocess.Popen[str]
+) -> None:
+    daemon.send_signal(signal.SIGKILL)
+    daemon.wait(timeout=10)
+    sandbox.write_config("lab.yaml", "version: 1\nnamespaces: [\n")
+    sandbox.run("ip", "link", "del", "veth-red-br")
+    again = sandbox.spawn(NETLAB, "daemon", "--debounce", "0.25")
+    try:
+        assert sandbox.wait_for(lambda: "veth-red-br" in sandbox.run("ip", "-br", "link").stdout, timeout=10)
+        assert sandbox.wait_for(lambda: status(sandbox).get("state") == "degraded", timeout=5)
+        generation = status(sandbox)["generation"]
+        assert generation["source"] == "last-good"  # type: ignore[index]
+    finally:
+        again.send_signal(signal.SIGTERM)
+        again.wait(timeout=10)
+
+
+def test_change_events_are_json_lines_on_stdout(sandbox: Sandbox, daemon: subprocess.Popen[str]) -> None:
+    sandbox.write_config("lab.yaml", LAB.replace("10.5.0.2/24", "10.5.0.3/24"))
+    assert sandbox.wait_for(lambda: "10.5.0.3/24" in addresses(sandbox, "red", "veth-red"), timeout=3)
+    daemon.send_signal(signal.SIGTERM)
+    out, _ = daemon.communicate(timeout=10)
+    events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    changes = [e for e in events if e["event"] == "change applied"]
+    assert changes, out
+    for event in changes:
+        assert {"generation", "netns", "kind", "name", "action", "duration_ms"} <= set(event)
+    assert any(e["event"] == "generation accepted" for e in events)
