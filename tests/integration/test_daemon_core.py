@@ -130,3 +130,55 @@ def test_change_events_are_json_lines_on_stdout(sandbox: Sandbox, daemon: subpro
     for event in changes:
         assert {"generation", "netns", "kind", "name", "action", "duration_ms"} <= set(event)
     assert any(e["event"] == "generation accepted" for e in events)
+
+
+def test_a_git_sync_symlink_swap_is_one_new_generation(sandbox: Sandbox) -> None:
+    sandbox.sh(
+        "mkdir -p /var/lib/netlab/repo/rev1 /var/lib/netlab/repo/rev2 && "
+        "ln -s rev1 /var/lib/netlab/repo/current"
+    )
+    sandbox.path("/var/lib/netlab/repo/rev1/lab.yaml").write_text(LAB)
+    sandbox.path("/var/lib/netlab/repo/rev2/lab.yaml").write_text(LAB.replace("10.5.0.2/24", "10.5.0.9/24"))
+    process = sandbox.spawn(NETLAB, "daemon", "--config-dir", "/var/lib/netlab/repo/current", "--debounce", "0.25")
+    try:
+        assert sandbox.wait_for(lambda: "10.5.0.2/24" in addresses(sandbox, "red", "veth-red"), timeout=10)
+        sandbox.sh("cd /var/lib/netlab/repo && ln -s rev2 next && mv -T next current")
+        assert sandbox.wait_for(lambda: "10.5.0.9/24" in addresses(sandbox, "red", "veth-red"), timeout=3)
+        assert status(sandbox)["generation"]["number"] == 2  # type: ignore[index]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+
+
+def test_a_managed_resolv_conf_edited_by_hand_is_put_back(sandbox: Sandbox) -> None:
+    sandbox.write_config("lab.yaml", LAB.replace("namespaces: [{name: red}]", "namespaces: [{name: red, dns: {nameservers: [10.5.0.1]}}]"))
+    process = sandbox.spawn(NETLAB, "daemon", "--debounce", "0.25", "--resync-interval", "1")
+    try:
+        path = sandbox.path("/etc/netns/red/resolv.conf")
+        assert sandbox.wait_for(lambda: path.exists() and "nameserver 10.5.0.1" in path.read_text(), timeout=10)
+        path.write_text("nameserver 203.0.113.1\n")
+        assert sandbox.wait_for(lambda: "nameserver 10.5.0.1" in path.read_text(), timeout=4)
+        seen = sandbox.run("ip", "netns", "exec", "red", "cat", "/etc/resolv.conf").stdout
+        assert "nameserver 10.5.0.1" in seen
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+
+
+def test_apply_waits_for_the_daemon_and_both_converge(sandbox: Sandbox, daemon: subprocess.Popen[str]) -> None:
+    # the lock in the state directory: a concurrent CLI apply is serialised, never interleaved
+    results = [sandbox.netlab("apply") for _ in range(3)]
+    assert all("No changes" in r.stdout or "Applied" in r.stdout for r in results)
+    assert sandbox.netlab("plan", "--detailed-exitcode", check=False).returncode == 0
+
+
+def test_fighting_another_manager_backs_off(sandbox: Sandbox, daemon: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 6
+    while time.monotonic() < deadline:
+        sandbox.run("ip", "-n", "red", "addr", "del", "10.5.0.2/24", "dev", "veth-red", check=False)
+        time.sleep(0.1)
+    daemon.send_signal(signal.SIGTERM)
+    out, _ = daemon.communicate(timeout=10)
+    assert "fighting another manager" in out
+    repairs = sum(1 for line in out.splitlines() if '"drift repaired"' in line)
+    assert repairs < 40, f"{repairs} repairs in 6 s: the daemon did not back off"
