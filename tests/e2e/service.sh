@@ -17,6 +17,7 @@ fail() { echo "E2E FAILED: $*" >&2; exit 1; }
 command -v systemd-nspawn >/dev/null && command -v mmdebstrap >/dev/null || {
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd-container mmdebstrap >/dev/null; }
 
+mkdir -p "$cache"
 if [ ! -x "$base/lib/systemd/systemd" ]; then
   say "building the Debian 12 tree (once; cached in $base)"
   rm -rf "$base.new"
