@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -176,34 +178,26 @@ class Sandbox:
 
     @contextmanager
     def witness(self, *namespaces: str, objects: tuple[str, ...] = ("link", "address", "route")) -> Iterator[list[str]]:
-        """Records every netlink change (`ip monitor`) in the host namespace and the
-        given ones while the block runs; what the kernel does by itself is left out.
-        A probe event proves each monitor listens before the block starts."""
+        """Records every netlink change (`ip -o monitor OBJECTS`) in the sandbox's
+        host namespace and the given ones while the block runs, as `netns: line`;
+        what the kernel does by itself is left out (`is_background`).
+
+        It proves itself: before the block, a probe write in each namespace must
+        be seen (the monitor listens); after it, a second probe must be seen
+        (the monitor still listened, and every event of the block came before
+        it). A monitor that died or missed its probe fails the test."""
+        monitors = [_Monitor(self, netns, objects) for netns in (None, *namespaces)]
         seen: list[str] = []
-        monitors = []
-        for netns in (None, *namespaces):
-            prefix = [] if netns is None else ["ip", "netns", "exec", netns]
-            monitor = self.spawn(*prefix, "ip", "-o", "monitor", *objects)
-            monitors.append((netns, monitor))
-        for netns, _ in monitors:
-            probe = "netlab-probe"
-            ns = [] if netns is None else ["-n", netns]
-            # a bridge with an address: events every monitor (link, address, route) reports
-            self.run("ip", *ns, "link", "add", probe, "type", "bridge")
-            self.run("ip", *ns, "addr", "add", "192.0.2.254/32", "dev", probe, "label", probe)
-            self.run("ip", *ns, "link", "set", probe, "up")
-            self.run("ip", *ns, "link", "del", probe)
-        time.sleep(0.3)
         try:
+            for monitor in monitors:
+                monitor.wait_for_probe("witness-start")
             yield seen
+            for monitor in monitors:
+                lines = monitor.wait_for_probe("witness-end")
+                seen.extend(f"{monitor.label}: {line}" for line in lines if not is_background(line))
         finally:
-            time.sleep(0.3)
-            for netns, monitor in monitors:
-                monitor.send_signal(signal.SIGTERM)
-                out, _ = monitor.communicate(timeout=5)
-                lines = out.splitlines()
-                assert any("netlab-probe" in line for line in lines), f"the witness in {netns or 'host'} saw nothing"
-                seen.extend(f"{netns or 'host'}: {line}" for line in lines if not _background(line))
+            for monitor in monitors:
+                monitor.stop()
 
     def close(self) -> None:
         for process in self._background:
@@ -215,25 +209,102 @@ class Sandbox:
         shutil.rmtree(self._files, ignore_errors=True)
 
 
-def _background(line: str) -> bool:
-    """Events that are nobody's write: the witness's own probe, IPv6 link-local
-    addresses and their routes (DAD), and bridge-port state notices."""
+_LINK_MESSAGE = re.compile(r"^(Deleted )?\d+: \S+: <")
+
+
+def is_background(line: str) -> bool:
+    """Events that are nobody's write: the witness's own probes, IPv6 link-local
+    addresses and their routes (DAD), the multicast route of a link that came up,
+    and the bridge's port notices (link messages of the bridge family, printed
+    without a qdisc; one comes about 15 s after a port comes up). A real write to
+    a port also sends an ordinary link message, with its qdisc, which is kept."""
     return (
-        "netlab-probe" in line
+        "witness-" in line
         or "fe80:" in line
         or "ff00::/8" in line
-        or ("Deleted" not in line and "state UP" not in line and "master" in line and "qdisc" not in line)
+        or (_LINK_MESSAGE.match(line) is not None and " qdisc " not in line)
     )
 
 
+class _Monitor:
+    """One `ip -o monitor` in one namespace of a sandbox, read by a thread."""
+
+    PROBE_ADDRESS = "192.0.2.254/32"
+
+    def __init__(self, box: Sandbox, netns: str | None, objects: tuple[str, ...]) -> None:
+        self.box, self.netns, self.label = box, netns, netns or "host"
+        self._ns = [] if netns is None else ["-n", netns]
+        self.lines: list[str] = []
+        self._mark = 0  # index of the last probe's first line
+        self.process = box.spawn("ip", *self._ns, "-o", "monitor", *objects)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def _probe(self, name: str) -> None:
+        """A write every kind of monitor reports: a link (link), an address on it
+        (address) and the local route the kernel adds for it (route)."""
+        self.box.run("ip", *self._ns, "link", "add", name, "type", "bridge")
+        self.box.run("ip", *self._ns, "addr", "add", self.PROBE_ADDRESS, "dev", name)
+        self.box.run("ip", *self._ns, "link", "del", name)
+
+    def wait_for_probe(self, name: str, timeout: float = 10.0) -> list[str]:
+        """Writes probes named `name` until the monitor reports one; returns the
+        lines seen before the first report of it (since the previous probe)."""
+        start = self._mark
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the witness in {self.label} died: {self.process.stderr.read() if self.process.stderr else ''}")
+            self._probe(name)
+            settle = time.monotonic() + 1.0
+            while time.monotonic() < settle:
+                for index in range(start, len(self.lines)):
+                    if name in self.lines[index]:
+                        self._mark = index
+                        return self.lines[start:index]
+                time.sleep(0.02)
+        raise AssertionError(f"the witness in {self.label} did not see its probe {name} within {timeout} s")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+        self.process.wait(timeout=5)
+        self._reader.join(timeout=5)
+
+
 def can_sandbox() -> str | None:
-    """Why sandboxed kernel tests cannot run here, or None."""
+    """Why sandboxed kernel tests cannot run here, or None. It tries what a
+    sandbox does: a private network + mount namespace with a tmpfs mounted."""
     if os.geteuid() != 0:
         return "needs root (a private network namespace and tmpfs mounts)"
     for tool in ("unshare", "nsenter", "ip"):
         if shutil.which(tool) is None:
-            return f"needs {tool}"
-    probe = subprocess.run(["unshare", "--net", "--mount", "true"], capture_output=True, text=True)
+            return f"needs {tool} (Debian: util-linux, iproute2)"
+    with tempfile.TemporaryDirectory(prefix="netlab-probe-") as mountpoint:
+        probe = subprocess.run(
+            ["unshare", "--net", "--mount", "--propagation", "private", "--",
+             "sh", "-c", 'mount -t tmpfs -o mode=755 tmpfs "$1" && ip link set lo up', "sh", mountpoint],
+            capture_output=True,
+            text=True,
+        )
     if probe.returncode != 0:
-        return f"cannot make a private namespace: {probe.stderr.strip()}"
+        return f"cannot make a private network + mount namespace here: {probe.stderr.strip()}"
     return None
+
+
+def host_footprint() -> dict[str, list[str]]:
+    """What a leaking sandbox would change on the machine itself: its named
+    network namespaces, its links, and the paths the sandbox covers with tmpfs
+    (a missing directory counts as empty: the sandbox creates mount points)."""
+    footprint = {
+        "ip netns list": sorted(subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout.split("\n")),
+        "links": sorted(link["ifname"] for link in json.loads(subprocess.run(["ip", "-j", "link"], capture_output=True, text=True, check=True).stdout)),
+    }
+    for path in PRIVATE_DIRS:
+        footprint[path] = sorted(os.listdir(path)) if os.path.isdir(path) else []
+    return footprint

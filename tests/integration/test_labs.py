@@ -4,12 +4,27 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
-from tests.sandbox import Sandbox
+from tests.sandbox import EXAMPLES, Sandbox
 
 pytestmark = pytest.mark.kernel
+
+
+@pytest.mark.parametrize("example", sorted(path.name for path in EXAMPLES.iterdir() if path.is_dir()))
+def test_every_example_validates_applies_converges_and_is_destroyed_without_a_trace(sandbox: Sandbox, example: str) -> None:
+    pristine = sandbox.dump()
+    sandbox.copy_example(example)
+    assert sandbox.netlab("validate", "/etc/netlab.d").returncode == 0
+    assert sandbox.netlab("plan", "--detailed-exitcode", check=False).returncode == 2
+    sandbox.netlab("apply")
+    assert sandbox.netlab("plan", "--detailed-exitcode", check=False).returncode == 0
+    assert sandbox.dump() != pristine
+    sandbox.netlab("destroy", "--yes")
+    assert sandbox.dump() == pristine
+    assert "NETLAB" not in sandbox.run("iptables-legacy-save", "-t", "nat").stdout
 
 
 def test_two_namespaces_ping_each_other(sandbox: Sandbox) -> None:
@@ -128,6 +143,7 @@ def test_foreign_objects_survive_apply_and_destroy(sandbox: Sandbox) -> None:
         )
 
     before = foreign()
+    kernel_before = sandbox.dump()
     sandbox.copy_example("bridge")
     sandbox.netlab("apply")
     assert foreign() == before
@@ -136,7 +152,9 @@ def test_foreign_objects_survive_apply_and_destroy(sandbox: Sandbox) -> None:
     assert foreign() == before
     assert sandbox.namespaces() == ["theirs"]
     assert "v-net-0" not in sandbox.run("ip", "-br", "link").stdout
+    assert "alias netlab" not in sandbox.run("ip", "-d", "link").stdout
     assert "proto 213" not in sandbox.run("ip", "route", "show", "table", "all").stdout
+    assert sandbox.dump() == kernel_before  # nothing of netlab's left, nothing else touched
 
 
 def test_a_bad_file_changes_nothing_and_says_where(sandbox: Sandbox) -> None:
@@ -148,10 +166,31 @@ def test_a_bad_file_changes_nothing_and_says_where(sandbox: Sandbox) -> None:
     assert result.returncode == 1
     assert "broken.yaml:5:" in result.stderr and "192.168.15.300/24" in result.stderr
     assert "Traceback" not in result.stderr
+    assert sandbox.dump() == before
     sandbox.write_config("broken.yaml", "version: 1\nnamespaces: [\n")
     result = sandbox.netlab("apply", check=False)
-    assert result.returncode == 1 and "broken.yaml:" in result.stderr
+    assert result.returncode == 1
+    assert re.search(r"broken\.yaml:\d+:\d+: ", result.stderr), result.stderr
+    assert "Traceback" not in result.stderr
     assert sandbox.dump() == before
+    assert sandbox.netlab("plan", "--detailed-exitcode", check=False).returncode == 1
+
+
+def test_validate_reports_every_problem_as_file_line_col_path_message(sandbox: Sandbox) -> None:
+    sandbox.copy_example("bridge")
+    assert sandbox.netlab("validate").returncode == 0
+    sandbox.write_config(
+        "broken.yaml",
+        "version: 1\ninterfaces:\n  - name: x0\n    type: bridge\n    addresses: [10.0.0.1/33]\n"
+        "  - name: a-name-far-too-long\n    type: bridge\n",
+    )
+    result = sandbox.netlab("validate", "/etc/netlab.d", check=False)
+    assert result.returncode == 1
+    problems = [line for line in result.stderr.splitlines() if "broken.yaml" in line]
+    assert len(problems) == 2, result.stderr
+    assert re.match(r"\S*broken\.yaml:5:\d+: interfaces\[0\]\.addresses\[0\]: .*10\.0\.0\.1/33", problems[0]), problems
+    assert re.match(r"\S*broken\.yaml:6:\d+: interfaces\[1\]\.name: .*a-name-far-too-long", problems[1]), problems
+    assert sandbox.namespaces() == []
 
 
 def test_a_missing_or_empty_config_dir_deletes_nothing(sandbox: Sandbox) -> None:
@@ -195,9 +234,12 @@ def test_show_prints_the_live_state_with_ownership(sandbox: Sandbox) -> None:
 def test_plan_json_lists_changes(sandbox: Sandbox) -> None:
     sandbox.copy_example("two-namespaces")
     plan = json.loads(sandbox.netlab("plan", "--json").stdout)
-    kinds = {(c["action"], c["kind"], c["name"]) for c in plan["changes"]}
-    assert ("+", "namespace", "red") in kinds
-    assert ("+", "link", "veth-red") in kinds
+    kinds = {(c["action"], c["kind"], c["netns"], c["name"]) for c in plan["changes"]}
+    assert ("+", "namespace", "host", "red") in kinds
+    assert ("+", "link", "red", "veth-red") in kinds
+    text = sandbox.netlab("plan").stdout.splitlines()
+    assert "+ namespace red" in text
+    assert any(line.startswith("+ link red/veth-red") for line in text), text
     assert sandbox.namespaces() == []  # plan changed nothing
 
 

@@ -1,0 +1,37 @@
+"""The README stays true: the lab it shows is the example a test applies, and
+the commands and paths it names exist. No root needed."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from ruamel.yaml import YAML
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text()
+
+
+def test_the_readme_lab_is_examples_bridge() -> None:
+    first_yaml = re.search(r"```yaml\n(.*?)```", README, re.S)
+    assert first_yaml is not None, "the README shows no YAML lab"
+    assert "(`examples/bridge/lab.yaml`)" in README[: first_yaml.start()]
+    yaml = YAML(typ="safe")
+    assert yaml.load(first_yaml.group(1)) == yaml.load((ROOT / "examples/bridge/lab.yaml").read_text())
+
+
+def test_the_two_commands_exist_and_ci_runs_the_second() -> None:
+    for script in ("scripts/try", "scripts/test", ".ci/run"):
+        assert os.access(ROOT / script, os.X_OK), f"{script} is not executable"
+    assert "./scripts/try" in README and "./scripts/test" in README
+    assert "./scripts/test" in (ROOT / ".ci/run").read_text()
+
+
+def test_every_example_the_readme_names_exists() -> None:
+    for name in set(re.findall(r"scripts/try ([a-z-]+)", README)):
+        assert (ROOT / "examples" / name).is_dir(), f"README names examples/{name}"
+    for example in (ROOT / "examples").iterdir():
+        files = [path for path in example.iterdir() if path.suffix in (".yaml", ".yml", ".json")]
+        assert files, f"examples/{example.name} holds no config file"
+        assert all(path.read_text().lstrip().startswith("#") for path in files), f"examples/{example.name}: say what the lab is in a comment first"
