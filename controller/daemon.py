@@ -21,6 +21,7 @@ from netlab.controller import notifying
 from netlab.controller.applying import reconcile
 from netlab.controller.backends.events import EventMonitor
 from netlab.controller.backends.kernel import Kernel
+from netlab.controller.backends.namespaces import NETNS_RUN_DIR
 from netlab.controller.guards import load_desired, locked
 from netlab.controller.watching import ConfigWatcher
 from netlab.state.errors import ConfigError, NetlabError, Problem
@@ -54,6 +55,7 @@ class Generation:
     files: tuple[str, ...]
     desired: DesiredState
     source: str  # "config" or "last-good"
+    contents: dict[str, bytes] = field(default_factory=dict)  # what was validated, kept as last good
 
 
 @dataclass
@@ -67,14 +69,22 @@ class Health:
     drift_delay: float = 0.0
 
 
-def digest_of(files: list[Path]) -> str:
-    hasher = hashlib.sha256()
+def snapshot_of(files: list[Path]) -> dict[str, bytes | None]:
+    """Each file's bytes (None: unreadable), by path."""
+    snapshot: dict[str, bytes | None] = {}
     for path in files:
-        hasher.update(path.name.encode() + b"\0")
         try:
-            hasher.update(path.read_bytes())
+            snapshot[str(path)] = path.read_bytes()
         except OSError:
-            hasher.update(b"<unreadable>")
+            snapshot[str(path)] = None
+    return snapshot
+
+
+def digest_of(snapshot: dict[str, bytes | None]) -> str:
+    hasher = hashlib.sha256()
+    for name, data in snapshot.items():
+        hasher.update(Path(name).name.encode() + b"\0")
+        hasher.update(b"<unreadable>" if data is None else data)
     return hasher.hexdigest()[:12]
 
 
@@ -91,6 +101,7 @@ class Daemon:
         self.health = Health()
         self.monitors: dict[str | None, EventMonitor] = {}
         self.kernel = Kernel()
+        self.watcher: ConfigWatcher | None = None
 
     # -- the loop -----------------------------------------------------------------
 
@@ -100,7 +111,7 @@ class Daemon:
         signal.signal(signal.SIGINT, self._on_term)
         self.settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.settings.run_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
-        watcher = ConfigWatcher(self.settings.config_dir, self.wake)
+        watcher = self.watcher = ConfigWatcher(self.settings.config_dir, self.wake)
         try:
             self._read_generation()
             self._reconcile("start")
@@ -121,12 +132,18 @@ class Daemon:
         interval = notifying.watchdog_interval()
         next_ping = time.monotonic()
         next_resync = time.monotonic() + self.settings.resync_interval
+        # A drift pass is due a moment after the first event (more may follow), and
+        # later while backing off from a fight; the loop keeps serving the
+        # watchdog, signals and the files meanwhile.
+        drift_due: float | None = None
         while not self.stopping:
             now = time.monotonic()
             if interval and now >= next_ping:
                 notifying.notify("WATCHDOG=1")
                 next_ping = now + interval
-            deadlines = [next_resync] + ([next_ping] if interval else [])
+            if drift_due is None and self.drift_seen.is_set():
+                drift_due = now + DRIFT_QUIET + self.health.drift_delay
+            deadlines = [next_resync] + ([next_ping] if interval else []) + ([drift_due] if drift_due else [])
             self.wake.wait(max(0.0, min(deadlines) - time.monotonic()))
             self.wake.clear()
             if self.stopping:
@@ -144,11 +161,15 @@ class Daemon:
                 watcher.follow()
                 if self._read_generation():
                     self._reconcile("config")
-            elif self.drift_seen.is_set():
+            elif drift_due is not None and time.monotonic() >= drift_due:
+                drift_due = None
                 self._drift_pass()
             elif self.resync_needed or time.monotonic() >= next_resync:
                 self.resync_needed = False
-                self._reconcile("resync")
+                # inotify can miss what happened (a queue overflow, a directory
+                # replaced under its watch): the files are read again too
+                watcher.follow()
+                self._reconcile("config" if self._read_generation() else "resync")
                 next_resync = time.monotonic() + self.settings.resync_interval
 
     def _debounce(self, watcher: ConfigWatcher) -> None:
@@ -163,7 +184,6 @@ class Daemon:
         watcher.touched.clear()
 
     def _drift_pass(self) -> None:
-        time.sleep(DRIFT_QUIET + self.health.drift_delay)
         self.drift_seen.clear()
         changes = self._reconcile("drift")
         if not changes:
@@ -188,16 +208,30 @@ class Daemon:
         An invalid one leaves the last good one in force (the one kept in the state
         directory when the daemon has just started)."""
         config_dir = self.settings.config_dir
+        digest = None
         try:
             files = list_config_files(config_dir)
-            digest = digest_of(files)
+            snapshot = snapshot_of(files)
+            digest = digest_of(snapshot)
             if not force and self.generation and self.generation.source == "config" and digest == self.generation.digest:
-                return False
+                if self.health.rejected is None:
+                    return False
+                # a broken edit undone: the files are the generation in force again
+                self.health.rejected = None
+                self.log.info("the files are back to the generation in force", generation=self.generation.number)
+                return True
+            if not force and self.health.rejected and self.health.rejected.get("digest") == digest:
+                return False  # the same broken files: said already
             desired = load_desired(
                 config_dir, self.settings.state_dir, self.settings.allow_empty, self.settings.allow_untrusted
             )
+            if snapshot_of(list_config_files(config_dir)) != snapshot:
+                # written to while being read: what was validated may not be what
+                # is there; the write's own event brings a fresh read
+                self.log.info("the files changed while being read: reading them again")
+                return False
         except ConfigError as error:
-            self._reject(error)
+            self._reject(error, digest)
             if self.generation is None:
                 self._enforce_last_good()
             return False
@@ -205,15 +239,16 @@ class Daemon:
         if self.generation is not None:
             same = self.generation.source == "config" and digest == self.generation.digest
             number = self.generation.number if same else self.generation.number + 1
-        self.generation = Generation(number, digest, tuple(str(f) for f in files), desired, "config")
+        contents = {name: data for name, data in snapshot.items() if data is not None}
+        self.generation = Generation(number, digest, tuple(str(f) for f in files), desired, "config", contents)
         self.health.rejected = None
         self.log.info("generation accepted", generation=number, digest=digest, files=[f.name for f in files])
         return True
 
-    def _reject(self, error: ConfigError) -> None:
+    def _reject(self, error: ConfigError, digest: str | None) -> None:
         problems = [_problem_json(p) for p in error.problems]
         self.health.state = "degraded"
-        self.health.rejected = {"time": _now(), "problems": problems}
+        self.health.rejected = {"time": _now(), "digest": digest, "problems": problems}
         self.health.last_error = {"time": _now(), "message": str(error), "problems": problems}
         self.log.error(
             "generation rejected: the last good generation stays in force",
@@ -232,7 +267,7 @@ class Daemon:
             self.log.error("the kept last good generation does not load", problems=[str(p) for p in error.problems])
             return
         files = list_config_files(kept)
-        self.generation = Generation(0, digest_of(files), tuple(str(f) for f in files), desired, "last-good")
+        self.generation = Generation(0, digest_of(snapshot_of(files)), tuple(str(f) for f in files), desired, "last-good")
         self.log.info("enforcing the last good generation kept in the state directory", digest=self.generation.digest)
 
     def _keep_as_last_good(self) -> None:
@@ -245,8 +280,9 @@ class Daemon:
         fresh = self.settings.state_dir / f".{LAST_GOOD_DIR}.new"
         shutil.rmtree(fresh, ignore_errors=True)
         fresh.mkdir(mode=0o700)
-        for name in generation.files:
-            shutil.copy2(name, fresh / Path(name).name)
+        for name, data in generation.contents.items():
+            # the bytes that were validated, not the file as it may be by now
+            (fresh / Path(name).name).write_bytes(data)
         old = self.settings.state_dir / f".{LAST_GOOD_DIR}.old"
         shutil.rmtree(old, ignore_errors=True)
         if kept.exists():
@@ -262,6 +298,7 @@ class Daemon:
             self._publish()
             return 0
         log = self.log.bind(generation=self.generation.number, reason=reason)
+        self._forget_replaced_namespaces()
         began = time.time()
         try:
             with locked(self.settings.state_dir):
@@ -298,6 +335,19 @@ class Daemon:
         self.log.debug("pass done", seconds=round(time.time() - began, 3))
         return changes
 
+    def _forget_replaced_namespaces(self) -> None:
+        """A namespace deleted by hand lives on in the sockets the daemon holds in
+        it (its links too): writes through them would go to a namespace nobody
+        can see. Those sockets are dropped so that the pass rebuilds a new one."""
+        replaced = [netns for netns, monitor in self.monitors.items() if not monitor.is_current()]
+        if not replaced:
+            return
+        self.log.info("namespaces replaced or deleted behind netlab's back", netns=sorted(str(n) for n in replaced))
+        for netns in replaced:
+            self.monitors.pop(netns).stop()
+        self.kernel.close()
+        self.kernel = Kernel()
+
     def _follow_namespaces(self, ledger: Ledger) -> None:
         """Listens for kernel events in every namespace that holds something managed."""
         wanted: set[str | None] = {None}
@@ -313,6 +363,9 @@ class Daemon:
                 self.monitors[netns] = EventMonitor(netns, self._on_kernel_event)
             except OSError as error:
                 self.log.warning("cannot listen for events", netns=netns or "host", error=str(error))
+        if self.watcher is not None and len(wanted) > 1:
+            # `ip netns del` makes no netlink event in any namespace netlab listens to
+            self.watcher.watch_entries(NETNS_RUN_DIR, lambda: self._on_kernel_event(None, False))
 
     def _on_kernel_event(self, netns: str | None, lost: bool) -> None:
         if lost:

@@ -10,15 +10,20 @@ import time
 
 
 def notify(*fields: str) -> bool:
-    """Sends `READY=1`, `STATUS=...` and the like; False when there is no systemd."""
+    """Sends `READY=1`, `STATUS=...` and the like; False when there is no systemd
+    or it does not listen (like sd_notify: a socket gone while systemd re-executes
+    must not take the daemon down with it)."""
     address = os.environ.get("NOTIFY_SOCKET")
     if not address:
         return False
     if address.startswith("@"):
         address = "\0" + address[1:]  # the abstract namespace
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-        sock.connect(address)
-        sock.sendall("\n".join(fields).encode())
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.connect(address)
+            sock.sendall("\n".join(fields).encode())
+    except OSError:
+        return False
     return True
 
 

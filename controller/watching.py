@@ -2,12 +2,13 @@
 watched too, so a git-sync style swap of a symlinked directory is seen, and the
 watch follows the link's new target. Every event only sets a flag: the daemon
 reads the directory once it has been quiet for the debounce interval.
-Used by the daemon."""
+Used by the daemon, which also watches /run/netns here for namespaces deleted by hand."""
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -36,30 +37,59 @@ class _Flagger(FileSystemEventHandler):
         self._wake.set()
 
 
+class _EntryCaller(FileSystemEventHandler):
+    def __init__(self, on_change: Callable[[], None]) -> None:
+        self._on_change = on_change
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in ("created", "deleted", "moved"):
+            self._on_change()
+
+
 class ConfigWatcher:
     def __init__(self, config_dir: Path, wake: threading.Event) -> None:
         self.config_dir = Path(os.path.abspath(config_dir))
         self.touched = threading.Event()
         self._handler = _Flagger(wake, self.touched)
         self._observer = Observer()
-        self._target: str | None = None
+        self._target: tuple[str, int, int] | None = None  # path, device, inode
         self._target_watch: ObservedWatch | None = None
+        self._entry_watches: set[str] = set()
         parent = self.config_dir.parent
         self._observer.schedule(_Flagger(wake, self.touched, str(self.config_dir)), str(parent), recursive=False)
         self.follow()
         self._observer.start()
 
     def follow(self) -> None:
-        """Watches what the config path points at now (call at every generation)."""
+        """Watches what the config path points at now (call at every generation):
+        a symlink swapped to another target, or a directory replaced by another
+        one of the same name (whose old watch died with it), gets a new watch."""
         target = os.path.realpath(self.config_dir)
-        if target == self._target:
+        try:
+            info = os.stat(target)
+            identity: tuple[str, int, int] | None = (target, info.st_dev, info.st_ino)
+        except OSError:
+            identity = None
+        if identity is not None and identity == self._target:
             return
         if self._target_watch is not None:
             self._observer.unschedule(self._target_watch)
             self._target_watch = None
-        self._target = target
-        if os.path.isdir(target):
+        self._target = identity
+        if identity is not None and os.path.isdir(target):
             self._target_watch = self._observer.schedule(self._handler, target, recursive=False)
+
+    def watch_entries(self, directory: str, on_change: Callable[[], None]) -> bool:
+        """Calls `on_change` when an entry of `directory` is created, deleted or
+        renamed (the daemon: /run/netns, where `ip netns del` leaves no netlink
+        event). False while the directory does not exist; call again later."""
+        if directory in self._entry_watches:
+            return True
+        if not os.path.isdir(directory):
+            return False
+        self._observer.schedule(_EntryCaller(on_change), directory, recursive=False)
+        self._entry_watches.add(directory)
+        return True
 
     def stop(self) -> None:
         self._observer.stop()

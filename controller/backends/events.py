@@ -7,6 +7,7 @@ anything needs repair. Used by the daemon only.
 from __future__ import annotations
 
 import errno
+import os
 import select
 import socket
 import threading
@@ -45,6 +46,16 @@ def _is_background(message: object) -> bool:
     return False
 
 
+def _identity(netns: str | None) -> tuple[int, int] | None:
+    if netns is None:
+        return None
+    try:
+        info = os.stat(namespaces.netns_path(netns))
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
 class EventMonitor:
     """Listens in one namespace until stopped or the namespace disappears."""
 
@@ -52,6 +63,7 @@ class EventMonitor:
         self.netns = netns
         self._handler = handler
         self._stop = threading.Event()
+        self._identity = _identity(netns)
         self._sock = namespaces.run_in(
             netns, lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
         )
@@ -60,6 +72,12 @@ class EventMonitor:
         self._marshal = MarshalRtnl()
         self._thread = threading.Thread(target=self._run, name=f"events-{netns or 'host'}", daemon=True)
         self._thread.start()
+
+    def is_current(self) -> bool:
+        """Whether the namespace of this name is still the one listened to: after
+        `ip netns del NAME` (and a new NAME) the socket keeps the old one alive,
+        and hears nothing of the new one."""
+        return self.netns is None or (self._identity is not None and _identity(self.netns) == self._identity)
 
     def stop(self) -> None:
         self._stop.set()

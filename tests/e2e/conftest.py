@@ -1,0 +1,9 @@
+"""The end-to-end tests' marker: `pytest -m "not e2e"` leaves them out."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "e2e: boots a Debian 12 tree under the real systemd (minutes; root)")
