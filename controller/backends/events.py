@@ -70,6 +70,8 @@ class EventMonitor:
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         self._sock.bind((0, GROUPS))
         self._marshal = MarshalRtnl()
+        self._poller = select.poll()
+        self._poller.register(self._sock, select.POLLIN)
         self._thread = threading.Thread(target=self._run, name=f"events-{netns or 'host'}", daemon=True)
         self._thread.start()
 
@@ -86,7 +88,8 @@ class EventMonitor:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            ready, _, _ = select.select([self._sock], [], [], POLL_SECONDS)
+            # poll, not select: with a socket per namespace, descriptors pass 1024
+            ready = self._poller.poll(POLL_SECONDS * 1000)
             if not ready:
                 continue
             try:

@@ -77,6 +77,7 @@ def _kept_in_subnet(
         other
         for key, other in present.items()
         if key not in removed
+        and other.netns == gone.netns
         and other.interface == gone.interface
         and other.family == 4
         and ipaddress.ip_interface(other.address).network == subnet
