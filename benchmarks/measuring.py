@@ -1,0 +1,461 @@
+"""What one benchmark run measures, tool by tool, each run in a fresh sandbox:
+the cold apply and its verification for every tool, then for netlab and ifstate
+the no-op (witnessed by `ip monitor`) and one edited address, for netlab's daemon
+the latencies of an edit and of drift repairs and its memory, and netlab's CLI
+start-up. Called by `benchmarks/run`; stdlib only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sandbox import ENV as SANDBOX_ENV
+from sandbox import Sandbox
+from topology import Topology
+
+HERE = Path(__file__).resolve().parent
+VERIFY = str(HERE / "verify.py")
+PROBE = str(HERE / "probe.py")
+PHASES = str(HERE / "netlab_phases.py")
+CONFIG = "/etc/netlab.d/topology.yaml"
+DEBOUNCE = 0.25
+WITNESS_OBJECTS = ("link", "address", "route")
+PROBE_LINK = "bmprobe"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Tools:
+    """Where the measured programs are."""
+
+    netlab: str  # the `netlab` entry point, in netlab's own environment
+    netlab_python: str  # that environment's interpreter
+    ifstatecli: str | None  # in the benchmark environment
+    py_spy: str | None
+    python: str = sys.executable  # runs verify.py and probe.py inside the sandbox
+
+
+def log(text: str) -> None:
+    print(f"[{datetime.now():%H:%M:%S}] {text}", file=sys.stderr, flush=True)
+
+
+# -- judging --------------------------------------------------------------------------
+
+
+def verify(box: Sandbox, tools: Tools, topology: Topology, edited: bool = False, nat_dns: bool = True) -> dict[str, Any]:
+    argv = [tools.python, VERIFY, str(topology.n)]
+    if edited:
+        argv.append("--edited")
+    if nat_dns and topology.nat:
+        argv.append("--nat")
+    if nat_dns and topology.dns:
+        argv.append("--dns")
+    result = box.run(*argv, check=False, timeout=600)
+    try:
+        verdict: dict[str, Any] = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        verdict = {"ok": False, "problems": [f"verify.py failed: {result.stderr.strip()[-500:]}"]}
+    return verdict
+
+
+def _background(line: str) -> bool:
+    """`ip monitor` lines that are nobody's write: the witness's own probe, IPv6
+    link-local addresses and their routes (DAD), and the bridge's port notices."""
+    return PROBE_LINK in line or "fe80:" in line or "ff00::/8" in line or is_bridge_notice(line)
+
+
+def is_bridge_notice(line: str) -> bool:
+    """The bridge's own notices about its ports (a port's state, seen about 15 s
+    after it comes up, and again later) are link messages without a qdisc: a
+    change made by a program comes with the link's full attributes."""
+    return "Deleted" not in line and " master " in line and " qdisc " not in line
+
+
+class Witness:
+    """Records every kernel write while a block runs: netlink changes (`ip monitor`)
+    in the root namespace and in a sample of namespaces, changes to the legacy
+    nat table, and rewritten resolv.conf / hosts files. A probe event proves that
+    each monitor listens before the block starts."""
+
+    def __init__(self, box: Sandbox, namespaces: list[str]) -> None:
+        self.box = box
+        self.namespaces = namespaces
+        self.events: list[str] = []
+        self.nat_changed = False
+        self.files_changed: list[str] = []
+
+    def __enter__(self) -> Witness:
+        self._monitors = []
+        for netns in (None, *self.namespaces):
+            ns = [] if netns is None else ["-n", netns]
+            self._monitors.append((netns, self.box.spawn("ip", *ns, "-o", "monitor", *WITNESS_OBJECTS)))
+        time.sleep(0.2)
+        for netns in (None, *self.namespaces):
+            ns = [] if netns is None else ["-n", netns]
+            probe = (
+                f"link add {PROBE_LINK} type bridge\naddr add 192.0.2.254/32 dev {PROBE_LINK}\n"
+                f"link set {PROBE_LINK} up\nlink del {PROBE_LINK}\n"
+            )
+            self.box.run("ip", *ns, "-batch", "-", input=probe)
+        time.sleep(0.3)
+        self._nat = self._nat_rules()
+        self._files = self._file_times()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        time.sleep(0.3)
+        for netns, monitor in self._monitors:
+            lines = monitor.stop().splitlines()
+            if not any(PROBE_LINK in line for line in lines):
+                raise RuntimeError(f"the witness in {netns or 'root'} saw nothing: it was not listening")
+            self.events += [f"{netns or 'root'}: {line.strip()}" for line in lines if not _background(line)]
+        self.nat_changed = self._nat_rules() != self._nat
+        after = self._file_times()
+        self.files_changed = sorted(path for path in set(after) | set(self._files) if after.get(path) != self._files.get(path))
+
+    def _nat_rules(self) -> list[str] | None:
+        """The legacy nat table's chains and rules, without counters; None when there
+        is no legacy nat table (reading it with iptables-legacy-save would create it)."""
+        names = self.box.run("cat", "/proc/net/ip_tables_names", check=False).stdout.split()
+        if "nat" not in names:
+            return None
+        saved = self.box.run("iptables-legacy-save", "-t", "nat").stdout
+        return [re.sub(r"\[\d+:\d+\]", "", line) for line in saved.splitlines() if line.startswith((":", "-A"))]
+
+    def _file_times(self) -> dict[str, int]:
+        found = {}
+        paths = [self.box.path("/etc/resolv.conf"), self.box.path("/etc/hosts")]
+        netns_dir = self.box.path("/etc/netns")
+        if netns_dir.is_dir():
+            for entry in netns_dir.iterdir():
+                paths += [entry / "resolv.conf", entry / "hosts"]
+        for path in paths:
+            try:
+                found[str(path).split("/root", 1)[1]] = path.stat().st_mtime_ns
+            except FileNotFoundError:
+                continue
+        return found
+
+    @property
+    def writes(self) -> int:
+        return len(self.events) + int(self.nat_changed) + len(self.files_changed)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "writes": self.writes,
+            "netlink_events": self.events,
+            "nat_changed": self.nat_changed,
+            "files_changed": self.files_changed,
+            "watched": ["root", *self.namespaces],
+        }
+
+
+def sample_namespaces(topology: Topology) -> list[str]:
+    return sorted({f"ns{i}" for i in (1, topology.edited, topology.n)}, key=lambda name: int(name[2:]))
+
+
+def _write_inside(box: Sandbox, inside: str, text: str) -> None:
+    """Writes a file in the sandbox the way an editor saves: a temp file, then rename."""
+    target = box.path(inside)
+    temp = target.with_name(f".{target.name}.bench-tmp")
+    temp.write_text(text)
+    temp.rename(target)
+
+
+# -- the baselines ------------------------------------------------------------------------
+
+
+def run_script(tools: Tools, topology: Topology, workdir: Path, script: str) -> dict[str, Any]:
+    """`ip -batch` (batch.sh) or the shell script (shell.sh): cold apply only; neither
+    can be run a second time over what it made."""
+    with Sandbox() as box:
+        seconds, result = box.timed(str(workdir / script), check=False)
+        record: dict[str, Any] = {"cold_s": seconds}
+        if result.returncode != 0:
+            record["error"] = result.stderr.strip()[-1000:]
+        record["verify"] = verify(box, tools, topology)
+    return record
+
+
+# -- netlab, the command line --------------------------------------------------------------
+
+
+def run_netlab(tools: Tools, topology: Topology, workdir: Path, phases: bool = True) -> dict[str, Any]:
+    record: dict[str, Any] = {}
+    sample = sample_namespaces(topology)
+    with Sandbox() as box:
+        _write_inside(box, CONFIG, (workdir / "netlab" / "topology.yaml").read_text())
+        seconds, result = box.timed(tools.netlab, "apply", check=False)
+        record["cold_s"] = seconds
+        if result.returncode != 0:
+            record["error"] = result.stderr.strip()[-1000:]
+            record["verify"] = verify(box, tools, topology)
+            return record
+        record["verify"] = verify(box, tools, topology)
+
+        with Witness(box, sample) as witness:
+            seconds, result = box.timed(tools.netlab, "apply", check=False)
+        record["noop_apply_s"] = seconds
+        record["noop_apply"] = witness.summary()
+        record["noop_apply_said"] = result.stdout.strip().splitlines()[-1:] + result.stderr.strip().splitlines()[-3:]
+
+        seconds, result = box.timed(tools.netlab, "plan", "--detailed-exitcode", check=False)
+        record["noop_plan_s"] = seconds
+        record["noop_plan_exit"] = result.returncode
+
+        if phases:
+            result = box.run(tools.netlab_python, PHASES, check=False, timeout=1800)
+            try:
+                record["phases"] = json.loads(result.stdout)
+            except json.JSONDecodeError:
+                record["phases"] = {"error": result.stderr.strip()[-1000:]}
+
+        _write_inside(box, CONFIG, (workdir / "netlab-edited" / "topology.yaml").read_text())
+        with Witness(box, sample) as witness:
+            seconds, result = box.timed(tools.netlab, "apply", check=False)
+        record["edit_s"] = seconds
+        record["edit"] = witness.summary()
+        record["edit_plan"] = [line for line in result.stdout.splitlines() if line[:2] in ("+ ", "- ", "~ ")]
+        if result.returncode != 0:
+            record["edit_error"] = result.stderr.strip()[-1000:]
+        record["edit_verify"] = verify(box, tools, topology, edited=True)
+    return record
+
+
+# -- ifstate -----------------------------------------------------------------------------------
+
+
+def run_ifstate(tools: Tools, topology: Topology, workdir: Path) -> dict[str, Any]:
+    """ifstate expresses the links, addresses, routes and forwarding, not the NAT
+    rule or the resolv.conf files: those are left out of its run and its check."""
+    assert tools.ifstatecli is not None
+    record: dict[str, Any] = {}
+    sample = sample_namespaces(topology)
+    ifstate = [tools.ifstatecli, "-q", "-c"]
+    with Sandbox() as box:
+        seconds, result = box.timed(*ifstate, str(workdir / "ifstate.yaml"), "apply", check=False)
+        record["cold_s"] = seconds
+        if result.returncode != 0:
+            record["error"] = result.stderr.strip()[-1000:]
+        record["verify"] = verify(box, tools, topology, nat_dns=False)
+        if result.returncode != 0:
+            return record
+        with Witness(box, sample) as witness:
+            seconds, result = box.timed(*ifstate, str(workdir / "ifstate.yaml"), "apply", check=False)
+        record["noop_apply_s"] = seconds
+        record["noop_apply"] = witness.summary()
+        with Witness(box, sample) as witness:
+            seconds, result = box.timed(*ifstate, str(workdir / "ifstate-edited.yaml"), "apply", check=False)
+        record["edit_s"] = seconds
+        record["edit"] = witness.summary()
+        if result.returncode != 0:
+            record["edit_error"] = result.stderr.strip()[-1000:]
+        record["edit_verify"] = verify(box, tools, topology, edited=True, nat_dns=False)
+    return record
+
+
+# -- netlab's daemon ------------------------------------------------------------------------------
+
+
+def _cpu_ticks(box: Sandbox, pid: int) -> int:
+    text = box.path(f"/proc/{pid}/stat").read_text()
+    fields = text.rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime, stime
+
+
+def wait_idle(box: Sandbox, pid: int, window: float = 1.0, busy_below: float = 0.05, cap: float = 600.0) -> float:
+    """Waits until the daemon has used less than `busy_below` of a CPU for `window`
+    seconds (its event threads poll, so it is never at zero); returns the wait."""
+    began = time.monotonic()
+    while time.monotonic() - began < cap:
+        before = _cpu_ticks(box, pid)
+        time.sleep(window)
+        if (_cpu_ticks(box, pid) - before) / CLK_TCK < busy_below * window:
+            break
+    return time.monotonic() - began
+
+
+def _status(box: Sandbox) -> dict[str, Any] | None:
+    try:
+        status: dict[str, Any] = json.loads(box.path("/run/netlab/status.json").read_text())
+        return status
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _probe(box: Sandbox, tools: Tools, *args: str) -> dict[str, Any]:
+    result = box.run(tools.python, PROBE, *args, check=False, timeout=600)
+    try:
+        answer: dict[str, Any] = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        answer = {"error": result.stderr.strip()[-1000:]}
+    return answer
+
+
+def _memory(box: Sandbox, pid: int) -> dict[str, int]:
+    found = {}
+    for line in box.path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmHWM", "VmRSS", "Threads"):
+            found[key] = int(value.split()[0])
+    return found
+
+
+def _log_times(path: Path) -> list[tuple[float, dict[str, Any]]]:
+    events = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            event = json.loads(line)
+            stamp = datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00")).timestamp()
+        except (ValueError, KeyError, TypeError):
+            continue
+        events.append((stamp, event))
+    return events
+
+
+def run_daemon(tools: Tools, topology: Topology, workdir: Path, rep: int) -> dict[str, Any]:
+    """The daemon from empty to ready, then three drifts, two edits by rename, its
+    memory and idle cost. Latencies are from the act to the kernel showing the
+    answer, seen by a netlink listener in the namespace."""
+    record: dict[str, Any] = {"samples": []}
+    k = topology.edited
+    original = (workdir / "netlab" / "topology.yaml").read_text()
+    edited = (workdir / "netlab-edited" / "topology.yaml").read_text()
+    log_path = workdir / f"daemon-{topology.n}-{rep}.log"
+    with Sandbox() as box:
+        _write_inside(box, CONFIG, original)
+        with open(log_path, "w") as log_file:
+            began = time.perf_counter()
+            daemon = subprocess.Popen(
+                box.argv(tools.netlab, "daemon", "--debounce", str(DEBOUNCE), "--resync-interval", "3600", "--log-format", "json"),
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env=SANDBOX_ENV,
+            )
+            try:
+                status = None
+                while time.perf_counter() - began < 3600 and daemon.poll() is None:
+                    status = _status(box)
+                    if status and status.get("last_apply") and status.get("state") in ("healthy", "failing", "degraded"):
+                        break
+                    time.sleep(0.02)
+                record["ready_s"] = time.perf_counter() - began
+                if not status or status.get("state") != "healthy":
+                    record["error"] = f"the daemon did not become healthy: {status}"
+                    return record
+                pid = int(status["pid"])
+                record["verify"] = verify(box, tools, topology)
+                wait_idle(box, pid)
+
+                def rename(text: str, address: str) -> None:
+                    temp = box.path(f"/etc/netlab.d/.{Path(CONFIG).name}.bench-tmp")
+                    temp.write_text(text)
+                    wait_idle(box, pid)  # the temp file's own events are debounced and read first
+                    answer = _probe(box, tools, "rename", f"ns{k}", address.split("/")[0], f"/etc/netlab.d/{temp.name}", CONFIG)
+                    record["samples"].append({"kind": "rename", "netns": f"ns{k}", **answer})
+                    wait_idle(box, pid)
+
+                for i in (k, 1):
+                    answer = _probe(box, tools, "del-addr", f"ns{i}", topology.address(i))
+                    record["samples"].append({"kind": "drift-addr", "netns": f"ns{i}", **answer})
+                    wait_idle(box, pid)
+                answer = _probe(box, tools, "del-link", f"ns{k}", f"vh{k}")
+                record["samples"].append({"kind": "drift-link", "netns": f"ns{k}", **answer})
+                wait_idle(box, pid)
+                rename(edited, topology.address(k, edited=True))
+                rename(original, topology.address(k))
+                record["final_verify"] = verify(box, tools, topology)
+                record["memory_kb"] = _memory(box, pid)
+                ticks = _cpu_ticks(box, pid)
+                time.sleep(3.0)
+                record["idle_cpu_pct"] = 100 * (_cpu_ticks(box, pid) - ticks) / CLK_TCK / 3.0
+                box.run("kill", "-TERM", str(pid), check=False)
+                daemon.wait(timeout=60)
+            finally:
+                if daemon.poll() is None:
+                    daemon.kill()
+                    daemon.wait()
+    _attach_log(record, _log_times(log_path))
+    return record
+
+
+def _attach_log(record: dict[str, Any], events: list[tuple[float, dict[str, Any]]]) -> None:
+    """Adds to each sample what the daemon's log says happened after the act: when
+    the generation was accepted (debounce + load), when the first change was
+    applied, and the passes it ran until the next sample."""
+    samples = record["samples"]
+    for index, sample in enumerate(samples):
+        start = sample.get("began_wall")
+        if start is None:
+            continue
+        end = samples[index + 1].get("began_wall") if index + 1 < len(samples) else None
+        window = [(t, e) for t, e in events if t >= start and (end is None or t < end)]
+        accepted = [t for t, e in window if e.get("event") == "generation accepted"]
+        applied = [t for t, e in window if e.get("event") == "change applied"]
+        sample["log_accepted_s"] = accepted[0] - start if accepted else None
+        sample["log_first_change_s"] = applied[0] - start if applied else None
+        sample["log_changes"] = [e.get("detail") for _, e in window if e.get("event") == "change applied"]
+
+
+# -- the command line's start-up ----------------------------------------------------------------------
+
+
+def run_startup(tools: Tools, repeat: int) -> dict[str, Any]:
+    """`netlab --help` and `netlab plan` on an empty config dir, and the bare
+    interpreter for scale; and which imports a `plan` pays for (-X importtime)."""
+    record: dict[str, Any] = {"python_s": [], "help_s": [], "plan_empty_s": []}
+    with Sandbox() as box:
+        box.run(tools.netlab, "--help")  # warm the page cache
+        for _ in range(repeat):
+            record["python_s"].append(box.timed(tools.netlab_python, "-c", "pass")[0])
+            record["help_s"].append(box.timed(tools.netlab, "--help")[0])
+            record["plan_empty_s"].append(box.timed(tools.netlab, "plan")[0])
+        result = box.run(tools.netlab_python, "-X", "importtime", "-m", "netlab.controller.cli", "plan", check=False)
+    record["imports"] = _top_imports(result.stderr)
+    return record
+
+
+def _top_imports(text: str, top: int = 12) -> list[tuple[str, float]]:
+    """Import time by top-level package (the sum of its modules' own times, in ms),
+    from -X importtime's report: which libraries a `plan` pays for before it starts."""
+    by_package: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line.startswith("import time:") or line.count("|") != 2:
+            continue
+        own, _, name = line.removeprefix("import time:").split("|")
+        try:
+            micros = int(own.strip())
+        except ValueError:
+            continue
+        package = name.strip().split(".")[0]
+        if package == "netlab":
+            package = ".".join(name.strip().split(".")[:2])
+        by_package[package] = by_package.get(package, 0.0) + micros / 1000
+    return sorted(by_package.items(), key=lambda pair: -pair[1])[:top]
+
+
+# -- profiles -----------------------------------------------------------------------------------
+
+
+def run_profiles(tools: Tools, topology: Topology, workdir: Path, rate: int = 100) -> dict[str, str]:
+    """py-spy, sampling wall-clock time (idle included) of the whole process tree,
+    over a cold `netlab apply` and then a no-op one. Returns the raw stack files."""
+    assert tools.py_spy is not None
+    files = {}
+    with Sandbox() as box:
+        _write_inside(box, CONFIG, (workdir / "netlab" / "topology.yaml").read_text())
+        for name in ("cold", "noop"):
+            out = workdir / f"profile-{name}-{topology.n}.txt"
+            box.run(tools.py_spy, "record", "--idle", "--subprocesses", "--rate", str(rate), "--format", "raw",
+                    "--output", str(out), "--", tools.netlab, "apply", timeout=3600)
+            files[name] = str(out)
+    return files

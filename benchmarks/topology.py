@@ -1,0 +1,204 @@
+"""The benchmark's one topology, written for every tool: a netlab file, an
+iproute2 batch, a shell script of `ip` commands and an ifstate file, plus the
+edited versions (one address changed). Called by `benchmarks/run`; stdlib only.
+
+A bridge `br0` (10.0.0.1/16) in the root namespace; N namespaces `ns1..nsN`, each
+with a veth whose inner end `eth0` is addressed and up and whose outer end `vhI`
+is a port of br0; a default route in each via 10.0.0.1; forwarding on; and, when
+netlab has the kinds for them, one masquerade rule and a resolv.conf per namespace.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+BRIDGE = "br0"
+BRIDGE_ADDRESS = "10.0.0.1/16"
+GATEWAY = "10.0.0.1"
+SUBNET = "10.0.0.0/16"
+NAMESERVER = "10.0.0.1"
+EDITED_ADDRESS = "10.0.255.3/16"
+
+
+def address(i: int) -> str:
+    """ns_i's address: 10.0.0.3, 10.0.0.4, ... (at most 250 per /24, within the /16)."""
+    return f"10.0.{i // 250}.{i % 250 + 2}/16"
+
+
+@dataclass(frozen=True)
+class Topology:
+    n: int
+    nat: bool  # one masquerade rule: iptables-legacy, the tables netlab writes
+    dns: bool  # /etc/netns/nsI/resolv.conf
+
+    @property
+    def edited(self) -> int:
+        """The namespace whose address the one-change measure edits: the middle one."""
+        return (self.n + 1) // 2
+
+    def address(self, i: int, edited: bool = False) -> str:
+        return EDITED_ADDRESS if edited and i == self.edited else address(i)
+
+    # -- netlab --------------------------------------------------------------------
+
+    def netlab_yaml(self, edited: bool = False) -> str:
+        lines = ["# netlab benchmark topology, written by benchmarks/topology.py", "version: 1", "namespaces:"]
+        for i in range(1, self.n + 1):
+            lines.append(f"  - name: ns{i}")
+            if self.dns:
+                lines.append(f"    dns: {{nameservers: [{NAMESERVER}]}}")
+        lines.append("interfaces:")
+        lines.append(f"  - {{name: {BRIDGE}, type: bridge, addresses: [{BRIDGE_ADDRESS}]}}")
+        for i in range(1, self.n + 1):
+            lines.append(
+                f"  - {{name: eth0, type: veth, netns: ns{i}, addresses: [{self.address(i, edited)}], "
+                f"peer: {{name: vh{i}, master: {BRIDGE}}}}}"
+            )
+        lines.append("routes:")
+        for i in range(1, self.n + 1):
+            lines.append(f"  - {{netns: ns{i}, to: default, via: {GATEWAY}}}")
+        lines.append("sysctls: {net.ipv4.ip_forward: 1}")
+        if self.nat:
+            lines.append("nat:")
+            lines.append(f"  - {{type: masquerade, source: {SUBNET}}}")
+        return "\n".join(lines) + "\n"
+
+    # -- iproute2 batch: the floor ---------------------------------------------------
+
+    def root_batch(self) -> str:
+        lines = [f"netns add ns{i}" for i in range(1, self.n + 1)]
+        lines.append(f"link add {BRIDGE} up type bridge")
+        lines.append(f"addr add {BRIDGE_ADDRESS} dev {BRIDGE}")
+        # the peer is created directly in its namespace; it is set up from inside
+        # (`peer ... netns nsI up` is refused by the kernel: ENOTCONN)
+        lines += [f"link add vh{i} master {BRIDGE} up type veth peer name eth0 netns ns{i}" for i in range(1, self.n + 1)]
+        return "\n".join(lines) + "\n"
+
+    def ns_batch(self, i: int) -> str:
+        return f"link set lo up\nlink set eth0 up\naddr add {address(i)} dev eth0\nroute add default via {GATEWAY}\n"
+
+    def batch_sh(self) -> str:
+        """One `ip -batch` for the root and one `ip -n nsI -batch` per namespace (a
+        batch file has no per-line namespace); the rest with shell builtins."""
+        lines = ["#!/bin/bash", "set -e", 'cd "$(dirname "$0")"', "ip -batch root.batch"]
+        lines.append(f"for i in $(seq 1 {self.n}); do ip -n ns$i -batch ns/ns$i.batch; done")
+        lines.append("echo 1 > /proc/sys/net/ipv4/ip_forward")
+        if self.nat:
+            lines.append(f"iptables-legacy -w -t nat -A POSTROUTING -s {SUBNET} -j MASQUERADE")
+        if self.dns:
+            lines.append(f"mkdir -p /etc/netns/ns{{1..{self.n}}}")
+            lines.append(
+                f"for i in $(seq 1 {self.n}); do printf 'nameserver {NAMESERVER}\\n' > /etc/netns/ns$i/resolv.conf; done"
+            )
+        return "\n".join(lines) + "\n"
+
+    # -- a shell script, one `ip` process per command, as a lecture types it ----------
+
+    def shell_sh(self) -> str:
+        lines = [
+            "#!/bin/bash",
+            "set -e",
+            f"ip link add {BRIDGE} type bridge",
+            f"ip addr add {BRIDGE_ADDRESS} dev {BRIDGE}",
+            f"ip link set {BRIDGE} up",
+            "sysctl -q -w net.ipv4.ip_forward=1",
+        ]
+        if self.nat:
+            lines.append(f"iptables-legacy -w -t nat -A POSTROUTING -s {SUBNET} -j MASQUERADE")
+        for i in range(1, self.n + 1):
+            lines += [
+                f"ip netns add ns{i}",
+                f"ip link add vh{i} type veth peer name eth0",
+                f"ip link set eth0 netns ns{i}",
+                f"ip link set vh{i} master {BRIDGE}",
+                f"ip link set vh{i} up",
+                f"ip -n ns{i} link set lo up",
+                f"ip -n ns{i} addr add {address(i)} dev eth0",
+                f"ip -n ns{i} link set eth0 up",
+                f"ip -n ns{i} route add default via {GATEWAY}",
+            ]
+            if self.dns:
+                lines += [f"mkdir -p /etc/netns/ns{i}", f"echo 'nameserver {NAMESERVER}' > /etc/netns/ns{i}/resolv.conf"]
+        return "\n".join(lines) + "\n"
+
+    # -- ifstate 2.x: links, addresses, routes, forwarding (no NAT, no resolv.conf) ----
+
+    def ifstate_yaml(self, edited: bool = False) -> str:
+        lines = [
+            "# ifstate benchmark topology, written by benchmarks/topology.py",
+            "sysctl_conf: |",
+            "  net.ipv4.ip_forward = 1",
+            "interfaces:",
+            f"  {BRIDGE}:",
+            "    addresses:",
+            f"      - {BRIDGE_ADDRESS}",
+            "    link:",
+            "      kind: bridge",
+            "      state: up",
+        ]
+        for i in range(1, self.n + 1):
+            lines += [
+                f"  vh{i}:",
+                "    link:",
+                "      kind: veth",
+                "      peer: eth0",
+                f"      peer_netns: ns{i}",
+                f"      master: {BRIDGE}",
+                "      state: up",
+            ]
+        lines.append("namespaces:")
+        for i in range(1, self.n + 1):
+            lines += [
+                f"  ns{i}:",
+                "    interfaces:",
+                "      eth0:",
+                "        addresses:",
+                f"          - {self.address(i, edited)}",
+                "        link:",
+                "          kind: veth",
+                f"          peer: vh{i}",
+                "          peer_netns: null",
+                "          state: up",
+                "    routing:",
+                "      routes:",
+                "        - to: 0.0.0.0/0",
+                f"          via: {GATEWAY}",
+            ]
+        return "\n".join(lines) + "\n"
+
+    # -- all of it ---------------------------------------------------------------------
+
+    def write(self, directory: Path) -> None:
+        """Writes every form into `directory` (made if missing)."""
+        (directory / "ns").mkdir(parents=True, exist_ok=True)
+        (directory / "netlab").mkdir(exist_ok=True)
+        (directory / "netlab-edited").mkdir(exist_ok=True)
+        files = {
+            "netlab/topology.yaml": self.netlab_yaml(),
+            "netlab-edited/topology.yaml": self.netlab_yaml(edited=True),
+            "root.batch": self.root_batch(),
+            "batch.sh": self.batch_sh(),
+            "shell.sh": self.shell_sh(),
+            "ifstate.yaml": self.ifstate_yaml(),
+            "ifstate-edited.yaml": self.ifstate_yaml(edited=True),
+        }
+        for i in range(1, self.n + 1):
+            files[f"ns/ns{i}.batch"] = self.ns_batch(i)
+        for name, text in files.items():
+            (directory / name).write_text(text)
+        for script in ("batch.sh", "shell.sh"):
+            os.chmod(directory / script, 0o755)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="write the benchmark topology for N namespaces")
+    parser.add_argument("n", type=int)
+    parser.add_argument("directory", type=Path)
+    parser.add_argument("--no-nat", action="store_true")
+    parser.add_argument("--no-dns", action="store_true")
+    args = parser.parse_args()
+    Topology(args.n, nat=not args.no_nat, dns=not args.no_dns).write(args.directory)
