@@ -152,7 +152,7 @@ def _install(
                 Phase.ADD_ROUTE,
                 f"install route {name} in {netns_label(netns)}",
                 install,
-                undo=(lambda kernel: _put_back(kernel, before))
+                undo=(lambda kernel: put_back_route(kernel, before))
                 if before is not None
                 else (lambda kernel: kernel.netlink.route_del(netns, to=route.to, table=route.table, metric=route.metric)),
             ),
@@ -179,14 +179,10 @@ def _remove(observed: ObservedRoute) -> Change:
                 Phase.DELETE_ROUTE,
                 f"delete route {name} in {netns_label(netns)}",
                 remove,
-                undo=lambda kernel: _put_back(kernel, observed),
+                undo=lambda kernel: put_back_route(kernel, observed),
             ),
         ),
     )
-
-
-def _put_back(kernel: Kernel, route: ObservedRoute) -> None:
-    put_back_route(kernel, route)
 
 
 def put_back_route(kernel: Kernel, route: ObservedRoute) -> None:
