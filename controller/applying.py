@@ -71,7 +71,8 @@ def apply_plan(plan: Plan, kernel: Kernel, ledger: Ledger, log: Any) -> None:
             if steps_left[id(change)] == 0:
                 _account(change, ledger, log, spent[id(change)])
     finally:
-        kernel.forget_reads()
+        # what the writes touched is read again; the rest is as it was
+        kernel.forget_written()
         ledger.save()
 
 
@@ -150,8 +151,9 @@ def reconcile(desired: DesiredState, kernel: Kernel, ledger: Ledger, log: Any) -
 
 
 def verify(desired: DesiredState, kernel: Kernel, ledger: Ledger) -> None:
-    """The kernel is right when a fresh plan is empty."""
-    kernel.forget_reads()
+    """The kernel is right when a fresh plan is empty. The namespaces and files
+    the pass wrote were forgotten after its writes, so they are read anew; what
+    it did not touch is not read again."""
     remaining = make_plan(desired, kernel, ledger)
     if remaining:
         raise ApplyError(

@@ -19,7 +19,7 @@ from typing import Any
 
 from netlab.controller import notifying
 from netlab.controller.applying import reconcile
-from netlab.controller.backends.events import EventMonitor
+from netlab.controller.backends.events import EventHub
 from netlab.controller.backends.kernel import Kernel
 from netlab.controller.backends.namespaces import NETNS_RUN_DIR
 from netlab.controller.guards import load_desired, locked
@@ -99,7 +99,12 @@ class Daemon:
         self.resync_needed = False
         self.generation: Generation | None = None
         self.health = Health()
-        self.monitors: dict[str | None, EventMonitor] = {}
+        self.events = EventHub(self._on_kernel_event)
+        # Namespaces the kernel reported changes in since the last pass (None: the
+        # host): a pass reads those again and trusts what it knows of the rest.
+        self._changed: set[str | None] = set()
+        self._changed_lock = threading.Lock()
+        self._read_everything = True
         self.kernel = Kernel()
         self.watcher: ConfigWatcher | None = None
 
@@ -121,8 +126,7 @@ class Daemon:
         finally:
             notifying.notify("STOPPING=1")
             watcher.stop()
-            for monitor in self.monitors.values():
-                monitor.stop()
+            self.events.stop()
             self.kernel.close()
             self._write_status(running=False)
             self.log.info("daemon stopped: the network stays as it is")
@@ -303,7 +307,7 @@ class Daemon:
         try:
             with locked(self.settings.state_dir):
                 ledger = Ledger.load(self.settings.state_dir)
-                self.kernel.forget_reads()
+                self._forget_stale_reads(reason)
                 result = reconcile(self.generation.desired, self.kernel, ledger, log)
                 self.objects_owned = ledger.count()
         except NetlabError as error:
@@ -311,6 +315,9 @@ class Daemon:
             problems = [_problem_json(p) for p in error.problems] if isinstance(error, ConfigError) else []
             self.health.last_error = {"time": _now(), "message": str(error), "problems": problems}
             log.error("reconcile failed: the previous state stays", error=str(error))
+            # the next pass reads everything: what failed may have been planned
+            # against something that changed without an event (NAT, files)
+            self._read_everything = True
             self.resync_needed = False
             self._publish()
             return 0
@@ -335,18 +342,32 @@ class Daemon:
         self.log.debug("pass done", seconds=round(time.time() - began, 3))
         return changes
 
+    def _forget_stale_reads(self, reason: str) -> None:
+        """What the kernel facade remembers from earlier passes is kept where no
+        event said it changed. A start, reload or resync (and the pass after a
+        failure) reads everything again: the safety net for what makes no event
+        (NAT tables, sysctls) and for events the kernel dropped."""
+        with self._changed_lock:
+            changed, self._changed = self._changed, set()
+        if self._read_everything or reason in ("start", "reload", "resync"):
+            self._read_everything = False
+            self.kernel.forget_reads()
+        else:
+            self.kernel.forget_changed(changed)
+
     def _forget_replaced_namespaces(self) -> None:
         """A namespace deleted by hand lives on in the sockets the daemon holds in
         it (its links too): writes through them would go to a namespace nobody
         can see. Those sockets are dropped so that the pass rebuilds a new one."""
-        replaced = [netns for netns, monitor in self.monitors.items() if not monitor.is_current()]
+        replaced = [netns for netns in self.events.listening() if not self.events.is_current(netns)]
         if not replaced:
             return
         self.log.info("namespaces replaced or deleted behind netlab's back", netns=sorted(str(n) for n in replaced))
         for netns in replaced:
-            self.monitors.pop(netns).stop()
+            self.events.forget(netns)
         self.kernel.close()
         self.kernel = Kernel()
+        self._read_everything = True
 
     def _follow_namespaces(self, ledger: Ledger) -> None:
         """Listens for kernel events in every namespace that holds something managed."""
@@ -356,18 +377,24 @@ class Daemon:
         wanted |= {key[0] for key in ledger.keys("namespace")}
         existing = self.kernel.namespaces()
         wanted = {ns for ns in wanted if ns is None or ns in existing}
-        for netns in set(self.monitors) - wanted:
-            self.monitors.pop(netns).stop()
-        for netns in wanted - set(self.monitors):
+        listening = self.events.listening()
+        for netns in listening - wanted:
+            self.events.forget(netns)
+        for netns in wanted - listening:
             try:
-                self.monitors[netns] = EventMonitor(netns, self._on_kernel_event)
+                self.events.listen(netns)
             except OSError as error:
                 self.log.warning("cannot listen for events", netns=netns or "host", error=str(error))
+            # what changed there before the listening began was heard by nobody
+            with self._changed_lock:
+                self._changed.add(netns)
         if self.watcher is not None and len(wanted) > 1:
             # `ip netns del` makes no netlink event in any namespace netlab listens to
             self.watcher.watch_entries(NETNS_RUN_DIR, lambda: self._on_kernel_event(None, False))
 
     def _on_kernel_event(self, netns: str | None, lost: bool) -> None:
+        with self._changed_lock:
+            self._changed.add(netns)
         if lost:
             self.resync_needed = True
         self.drift_seen.set()

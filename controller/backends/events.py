@@ -1,7 +1,8 @@
-"""Kernel events for drift detection: one thread per namespace listening on an
-rtnetlink socket for link, address and route changes. The daemon is told that
-"something changed in namespace X" and re-plans; the planner decides whether
-anything needs repair. Used by the daemon only.
+"""Kernel events for drift detection: an rtnetlink socket in every managed
+namespace, listening for link, address and route changes, all served by one
+thread waiting in epoll. The daemon is told "something changed in namespace X"
+and re-reads that namespace only; the planner decides whether anything needs
+repair. Used by the daemon only.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import select
 import socket
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from pyroute2.netlink.rtnl import (
     RTMGRP_IPV4_IFADDR,
@@ -26,10 +28,9 @@ from netlab.controller.backends import namespaces
 
 GROUPS = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_IFADDR | RTMGRP_IPV6_ROUTE
 RECEIVE_BUFFER = 4 * 1024 * 1024
-POLL_SECONDS = 0.5
 
 # Called with (netns, lost): lost is True when the kernel dropped events
-# (ENOBUFS): the daemon must then resync everything.
+# (ENOBUFS): what is known of that namespace is then no longer to be trusted.
 EventHandler = Callable[[str | None, bool], None]
 
 
@@ -56,49 +57,114 @@ def _identity(netns: str | None) -> tuple[int, int] | None:
     return info.st_dev, info.st_ino
 
 
-class EventMonitor:
-    """Listens in one namespace until stopped or the namespace disappears."""
+@dataclass
+class _Listener:
+    netns: str | None
+    sock: socket.socket
+    identity: tuple[int, int] | None
 
-    def __init__(self, netns: str | None, handler: EventHandler) -> None:
-        self.netns = netns
+
+def _open_listener() -> socket.socket:
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+    sock.bind((0, GROUPS))
+    return sock
+
+
+class EventHub:
+    """Listens in any number of namespaces with one thread. epoll, not select:
+    with a socket per namespace, descriptors pass 1024; and one thread, not one
+    per namespace: a thousand idle threads cost memory and wake-ups."""
+
+    def __init__(self, handler: EventHandler) -> None:
         self._handler = handler
-        self._stop = threading.Event()
-        self._identity = _identity(netns)
-        self._sock = namespaces.run_in(
-            netns, lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
-        )
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
-        self._sock.bind((0, GROUPS))
+        self._epoll = select.epoll()
+        self._listeners: dict[int, _Listener] = {}
+        self._by_netns: dict[str | None, _Listener] = {}
+        self._lock = threading.Lock()
         self._marshal = MarshalRtnl()
-        self._poller = select.poll()
-        self._poller.register(self._sock, select.POLLIN)
-        self._thread = threading.Thread(target=self._run, name=f"events-{netns or 'host'}", daemon=True)
+        self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._epoll.register(self._wake_read, select.EPOLLIN)
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="kernel-events", daemon=True)
         self._thread.start()
 
-    def is_current(self) -> bool:
+    # -- what is listened to ----------------------------------------------------------
+
+    def listen(self, netns: str | None) -> None:
+        """Starts listening in `netns` (None: the host); raises OSError when the
+        namespace cannot be entered."""
+        if netns in self._by_netns:
+            return
+        listener = _Listener(netns, namespaces.run_in(netns, _open_listener), _identity(netns))
+        with self._lock:
+            self._listeners[listener.sock.fileno()] = listener
+            self._by_netns[netns] = listener
+        self._epoll.register(listener.sock.fileno(), select.EPOLLIN)
+
+    def forget(self, netns: str | None) -> None:
+        with self._lock:
+            listener = self._by_netns.pop(netns, None)
+            if listener is None:
+                return
+            self._listeners.pop(listener.sock.fileno(), None)
+        self._epoll.unregister(listener.sock.fileno())
+        listener.sock.close()
+
+    def listening(self) -> set[str | None]:
+        return set(self._by_netns)
+
+    def is_current(self, netns: str | None) -> bool:
         """Whether the namespace of this name is still the one listened to: after
         `ip netns del NAME` (and a new NAME) the socket keeps the old one alive,
         and hears nothing of the new one."""
-        return self.netns is None or (self._identity is not None and _identity(self.netns) == self._identity)
+        listener = self._by_netns.get(netns)
+        if listener is None or netns is None:
+            return True
+        return listener.identity is not None and _identity(netns) == listener.identity
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2 * POLL_SECONDS)
-        self._sock.close()
+        self._stopping = True
+        os.write(self._wake_write, b"\0")
+        self._thread.join(timeout=2.0)
+        for netns in list(self._by_netns):
+            self.forget(netns)
+        self._epoll.close()
+        os.close(self._wake_read)
+        os.close(self._wake_write)
+
+    # -- the thread -----------------------------------------------------------------
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            # poll, not select: with a socket per namespace, descriptors pass 1024
-            ready = self._poller.poll(POLL_SECONDS * 1000)
-            if not ready:
-                continue
+        while not self._stopping:
             try:
-                data = self._sock.recv(65536)
+                ready = self._epoll.poll()
+            except InterruptedError:
+                continue
+            except (OSError, ValueError):  # closed under us: stopping
+                return
+            for fd, _ in ready:
+                if fd == self._wake_read:
+                    continue
+                with self._lock:
+                    listener = self._listeners.get(fd)
+                if listener is not None:
+                    self._drain(listener)
+
+    def _drain(self, listener: _Listener) -> None:
+        """Reads everything queued on the socket, then tells the handler once."""
+        changed = lost = False
+        while True:
+            try:
+                data = listener.sock.recv(65536)
+            except BlockingIOError:
+                break
             except OSError as error:
                 if error.errno == errno.ENOBUFS:
-                    self._handler(self.netns, True)
+                    lost = True
                     continue
-                return  # socket closed: stopping
-            messages = list(self._marshal.parse(data))
-            if any(not _is_background(message) for message in messages):
-                self._handler(self.netns, False)
+                return  # closed while being read: forgotten
+            if not changed:
+                changed = any(not _is_background(message) for message in self._marshal.parse(data))
+        if changed or lost:
+            self._handler(listener.netns, lost)

@@ -47,11 +47,24 @@ def list_namespaces() -> frozenset[str]:
     return frozenset(found)
 
 
-def create_namespace(name: str) -> None:
+def create_namespace(name: str, then: Callable[[], T]) -> T:
+    """Creates the namespace and runs `then()` inside it (opening a socket there
+    saves entering it again). Done as `ip netns add` does it, in a short-lived
+    thread rather than a forked child (pyroute2's `netns.create`, ~8 ms each):
+    the thread unshares its network namespace and pyroute2 binds it on
+    /run/netns/NAME (making /run/netns a shared mount first, as iproute2 does)."""
     path = netns_path(name)
     if os.path.lexists(path) and name not in list_namespaces():
         os.unlink(path)  # the mount point of a creation that was cut short
-    pyroute2_netns.create(name)
+
+    def unshare_bind_and_work() -> T:
+        if _libc.unshare(CLONE_NEWNET) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, f"cannot create network namespace {name}: {os.strerror(code)}")
+        pyroute2_netns.attach(name, "thread-self")
+        return then()
+
+    return _in_thread(f"netns-new-{name}", unshare_bind_and_work)
 
 
 def remove_namespace(name: str) -> None:
@@ -65,24 +78,34 @@ def run_in(netns: str | None, work: Callable[[], T]) -> T:
     if netns is None:
         return work()
     fd = os.open(netns_path(netns), os.O_RDONLY | os.O_CLOEXEC)
+
+    def enter_and_work() -> T:
+        if _libc.setns(fd, CLONE_NEWNET) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, f"cannot enter network namespace {netns}: {os.strerror(code)}")
+        return work()
+
+    try:
+        return _in_thread(f"netns-{netns}", enter_and_work)
+    finally:
+        os.close(fd)
+
+
+def _in_thread(name: str, work: Callable[[], T]) -> T:
+    """Runs `work()` in a new thread that dies afterwards (with whatever namespace
+    it entered), and hands back its result or its exception."""
     result: list[T] = []
     failure: list[BaseException] = []
 
-    def enter_and_work() -> None:
+    def run() -> None:
         try:
-            if _libc.setns(fd, CLONE_NEWNET) != 0:
-                code = ctypes.get_errno()
-                raise OSError(code, f"cannot enter network namespace {netns}: {os.strerror(code)}")
             result.append(work())
         except BaseException as error:  # handed back to the caller's thread, re-raised there
             failure.append(error)
 
-    try:
-        thread = threading.Thread(target=enter_and_work, name=f"netns-{netns}")
-        thread.start()
-        thread.join()
-    finally:
-        os.close(fd)
+    thread = threading.Thread(target=run, name=name)
+    thread.start()
+    thread.join()
     if failure:
         raise failure[0]
     return result[0]

@@ -11,6 +11,7 @@ import errno
 import ipaddress
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,10 +107,20 @@ class KernelRefused(Exception):
 
 
 class Netlink:
-    """One pass's connections to rtnetlink, one per namespace, opened lazily."""
+    """Connections to rtnetlink, one per namespace, opened lazily and kept (the
+    daemon keeps them from pass to pass). It remembers each namespace's link
+    indexes (from dumps and lookups), so that a write names its link without
+    asking the kernel first, and which namespaces its writes touched, so that
+    only those are read again."""
 
     def __init__(self) -> None:
         self._connections: dict[str | None, IPRoute] = {}
+        self._indexes: dict[str | None, dict[str, int]] = {}
+        # Namespaces written to since `take_touched`; None in the set is the host.
+        # A write whose effects reach unknown namespaces (deleting a veth takes
+        # its peer along) touches everything.
+        self._touched: set[str | None] = set()
+        self._touched_everything = False
         # The process's own namespace as an fd, so a veth peer can be placed in
         # it from inside another namespace. /proc/1 would be the machine's, not ours.
         self._own_netns_fd = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
@@ -118,6 +129,7 @@ class Netlink:
         for connection in self._connections.values():
             connection.close()
         self._connections.clear()
+        self._indexes.clear()
         if self._own_netns_fd >= 0:
             os.close(self._own_netns_fd)
             self._own_netns_fd = -1
@@ -137,20 +149,40 @@ class Netlink:
                 connection = IPRoute()
             else:
                 # Open the socket inside the namespace from a thread that entered
-                # it (about 3 ms) rather than letting pyroute2 fork a child (~19 ms).
-                sock = namespaces.run_in(
-                    netns,
-                    lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, socket.NETLINK_ROUTE),
-                )
-                connection = IPRoute(fileno=sock.detach())
+                # it (well under 1 ms) rather than letting pyroute2 fork a child (~19 ms).
+                connection = self.adopt(netns, namespaces.run_in(netns, open_socket))
             self._connections[netns] = connection
         return connection
 
+    def adopt(self, netns: str, sock: socket.socket) -> IPRoute:
+        """Takes a socket opened inside `netns` (by whoever just created it) as the
+        namespace's connection."""
+        self.forget(netns)
+        connection = self._connections[netns] = IPRoute(fileno=sock.detach())
+        self._indexes[netns] = {}
+        return connection
+
     def forget(self, netns: str | None) -> None:
-        """Drops the connection to a namespace that was removed."""
+        """Drops the connection to a namespace that was removed (or is about to be
+        made anew), and what was known of it."""
         connection = self._connections.pop(netns, None)
         if connection is not None:
             connection.close()
+        self._indexes.pop(netns, None)
+
+    def take_touched(self) -> set[str | None] | None:
+        """The namespaces written to since the last call (None: possibly every
+        namespace), and starts afresh."""
+        touched = None if self._touched_everything else set(self._touched)
+        self._touched.clear()
+        self._touched_everything = False
+        return touched
+
+    def _touch(self, *namespaces_written: str | None) -> None:
+        self._touched.update(namespaces_written)
+
+    def touch_everything(self) -> None:
+        self._touched_everything = True
 
     # -- observing ----------------------------------------------------------------
 
@@ -158,6 +190,7 @@ class Netlink:
         ipr = self.connection(netns)
         raw_links = list(ipr.get_links())
         names = {msg["index"]: msg.get_attr("IFLA_IFNAME") for msg in raw_links}
+        self._indexes[netns] = {name: index for index, name in names.items()}
         links = tuple(_link(netns, msg, names) for msg in raw_links)
         addresses = tuple(
             _address(netns, msg, names) for msg in ipr.get_addr() if msg["index"] in names
@@ -186,11 +219,16 @@ class Netlink:
         placed into `netns` by the same request."""
         spec: dict[str, Any] = {"ifname": name, "kind": kind}
         ipr = self.connection(netns)
+        self._touch(netns)
+        self._indexes.get(netns, {}).pop(name, None)
         if peer is not None:
             peer_netns, peer_name = peer
+            self._touch(peer_netns)
+            self._indexes.get(peer_netns, {}).pop(peer_name, None)
             spec["peer"] = {"ifname": peer_name, "net_ns_fd": self._netns_fd(peer_netns)}
         if parent is not None:
             parent_netns, parent_name = parent
+            self._touch(parent_netns)
             ipr = self.connection(parent_netns)
             spec["link"] = self._index(parent_netns, parent_name)
             if netns != parent_netns:
@@ -219,44 +257,57 @@ class Netlink:
     def link_set(self, netns: str | None, name: str, **attrs: Any) -> None:
         """Sets attributes: mtu, address (MAC), master (a name, or None for no
         master), state ("up"/"down"), ifalias."""
-        spec: dict[str, Any] = {"index": self._index(netns, name)}
-        for attr, value in attrs.items():
-            if attr == "master":
-                spec["master"] = 0 if value is None else self._index(netns, value)
-            else:
-                spec[attr] = value
-        self._call(f"set {', '.join(attrs)} of link {_where(netns, name)}", self.connection(netns).link, "set", **spec)
+        def request() -> None:
+            spec: dict[str, Any] = {"index": self._index(netns, name)}
+            for attr, value in attrs.items():
+                if attr == "master":
+                    spec["master"] = 0 if value is None else self._index(netns, value)
+                else:
+                    spec[attr] = value
+            self._call(f"set {', '.join(attrs)} of link {_where(netns, name)}", self.connection(netns).link, "set", **spec)
+
+        self._touch(netns)
+        self._with_fresh_indexes(netns, request)
 
     def link_del(self, netns: str | None, name: str) -> None:
         """Deletes a link; a link already gone (e.g. the other end of a deleted veth)
         counts as deleted."""
-        index = self._lookup(netns, name)
+        index = self._lookup(netns, name, fresh=True)
         if index is None:
             return
+        # a veth's peer goes too, wherever it is; a bridge's ports lose their master
+        self.touch_everything()
         try:
             self._call(f"delete link {_where(netns, name)}", self.connection(netns).link, "del", index=index)
         except KernelRefused as error:
             if error.code != errno.ENODEV:
                 raise
+        finally:
+            self._indexes.get(netns, {}).pop(name, None)
 
     # -- addresses ----------------------------------------------------------------
 
     def addr_add(self, netns: str | None, interface: str, address: str, *, replace: bool = False) -> None:
         iface = ipaddress.ip_interface(address)
-        self._call(
-            f"add address {address} to {_where(netns, interface)}",
-            self.connection(netns).addr,
-            "replace" if replace else "add",
-            index=self._index(netns, interface),
-            address=str(iface.ip),
-            prefixlen=iface.network.prefixlen,
+        self._touch(netns)
+        self._with_fresh_indexes(
+            netns,
+            lambda: self._call(
+                f"add address {address} to {_where(netns, interface)}",
+                self.connection(netns).addr,
+                "replace" if replace else "add",
+                index=self._index(netns, interface),
+                address=str(iface.ip),
+                prefixlen=iface.network.prefixlen,
+            ),
         )
 
     def addr_del(self, netns: str | None, interface: str, address: str) -> None:
         iface = ipaddress.ip_interface(address)
-        index = self._lookup(netns, interface)
+        index = self._lookup(netns, interface, fresh=True)
         if index is None:
             return
+        self._touch(netns)
         try:
             self._call(
                 f"remove address {address} from {_where(netns, interface)}",
@@ -285,16 +336,21 @@ class Netlink:
     ) -> None:
         """Installs or replaces a route, marked as netlab's unless `proto` says
         otherwise (putting back someone else's route as it was)."""
-        spec = self._route_spec(netns, to, table, metric)
-        spec["proto"] = proto
-        if via is not None:
-            spec["gateway"] = via
-        if dev is not None:
-            spec["oif"] = self._index(netns, dev)
-        self._call(f"install route {to} in {_where(netns)}", self.connection(netns).route, "replace", **spec)
+        def request() -> None:
+            spec = self._route_spec(netns, to, table, metric)
+            spec["proto"] = proto
+            if via is not None:
+                spec["gateway"] = via
+            if dev is not None:
+                spec["oif"] = self._index(netns, dev)
+            self._call(f"install route {to} in {_where(netns)}", self.connection(netns).route, "replace", **spec)
+
+        self._touch(netns)
+        self._with_fresh_indexes(netns, request)
 
     def route_del(self, netns: str | None, *, to: str, table: int, metric: int) -> None:
         spec = self._route_spec(netns, to, table, metric)
+        self._touch(netns)
         try:
             self._call(f"delete route {to} in {_where(netns)}", self.connection(netns).route, "del", **spec)
         except KernelRefused as error:
@@ -319,9 +375,30 @@ class Netlink:
     def _netns_fd(self, netns: str | None) -> int | str:
         return self._own_netns_fd if netns is None else namespaces.netns_path(netns)
 
-    def _lookup(self, netns: str | None, name: str) -> int | None:
+    def _lookup(self, netns: str | None, name: str, fresh: bool = False) -> int | None:
+        """The link's index: remembered, or asked of the kernel (always when
+        `fresh`: before a delete, whose target must be the link there now)."""
+        known = self._indexes.setdefault(netns, {})
+        if not fresh and name in known:
+            return known[name]
         found = self.connection(netns).link_lookup(ifname=name)
-        return found[0] if found else None
+        if not found:
+            known.pop(name, None)
+            return None
+        known[name] = found[0]
+        return found[0]
+
+    def _with_fresh_indexes(self, netns: str | None, request: Callable[[], None]) -> None:
+        """Sends a request that names links by remembered indexes; if the kernel
+        knows no such link (replaced behind netlab's back since it was
+        remembered), asks again for the indexes and sends it once more."""
+        try:
+            request()
+        except KernelRefused as error:
+            if error.code != errno.ENODEV or not self._indexes.get(netns):
+                raise
+            self._indexes[netns] = {}
+            request()
 
     def _index(self, netns: str | None, name: str) -> int:
         index = self._lookup(netns, name)
@@ -335,6 +412,11 @@ class Netlink:
             return method(*args, **kwargs)
         except NetlinkError as error:
             raise KernelRefused(what, error.code, os.strerror(error.code)) from error
+
+
+def open_socket() -> socket.socket:
+    """An rtnetlink socket in the calling thread's namespace, for an `IPRoute`."""
+    return socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, socket.NETLINK_ROUTE)
 
 
 def _where(netns: str | None, name: str | None = None) -> str:

@@ -33,6 +33,16 @@ class FileState:
         return self.type != "absent"
 
 
+def signature(path: str) -> tuple[int, ...] | None:
+    """What changes whenever the file does (None: there is no file): compared
+    to tell whether a file read earlier must be read again."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return (info.st_dev, info.st_ino, info.st_mode, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
 def read(path: str) -> FileState:
     try:
         info = os.lstat(path)
@@ -61,7 +71,7 @@ def write(path: str, data: bytes, mode: int) -> None:
     replaced or written through."""
     if os.path.islink(path):
         raise OSError(errno.ELOOP, f"{path} is a symlink: netlab does not write through it")
-    if is_mount_point(path):
+    if _mounted_from_elsewhere(path):
         _rewrite_in_place(path, data, mode)
         return
     directory, name = os.path.split(path)
@@ -77,7 +87,7 @@ def write(path: str, data: bytes, mode: int) -> None:
         except OSError as error:
             if error.errno != errno.EBUSY:
                 raise
-            # a mount point that /proc/self/mountinfo did not show (see above)
+            # a file bound from the same file system: a mount point all the same
             os.unlink(temp)
             _rewrite_in_place(path, data, mode)
             return
@@ -124,26 +134,15 @@ def remove_directory_if_empty(path: str) -> None:
             raise
 
 
-def is_mount_point(path: str, mountinfo: str = "/proc/self/mountinfo") -> bool:
-    """Whether something is mounted on `path` itself, as mountinfo lists it (a
-    bind-mounted file is a mount point too)."""
+def _mounted_from_elsewhere(path: str) -> bool:
+    """Whether a file from another file system is mounted on `path` (its device
+    is not its directory's): a stat each, where reading /proc/self/mountinfo, a
+    line per mount and so per namespace, made writing N files cost N². A file
+    bound from the same file system is caught when renaming over it fails."""
     try:
-        with open(mountinfo, encoding="utf-8", errors="surrogateescape") as handle:
-            lines = handle.read().splitlines()
+        return os.stat(path).st_dev != os.stat(os.path.dirname(path) or ".").st_dev
     except OSError:
         return False
-    for line in lines:
-        fields = line.split(" ")
-        if len(fields) > 4 and _unescape(fields[4]) == path:
-            return True
-    return False
-
-
-def _unescape(text: str) -> str:
-    # mountinfo writes space, tab, newline and backslash as octal escapes
-    for escaped, plain in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
-        text = text.replace(escaped, plain)
-    return text
 
 
 def _fsync_directory(directory: str) -> None:

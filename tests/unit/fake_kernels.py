@@ -40,3 +40,6 @@ class EmptyKernel:
 
     def forget_reads(self) -> None:
         pass
+
+    def forget_written(self) -> None:
+        pass
