@@ -1,19 +1,23 @@
 """The daemon in a sandboxed kernel, beyond test_daemon_core.py: every way a file
 lands in the directory (cp, editors, bursts, git checkout, git-sync swaps, a
 directory replaced or gone), drift beyond one address (links set down, bridges
-and namespaces deleted, NAT chains flushed, resolv.conf edited), the lock shared
-with `netlab apply`, the systemd notify protocol as a socket sees it, and a fight
-with another manager that must neither spin nor starve the rest of the loop.
+and namespaces deleted, NAT chains flushed, resolv.conf edited, seen by a daemon
+holding over 1024 descriptors), the lock shared with `netlab apply`, the systemd
+notify protocol as a socket sees it, and a fight with another manager that must
+neither spin nor starve the rest of the loop.
 Every wait has a deadline; the daemon's stdout goes to a file read as JSON lines.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import resource
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +28,9 @@ import pytest
 from tests.sandbox import NETLAB, Sandbox
 
 pytestmark = pytest.mark.kernel
+
+CROWDED_FDS = 1100
+CROWDED_LIMIT = 4096
 
 # "Within a second" from the files' side: the debounce (0.25 s) and one pass, with
 # slack for a shared, noisy CI machine. Drift: "within a second or two".
@@ -53,10 +60,12 @@ class Daemon:
     """`netlab daemon` inside the sandbox, its stdout in a file (a pipe nobody
     reads would fill up and block it)."""
 
-    def __init__(self, sandbox: Sandbox, log: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, sandbox: Sandbox, log: Path, *args: str, env: dict[str, str] | None = None, command: tuple[str, ...] = (NETLAB,)
+    ) -> None:
         self.log = log
         prefix = ["env", *(f"{key}={value}" for key, value in (env or {}).items())] if env else []
-        argv = [*prefix, NETLAB, "daemon", "--debounce", "0.25", *args]
+        argv = [*prefix, *command, "daemon", "--debounce", "0.25", *args]
         with open(log, "a") as out:
             self.process = sandbox.spawn(*argv, stdout=out)
 
@@ -83,8 +92,10 @@ class Daemon:
 def start(sandbox: Sandbox, tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
     started: list[Daemon] = []
 
-    def starter(*args: str, env: dict[str, str] | None = None, ready: bool = True) -> Daemon:
-        daemon = Daemon(sandbox, tmp_path / f"daemon-{len(started)}.log", *args, env=env)
+    def starter(
+        *args: str, env: dict[str, str] | None = None, ready: bool = True, command: tuple[str, ...] = (NETLAB,)
+    ) -> Daemon:
+        daemon = Daemon(sandbox, tmp_path / f"daemon-{len(started)}.log", *args, env=env, command=command)
         started.append(daemon)
         if ready:
             assert wait(lambda: daemon.named("daemon ready"), 20), daemon.log.read_text()[-3000:]
@@ -366,6 +377,42 @@ def test_a_namespace_deleted_by_hand_is_rebuilt(sandbox: Sandbox, start: Callabl
     sandbox.run("ip", "-n", "red", "addr", "del", "10.5.0.2/24", "dev", "veth-red")
     assert timed(lambda: lab_is_up(sandbox), REPAIRED_WITHIN) is not None
     assert sandbox.netlab("plan", "--detailed-exitcode", check=False).returncode == 0
+
+
+# netlab's daemon, but holding more than 1024 descriptors before it opens any of
+# its own: every event socket it then opens is numbered past select()'s limit.
+CROWDED = f"""
+import os, resource, sys
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, {CROWDED_LIMIT}), hard))
+held = []
+while not held or held[-1] < {CROWDED_FDS}:
+    held.append(os.open("/dev/null", os.O_RDONLY))
+from netlab.controller.cli import main
+sys.exit(main())
+"""
+
+
+def test_drift_is_repaired_from_events_when_descriptors_pass_1024(sandbox: Sandbox, start: Callable[..., Daemon]) -> None:
+    # Regression: the event monitors waited in select(), which refuses
+    # descriptors of 1024 and more (a daemon watching some 500 namespaces has
+    # them), so no drift was seen until the next resync.
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[1] < CROWDED_LIMIT:
+        pytest.skip(f"the hard limit on open files is below {CROWDED_LIMIT}")
+    sandbox.write_config("lab.yaml", LAB)
+    daemon = start("--resync-interval", "3600", command=(sys.executable, "-c", CROWDED))
+    pid = status(sandbox)["pid"]
+    assert isinstance(pid, int)
+    assert len(os.listdir(f"/proc/{pid}/fd")) > CROWDED_FDS  # the premise: the daemon holds them
+    # one drift at a time: a second one during the first repair's pass would fail its verification
+    for netns, link, address, drift in (
+        ("red", "veth-red", "10.5.0.2/24", "ip -n red addr del 10.5.0.2/24 dev veth-red"),
+        (None, "br0", "10.5.0.1/24", "ip addr flush dev br0"),
+    ):
+        repairs = len(daemon.named("drift repaired"))
+        sandbox.sh(drift)
+        assert timed(has_address(sandbox, netns, link, address), REPAIRED_WITHIN) is not None, daemon.log.read_text()[-3000:]
+        assert wait(lambda: len(daemon.named("drift repaired")) > repairs, 2), daemon.log.read_text()[-3000:]  # noqa: B023
 
 
 def test_a_flushed_nat_chain_is_restored_by_the_resync(sandbox: Sandbox, start: Callable[..., Daemon]) -> None:

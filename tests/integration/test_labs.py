@@ -94,6 +94,58 @@ def test_editing_one_address_changes_only_that_address(sandbox: Sandbox) -> None
     sandbox.ping("red", "192.168.15.5", check=True)  # its default route survived the edit
 
 
+def _same_subnet_lab(ns2_addresses: str) -> str:
+    """The benchmark's shape at N = 3: a bridge on the host and three namespaces,
+    each with an `eth0` in the bridge's /16."""
+    return f"""version: 1
+namespaces: [{{name: ns1}}, {{name: ns2}}, {{name: ns3}}]
+interfaces:
+  - {{name: br0, type: bridge, addresses: [10.0.0.1/16]}}
+  - {{name: eth0, type: veth, netns: ns1, addresses: [10.0.0.2/16], peer: {{name: vh1, master: br0}}}}
+  - {{name: eth0, type: veth, netns: ns2, addresses: [{ns2_addresses}], peer: {{name: vh2, master: br0}}}}
+  - {{name: eth0, type: veth, netns: ns3, addresses: [10.0.0.4/16], peer: {{name: vh3, master: br0}}}}
+"""
+
+
+def _ipv4_on_eth0(sandbox: Sandbox, netns: str) -> dict[str, bool]:
+    """eth0's IPv4 addresses in `netns`, as `ip` shows them: address -> secondary."""
+    lines = sandbox.run("ip", "-n", netns, "-o", "-4", "addr", "show", "dev", "eth0").stdout.splitlines()
+    return {line.split()[3]: " secondary " in f"{line} " for line in lines if " inet " in line}
+
+
+def test_editing_a_primary_address_leaves_other_namespaces_eth0_addresses_where_they_are(sandbox: Sandbox) -> None:
+    # Regression: the secondaries to put back after removing a primary were
+    # matched by link name and subnet, not namespace, so ns1's and ns3's eth0
+    # addresses were copied onto ns2's eth0.
+    sandbox.write_config("lab.yaml", _same_subnet_lab("10.0.0.3/16"))
+    sandbox.netlab("apply")
+    sandbox.write_config("lab.yaml", _same_subnet_lab("10.0.255.3/16"))
+    with sandbox.witness("ns1", "ns3", objects=("address",)) as seen:
+        sandbox.netlab("apply")
+    assert seen == []  # nothing written to the host's or the other namespaces' addresses
+    assert _ipv4_on_eth0(sandbox, "ns2") == {"10.0.255.3/16": False}
+    assert _ipv4_on_eth0(sandbox, "ns1") == {"10.0.0.2/16": False}
+    assert _ipv4_on_eth0(sandbox, "ns3") == {"10.0.0.4/16": False}
+    assert sandbox.netlab("plan", "--detailed-exitcode", check=False).returncode == 0
+
+
+def test_editing_a_primary_address_puts_back_its_secondary_and_only_that(sandbox: Sandbox) -> None:
+    sandbox.write_config("lab.yaml", _same_subnet_lab("10.0.0.3/16, 10.0.0.103/16"))
+    sandbox.netlab("apply")
+    # the kernel default, which a host's sysctl.d may have changed: removing the
+    # primary then removes the secondary of its subnet too
+    sandbox.run("ip", "netns", "exec", "ns2", "sh", "-c",
+                "echo 0 > /proc/sys/net/ipv4/conf/all/promote_secondaries; echo 0 > /proc/sys/net/ipv4/conf/eth0/promote_secondaries")
+    assert _ipv4_on_eth0(sandbox, "ns2") == {"10.0.0.3/16": False, "10.0.0.103/16": True}
+    sandbox.write_config("lab.yaml", _same_subnet_lab("10.0.255.3/16, 10.0.0.103/16"))
+    sandbox.netlab("apply")
+    assert set(_ipv4_on_eth0(sandbox, "ns2")) == {"10.0.255.3/16", "10.0.0.103/16"}
+    assert _ipv4_on_eth0(sandbox, "ns1") == {"10.0.0.2/16": False}
+    assert _ipv4_on_eth0(sandbox, "ns3") == {"10.0.0.4/16": False}
+    assert sandbox.netlab("plan", "--detailed-exitcode", check=False).returncode == 0
+    sandbox.ping("ns2", "10.0.0.2", check=True)
+
+
 GREEN = """version: 1
 namespaces: [{name: green}]
 interfaces:
