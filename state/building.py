@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from netlab.state.errors import Problem
-from netlab.state.formats import parse_ip, parse_network, split_dnat_target
+from netlab.state.formats import parse_interface, parse_ip, parse_network, split_dnat_target
 from netlab.state.model import (
     MAIN_TABLE,
     Address,
@@ -235,7 +235,8 @@ class _Builder:
     def _addresses(self, path: DocPath, netns: str | None, interface: str, addresses: list[str]) -> None:
         for index, text in enumerate(addresses):
             address_path = path + ("addresses", index)
-            normal = str(ipaddress.ip_interface(text))
+            parsed = parse_interface(text)
+            normal = str(parsed if parsed is not None else ipaddress.ip_interface(text))
             self._declare(
                 self.out.addresses,
                 Address(netns, interface, normal, self._origin(address_path)),

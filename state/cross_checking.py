@@ -6,6 +6,7 @@ devices) and gateways a namespace cannot reach. Used by `state.loading`.
 from __future__ import annotations
 
 import difflib
+import functools
 import ipaddress
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
@@ -39,6 +40,10 @@ class _Index:
     uncertain_netns: set[str | None] = field(default_factory=set)
     addresses: list[Declared[Address]] = field(default_factory=list)
     routes: list[Declared[Route]] = field(default_factory=list)
+    # by namespace, so that checking one route does not scan every namespace's
+    addresses_in: dict[str | None, list[Declared[Address]]] = field(default_factory=dict)
+    # routes without gateway (`dev` only), which make their network reachable
+    link_routes_in: dict[str | None, list[Declared[Route]]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, contributions: list[Contribution]) -> _Index:
@@ -51,6 +56,11 @@ class _Index:
             index.uncertain_netns |= c.uncertain_netns
             index.addresses += c.addresses
             index.routes += c.routes
+        for address in index.addresses:
+            index.addresses_in.setdefault(address.obj.netns, []).append(address)
+        for route in index.routes:
+            if route.obj.via is None and route.obj.dev is not None:
+                index.link_routes_in.setdefault(route.obj.netns, []).append(route)
         return index
 
     def link_names(self, netns: str | None) -> list[str]:
@@ -150,7 +160,7 @@ def _duplicate_addresses(addresses: list[Declared[Address]]) -> list[Problem]:
     seen: dict[tuple[str | None, Any], Declared[Address]] = {}
     problems = []
     for item in addresses:
-        ip = ipaddress.ip_interface(item.obj.address).ip
+        ip = _interface(item.obj.address).ip
         first = seen.setdefault((item.obj.netns, ip), item)
         if first is item:
             continue
@@ -265,32 +275,31 @@ def _gateway_problem(item: Declared[Route], index: _Index) -> Problem | None:
     gateway = ipaddress.ip_address(route.via or "")
     if gateway.version == 6 and gateway in LINK_LOCAL_V6 and route.dev is not None:
         return None
+    in_netns = index.addresses_in.get(route.netns, [])
     on_link = [
         address
-        for address in index.addresses
-        if address.obj.netns == route.netns
-        and (route.dev is None or address.obj.interface == route.dev)
+        for address in in_netns
+        if (route.dev is None or address.obj.interface == route.dev)
         and _is_up(index, route.netns, address.obj.interface)
     ]
     for address in on_link:
-        if ipaddress.ip_interface(address.obj.address).ip == gateway:
+        if _interface(address.obj.address).ip == gateway:
             return item.problem(
                 f"gateway {gateway} is an address of namespace {route.netns} itself "
                 f"({address.obj.address} on {address.obj.interface}): the kernel would refuse the "
                 'route ("Nexthop has invalid gateway"); name the neighbour\'s address in `via`',
                 "via",
             )
-    if any(gateway in ipaddress.ip_interface(a.obj.address).network for a in on_link):
+    if any(gateway in _interface(a.obj.address).network for a in on_link):
         return None
-    if any(_link_route_covers(other.obj, route, gateway) for other in index.routes):
+    if any(_link_route_covers(other.obj, route, gateway) for other in index.link_routes_in.get(route.netns, [])):
         return None
     down = [
         a
-        for a in index.addresses
-        if a.obj.netns == route.netns
-        and (route.dev is None or a.obj.interface == route.dev)
+        for a in in_netns
+        if (route.dev is None or a.obj.interface == route.dev)
         and not _is_up(index, route.netns, a.obj.interface)
-        and gateway in ipaddress.ip_interface(a.obj.address).network
+        and gateway in _interface(a.obj.address).network
     ]
     if down:
         return item.problem(
@@ -308,6 +317,13 @@ def _gateway_problem(item: Declared[Route], index: _Index) -> Problem | None:
         "namespace's interface, or fix `via`",
         "via",
     )
+
+
+@functools.lru_cache(maxsize=65_536)
+def _interface(text: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
+    """An address as written in the model (valid by then); the same few thousand
+    are parsed on every load, and the objects are immutable."""
+    return ipaddress.ip_interface(text)
 
 
 def _is_up(index: _Index, netns: str | None, interface: str) -> bool:

@@ -5,6 +5,7 @@ Registered as JSON Schema formats by `state.validating`; reused by `state.buildi
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Callable
@@ -25,6 +26,12 @@ _PORT_RANGE = re.compile(r"([0-9]{1,5})(?:-([0-9]{1,5}))?\Z")
 _RESOLVER_OPTION = re.compile(r"[A-Za-z0-9_-]+(:[0-9]+)?\Z")
 
 
+# The same addresses are parsed on every load (by the schema's formats, by building
+# and by the checks); ipaddress objects are immutable, so the parses are kept.
+_remembered = functools.lru_cache(maxsize=65_536)
+
+
+@_remembered
 def parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """An address without prefix, or None. Refuses scope ids (`fe80::1%eth0`): the
     file says which link with `dev` instead."""
@@ -36,6 +43,7 @@ def parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
 
 
+@_remembered
 def parse_interface(text: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface | None:
     """`addr/len` with a numeric prefix length, or None (netmask spellings refused)."""
     if not _PREFIX_LENGTH.search(text) or "%" in text:

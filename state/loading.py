@@ -5,10 +5,13 @@ Called by the controller (`load_generation`) and by `netlab validate` (`validate
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import stat
-from dataclasses import dataclass
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,7 @@ from netlab.state.errors import ConfigError, Problem
 from netlab.state.model import DesiredState
 from netlab.state.parsing import parse
 from netlab.state.trusting import trust_problems
-from netlab.state.validating import check_schema
+from netlab.state.validating import check_schema, forget_valid_items
 
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 # Editor backups and temporaries, and package managers' leftovers: a half-written
@@ -78,7 +81,11 @@ class _Source:
 def _read(source: _Source) -> tuple[bytes | None, list[Problem]]:
     try:
         with open(source.path, "rb") as handle:
-            raw = handle.read(MAX_FILE_BYTES + 1)
+            # sized reads: read(MAX_FILE_BYTES + 1) would allocate 16 MiB per file
+            size = os.fstat(handle.fileno()).st_size
+            raw = handle.read(min(size, MAX_FILE_BYTES) + 1)
+            if len(raw) > size:  # it grew since: read on, up to the limit
+                raw += handle.read(MAX_FILE_BYTES + 1 - len(raw))
     except OSError as error:
         reason = error.strerror or str(error)
         return None, [Problem(source.shown, 1, 1, "", f"cannot read the file: {reason}")]
@@ -88,10 +95,77 @@ def _read(source: _Source) -> tuple[bytes | None, list[Problem]]:
     return raw, []
 
 
+@dataclass(frozen=True)
+class _Result:
+    """What one file's bytes gave: read-only once cached (see `_handed_out`)."""
+
+    digest: bytes
+    contribution: Contribution | None
+    problems: tuple[Problem, ...]
+
+
+# The last result of each file, by how it is named, for whom and in which format:
+# the daemon reads the whole directory after every edit, and files whose bytes
+# did not change are not parsed, checked and built again. One entry per file name,
+# at most MAX_CACHED_FILES names (the least recently used goes first).
+MAX_CACHED_FILES = 4096
+_results: OrderedDict[tuple[str, str, bool], _Result] = OrderedDict()
+_results_lock = threading.Lock()
+
+
+def clear_cache() -> None:
+    """Forgets every file read before (and the objects found valid), so that the
+    next load does all the work again."""
+    with _results_lock:
+        _results.clear()
+    forget_valid_items()
+
+
+def _handed_out(result: _Result) -> tuple[Contribution | None, list[Problem]]:
+    """The cached result with fresh containers: the model objects and the document
+    are never written after building; the lists and sets of a contribution could be."""
+    contribution = result.contribution
+    if contribution is not None:
+        contribution = replace(
+            contribution,
+            namespaces=list(contribution.namespaces),
+            links=list(contribution.links),
+            addresses=list(contribution.addresses),
+            routes=list(contribution.routes),
+            sysctls=list(contribution.sysctls),
+            nat=list(contribution.nat),
+            dns=list(contribution.dns),
+            hosts=list(contribution.hosts),
+            problems=list(contribution.problems),
+            guessed_namespaces=set(contribution.guessed_namespaces),
+            guessed_links=set(contribution.guessed_links),
+            uncertain_netns=set(contribution.uncertain_netns),
+        )
+    return contribution, list(result.problems)
+
+
 def _contribution(source: _Source, hostname: str) -> tuple[Contribution | None, list[Problem]]:
     raw, problems = _read(source)
     if raw is None:
         return None, problems
+    key = (source.shown, hostname, source.path.name.endswith(".json"))
+    digest = hashlib.sha256(raw).digest()
+    with _results_lock:
+        cached = _results.get(key)
+        if cached is not None and cached.digest == digest:
+            _results.move_to_end(key)
+            return _handed_out(cached)
+    contribution, problems = _contribution_of(source, raw, hostname)
+    result = _Result(digest, contribution, tuple(problems))
+    with _results_lock:
+        _results[key] = result
+        _results.move_to_end(key)
+        while len(_results) > MAX_CACHED_FILES:
+            _results.popitem(last=False)
+    return _handed_out(result)
+
+
+def _contribution_of(source: _Source, raw: bytes, hostname: str) -> tuple[Contribution | None, list[Problem]]:
     doc, problems = parse(source.shown, raw, is_json=source.path.name.endswith(".json"))
     if doc is None:
         return None, problems

@@ -1,6 +1,8 @@
 """Parsing one desired-state file (YAML 1.2 or JSON) into a `Document`: plain Python
 data plus the 1-based line:column of every key and value, so that every later
 problem can name `file:line:col`. Used by `state.loading`; raises nothing.
+Common files take `state.fast_parsing` (libyaml); ruamel.yaml reads the rest and
+is the reference for what every file means.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 
 from netlab.state.errors import Problem
+from netlab.state.fast_parsing import read as read_fast
 from netlab.state.model import Origin
 
 DocPath = tuple[str | int, ...]
@@ -331,6 +334,10 @@ def _to_document(file: str, tree: Any) -> tuple[Document | None, list[Problem]]:
 
 
 def parse_yaml(file: str, text: str) -> tuple[Document | None, list[Problem]]:
+    fast = read_fast(text, MAX_NODES)
+    if fast is not None:
+        # the fast path reads no text that `_checked` would refuse
+        return Document(file, fast.data, fast.values, fast.keys), []
     tree, problems = _load_yaml_tree(file, text)
     if problems:
         return None, problems
@@ -338,8 +345,8 @@ def parse_yaml(file: str, text: str) -> tuple[Document | None, list[Problem]]:
 
 
 def parse_json(file: str, text: str) -> tuple[Document | None, list[Problem]]:
-    """JSON is parsed by `json` (its errors carry line:col); ruamel then reads the
-    same text for positions, which only degrade to line 1 when it cannot."""
+    """JSON is parsed by `json` (its errors carry line:col); the YAML parsers then
+    read the same text for positions, which only degrade to line 1 when they cannot."""
     duplicates: list[str] = []
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -356,6 +363,9 @@ def parse_json(file: str, text: str) -> tuple[Document | None, list[Problem]]:
         return None, [Problem(file, error.lineno, error.colno, "", f"syntax error: {error.msg}")]
     except RecursionError:
         return None, [Problem(file, 1, 1, "", "the document is nested too deeply: flatten it")]
+    fast = read_fast(text, MAX_NODES) if isinstance(data, dict) and not duplicates else None
+    if fast is not None:
+        return _checked(Document(file, data, fast.values, fast.keys))
     tree, problems = _load_yaml_tree(file, text)
     if problems and any("duplicate key" in p.message for p in problems):
         return None, problems

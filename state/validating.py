@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema import Draft202012Validator, FormatChecker, validators
 from jsonschema.exceptions import ValidationError, best_match
 
 from netlab.state.errors import Problem
@@ -96,9 +96,48 @@ def format_checker() -> FormatChecker:
     return checker
 
 
+# Objects of a list found valid before, by item schema and content: an edit of one
+# object among thousands re-validates that object alone (an object's validity
+# depends on nothing around it). Bounded: forgotten all at once when full.
+MAX_REMEMBERED_ITEMS = 100_000
+_valid_items: set[tuple[int, str]] = set()
+_every_item = Draft202012Validator.VALIDATORS["items"]
+
+
+def _items_remembering_valid_ones(validator: Any, items: Any, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    """jsonschema's `items`, skipping mappings that passed the same subschema before."""
+    if not isinstance(items, dict) or not isinstance(instance, list) or "prefixItems" in schema:
+        yield from _every_item(validator, items, instance, schema)
+        return
+    for index, item in enumerate(instance):
+        if not isinstance(item, dict):
+            yield from validator.descend(item, items, path=index)
+            continue
+        # repr tells 1 from True and 1.0, and dicts keep their order: same text, same item
+        key = (id(items), repr(item))
+        if key in _valid_items:
+            continue
+        valid = True
+        for error in validator.descend(item, items, path=index):
+            valid = False
+            yield error
+        if valid:
+            if len(_valid_items) >= MAX_REMEMBERED_ITEMS:
+                _valid_items.clear()
+            _valid_items.add(key)
+
+
+def forget_valid_items() -> None:
+    _valid_items.clear()
+
+
+_Validator = validators.extend(Draft202012Validator, {"items": _items_remembering_valid_ones})
+
+
 @functools.cache
-def validator() -> Draft202012Validator:
-    return Draft202012Validator(load_schema(), format_checker=format_checker())
+def validator() -> Any:
+    """The one validator (the schema and the subschemas keyed by `id` stay alive with it)."""
+    return _Validator(load_schema(), format_checker=format_checker())
 
 
 @dataclass(frozen=True)

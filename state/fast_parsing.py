@@ -1,0 +1,203 @@
+"""The fast path of `state.parsing`: libyaml (through PyYAML's C parser) turns the
+text into events, and one pass over them builds the data and the positions, with
+plain scalars resolved by the YAML 1.2 rules ruamel applies. It declines (returns
+None) on anything outside the common subset - a syntax error, a duplicate key, an
+anchor, a tag, a directive, a value that is not text, true/false, null or a plain
+number - and `state.parsing` then reads the file with ruamel, the reference, so
+every problem and every odd construct is reported as before.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+try:
+    from yaml import YAMLError
+    from yaml.cyaml import CParser
+    from yaml.events import (
+        DocumentEndEvent,
+        DocumentStartEvent,
+        MappingEndEvent,
+        MappingStartEvent,
+        ScalarEvent,
+        SequenceEndEvent,
+        SequenceStartEvent,
+        StreamEndEvent,
+        StreamStartEvent,
+    )
+except ImportError:  # PyYAML built without libyaml: every file takes the reference path
+    CParser = None
+
+DocPath = tuple[str | int, ...]
+Position = tuple[int, int]
+
+# Plain scalars whose first character can start something other than text under
+# ruamel's YAML 1.2 resolver (ruamel.yaml.resolver.implicit_resolvers): the forms
+# read here are the common ones; the rest (0x1f, 1_000, +1, .inf, 1e3, dates,
+# merge keys...) decline, so ruamel reads them as it always did.
+_SPECIAL_FIRST = frozenset("-+.0123456789<=~nNtTfF")
+_WORDS: dict[str, bool | None] = {
+    **dict.fromkeys(("true", "True", "TRUE"), True),
+    **dict.fromkeys(("false", "False", "FALSE"), False),
+    **dict.fromkeys(("~", "null", "Null", "NULL"), None),
+}
+_DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)")
+_POINT_FLOAT = re.compile(r"-?[0-9]+\.[0-9]+")
+# ruamel's YAML 1.2 int, float and timestamp forms: a plain scalar matching one
+# of these is a number or a date to ruamel, never text
+_NOT_TEXT = re.compile(
+    r"""(?:[-+]?0b[0-1_]+
+    |[-+]?0o?[0-7_]+
+    |[-+]?[0-9_]+
+    |[-+]?0x[0-9a-fA-F_]+
+    |[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |[-+]?\.[0-9_]+(?:[eE][-+][0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN)
+    |[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]
+    |[0-9][0-9][0-9][0-9]\ -[0-9][0-9]?\ -[0-9][0-9]?
+     (?:[Tt]|[\ \t]+)[0-9][0-9]?:[0-9][0-9]\ :[0-9][0-9]\ (?:\.[0-9]*)?
+     (?:[\ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?
+    |<<|=)""",
+    re.X,
+)
+# netlab's format nests six deep; deeper documents (paths grow with depth) are
+# left to the reference, which reports absurd nesting
+_MAX_DEPTH = 64
+# Characters the two parsers disagree on: line breaks of YAML 1.1 that YAML 1.2
+# reads as text (lines would be counted differently), and tabs, which libyaml
+# accepts inside plain scalars where ruamel refuses them, and byte-order marks
+# past the start.
+_DISPUTED = ("\x85", "\u2028", "\u2029", "\t", "\ufeff")
+
+
+class _Decline(Exception):
+    """The document needs the reference parser."""
+
+
+def _plain(value: str) -> Any:
+    """A plain scalar under YAML 1.2's core schema as ruamel reads it."""
+    if not value:
+        raise _Decline  # an empty value: ruamel and libyaml place it differently
+    first = value[0]
+    if first not in _SPECIAL_FIRST:
+        return value
+    if first.isalpha() or first == "~":
+        return _WORDS[value] if value in _WORDS else value
+    if _DECIMAL.fullmatch(value):
+        return int(value)
+    if _POINT_FLOAT.fullmatch(value):
+        return float(value)
+    if _NOT_TEXT.fullmatch(value):
+        raise _Decline
+    return value
+
+
+def _text(event: Any) -> Any:
+    if event.anchor is not None or event.tag is not None:
+        raise _Decline
+    if not event.style:  # plain: '' from the C parser
+        return _plain(event.value)
+    value: str = event.value
+    if event.style == '"' and ("\x00" in value or not value.isascii() and not _encodable(value)):
+        raise _Decline  # a NUL or a lone surrogate from an escape: the reference reports it
+    return value
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class FastDocument:
+    data: dict[str, Any]
+    values: dict[DocPath, Position]
+    keys: dict[DocPath, Position]
+
+
+def read(text: str, max_nodes: int) -> FastDocument | None:
+    """The data and positions of a YAML (or JSON) text whose top level is a mapping,
+    or None when the reference parser must read it."""
+    if CParser is None or text.startswith("%") or "\n%" in text or any(c in text for c in _DISPUTED):
+        return None  # directives (%YAML 1.1 changes what `on` means) and disputed characters
+    try:
+        return _build(CParser(text), max_nodes)
+    except (_Decline, YAMLError, UnicodeError):
+        return None
+
+
+def _build(parser: Any, max_nodes: int) -> FastDocument:
+    values: dict[DocPath, Position] = {}
+    keys: dict[DocPath, Position] = {}
+    get = parser.get_event
+    if type(get()) is not StreamStartEvent or type(start := get()) is not DocumentStartEvent:
+        raise _Decline
+    if start.version is not None or start.tags:
+        raise _Decline
+    root = get()
+    if type(root) is not MappingStartEvent or root.anchor is not None or root.tag is not None:
+        raise _Decline  # empty, a list or a single value: the reference says so
+    mark = root.start_mark
+    values[()] = (mark.line + 1, mark.column + 1)
+    data: dict[str, Any] = {}
+    # the open collection, its path, whether it is a mapping, and the key of a
+    # mapping entry whose value comes next; `enclosing` holds the outer ones
+    container: Any = data
+    path: DocPath = ()
+    in_mapping = True
+    key: str | None = None
+    key_path: DocPath = ()
+    enclosing: list[tuple[Any, DocPath, bool]] = []
+    nodes = 1
+    while True:
+        event = get()
+        kind = type(event)
+        if kind is MappingEndEvent or kind is SequenceEndEvent:
+            if not enclosing:
+                break
+            container, path, in_mapping = enclosing.pop()
+            continue
+        mark = event.start_mark
+        where = (mark.line + 1, mark.column + 1)
+        if in_mapping and key is None:
+            # a key: text only, each once
+            if kind is not ScalarEvent:
+                raise _Decline
+            name = _text(event)
+            if type(name) is not str or name in container:
+                raise _Decline
+            key = name
+            key_path = (*path, name)
+            keys[key_path] = where
+            continue
+        nodes += 1
+        if nodes > max_nodes:
+            raise _Decline
+        child = key_path if in_mapping else (*path, len(container))
+        values[child] = where
+        if kind is ScalarEvent:
+            value = _text(event)
+        elif kind is MappingStartEvent or kind is SequenceStartEvent:
+            if event.anchor is not None or event.tag is not None or len(enclosing) >= _MAX_DEPTH:
+                raise _Decline
+            value = {} if kind is MappingStartEvent else []
+        else:
+            raise _Decline  # an alias
+        if in_mapping:
+            container[key] = value
+            key = None
+        else:
+            container.append(value)
+        if kind is not ScalarEvent:
+            enclosing.append((container, path, in_mapping))
+            container, path, in_mapping = value, child, kind is MappingStartEvent
+    if type(get()) is not DocumentEndEvent or type(get()) is not StreamEndEvent:
+        raise _Decline  # a second document: the reference reports it
+    return FastDocument(data, values, keys)
