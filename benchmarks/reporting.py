@@ -287,7 +287,14 @@ def _targets(results: dict[str, Any], w: Any) -> None:
     n_big = 1000
     phases = [r["phases"] for r in _runs(results, "netlab", n_big) if isinstance(r.get("phases"), dict) and "observe_plan_ms" in r["phases"]]
     noop_counts = [w for w in (noop_writes(r) for r in _runs(results, "netlab", n_big)) if w is not None]
-    if phases:
+    event_fed = [p for p in phases if "event_fed_pass_ms" in p]
+    if event_fed:
+        ms = median([p["event_fed_pass_ms"] for p in event_fed]) or 0
+        full = median([p["observe_plan_ms"] for p in event_fed]) or 0
+        rows.append(("no-op at N = 1000: observe + plan ≤ 100 ms", f"{ms:.0f} ms (the daemon's event-fed pass; reading every "
+                     f"namespace again, as a resync or `netlab apply` does: {full:.0f} ms)", f"{ms / 100:.2f}× the target",
+                     "met" if ms <= 100 else "not met"))
+    elif phases:
         ms = median([p["observe_plan_ms"] for p in phases]) or 0
         rows.append(("no-op at N = 1000: observe + plan ≤ 100 ms", f"{ms:.0f} ms (a daemon pass; `netlab apply` as a process: "
                      f"{seconds(_value(results, 'netlab', n_big, 'noop_apply_s'))})", f"{ms / 100:.1f}× the target", "met" if ms <= 100 else "not met"))
@@ -376,12 +383,14 @@ def _noop(results: dict[str, Any], w: Any) -> None:
     w("## No-op reconcile: nothing changed")
     w("")
     w("`netlab apply` and `netlab plan` as processes (start-up, loading the files, observing, planning), then")
-    w("observe + plan alone as a daemon pass does it (`benchmarks/netlab_phases.py`, kernel reads forgotten before")
-    w("each pass, connections kept: the median of passes 2..n of the first run), and the kernel writes witnessed")
-    w("during the no-op `apply` (sum over all runs; 0 expected).")
+    w("observe + plan alone (`benchmarks/netlab_phases.py`, connections kept, the median of passes 2..n of the")
+    w("first run) in two ways: reading every namespace again (what `netlab apply` and the daemon's start, reload")
+    w("and hourly-style resync do), and the daemon's event-fed pass when no event came (it re-reads only the")
+    w("namespaces its listeners heard changing, plus the namespace list, the sysctls, the file signatures and the")
+    w("ledger); and the kernel writes witnessed during the no-op `apply` (sum over all runs; 0 expected).")
     w("")
-    w("| N | netlab apply | netlab plan | load files | observe + plan (daemon pass) | of which plan | netlab writes | ifstate apply | ifstate writes |")
-    w("|---|---|---|---|---|---|---|---|---|")
+    w("| N | netlab apply | netlab plan | load files | observe + plan, all read again | of which plan | daemon pass, event-fed | netlab writes | ifstate apply | ifstate writes |")
+    w("|---|---|---|---|---|---|---|---|---|---|")
     for n in sizes:
         runs = _runs(results, "netlab", n)
         phases = next((r["phases"] for r in runs if isinstance(r.get("phases"), dict) and "observe_plan_ms" in r["phases"]), None)
@@ -390,7 +399,8 @@ def _noop(results: dict[str, Any], w: Any) -> None:
         if_writes = [w for w in (noop_writes(r) for r in if_runs) if w is not None]
         w(f"| {n} | {seconds(_value(results, 'netlab', n, 'noop_apply_s'))} | {seconds(_value(results, 'netlab', n, 'noop_plan_s'))} | "
           f"{seconds(phases['load_ms'] / 1000) if phases else '—'} | {seconds(phases['observe_plan_ms'] / 1000) if phases else '—'} | "
-          f"{seconds(phases['plan_only_ms'] / 1000) if phases else '—'} | {sum(writes) if writes else '—'} | "
+          f"{seconds(phases['plan_only_ms'] / 1000) if phases else '—'} | "
+          f"{seconds(phases['event_fed_pass_ms'] / 1000) if phases and 'event_fed_pass_ms' in phases else '—'} | {sum(writes) if writes else '—'} | "
           f"{seconds(_value(results, 'ifstate', n, 'noop_apply_s'))} | {sum(if_writes) if if_writes else '—'} |")
     events = [
         (r, e)

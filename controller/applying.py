@@ -32,6 +32,12 @@ def _injected_fault() -> int | None:
     return int(value) if value and value.lstrip("-").isdigit() else None
 
 
+class NotVerified(ApplyError):
+    """Every step was done, but planning again still finds differences: the
+    kernel did not take a change as asked, or something else changed it
+    meanwhile (the daemon tells the two apart by trying once more)."""
+
+
 @dataclass(frozen=True)
 class ApplyResult:
     plan: Plan
@@ -156,7 +162,7 @@ def verify(desired: DesiredState, kernel: Kernel, ledger: Ledger) -> None:
     it did not touch is not read again."""
     remaining = make_plan(desired, kernel, ledger)
     if remaining:
-        raise ApplyError(
+        raise NotVerified(
             "the kernel does not show what was applied; still different:\n"
             + "\n".join(f"  {change}" for change in remaining.changes)
         )

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from netlab.controller import notifying
-from netlab.controller.applying import reconcile
+from netlab.controller.applying import NotVerified, reconcile
 from netlab.controller.backends.events import EventHub
 from netlab.controller.backends.kernel import Kernel
 from netlab.controller.backends.namespaces import NETNS_RUN_DIR
@@ -105,6 +105,7 @@ class Daemon:
         self._changed: set[str | None] = set()
         self._changed_lock = threading.Lock()
         self._read_everything = True
+        self._unverified_in_a_row = 0
         self.kernel = Kernel()
         self.watcher: ConfigWatcher | None = None
 
@@ -310,17 +311,19 @@ class Daemon:
                 self._forget_stale_reads(reason)
                 result = reconcile(self.generation.desired, self.kernel, ledger, log)
                 self.objects_owned = ledger.count()
+        except NotVerified as error:
+            if self._unverified_in_a_row == 0:
+                # most likely a change made by someone else while the pass ran (its
+                # events are in): one more pass tells that from a kernel refusing
+                self._unverified_in_a_row = 1
+                log.info("the kernel changed while the pass ran: checking again", error=str(error))
+                self.drift_seen.set()
+                self.wake.set()
+                return 0
+            return self._failed(log, error)
         except NetlabError as error:
-            self.health.state = "failing"
-            problems = [_problem_json(p) for p in error.problems] if isinstance(error, ConfigError) else []
-            self.health.last_error = {"time": _now(), "message": str(error), "problems": problems}
-            log.error("reconcile failed: the previous state stays", error=str(error))
-            # the next pass reads everything: what failed may have been planned
-            # against something that changed without an event (NAT, files)
-            self._read_everything = True
-            self.resync_needed = False
-            self._publish()
-            return 0
+            return self._failed(log, error)
+        self._unverified_in_a_row = 0
         changes = len(result.plan.changes)
         self.health.last_apply = {
             "time": _now(),
@@ -341,6 +344,19 @@ class Daemon:
         self._publish()
         self.log.debug("pass done", seconds=round(time.time() - began, 3))
         return changes
+
+    def _failed(self, log: Any, error: NetlabError) -> int:
+        self._unverified_in_a_row = 0
+        self.health.state = "failing"
+        problems = [_problem_json(p) for p in error.problems] if isinstance(error, ConfigError) else []
+        self.health.last_error = {"time": _now(), "message": str(error), "problems": problems}
+        log.error("reconcile failed: the previous state stays", error=str(error))
+        # the next pass reads everything: what failed may have been planned
+        # against something that changed without an event (NAT, files)
+        self._read_everything = True
+        self.resync_needed = False
+        self._publish()
+        return 0
 
     def _forget_stale_reads(self, reason: str) -> None:
         """What the kernel facade remembers from earlier passes is kept where no

@@ -12,10 +12,10 @@ import ipaddress
 import os
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pyroute2 import IPRoute
+from pyroute2 import IPRoute, config
 from pyroute2.netlink.exceptions import NetlinkError
 
 from netlab.controller.backends import namespaces
@@ -26,7 +26,12 @@ NETLAB_ROUTE_PROTO = 213
 # Links netlab creates carry this ifalias (`ip link` shows `alias netlab`).
 NETLAB_LINK_ALIAS = "netlab"
 
+# Dumps come as generators, message by message, rather than as tuples built
+# whole first (pyroute2's process-wide switch; netlab iterates every dump once).
+config.nlm_generator = True
+
 IFF_UP = 0x1
+RTEXT_FILTER_SKIP_STATS = 1 << 3  # link dumps without counters: netlab reads none
 IFA_F_SECONDARY = 0x01
 RT_TABLE_MAIN = 254
 RT_TABLE_LOCAL = 255
@@ -90,12 +95,14 @@ class NetnsDump:
     links: tuple[ObservedLink, ...]
     addresses: tuple[ObservedAddress, ...]
     routes: tuple[ObservedRoute, ...]
+    # by name: the host holds a link per namespace, and planning looks each up
+    _by_name: dict[str, ObservedLink] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_name", {link.name: link for link in self.links})
 
     def link(self, name: str) -> ObservedLink | None:
-        for link in self.links:
-            if link.name == name:
-                return link
-        return None
+        return self._by_name.get(name)
 
 
 class KernelRefused(Exception):
@@ -187,11 +194,25 @@ class Netlink:
     # -- observing ----------------------------------------------------------------
 
     def dump(self, netns: str | None) -> NetnsDump:
+        """Links, addresses and routes, each message turned into its record as it
+        arrives (pyroute2 yields them one by one, see `config.nlm_generator`
+        below): the host's dump of a thousand veths held all at once as pyroute2
+        messages would cost some 30 MB."""
         ipr = self.connection(netns)
-        raw_links = list(ipr.get_links())
-        names = {msg["index"]: msg.get_attr("IFLA_IFNAME") for msg in raw_links}
+        links: list[ObservedLink] = []
+        masters: dict[int, int] = {}  # position in links -> master's index
+        names: dict[int, str] = {}
+        for msg in ipr.link("dump", ext_mask=RTEXT_FILTER_SKIP_STATS):
+            link = _link(netns, msg)
+            names[link.index] = link.name
+            master = msg.get_attr("IFLA_MASTER")
+            if master:
+                masters[len(links)] = master
+            links.append(link)
+        # a master's name is known once every link is: it may come later in the dump
+        for position, master in masters.items():
+            links[position] = replace(links[position], master=names.get(master))
         self._indexes[netns] = {name: index for index, name in names.items()}
-        links = tuple(_link(netns, msg, names) for msg in raw_links)
         addresses = tuple(
             _address(netns, msg, names) for msg in ipr.get_addr() if msg["index"] in names
         )
@@ -199,7 +220,7 @@ class Netlink:
         routes = tuple(
             route for msg in ipr.get_routes() if (route := _route(netns, msg, names)) is not None
         )
-        return NetnsDump(links, addresses, routes)
+        return NetnsDump(tuple(links), addresses, routes)
 
     # -- links --------------------------------------------------------------------
 
@@ -258,7 +279,10 @@ class Netlink:
         """Sets attributes: mtu, address (MAC), master (a name, or None for no
         master), state ("up"/"down"), ifalias."""
         def request() -> None:
-            spec: dict[str, Any] = {"index": self._index(netns, name)}
+            # by index when it is known; else by name, which the kernel resolves
+            # itself (no lookup first)
+            index = self._indexes.get(netns, {}).get(name)
+            spec: dict[str, Any] = {"index": index} if index is not None else {"ifname": name}
             for attr, value in attrs.items():
                 if attr == "master":
                     spec["master"] = 0 if value is None else self._index(netns, value)
@@ -424,8 +448,8 @@ def _where(netns: str | None, name: str | None = None) -> str:
     return ns if name is None else f"{ns}/{name}"
 
 
-def _link(netns: str | None, msg: Any, names: dict[int, str]) -> ObservedLink:
-    master = msg.get_attr("IFLA_MASTER")
+def _link(netns: str | None, msg: Any) -> ObservedLink:
+    """The link as the message shows it; its master is filled in by `dump`."""
     return ObservedLink(
         netns=netns,
         name=msg.get_attr("IFLA_IFNAME"),
@@ -434,7 +458,7 @@ def _link(netns: str | None, msg: Any, names: dict[int, str]) -> ObservedLink:
         state="up" if msg["flags"] & IFF_UP else "down",
         mtu=msg.get_attr("IFLA_MTU"),
         mac=msg.get_attr("IFLA_ADDRESS"),
-        master=names.get(master) if master else None,
+        master=None,
         alias=msg.get_attr("IFLA_IFALIAS"),
         link_index=msg.get_attr("IFLA_LINK"),
         link_netnsid=msg.get_attr("IFLA_LINK_NETNSID"),
