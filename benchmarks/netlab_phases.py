@@ -53,7 +53,7 @@ def main() -> None:
             changes = len(plan.changes)
         for _ in range(args.passes):
             t0 = time.perf_counter()
-            kernel.forget_changed(set())
+            kernel.forget_heard()
             Ledger.load(args.state_dir)  # each pass loads the ledger afresh
             make_plan(desired, kernel, ledger)
             event_fed.append((time.perf_counter() - t0) * 1000)

@@ -19,7 +19,6 @@ from typing import Any
 
 from netlab.controller import notifying
 from netlab.controller.applying import NotVerified, reconcile
-from netlab.controller.backends.events import EventHub
 from netlab.controller.backends.kernel import Kernel
 from netlab.controller.backends.namespaces import NETNS_RUN_DIR
 from netlab.controller.guards import load_desired, locked
@@ -99,14 +98,11 @@ class Daemon:
         self.resync_needed = False
         self.generation: Generation | None = None
         self.health = Health()
-        self.events = EventHub(self._on_kernel_event)
-        # Namespaces the kernel reported changes in since the last pass (None: the
-        # host): a pass reads those again and trusts what it knows of the rest.
-        self._changed: set[str | None] = set()
-        self._changed_lock = threading.Lock()
+        # The kernel facade lives from pass to pass, and listens in what it reads:
+        # a pass reads again what was heard changing and trusts the rest.
         self._read_everything = True
         self._unverified_in_a_row = 0
-        self.kernel = Kernel()
+        self.kernel = Kernel(on_event=self._on_kernel_event)
         self.watcher: ConfigWatcher | None = None
 
     # -- the loop -----------------------------------------------------------------
@@ -127,7 +123,6 @@ class Daemon:
         finally:
             notifying.notify("STOPPING=1")
             watcher.stop()
-            self.events.stop()
             self.kernel.close()
             self._write_status(running=False)
             self.log.info("daemon stopped: the network stays as it is")
@@ -340,7 +335,7 @@ class Daemon:
             self.health.state = "healthy"
             if reason in ("config", "start", "reload"):
                 self._keep_as_last_good()
-        self._follow_namespaces(ledger)
+        self._follow_namespaces()
         self._publish()
         self.log.debug("pass done", seconds=round(time.time() - began, 3))
         return changes
@@ -363,54 +358,31 @@ class Daemon:
         event said it changed. A start, reload or resync (and the pass after a
         failure) reads everything again: the safety net for what makes no event
         (NAT tables, sysctls) and for events the kernel dropped."""
-        with self._changed_lock:
-            changed, self._changed = self._changed, set()
         if self._read_everything or reason in ("start", "reload", "resync"):
             self._read_everything = False
             self.kernel.forget_reads()
         else:
-            self.kernel.forget_changed(changed)
+            self.kernel.forget_heard()
 
     def _forget_replaced_namespaces(self) -> None:
         """A namespace deleted by hand lives on in the sockets the daemon holds in
         it (its links too): writes through them would go to a namespace nobody
         can see. Those sockets are dropped so that the pass rebuilds a new one."""
-        replaced = [netns for netns in self.events.listening() if not self.events.is_current(netns)]
+        replaced = self.kernel.replaced_namespaces()
         if not replaced:
             return
-        self.log.info("namespaces replaced or deleted behind netlab's back", netns=sorted(str(n) for n in replaced))
-        for netns in replaced:
-            self.events.forget(netns)
+        self.log.info("namespaces replaced or deleted behind netlab's back", netns=replaced)
         self.kernel.close()
-        self.kernel = Kernel()
+        self.kernel = Kernel(on_event=self._on_kernel_event)
         self._read_everything = True
 
-    def _follow_namespaces(self, ledger: Ledger) -> None:
-        """Listens for kernel events in every namespace that holds something managed."""
-        wanted: set[str | None] = {None}
-        if self.generation is not None:
-            wanted |= {ns.name for ns in self.generation.desired.namespaces}
-        wanted |= {key[0] for key in ledger.keys("namespace")}
-        existing = self.kernel.namespaces()
-        wanted = {ns for ns in wanted if ns is None or ns in existing}
-        listening = self.events.listening()
-        for netns in listening - wanted:
-            self.events.forget(netns)
-        for netns in wanted - listening:
-            try:
-                self.events.listen(netns)
-            except OSError as error:
-                self.log.warning("cannot listen for events", netns=netns or "host", error=str(error))
-            # what changed there before the listening began was heard by nobody
-            with self._changed_lock:
-                self._changed.add(netns)
-        if self.watcher is not None and len(wanted) > 1:
-            # `ip netns del` makes no netlink event in any namespace netlab listens to
-            self.watcher.watch_entries(NETNS_RUN_DIR, lambda: self._on_kernel_event(None, False))
+    def _follow_namespaces(self) -> None:
+        """`ip netns del` makes no netlink event in any namespace netlab listens
+        to: the directory of namespaces is watched too."""
+        if self.watcher is not None:
+            self.watcher.watch_entries(NETNS_RUN_DIR, lambda: self._on_kernel_event(False))
 
-    def _on_kernel_event(self, netns: str | None, lost: bool) -> None:
-        with self._changed_lock:
-            self._changed.add(netns)
+    def _on_kernel_event(self, lost: bool) -> None:
         if lost:
             self.resync_needed = True
         self.drift_seen.set()

@@ -14,8 +14,13 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from pyroute2.netlink.rtnl import (
+    RTM_DELLINK,
+    RTM_DELROUTE,
+    RTM_NEWLINK,
+    RTM_NEWROUTE,
     RTMGRP_IPV4_IFADDR,
     RTMGRP_IPV4_ROUTE,
     RTMGRP_IPV6_IFADDR,
@@ -25,21 +30,34 @@ from pyroute2.netlink.rtnl import (
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
 from netlab.controller.backends import namespaces
+from netlab.controller.backends.netlink import RT_TABLE_LOCAL, RTN_UNICAST
 
 GROUPS = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_IFADDR | RTMGRP_IPV6_ROUTE
 RECEIVE_BUFFER = 4 * 1024 * 1024
+AF_BRIDGE = 7
 
 # Called with (netns, lost): lost is True when the kernel dropped events
 # (ENOBUFS): what is known of that namespace is then no longer to be trusted.
 EventHandler = Callable[[str | None, bool], None]
 
 
-def _is_background(message: object) -> bool:
-    """What the kernel does by itself: IPv6 link-local addresses and their routes
-    appearing after a link comes up (DAD)."""
+def _is_background(message: Any) -> bool:
+    """What netlab does not read, so that it need not read anything again: the
+    kernel's own IPv6 link-local addresses and routes (they appear after a link
+    comes up, DAD), routes of the local table and routes that are not unicast
+    (the kernel keeps them with each address), and per-protocol link notices
+    (AF_INET6 address-configuration state, AF_BRIDGE port state), which come
+    beside the plain link message when a link itself changes."""
     get_attr = getattr(message, "get_attr", None)
     if get_attr is None:
         return False
+    kind = message["header"]["type"]
+    if kind in (RTM_NEWLINK, RTM_DELLINK):
+        return message["family"] in (socket.AF_INET6, AF_BRIDGE)
+    if kind in (RTM_NEWROUTE, RTM_DELROUTE):
+        table = get_attr("RTA_TABLE") or message["table"]
+        if table == RT_TABLE_LOCAL or message["type"] != RTN_UNICAST:
+            return True
     for name in ("IFA_ADDRESS", "RTA_DST"):
         value = get_attr(name)
         if isinstance(value, str) and value.startswith("fe80:"):
@@ -110,6 +128,23 @@ class EventHub:
             self._listeners.pop(listener.sock.fileno(), None)
         self._epoll.unregister(listener.sock.fileno())
         listener.sock.close()
+
+    def discard_pending(self, netns: str | None) -> None:
+        """Drops what the namespace's socket holds unread: called just before the
+        namespace is read, which shows whatever those events said. The kernel
+        queues an event as it makes the change, so none is lost that the read
+        would not show."""
+        listener = self._by_netns.get(netns)
+        if listener is None:
+            return
+        while True:
+            try:
+                listener.sock.recv(65536)
+            except (BlockingIOError, ConnectionError):
+                return
+            except OSError as error:
+                if error.errno != errno.ENOBUFS:
+                    return  # closed meanwhile
 
     def listening(self) -> set[str | None]:
         return set(self._by_netns)

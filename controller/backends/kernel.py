@@ -4,14 +4,20 @@ while planning; their steps write through it. The resolver files count as kernel
 state here: they are what the resolver reads.
 
 What is remembered is forgotten by whoever knows it went stale: `forget_written`
-after a pass forgets what its writes touched (so verifying re-reads only that),
-and the daemon forgets the namespaces its event monitors heard from
-(`forget_namespaces`) and everything on a resync (`forget_reads`).
+after a pass forgets what its writes touched (so verifying re-reads only that);
+a kernel made with `on_event` (the daemon's) listens for rtnetlink events in
+every namespace it reads, from just before its first read, and `forget_heard`
+forgets the namespaces that changed since; `forget_reads` forgets everything
+(a resync).
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+
 from netlab.controller.backends import iptables, namespaces, resolver_files, sysctls
+from netlab.controller.backends.events import EventHub
 from netlab.controller.backends.iptables import NatOp, NatTables
 from netlab.controller.backends.netlink import Netlink, NetnsDump, open_socket
 from netlab.controller.backends.resolver_files import FileState
@@ -20,8 +26,14 @@ EMPTY_DUMP = NetnsDump((), (), ())
 
 
 class Kernel:
-    def __init__(self) -> None:
+    def __init__(self, on_event: Callable[[bool], None] | None = None) -> None:
+        """`on_event(lost)` is called (from another thread) whenever a namespace
+        read before changes; lost: the kernel dropped events of it."""
         self.netlink = Netlink()
+        self._on_event = on_event
+        self._events = EventHub(self._heard) if on_event is not None else None
+        self._changed: set[str | None] = set()  # heard changing since last read
+        self._changed_lock = threading.Lock()
         self._namespaces: frozenset[str] | None = None
         self._dumps: dict[str | None, NetnsDump] = {}
         self._sysctls: dict[tuple[str | None, str], str | None] = {}
@@ -33,6 +45,8 @@ class Kernel:
         self._files: dict[str, tuple[tuple[int, ...] | None, FileState]] = {}
 
     def close(self) -> None:
+        if self._events is not None:
+            self._events.stop()
         self.netlink.close()
 
     def __enter__(self) -> Kernel:
@@ -53,8 +67,41 @@ class Kernel:
 
     def dump(self, netns: str | None) -> NetnsDump:
         if netns not in self._dumps:
-            self._dumps[netns] = self.netlink.dump(netns) if self.has_netns(netns) else EMPTY_DUMP
+            if self.has_netns(netns):
+                self._listen_before_reading(netns)
+                self._dumps[netns] = self.netlink.dump(netns)
+            else:
+                self._dumps[netns] = EMPTY_DUMP
         return self._dumps[netns]
+
+    # -- events (a kernel made with on_event) --------------------------------------
+
+    def _listen_before_reading(self, netns: str | None) -> None:
+        """From here on, changes in the namespace are heard; what was heard of it
+        before is shown by the read that follows."""
+        if self._events is None:
+            return
+        try:
+            self._events.listen(netns)
+        except OSError:
+            return  # gone meanwhile: the read says so
+        self._events.discard_pending(netns)
+        with self._changed_lock:
+            self._changed.discard(netns)
+
+    def _heard(self, netns: str | None, lost: bool) -> None:
+        with self._changed_lock:
+            self._changed.add(netns)
+        if self._on_event is not None:
+            self._on_event(lost)
+
+    def replaced_namespaces(self) -> list[str]:
+        """Namespaces listened to whose name now leads elsewhere or nowhere (`ip
+        netns del`, and maybe add again): the sockets held in them keep the old
+        one alive, so this kernel must be closed and made anew."""
+        if self._events is None:
+            return []
+        return sorted(str(ns) for ns in self._events.listening() if not self._events.is_current(ns))
 
     def sysctl(self, netns: str | None, key: str) -> str | None:
         if (netns, key) not in self._sysctls:
@@ -91,6 +138,8 @@ class Kernel:
     def forget_reads(self) -> None:
         """Everything: the next read of anything asks the kernel again."""
         self.netlink.take_touched()
+        with self._changed_lock:
+            self._changed.clear()
         self._namespaces = None
         self._dumps.clear()
         self._sysctls.clear()
@@ -112,11 +161,13 @@ class Kernel:
             for key in [key for key in self._sysctls if key[0] == netns]:
                 del self._sysctls[key]
 
-    def forget_changed(self, names: set[str | None]) -> None:
-        """Between the daemon's passes: forgets the namespaces the kernel reported
-        changes in, and the sysctls (which make no events). Files are checked
-        for changes on every read anyway."""
-        self.forget_namespaces(names)
+    def forget_heard(self) -> None:
+        """Between the daemon's passes: forgets the namespaces heard changing since
+        they were read, and the sysctls (which make no events). Files are
+        checked for changes on every read anyway."""
+        with self._changed_lock:
+            changed, self._changed = self._changed, set()
+        self.forget_namespaces(changed)
         self._sysctls.clear()
 
     def forget_written(self) -> None:
@@ -138,6 +189,8 @@ class Kernel:
 
     def remove_namespace(self, name: str) -> None:
         self.netlink.forget(name)
+        if self._events is not None:
+            self._events.forget(name)
         # its veths' peers in other namespaces go with it
         self.netlink.touch_everything()
         namespaces.remove_namespace(name)
