@@ -102,6 +102,7 @@ class Daemon:
         # a pass reads again what was heard changing and trusts the rest.
         self._read_everything = True
         self._unverified_in_a_row = 0
+        self._ledger: Ledger | None = None  # kept while the file is as it left it
         self.kernel = Kernel(on_event=self._on_kernel_event)
         self.watcher: ConfigWatcher | None = None
 
@@ -302,7 +303,7 @@ class Daemon:
         began = time.time()
         try:
             with locked(self.settings.state_dir):
-                ledger = Ledger.load(self.settings.state_dir)
+                ledger = self._current_ledger()
                 self._forget_stale_reads(reason)
                 result = reconcile(self.generation.desired, self.kernel, ledger, log)
                 self.objects_owned = ledger.count()
@@ -340,7 +341,15 @@ class Daemon:
         self.log.debug("pass done", seconds=round(time.time() - began, 3))
         return changes
 
+    def _current_ledger(self) -> Ledger:
+        """The ledger of the last pass, unless its file changed since (a `netlab
+        apply` run by hand) or that pass failed: then it is read again."""
+        if self._ledger is None or not self._ledger.is_current():
+            self._ledger = Ledger.load(self.settings.state_dir)
+        return self._ledger
+
     def _failed(self, log: Any, error: NetlabError) -> int:
+        self._ledger = None
         self._unverified_in_a_row = 0
         self.health.state = "failing"
         problems = [_problem_json(p) for p in error.problems] if isinstance(error, ConfigError) else []

@@ -25,6 +25,8 @@ class Ledger:
     def __init__(self, path: Path, entries: dict[str, dict[Key, dict[str, Any]]] | None = None) -> None:
         self.path = path
         self._entries: dict[str, dict[Key, dict[str, Any]]] = entries or {}
+        self._changed = False  # since loaded or saved
+        self._file = _signature(path)  # the file as this ledger last saw it
 
     @classmethod
     def load(cls, state_dir: Path) -> Ledger:
@@ -53,11 +55,19 @@ class Ledger:
         namespaced kinds, and the namespaces themselves)."""
         return {key[0] for items in self._entries.values() for key in items}
 
+    def is_current(self) -> bool:
+        """Whether the file is still the one this ledger was loaded from or saved
+        to (another netlab process may have written it since): the daemon keeps
+        its ledger from pass to pass while it is."""
+        return self._file is not None and _signature(self.path) == self._file
+
     def record(self, kind: str, key: Key, data: dict[str, Any] | None = None) -> None:
         self._entries.setdefault(kind, {})[key] = dict(data or {})
+        self._changed = True
 
     def forget(self, kind: str, key: Key) -> None:
-        self._entries.get(kind, {}).pop(key, None)
+        if self._entries.get(kind, {}).pop(key, None) is not None:
+            self._changed = True
 
     def forget_netns(self, netns: str) -> None:
         """Everything inside a removed namespace went with it."""
@@ -66,6 +76,7 @@ class Ledger:
                 continue
             for key in [key for key in items if key[0] == netns]:
                 del items[key]
+                self._changed = True
 
     def snapshot(self) -> dict[str, dict[Key, dict[str, Any]]]:
         """A copy to go back to when a pass is rolled back."""
@@ -73,6 +84,7 @@ class Ledger:
 
     def restore(self, snapshot: dict[str, dict[Key, dict[str, Any]]]) -> None:
         self._entries = {kind: {key: dict(data) for key, data in items.items()} for kind, items in snapshot.items()}
+        self._changed = True
 
     def count(self) -> int:
         return sum(len(items) for items in self._entries.values())
@@ -88,7 +100,21 @@ class Ledger:
         }
 
     def save(self) -> None:
+        """Writes the ledger when it changed since it was loaded or saved (or the
+        file is gone or was replaced)."""
+        if not self._changed and self.is_current():
+            return
         write_atomically(self.path, json.dumps(self.to_json(), indent=1) + "\n")
+        self._changed = False
+        self._file = _signature(self.path)
+
+
+def _signature(path: Path) -> tuple[int, ...] | None:
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
 def write_atomically(path: Path, text: str) -> None:

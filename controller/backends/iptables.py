@@ -135,7 +135,10 @@ def legacy_nat_exists(netns: str | None) -> bool:
 
 
 def dump(netns: str | None) -> NatTables:
-    answer = _call_worker(netns, {"request": "dump"})
+    return _tables(_call_worker(netns, {"request": "dump"}))
+
+
+def _tables(answer: dict[str, Any]) -> NatTables:
     chains: list[ObservedChain] = []
     rules: list[ObservedNatRule] = []
     for family_text, table in answer.get("nat", {}).items():
@@ -173,11 +176,13 @@ def nftables_in_use(netns: str | None) -> tuple[str, ...]:
     return namespaces.run_in(netns, work)
 
 
-def change(netns: str | None, ops: list[NatOp]) -> None:
+def change(netns: str | None, ops: list[NatOp]) -> NatTables | None:
     """Runs a batch in one worker: one commit per address family, under the
-    xtables lock. Raises KernelRefused with what iptables said."""
-    if ops:
-        _call_worker(netns, {"request": "change", "ops": [op.to_json() for op in ops]})
+    xtables lock, and returns the tables as they are after it (None: nothing
+    was to be done). Raises KernelRefused with what iptables said."""
+    if not ops:
+        return None
+    return _tables(_call_worker(netns, {"request": "change", "ops": [op.to_json() for op in ops]}))
 
 
 def _call_worker(netns: str | None, request: dict[str, Any]) -> dict[str, Any]:

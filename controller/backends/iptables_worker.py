@@ -46,7 +46,9 @@ def main() -> int:
         else:
             with _xtables_lock():
                 _change(request["ops"])
-            answer = {}
+                # the tables as the change left them, read under the same lock:
+                # the pass verifies against them without another worker
+                answer = {"nat": _dump()}
         print(json.dumps({"ok": True, **answer}))
         return 0
     except Refused as error:

@@ -155,11 +155,10 @@ class Kernel:
         self._namespaces = None
         for netns in names:
             self._dumps.pop(netns, None)
-            self._legacy_nat.pop(netns, None)
-            self._nat.pop(netns, None)
-            self._nftables.pop(netns, None)
             for key in [key for key in self._sysctls if key[0] == netns]:
                 del self._sysctls[key]
+            # NAT tables are kept: netlink writes and events say nothing of them
+            # (their own writes update them; a resync reads them again)
 
     def forget_heard(self) -> None:
         """Between the daemon's passes: forgets the namespaces heard changing since
@@ -200,9 +199,12 @@ class Kernel:
         self._sysctls.pop((netns, key), None)
 
     def change_nat(self, netns: str | None, ops: list[NatOp]) -> None:
-        iptables.change(netns, ops)
+        after = iptables.change(netns, ops)
         self._legacy_nat.pop(netns, None)
-        self._nat.pop(netns, None)
+        if after is None:
+            self._nat.pop(netns, None)
+        else:
+            self._nat[netns] = after  # read by the worker that wrote them
 
     def write_file(self, path: str, data: bytes, mode: int) -> None:
         resolver_files.write(path, data, mode)
