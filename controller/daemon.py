@@ -174,14 +174,17 @@ class Daemon:
                 next_resync = time.monotonic() + self.settings.resync_interval
 
     def _debounce(self, watcher: ConfigWatcher) -> None:
-        """Waits until the directory has been quiet for the debounce interval (at
-        most DEBOUNCE_CAP in all), so a file still being written is not read."""
+        """Waits until the directory has been quiet for the debounce interval since
+        its latest event (at most DEBOUNCE_CAP in all), so a file still being
+        written is not read."""
         began = time.monotonic()
-        while time.monotonic() - began < DEBOUNCE_CAP:
+        while True:
             watcher.touched.clear()
-            time.sleep(self.settings.debounce)
-            if not watcher.touched.is_set():
+            now = time.monotonic()
+            quiet_at = min(watcher.last_change + self.settings.debounce, began + DEBOUNCE_CAP)
+            if now >= quiet_at:
                 break
+            time.sleep(quiet_at - now)
         watcher.touched.clear()
 
     def _drift_pass(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,9 +22,9 @@ class _Flagger(FileSystemEventHandler):
     (in the parent directory, only the config path itself matters: /etc has
     many other files, /etc/hosts among them)."""
 
-    def __init__(self, wake: threading.Event, touched: threading.Event, only: str | None = None) -> None:
+    def __init__(self, wake: threading.Event, watcher: ConfigWatcher, only: str | None = None) -> None:
         self._wake = wake
-        self._touched = touched
+        self._watcher = watcher
         self._only = only
 
     def on_any_event(self, event: FileSystemEvent) -> None:
@@ -33,7 +34,8 @@ class _Flagger(FileSystemEventHandler):
             paths = {os.fsdecode(event.src_path), os.fsdecode(getattr(event, "dest_path", "") or "")}
             if self._only not in paths:
                 return
-        self._touched.set()
+        self._watcher.last_change = time.monotonic()
+        self._watcher.touched.set()
         self._wake.set()
 
 
@@ -50,13 +52,14 @@ class ConfigWatcher:
     def __init__(self, config_dir: Path, wake: threading.Event) -> None:
         self.config_dir = Path(os.path.abspath(config_dir))
         self.touched = threading.Event()
-        self._handler = _Flagger(wake, self.touched)
+        self.last_change = 0.0  # time.monotonic() of the latest event
+        self._handler = _Flagger(wake, self)
         self._observer = Observer()
         self._target: tuple[str, int, int] | None = None  # path, device, inode
         self._target_watch: ObservedWatch | None = None
         self._entry_watches: set[str] = set()
         parent = self.config_dir.parent
-        self._observer.schedule(_Flagger(wake, self.touched, str(self.config_dir)), str(parent), recursive=False)
+        self._observer.schedule(_Flagger(wake, self, str(self.config_dir)), str(parent), recursive=False)
         self.follow()
         self._observer.start()
 
