@@ -11,7 +11,7 @@ import socket
 import stat
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -126,21 +126,12 @@ def _handed_out(result: _Result) -> tuple[Contribution | None, list[Problem]]:
     are never written after building; the lists and sets of a contribution could be."""
     contribution = result.contribution
     if contribution is not None:
-        contribution = replace(
-            contribution,
-            namespaces=list(contribution.namespaces),
-            links=list(contribution.links),
-            addresses=list(contribution.addresses),
-            routes=list(contribution.routes),
-            sysctls=list(contribution.sysctls),
-            nat=list(contribution.nat),
-            dns=list(contribution.dns),
-            hosts=list(contribution.hosts),
-            problems=list(contribution.problems),
-            guessed_namespaces=set(contribution.guessed_namespaces),
-            guessed_links=set(contribution.guessed_links),
-            uncertain_netns=set(contribution.uncertain_netns),
-        )
+        copies = {
+            f.name: type(value)(value)
+            for f in fields(contribution)
+            if isinstance(value := getattr(contribution, f.name), (list, set))
+        }
+        contribution = replace(contribution, **copies)
     return contribution, list(result.problems)
 
 
