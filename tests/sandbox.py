@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -308,3 +308,13 @@ def host_footprint() -> dict[str, list[str]]:
     for path in PRIVATE_DIRS:
         footprint[path] = sorted(os.listdir(path)) if os.path.isdir(path) else []
     return footprint
+
+
+def wait(predicate: Callable[[], object], timeout: float, interval: float = 0.05) -> bool:
+    """Polls until the predicate holds or the timeout passes; then its last answer."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())

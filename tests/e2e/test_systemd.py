@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.sandbox import wait
+
 pytestmark = [pytest.mark.e2e, pytest.mark.kernel]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -227,15 +229,6 @@ def machine() -> Iterator[Machine]:
             box.close()
     finally:
         shutil.rmtree(run, ignore_errors=True)
-
-
-def wait(predicate: Callable[[], object], timeout: float, interval: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return bool(predicate())
 
 
 def journal_tail(machine: Machine) -> str:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sandbox import NETLAB, Sandbox
+from tests.sandbox import NETLAB, Sandbox, wait
 
 pytestmark = pytest.mark.kernel
 
@@ -106,15 +106,6 @@ def start(sandbox: Sandbox, tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
         if daemon.process.poll() is None:
             daemon.process.kill()
             daemon.process.wait(timeout=5)
-
-
-def wait(predicate: Callable[[], object], timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return bool(predicate())
 
 
 def timed(predicate: Callable[[], object], timeout: float) -> float | None:

@@ -12,18 +12,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.integration.test_daemon import LAB
 from tests.sandbox import NETLAB, Sandbox
 
 pytestmark = pytest.mark.kernel
-
-LAB = """version: 1
-namespaces: [{name: red}]
-interfaces:
-  - {name: br0, type: bridge, addresses: [10.5.0.1/24]}
-  - {name: veth-red, type: veth, netns: red, addresses: [10.5.0.2/24], peer: {name: veth-red-br, master: br0}}
-routes:
-  - {netns: red, to: default, via: 10.5.0.1}
-"""
 
 
 @pytest.fixture
