@@ -95,7 +95,6 @@ class Daemon:
         self.stopping = False
         self.reload_requested = False
         self.drift_seen = threading.Event()
-        self.resync_needed = False
         self.generation: Generation | None = None
         self.health = Health()
         # The kernel facade lives from pass to pass, and listens in what it reads:
@@ -165,8 +164,7 @@ class Daemon:
             elif drift_due is not None and time.monotonic() >= drift_due:
                 drift_due = None
                 self._drift_pass()
-            elif self.resync_needed or time.monotonic() >= next_resync:
-                self.resync_needed = False
+            elif time.monotonic() >= next_resync:
                 # inotify can miss what happened (a queue overflow, a directory
                 # replaced under its watch): the files are read again too
                 watcher.follow()
@@ -339,7 +337,7 @@ class Daemon:
             self.health.state = "healthy"
             if reason in ("config", "start", "reload"):
                 self._keep_as_last_good()
-        self._follow_namespaces()
+        self._watch_namespace_directory()
         self._publish()
         self.log.debug("pass done", seconds=round(time.time() - began, 3))
         return changes
@@ -361,7 +359,6 @@ class Daemon:
         # the next pass reads everything: what failed may have been planned
         # against something that changed without an event (NAT, files)
         self._read_everything = True
-        self.resync_needed = False
         self._publish()
         return 0
 
@@ -388,15 +385,13 @@ class Daemon:
         self.kernel = Kernel(on_event=self._on_kernel_event)
         self._read_everything = True
 
-    def _follow_namespaces(self) -> None:
+    def _watch_namespace_directory(self) -> None:
         """`ip netns del` makes no netlink event in any namespace netlab listens
         to: the directory of namespaces is watched too."""
         if self.watcher is not None:
-            self.watcher.watch_entries(NETNS_RUN_DIR, lambda: self._on_kernel_event(False))
+            self.watcher.watch_entries(NETNS_RUN_DIR, self._on_kernel_event)
 
-    def _on_kernel_event(self, lost: bool) -> None:
-        if lost:
-            self.resync_needed = True
+    def _on_kernel_event(self) -> None:
         self.drift_seen.set()
         self.wake.set()
 

@@ -36,9 +36,9 @@ GROUPS = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_IFAD
 RECEIVE_BUFFER = 4 * 1024 * 1024
 AF_BRIDGE = 7
 
-# Called with (netns, lost): lost is True when the kernel dropped events
-# (ENOBUFS): what is known of that namespace is then no longer to be trusted.
-EventHandler = Callable[[str | None, bool], None]
+# Called with the namespace that changed, or whose events the kernel dropped
+# (ENOBUFS): either way, what is known of it is no longer to be trusted.
+EventHandler = Callable[[str | None], None]
 
 
 def _is_background(message: Any) -> bool:
@@ -202,4 +202,4 @@ class EventHub:
             if not changed:
                 changed = any(not _is_background(message) for message in self._marshal.parse(data))
         if changed or lost:
-            self._handler(listener.netns, lost)
+            self._handler(listener.netns)

@@ -26,9 +26,10 @@ EMPTY_DUMP = NetnsDump((), (), ())
 
 
 class Kernel:
-    def __init__(self, on_event: Callable[[bool], None] | None = None) -> None:
-        """`on_event(lost)` is called (from another thread) whenever a namespace
-        read before changes; lost: the kernel dropped events of it."""
+    def __init__(self, on_event: Callable[[], None] | None = None) -> None:
+        """`on_event()` is called (from another thread) whenever a namespace read
+        before changes, or the kernel dropped its events: `forget_heard` then
+        forgets that namespace."""
         self.netlink = Netlink()
         self._on_event = on_event
         self._events = EventHub(self._heard) if on_event is not None else None
@@ -89,11 +90,11 @@ class Kernel:
         with self._changed_lock:
             self._changed.discard(netns)
 
-    def _heard(self, netns: str | None, lost: bool) -> None:
+    def _heard(self, netns: str | None) -> None:
         with self._changed_lock:
             self._changed.add(netns)
         if self._on_event is not None:
-            self._on_event(lost)
+            self._on_event()
 
     def replaced_namespaces(self) -> list[str]:
         """Namespaces listened to whose name now leads elsewhere or nowhere (`ip
@@ -181,7 +182,6 @@ class Kernel:
     # -- writes -------------------------------------------------------------------
 
     def create_namespace(self, name: str) -> None:
-        self.netlink.forget(name)
         self.netlink.adopt(name, namespaces.create_namespace(name, then=open_socket))
         # A namespace without a working loopback surprises every program run in it.
         self.netlink.link_set(name, "lo", state="up")

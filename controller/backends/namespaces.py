@@ -8,7 +8,6 @@ the namespace it started in. Used by the other backends only.
 from __future__ import annotations
 
 import ctypes
-import errno
 import os
 import threading
 from collections.abc import Callable
@@ -109,13 +108,3 @@ def _in_thread(name: str, work: Callable[[], T]) -> T:
     if failure:
         raise failure[0]
     return result[0]
-
-
-def namespace_exists(name: str) -> bool:
-    try:
-        os.stat(netns_path(name))
-    except OSError as error:
-        if error.errno in (errno.ENOENT, errno.ENOTDIR):
-            return False
-        raise
-    return True

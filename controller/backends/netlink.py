@@ -151,15 +151,14 @@ class Netlink:
 
     def connection(self, netns: str | None) -> IPRoute:
         connection = self._connections.get(netns)
-        if connection is None:
-            if netns is None:
-                connection = IPRoute()
-            else:
-                # Open the socket inside the namespace from a thread that entered
-                # it (well under 1 ms) rather than letting pyroute2 fork a child (~19 ms).
-                connection = self.adopt(netns, namespaces.run_in(netns, open_socket))
-            self._connections[netns] = connection
-        return connection
+        if connection is not None:
+            return connection
+        if netns is None:
+            connection = self._connections[None] = IPRoute()
+            return connection
+        # Open the socket inside the namespace from a thread that entered it (well
+        # under 1 ms) rather than letting pyroute2 fork a child (~19 ms).
+        return self.adopt(netns, namespaces.run_in(netns, open_socket))
 
     def adopt(self, netns: str, sock: socket.socket) -> IPRoute:
         """Takes a socket opened inside `netns` (by whoever just created it) as the
@@ -185,9 +184,6 @@ class Netlink:
         self._touched_everything = False
         return touched
 
-    def _touch(self, *namespaces_written: str | None) -> None:
-        self._touched.update(namespaces_written)
-
     def touch_everything(self) -> None:
         self._touched_everything = True
 
@@ -195,8 +191,8 @@ class Netlink:
 
     def dump(self, netns: str | None) -> NetnsDump:
         """Links, addresses and routes, each message turned into its record as it
-        arrives (pyroute2 yields them one by one, see `config.nlm_generator`
-        below): the host's dump of a thousand veths held all at once as pyroute2
+        arrives (pyroute2 yields them one by one: `config.nlm_generator`
+        at the top): the host's dump of a thousand veths held all at once as pyroute2
         messages would cost some 30 MB."""
         ipr = self.connection(netns)
         links: list[ObservedLink] = []
@@ -240,16 +236,16 @@ class Netlink:
         placed into `netns` by the same request."""
         spec: dict[str, Any] = {"ifname": name, "kind": kind}
         ipr = self.connection(netns)
-        self._touch(netns)
+        self._touched.add(netns)
         self._indexes.get(netns, {}).pop(name, None)
         if peer is not None:
             peer_netns, peer_name = peer
-            self._touch(peer_netns)
+            self._touched.add(peer_netns)
             self._indexes.get(peer_netns, {}).pop(peer_name, None)
             spec["peer"] = {"ifname": peer_name, "net_ns_fd": self._netns_fd(peer_netns)}
         if parent is not None:
             parent_netns, parent_name = parent
-            self._touch(parent_netns)
+            self._touched.add(parent_netns)
             ipr = self.connection(parent_netns)
             spec["link"] = self._index(parent_netns, parent_name)
             if netns != parent_netns:
@@ -290,7 +286,7 @@ class Netlink:
                     spec[attr] = value
             self._call(f"set {', '.join(attrs)} of link {_where(netns, name)}", self.connection(netns).link, "set", **spec)
 
-        self._touch(netns)
+        self._touched.add(netns)
         self._with_fresh_indexes(netns, request)
 
     def link_del(self, netns: str | None, name: str) -> None:
@@ -313,7 +309,7 @@ class Netlink:
 
     def addr_add(self, netns: str | None, interface: str, address: str, *, replace: bool = False) -> None:
         iface = ipaddress.ip_interface(address)
-        self._touch(netns)
+        self._touched.add(netns)
         self._with_fresh_indexes(
             netns,
             lambda: self._call(
@@ -331,7 +327,7 @@ class Netlink:
         index = self._lookup(netns, interface, fresh=True)
         if index is None:
             return
-        self._touch(netns)
+        self._touched.add(netns)
         try:
             self._call(
                 f"remove address {address} from {_where(netns, interface)}",
@@ -369,12 +365,12 @@ class Netlink:
                 spec["oif"] = self._index(netns, dev)
             self._call(f"install route {to} in {_where(netns)}", self.connection(netns).route, "replace", **spec)
 
-        self._touch(netns)
+        self._touched.add(netns)
         self._with_fresh_indexes(netns, request)
 
     def route_del(self, netns: str | None, *, to: str, table: int, metric: int) -> None:
         spec = self._route_spec(netns, to, table, metric)
-        self._touch(netns)
+        self._touched.add(netns)
         try:
             self._call(f"delete route {to} in {_where(netns)}", self.connection(netns).route, "del", **spec)
         except KernelRefused as error:
