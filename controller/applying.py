@@ -55,6 +55,8 @@ def apply_plan(plan: Plan, kernel: Kernel, ledger: Ledger, log: Any) -> None:
     before = ledger.snapshot()
     done: list[Step] = []
     _record_intent(plan, ledger)
+    if any(change.kind == "nat" and change.steps for change in plan.changes):
+        kernel.prepare_nat_changes()
     try:
         for change in plan.changes:
             if not change.steps:

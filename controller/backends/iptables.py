@@ -185,26 +185,54 @@ def change(netns: str | None, ops: list[NatOp]) -> NatTables | None:
     return _tables(_call_worker(netns, {"request": "change", "ops": [op.to_json() for op in ops]}))
 
 
+# A worker started ahead of need (`warm_up`), waiting for its request.
+_spare: subprocess.Popen[str] | None = None
+
+
+def warm_up() -> None:
+    """Starts a worker now, for the next call: its start-up (~0.3 s, mostly
+    python-iptables' import) then overlaps with whatever the caller does meanwhile."""
+    global _spare
+    if _spare is None:
+        _spare = _start_worker()
+
+
+def discard_spare() -> None:
+    """Ends a worker started ahead and not needed (it exits on an empty request)."""
+    global _spare
+    spare, _spare = _spare, None
+    if spare is not None:
+        spare.communicate("", timeout=WORKER_TIMEOUT)
+
+
+def _start_worker() -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", WORKER_MODULE],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+
+
 def _call_worker(netns: str | None, request: dict[str, Any]) -> dict[str, Any]:
+    global _spare
     where = "host" if netns is None else netns
     request = {**request, "netns": None if netns is None else namespaces.netns_path(netns)}
+    worker, _spare = _spare or _start_worker(), None
     try:
-        finished = subprocess.run(
-            [sys.executable, "-m", WORKER_MODULE],
-            input=json.dumps(request),
-            capture_output=True,
-            text=True,
-            timeout=WORKER_TIMEOUT,
-            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-        )
+        stdout, stderr = worker.communicate(json.dumps(request), timeout=WORKER_TIMEOUT)
     except subprocess.TimeoutExpired as error:
+        worker.kill()
+        worker.communicate()
         raise KernelRefused(f"iptables nat in {where}", errno.ETIMEDOUT, "the worker did not answer in time") from error
     try:
-        answer: dict[str, Any] = json.loads(finished.stdout)
+        answer: dict[str, Any] = json.loads(stdout)
     except json.JSONDecodeError:
-        detail = (finished.stderr or finished.stdout).strip().splitlines()
+        detail = (stderr or stdout).strip().splitlines()
         raise KernelRefused(
-            f"iptables nat in {where}", errno.EIO, f"the worker failed: {detail[-1] if detail else finished.returncode}"
+            f"iptables nat in {where}", errno.EIO, f"the worker failed: {detail[-1] if detail else worker.returncode}"
         ) from None
     if not answer.get("ok"):
         raise KernelRefused(f"iptables nat in {where}", int(answer.get("errno") or errno.EINVAL), str(answer.get("error")))

@@ -2,9 +2,12 @@
 started by `backends.iptables` once per namespace and call, with a JSON request
 on stdin and a JSON answer on stdout.
 
-It enters the network namespace first and only then imports python-iptables, so
+It imports python-iptables first (loading its libraries is most of its start-up,
+and opens nothing: it can be started ahead of need and wait for its request),
+then enters the network namespace the request names before opening any table, so
 every table it opens is that namespace's; it holds the xtables lock (as iptables
-does) while it changes a table, and commits each table once.
+does) while it changes a table, and commits each table once. Given no request
+(its parent ended without needing it), it does nothing.
 """
 
 from __future__ import annotations
@@ -37,7 +40,11 @@ class Refused(Exception):
 
 
 def main() -> int:
-    request = json.load(sys.stdin)
+    _iptc()
+    text = sys.stdin.read()
+    if not text.strip():
+        return 0
+    request = json.loads(text)
     try:
         if request.get("netns"):
             _enter(request["netns"])
@@ -90,11 +97,11 @@ def _xtables_lock() -> Iterator[None]:
         os.close(fd)  # closing the descriptor releases the lock
 
 
-# -- python-iptables, imported only once inside the namespace ----------------------
+# -- python-iptables -------------------------------------------------------------
 
 
 def _iptc() -> Any:
-    import iptc  # here, not at the top: only after setns()
+    import iptc  # here, not at the top: the parent imports this module's helpers
 
     # python-iptables looks for a jump's chain in every table of the family, and
     # opening a table creates it: limit that look-up to nat, so that netlab never

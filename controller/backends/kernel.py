@@ -49,6 +49,7 @@ class Kernel:
         if self._events is not None:
             self._events.stop()
         self.netlink.close()
+        iptables.discard_spare()
 
     def __enter__(self) -> Kernel:
         return self
@@ -197,6 +198,11 @@ class Kernel:
     def write_sysctl(self, netns: str | None, key: str, value: str) -> None:
         sysctls.write(netns, key, value)
         self._sysctls.pop((netns, key), None)
+
+    def prepare_nat_changes(self) -> None:
+        """A pass that will change NAT says so before its first write: the
+        iptables worker then starts while the other steps run."""
+        iptables.warm_up()
 
     def change_nat(self, netns: str | None, ops: list[NatOp]) -> None:
         after = iptables.change(netns, ops)

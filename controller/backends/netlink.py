@@ -1,8 +1,9 @@
 """The netlink backend: the only module that talks rtnetlink, through pyroute2.
 
-It keeps one synchronous `IPRoute` per namespace for the whole pass, dumps a
-namespace's links, addresses and routes once, and turns pyroute2 messages into
-the plain `Observed*` records the kinds compare. Called by the kinds.
+It keeps one rtnetlink socket per namespace (`rtnl.RtnlSocket`: pyroute2's
+messages on a plain socket) for the whole pass, dumps a namespace's links,
+addresses and routes once, and turns pyroute2 messages into the plain
+`Observed*` records the kinds compare. Called by the kinds.
 """
 
 from __future__ import annotations
@@ -13,12 +14,26 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
-from pyroute2 import IPRoute, config
-from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink import NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE
+from pyroute2.netlink.rtnl import (
+    RTM_DELADDR,
+    RTM_DELLINK,
+    RTM_DELROUTE,
+    RTM_GETADDR,
+    RTM_GETLINK,
+    RTM_GETROUTE,
+    RTM_NEWADDR,
+    RTM_NEWLINK,
+    RTM_NEWROUTE,
+)
+from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from netlab.controller.backends import namespaces
+from netlab.controller.backends.rtnl import Refused, RtnlSocket
 
 # Routes netlab installs carry this protocol number (`ip route` shows `proto 213`):
 # the kernel keeps it, so netlab recognises its routes even without its ledger.
@@ -26,17 +41,19 @@ NETLAB_ROUTE_PROTO = 213
 # Links netlab creates carry this ifalias (`ip link` shows `alias netlab`).
 NETLAB_LINK_ALIAS = "netlab"
 
-# Dumps come as generators, message by message, rather than as tuples built
-# whole first (pyroute2's process-wide switch; netlab iterates every dump once).
-config.nlm_generator = True
+T = TypeVar("T")
 
 IFF_UP = 0x1
+LINK_ATTRIBUTES = {"mtu": "IFLA_MTU", "address": "IFLA_ADDRESS", "ifalias": "IFLA_IFALIAS"}
 RTEXT_FILTER_SKIP_STATS = 1 << 3  # link dumps without counters: netlab reads none
 IFA_F_SECONDARY = 0x01
 RT_TABLE_MAIN = 254
 RT_TABLE_LOCAL = 255
 RTN_UNICAST = 1
 RTPROT_KERNEL = 2
+RT_SCOPE_NOWHERE = 255  # in a delete request: whatever the route's scope
+MACVLAN_MODES = {"private": 1, "vepa": 2, "bridge": 4, "passthru": 8, "source": 16}
+IPVLAN_MODES = {"l2": 0, "l3": 1, "l3s": 2}
 
 
 @dataclass(frozen=True)
@@ -106,11 +123,13 @@ class NetnsDump:
 
 
 class KernelRefused(Exception):
-    """The kernel answered a request with an error; the message says which request."""
+    """The kernel answered a request with an error; the message says which request
+    and, when the kernel said more than an errno, its own words."""
 
-    def __init__(self, what: str, code: int, message: str) -> None:
+    def __init__(self, what: str, code: int, message: str, kernel_message: str | None = None) -> None:
         self.code = code
-        super().__init__(f"{what}: {message} (errno {code})")
+        said = f" (the kernel: {kernel_message})" if kernel_message else ""
+        super().__init__(f"{what}: {message} (errno {code}){said}")
 
 
 class Netlink:
@@ -121,7 +140,7 @@ class Netlink:
     only those are read again."""
 
     def __init__(self) -> None:
-        self._connections: dict[str | None, IPRoute] = {}
+        self._connections: dict[str | None, RtnlSocket] = {}
         self._indexes: dict[str | None, dict[str, int]] = {}
         # Namespaces written to since `take_touched`; None in the set is the host.
         # A write whose effects reach unknown namespaces (deleting a veth takes
@@ -149,22 +168,22 @@ class Netlink:
 
     # -- connections --------------------------------------------------------------
 
-    def connection(self, netns: str | None) -> IPRoute:
+    def connection(self, netns: str | None) -> RtnlSocket:
         connection = self._connections.get(netns)
         if connection is not None:
             return connection
         if netns is None:
-            connection = self._connections[None] = IPRoute()
+            connection = self._connections[None] = RtnlSocket()
             return connection
         # Open the socket inside the namespace from a thread that entered it (well
         # under 1 ms) rather than letting pyroute2 fork a child (~19 ms).
         return self.adopt(netns, namespaces.run_in(netns, open_socket))
 
-    def adopt(self, netns: str, sock: socket.socket) -> IPRoute:
+    def adopt(self, netns: str, sock: socket.socket) -> RtnlSocket:
         """Takes a socket opened inside `netns` (by whoever just created it) as the
         namespace's connection."""
         self.forget(netns)
-        connection = self._connections[netns] = IPRoute(fileno=sock.detach())
+        connection = self._connections[netns] = RtnlSocket(sock)
         self._indexes[netns] = {}
         return connection
 
@@ -191,32 +210,34 @@ class Netlink:
 
     def dump(self, netns: str | None) -> NetnsDump:
         """Links, addresses and routes, each message turned into its record as it
-        arrives (pyroute2 yields them one by one: `config.nlm_generator`
-        at the top): the host's dump of a thousand veths held all at once as pyroute2
-        messages would cost some 30 MB."""
-        ipr = self.connection(netns)
-        links: list[ObservedLink] = []
-        masters: dict[int, int] = {}  # position in links -> master's index
-        names: dict[int, str] = {}
-        for msg in ipr.link("dump", ext_mask=RTEXT_FILTER_SKIP_STATS):
-            link = _link(netns, msg)
-            names[link.index] = link.name
-            master = msg.get_attr("IFLA_MASTER")
-            if master:
-                masters[len(links)] = master
-            links.append(link)
-        # a master's name is known once every link is: it may come later in the dump
-        for position, master in masters.items():
-            links[position] = replace(links[position], master=names.get(master))
+        arrives: the host's dump of a thousand veths held all at once as pyroute2
+        messages would cost some 30 MB. Routes netlab never reads (the local
+        table's, and those not unicast: the kernel keeps several per address) are
+        passed over before they are decoded."""
+        rtnl = self.connection(netns)
+        # with its master's index: a master's name is known once every link is
+        linked = rtnl.dump(
+            RTM_GETLINK,
+            _message(ifinfmsg, attrs=[("IFLA_EXT_MASK", RTEXT_FILTER_SKIP_STATS)]),
+            lambda msg: (_link(netns, msg), msg.get_attr("IFLA_MASTER")),
+        )
+        names = {link.index: link.name for link, _ in linked}
+        links = tuple(
+            replace(link, master=names.get(master)) if master else link for link, master in linked
+        )
         self._indexes[netns] = {name: index for index, name in names.items()}
         addresses = tuple(
-            _address(netns, msg, names) for msg in ipr.get_addr() if msg["index"] in names
+            address
+            for address in rtnl.dump(RTM_GETADDR, _message(ifaddrmsg), lambda msg: _address(netns, msg, names))
+            if address is not None
         )
-        # One dump for both families and every table (pyroute2's family=255 hack).
+        # one dump for both families and every table
         routes = tuple(
-            route for msg in ipr.get_routes() if (route := _route(netns, msg, names)) is not None
+            route
+            for route in rtnl.dump(RTM_GETROUTE, _message(rtmsg), lambda msg: _route(netns, msg, names), keep=_read_route)
+            if route is not None
         )
-        return NetnsDump(tuple(links), addresses, routes)
+        return NetnsDump(links, addresses, routes)
 
     # -- links --------------------------------------------------------------------
 
@@ -234,34 +255,41 @@ class Netlink:
         """Creates a link, down, marked as netlab's. A veth is created with its peer
         already in the peer's namespace; vlan/macvlan/ipvlan beside their parent and
         placed into `netns` by the same request."""
-        spec: dict[str, Any] = {"ifname": name, "kind": kind}
-        ipr = self.connection(netns)
+        rtnl = self.connection(netns)
         self._touched.add(netns)
         self._indexes.get(netns, {}).pop(name, None)
+        attrs: list[tuple[str, Any]] = [("IFLA_IFNAME", name)]
+        data: list[tuple[str, Any]] = []
         if peer is not None:
             peer_netns, peer_name = peer
             self._touched.add(peer_netns)
             self._indexes.get(peer_netns, {}).pop(peer_name, None)
-            spec["peer"] = {"ifname": peer_name, "net_ns_fd": self._netns_fd(peer_netns)}
+            peer_attrs = [("IFLA_IFNAME", peer_name), ("IFLA_NET_NS_FD", self._netns_fd(peer_netns))]
+            data.append(("VETH_INFO_PEER", {"attrs": peer_attrs}))
         if parent is not None:
             parent_netns, parent_name = parent
             self._touched.add(parent_netns)
-            ipr = self.connection(parent_netns)
-            spec["link"] = self._index(parent_netns, parent_name)
+            rtnl = self.connection(parent_netns)
+            attrs.append(("IFLA_LINK", self._index(parent_netns, parent_name)))
             if netns != parent_netns:
-                spec["net_ns_fd"] = self._netns_fd(netns)
+                attrs.append(("IFLA_NET_NS_FD", self._netns_fd(netns)))
         if vlan_id is not None:
-            spec["vlan_id"] = vlan_id
+            data.append(("IFLA_VLAN_ID", vlan_id))
         if mode is not None and kind == "macvlan":
-            spec["macvlan_mode"] = mode
+            data.append(("IFLA_MACVLAN_MODE", MACVLAN_MODES[mode]))
         if mode is not None and kind == "ipvlan":
-            spec["ipvlan_mode"] = {"l2": 0, "l3": 1, "l3s": 2}[mode]
+            data.append(("IFLA_IPVLAN_MODE", IPVLAN_MODES[mode]))
+        info: list[tuple[str, Any]] = [("IFLA_INFO_KIND", kind)]
+        if data:
+            info.append(("IFLA_INFO_DATA", {"attrs": data}))
+        attrs.append(("IFLA_LINKINFO", {"attrs": info}))
+        what = f"create {kind} link {_where(netns, name)}"
         try:
-            self._call(f"create {kind} link {_where(netns, name)}", ipr.link, "add", **spec)
+            _call(what, rtnl.request, RTM_NEWLINK, _message(ifinfmsg, attrs=attrs), NLM_F_CREATE | NLM_F_EXCL)
         except KernelRefused as error:
             if error.code == errno.EOPNOTSUPP:
                 raise KernelRefused(
-                    f"create {kind} link {_where(netns, name)}",
+                    what,
                     error.code,
                     f"the running kernel has no `{kind}` driver (the module is not built or "
                     f"not loaded: try `modprobe {kind}`), or use another type",
@@ -278,13 +306,18 @@ class Netlink:
             # by index when it is known; else by name, which the kernel resolves
             # itself (no lookup first)
             index = self._indexes.get(netns, {}).get(name)
-            spec: dict[str, Any] = {"index": index} if index is not None else {"ifname": name}
+            msg = _message(ifinfmsg, index=index or 0)
+            nlas = [] if index is not None else [("IFLA_IFNAME", name)]
             for attr, value in attrs.items():
-                if attr == "master":
-                    spec["master"] = 0 if value is None else self._index(netns, value)
+                if attr == "state":
+                    msg["flags"] = IFF_UP if value == "up" else 0
+                    msg["change"] = IFF_UP
+                elif attr == "master":
+                    nlas.append(("IFLA_MASTER", 0 if value is None else self._index(netns, value)))
                 else:
-                    spec[attr] = value
-            self._call(f"set {', '.join(attrs)} of link {_where(netns, name)}", self.connection(netns).link, "set", **spec)
+                    nlas.append((LINK_ATTRIBUTES[attr], value))
+            msg["attrs"] = nlas
+            _call(f"set {', '.join(attrs)} of link {_where(netns, name)}", self.connection(netns).request, RTM_NEWLINK, msg)
 
         self._touched.add(netns)
         self._with_fresh_indexes(netns, request)
@@ -298,7 +331,7 @@ class Netlink:
         # a veth's peer goes too, wherever it is; a bridge's ports lose their master
         self.touch_everything()
         try:
-            self._call(f"delete link {_where(netns, name)}", self.connection(netns).link, "del", index=index)
+            _call(f"delete link {_where(netns, name)}", self.connection(netns).request, RTM_DELLINK, _message(ifinfmsg, index=index))
         except KernelRefused as error:
             if error.code != errno.ENODEV:
                 raise
@@ -308,34 +341,29 @@ class Netlink:
     # -- addresses ----------------------------------------------------------------
 
     def addr_add(self, netns: str | None, interface: str, address: str, *, replace: bool = False) -> None:
-        iface = ipaddress.ip_interface(address)
         self._touched.add(netns)
         self._with_fresh_indexes(
             netns,
-            lambda: self._call(
+            lambda: _call(
                 f"add address {address} to {_where(netns, interface)}",
-                self.connection(netns).addr,
-                "replace" if replace else "add",
-                index=self._index(netns, interface),
-                address=str(iface.ip),
-                prefixlen=iface.network.prefixlen,
+                self.connection(netns).request,
+                RTM_NEWADDR,
+                _address_message(self._index(netns, interface), address),
+                NLM_F_CREATE | (NLM_F_REPLACE if replace else NLM_F_EXCL),
             ),
         )
 
     def addr_del(self, netns: str | None, interface: str, address: str) -> None:
-        iface = ipaddress.ip_interface(address)
         index = self._lookup(netns, interface, fresh=True)
         if index is None:
             return
         self._touched.add(netns)
         try:
-            self._call(
+            _call(
                 f"remove address {address} from {_where(netns, interface)}",
-                self.connection(netns).addr,
-                "del",
-                index=index,
-                address=str(iface.ip),
-                prefixlen=iface.network.prefixlen,
+                self.connection(netns).request,
+                RTM_DELADDR,
+                _address_message(index, address),
             )
         except KernelRefused as error:
             if error.code != errno.EADDRNOTAVAIL:
@@ -357,40 +385,35 @@ class Netlink:
         """Installs or replaces a route, marked as netlab's unless `proto` says
         otherwise (putting back someone else's route as it was)."""
         def request() -> None:
-            spec = self._route_spec(netns, to, table, metric)
-            spec["proto"] = proto
+            msg = _route_message(to, table, metric)
+            msg["proto"] = proto
+            msg["type"] = RTN_UNICAST
             if via is not None:
-                spec["gateway"] = via
+                msg["attrs"].append(("RTA_GATEWAY", via))
             if dev is not None:
-                spec["oif"] = self._index(netns, dev)
-            self._call(f"install route {to} in {_where(netns)}", self.connection(netns).route, "replace", **spec)
+                msg["attrs"].append(("RTA_OIF", self._index(netns, dev)))
+            _call(
+                f"install route {to} in {_where(netns)}",
+                self.connection(netns).request,
+                RTM_NEWROUTE,
+                msg,
+                NLM_F_CREATE | NLM_F_REPLACE,
+            )
 
         self._touched.add(netns)
         self._with_fresh_indexes(netns, request)
 
     def route_del(self, netns: str | None, *, to: str, table: int, metric: int) -> None:
-        spec = self._route_spec(netns, to, table, metric)
+        msg = _route_message(to, table, metric)
+        msg["scope"] = RT_SCOPE_NOWHERE
         self._touched.add(netns)
         try:
-            self._call(f"delete route {to} in {_where(netns)}", self.connection(netns).route, "del", **spec)
+            _call(f"delete route {to} in {_where(netns)}", self.connection(netns).request, RTM_DELROUTE, msg)
         except KernelRefused as error:
             if error.code != errno.ESRCH:
                 raise
 
     # -- helpers ------------------------------------------------------------------
-
-    @staticmethod
-    def _route_spec(netns: str | None, to: str, table: int, metric: int) -> dict[str, Any]:
-        network = ipaddress.ip_network(to)
-        spec: dict[str, Any] = {
-            "family": socket.AF_INET6 if network.version == 6 else socket.AF_INET,
-            "dst_len": network.prefixlen,
-            "table": table,
-            "priority": metric,
-        }
-        if network.prefixlen:
-            spec["dst"] = str(network.network_address)
-        return spec
 
     def _netns_fd(self, netns: str | None) -> int | str:
         return self._own_netns_fd if netns is None else namespaces.netns_path(netns)
@@ -401,12 +424,15 @@ class Netlink:
         known = self._indexes.setdefault(netns, {})
         if not fresh and name in known:
             return known[name]
-        found = self.connection(netns).link_lookup(ifname=name)
-        if not found:
+        try:
+            found = self.connection(netns).get(RTM_GETLINK, _message(ifinfmsg, attrs=[("IFLA_IFNAME", name)]))
+        except Refused as error:
+            if error.code != errno.ENODEV:
+                raise KernelRefused(f"find link {_where(netns, name)}", error.code, os.strerror(error.code)) from error
             known.pop(name, None)
             return None
-        known[name] = found[0]
-        return found[0]
+        known[name] = found["index"]
+        return found["index"]
 
     def _with_fresh_indexes(self, netns: str | None, request: Callable[[], None]) -> None:
         """Sends a request that names links by remembered indexes; if the kernel
@@ -426,17 +452,61 @@ class Netlink:
             raise KernelRefused(f"find link {_where(netns, name)}", errno.ENODEV, "no such link")
         return index
 
-    @staticmethod
-    def _call(what: str, method: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(*args, **kwargs)
-        except NetlinkError as error:
-            raise KernelRefused(what, error.code, os.strerror(error.code)) from error
-
 
 def open_socket() -> socket.socket:
-    """An rtnetlink socket in the calling thread's namespace, for an `IPRoute`."""
+    """An rtnetlink socket in the calling thread's namespace, for an `RtnlSocket`."""
     return socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, socket.NETLINK_ROUTE)
+
+
+def _call(what: str, method: Callable[..., T], *args: Any) -> T:
+    try:
+        return method(*args)
+    except Refused as error:
+        raise KernelRefused(what, error.code, os.strerror(error.code), error.kernel_message) from error
+
+
+def _message(message_class: type[T], *, attrs: list[tuple[str, Any]] | None = None, **fields: Any) -> T:
+    """A pyroute2 message of the class, its header fields zero unless given."""
+    msg = message_class()
+    for name, *_ in message_class.fields:
+        if not name.startswith("_"):
+            msg[name] = fields.pop(name, 0)
+    if fields:
+        raise TypeError(f"no fields {sorted(fields)} in {message_class.__name__}")
+    msg["attrs"] = list(attrs or ())
+    return msg
+
+
+def _address_message(index: int, address: str) -> ifaddrmsg:
+    iface = ipaddress.ip_interface(address)
+    ip = str(iface.ip)
+    # IPv4 names the address twice, as `ip address add` does (the local address,
+    # and the peer's, the same when there is none)
+    attrs = [("IFA_ADDRESS", ip)] + ([("IFA_LOCAL", ip)] if iface.version == 4 else [])
+    family = socket.AF_INET6 if iface.version == 6 else socket.AF_INET
+    return _message(ifaddrmsg, family=family, prefixlen=iface.network.prefixlen, index=index, attrs=attrs)
+
+
+def _route_message(to: str, table: int, metric: int) -> rtmsg:
+    """A route named as the kernel keys it: destination, table, metric."""
+    network = ipaddress.ip_network(to)
+    attrs: list[tuple[str, Any]] = [("RTA_TABLE", table), ("RTA_PRIORITY", metric)]
+    if network.prefixlen:
+        attrs.insert(0, ("RTA_DST", str(network.network_address)))
+    return _message(
+        rtmsg,
+        family=socket.AF_INET6 if network.version == 6 else socket.AF_INET,
+        dst_len=network.prefixlen,
+        table=table if table < 256 else 0,  # RT_TABLE_UNSPEC: RTA_TABLE says which
+        attrs=attrs,
+    )
+
+
+def _read_route(data: bytes, offset: int) -> bool:
+    """Whether a route message is one netlab reads, from its fixed header alone
+    (after the 16-byte netlink header: family, dst_len, src_len, tos, table,
+    protocol, scope, type): not the local table's, and unicast."""
+    return data[offset + 20] != RT_TABLE_LOCAL and data[offset + 23] == RTN_UNICAST
 
 
 def _where(netns: str | None, name: str | None = None) -> str:

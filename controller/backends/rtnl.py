@@ -1,0 +1,179 @@
+"""One rtnetlink socket, spoken to synchronously: requests are pyroute2 message
+objects (pyroute2 encodes them and decodes the answers), but they go out and
+come back on a plain blocking socket, without pyroute2's asyncio core, which
+costs a loop round of some 0.2 ms per request. Used by the netlink backend.
+
+Requests can also be sent ahead (`send`) and their acknowledgements collected
+later (`wait`), so that a namespace's requests cross into the kernel without a
+round trip each; the answers are matched to requests by sequence number.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import struct
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+from pyroute2.netlink import (
+    NLM_F_ACK,
+    NLM_F_DUMP,
+    NLM_F_DUMP_INTR,
+    NLM_F_REQUEST,
+    NLMSG_DONE,
+    NLMSG_ERROR,
+)
+from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.rtnl.marshal import MarshalRtnl
+
+SOL_NETLINK = 270
+NETLINK_EXT_ACK = 11  # errors carry the kernel's own words ("Error: ...")
+RECEIVE_SIZE = 65536  # a dump's datagrams are at most 32 KiB
+DUMP_ATTEMPTS = 5  # a dump the kernel marks inconsistent (changed meanwhile) is read again
+
+T = TypeVar("T")
+
+# Decides from a message's raw bytes (data, offset) whether to decode it at all.
+RawFilter = Callable[[bytes, int], bool]
+
+
+class Refused(NetlinkError):
+    """The kernel answered a request with an error; `kernel_message` is its
+    extended acknowledgement, when it gave one."""
+
+    def __init__(self, code: int, kernel_message: str | None) -> None:
+        super().__init__(code, kernel_message or "")
+        self.kernel_message = kernel_message
+
+
+class RtnlSocket:
+    def __init__(self, sock: socket.socket | None = None) -> None:
+        """Takes an rtnetlink socket (one opened inside another namespace), or
+        opens one in the calling thread's namespace."""
+        self._sock = sock or socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+        self._sock.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1)
+        self._sock.bind((0, 0))
+        self._marshal = MarshalRtnl()
+        self._sequence = 0
+        # answers read while waiting for another request's: sequence -> error or None
+        self._acks: dict[int, Refused | None] = {}
+        self._interrupted: dict[int, bool] = {}  # dumps the kernel marked inconsistent
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    # -- requests ------------------------------------------------------------------
+
+    def send(self, msg_type: int, msg: Any, flags: int = 0) -> int:
+        """Sends a request asking for an acknowledgement, and returns its sequence
+        number for `wait`."""
+        sequence = self._next_sequence()
+        self._prepare(msg, msg_type, NLM_F_REQUEST | NLM_F_ACK | flags, sequence)
+        self._sock.send(msg.data)
+        return sequence
+
+    def wait(self, sequence: int) -> None:
+        """Waits for the acknowledgement of a request sent; raises `Refused` if the
+        kernel refused it. Answers to other requests are kept for their `wait`."""
+        if sequence not in self._acks:
+            for _ in self._answers(sequence):
+                pass
+        error = self._acks.pop(sequence)
+        if error is not None:
+            raise error
+
+    def request(self, msg_type: int, msg: Any, flags: int = 0) -> None:
+        self.wait(self.send(msg_type, msg, flags))
+
+    def get(self, msg_type: int, msg: Any) -> Any:
+        """A single object asked for (RTM_GETLINK by name...); raises `Refused`."""
+        sequence = self._next_sequence()
+        self._prepare(msg, msg_type, NLM_F_REQUEST, sequence)
+        self._sock.send(msg.data)
+        for answer in self._answers(sequence):
+            return answer
+        error = self._acks.pop(sequence)
+        raise error or Refused(errno.EPROTO, "no answer")
+
+    def dump(self, msg_type: int, msg: Any, convert: Callable[[Any], T], keep: RawFilter | None = None) -> list[T]:
+        """Every object of a kind, each message turned by `convert` into what the
+        caller keeps as it arrives (pyroute2's decoded messages are large); `keep`
+        can pass over messages before they are decoded. A dump the kernel says was
+        interrupted by a concurrent change is read again."""
+        for _attempt in range(DUMP_ATTEMPTS):
+            sequence = self._next_sequence()
+            self._prepare(msg, msg_type, NLM_F_REQUEST | NLM_F_DUMP, sequence)
+            if keep is not None:
+                self._marshal.seq_map[sequence] = self._filtering_parser(keep)
+            try:
+                self._sock.send(msg.data)
+                converted, interrupted = self._dump_answers(sequence, convert)
+            finally:
+                self._marshal.seq_map.pop(sequence, None)
+            if not interrupted:
+                return converted
+        raise Refused(errno.EAGAIN, f"the dump kept changing while read ({DUMP_ATTEMPTS} attempts)")
+
+    # -- internals ---------------------------------------------------------------
+
+    def _dump_answers(self, sequence: int, convert: Callable[[Any], T]) -> tuple[list[T], bool]:
+        converted = [convert(answer) for answer in self._answers(sequence)]
+        error = self._acks.pop(sequence, None)
+        if error is not None:
+            raise error
+        return converted, self._interrupted.pop(sequence, False)
+
+    def _answers(self, sequence: int) -> Iterator[Any]:
+        """The messages answering a request, up to its end (an acknowledgement or
+        error, kept in `_acks`, or a dump's last message). Acknowledgements of
+        other requests read meanwhile are kept in `_acks` too."""
+        while True:
+            for answer in self._marshal.parse(self._sock.recv(RECEIVE_SIZE)):
+                header = answer["header"]
+                if header["type"] == NLMSG_ERROR:
+                    self._acks[header["sequence_number"]] = _refusal(answer)
+                    if header["sequence_number"] == sequence:
+                        return
+                elif header["sequence_number"] != sequence:
+                    continue  # the rest of a dump given up on
+                elif header["type"] == NLMSG_DONE:
+                    if header["flags"] & NLM_F_DUMP_INTR:
+                        self._interrupted[sequence] = True
+                    return
+                else:
+                    if header["flags"] & NLM_F_DUMP_INTR:
+                        self._interrupted[sequence] = True
+                    yield answer
+
+    def _filtering_parser(self, keep: RawFilter) -> Callable[[bytes, int, int], Any]:
+        def parse(data: bytes, offset: int, length: int) -> Any:
+            length, key, flags, sequence = struct.unpack_from("IHHI", data, offset)
+            if key not in (NLMSG_DONE, NLMSG_ERROR) and not keep(data, offset):
+                return None
+            return self._marshal.parse_one_message(key, flags, sequence, data, offset, length)
+
+        return parse
+
+    def _prepare(self, msg: Any, msg_type: int, flags: int, sequence: int) -> None:
+        header = msg["header"]
+        header["type"] = msg_type
+        header["flags"] = flags
+        header["sequence_number"] = sequence
+        header["pid"] = 0
+        msg.encode()
+
+    def _next_sequence(self) -> int:
+        self._sequence = self._sequence % 0x7FFFFFFF + 1
+        return self._sequence
+
+
+def _refusal(answer: Any) -> Refused | None:
+    """The error an NLMSG_ERROR answer carries; None for a plain acknowledgement."""
+    code = abs(answer["error"])
+    if code == 0:
+        return None
+    return Refused(code, answer.get_attr("NLMSGERR_ATTR_MSG"))
