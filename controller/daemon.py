@@ -22,6 +22,7 @@ from netlab.controller.applying import NotVerified, reconcile
 from netlab.controller.backends.kernel import Kernel
 from netlab.controller.backends.namespaces import NETNS_RUN_DIR
 from netlab.controller.guards import load_desired, locked
+from netlab.controller.planning import scope_of_edit
 from netlab.controller.watching import ConfigWatcher
 from netlab.state.errors import ConfigError, NetlabError, Problem
 from netlab.state.ledger import Ledger, write_atomically
@@ -102,6 +103,9 @@ class Daemon:
         self._read_everything = True
         self._unverified_in_a_row = 0
         self._ledger: Ledger | None = None  # kept while the file is as it left it
+        # the desired state the kernel matched after the last pass that succeeded:
+        # an edit's pass plans only the namespaces where the new one differs
+        self._converged: DesiredState | None = None
         self.kernel = Kernel(on_event=self._on_kernel_event)
         self.watcher: ConfigWatcher | None = None
 
@@ -166,8 +170,10 @@ class Daemon:
                 self._drift_pass()
             elif time.monotonic() >= next_resync:
                 # inotify can miss what happened (a queue overflow, a directory
-                # replaced under its watch): the files are read again too
+                # replaced under its watch): the files are read again too, and
+                # everything is planned from fresh reads even when they changed
                 watcher.follow()
+                self._read_everything = True
                 self._reconcile("config" if self._read_generation() else "resync")
                 next_resync = time.monotonic() + self.settings.resync_interval
 
@@ -302,11 +308,14 @@ class Daemon:
         log = self.log.bind(generation=self.generation.number, reason=reason)
         self._forget_replaced_namespaces()
         began = time.time()
+        desired = self.generation.desired
+        scope = self._scope_of_pass(reason, desired)
+        self._converged = None  # until this pass succeeds
         try:
             with locked(self.settings.state_dir):
                 ledger = self._current_ledger()
                 self._forget_stale_reads(reason)
-                result = reconcile(self.generation.desired, self.kernel, ledger, log)
+                result = reconcile(desired, self.kernel, ledger, log, scope)
                 self.objects_owned = ledger.count()
         except NotVerified as error:
             if self._unverified_in_a_row == 0:
@@ -321,6 +330,7 @@ class Daemon:
         except NetlabError as error:
             return self._failed(log, error)
         self._unverified_in_a_row = 0
+        self._converged = desired
         changes = len(result.plan.changes)
         self.health.last_apply = {
             "time": _now(),
@@ -341,6 +351,15 @@ class Daemon:
         self._publish()
         self.log.debug("pass done", seconds=round(time.time() - began, 3))
         return changes
+
+    def _scope_of_pass(self, reason: str, desired: DesiredState) -> frozenset[str | None] | None:
+        """What a pass plans: after an edit, only the namespaces where the files
+        changed, when the last pass left the kernel matching the generation
+        before (drift elsewhere has its own pass, from its events, and the
+        periodic resync plans everything). Otherwise everything (None)."""
+        if reason != "config" or self._converged is None or self._read_everything:
+            return None
+        return scope_of_edit(self._converged, desired)
 
     def _current_ledger(self) -> Ledger:
         """The ledger of the last pass, unless its file changed since (a `netlab
