@@ -6,6 +6,7 @@ it tells systemd how it is doing and writes status.json. Started by `netlab daem
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -121,6 +122,7 @@ class Daemon:
         try:
             self._read_generation()
             self._reconcile("start")
+            _collect_garbage()
             notifying.notify("READY=1", f"STATUS={self.status_line()}")
             self.log.info("daemon ready", status=self.status_line())
             self._loop(watcher)
@@ -158,6 +160,7 @@ class Daemon:
                 self.log.info("reload requested (SIGHUP)")
                 self._read_generation(force=True)
                 self._reconcile("reload")
+                _collect_garbage()
                 notifying.notify("READY=1", f"STATUS={self.status_line()}")
                 next_resync = time.monotonic() + self.settings.resync_interval
             elif watcher.touched.is_set():
@@ -175,7 +178,13 @@ class Daemon:
                 watcher.follow()
                 self._read_everything = True
                 self._reconcile("config" if self._read_generation() else "resync")
+                _collect_garbage()
                 next_resync = time.monotonic() + self.settings.resync_interval
+            # What lives on after a pass (the generation, the kernel's dumps, the
+            # sockets) is left out of later garbage collections: a full one over
+            # that heap took 130-180 ms at 1000 namespaces, mostly in the middle
+            # of reading an edit. Cycles among it are collected on the timer above.
+            gc.freeze()
 
     def _debounce(self, watcher: ConfigWatcher) -> None:
         """Waits until the directory has been quiet for the debounce interval since
@@ -459,6 +468,13 @@ class Daemon:
     def _on_term(self, signum: int, frame: object) -> None:
         self.stopping = True
         self.wake.set()
+
+
+def _collect_garbage() -> None:
+    """A full collection, frozen objects included, then everything left is frozen."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def _problem_json(problem: Problem) -> dict[str, Any]:
