@@ -147,22 +147,25 @@ def _account(change: Change, ledger: Ledger, log: Any, seconds: float) -> None:
     )
 
 
-def reconcile(desired: DesiredState, kernel: Kernel, ledger: Ledger, log: Any) -> ApplyResult:
-    """One pass: plan, apply, verify. Raises ConfigError (refused plan) or
-    ApplyError (failed step, or a kernel that does not show what was applied)."""
+def reconcile(
+    desired: DesiredState, kernel: Kernel, ledger: Ledger, log: Any, scope: frozenset[str | None] | None = None
+) -> ApplyResult:
+    """One pass: plan, apply, verify (of the namespaces in `scope`, when given).
+    Raises ConfigError (refused plan) or ApplyError (failed step, or a kernel
+    that does not show what was applied)."""
     began = time.monotonic()
-    plan = make_plan(desired, kernel, ledger)
+    plan = make_plan(desired, kernel, ledger, scope)
     if plan:
         apply_plan(plan, kernel, ledger, log)
-        verify(desired, kernel, ledger)
+        verify(desired, kernel, ledger, scope)
     return ApplyResult(plan, (time.monotonic() - began) * 1000)
 
 
-def verify(desired: DesiredState, kernel: Kernel, ledger: Ledger) -> None:
+def verify(desired: DesiredState, kernel: Kernel, ledger: Ledger, scope: frozenset[str | None] | None = None) -> None:
     """The kernel is right when a fresh plan is empty. The namespaces and files
     the pass wrote were forgotten after its writes, so they are read anew; what
     it did not touch is not read again."""
-    remaining = make_plan(desired, kernel, ledger)
+    remaining = make_plan(desired, kernel, ledger, scope)
     if remaining:
         raise NotVerified(
             "the kernel does not show what was applied; still different:\n"

@@ -6,6 +6,7 @@ it tells systemd how it is doing and writes status.json. Started by `netlab daem
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -22,6 +23,7 @@ from netlab.controller.applying import NotVerified, reconcile
 from netlab.controller.backends.kernel import Kernel
 from netlab.controller.backends.namespaces import NETNS_RUN_DIR
 from netlab.controller.guards import load_desired, locked
+from netlab.controller.planning import scope_of_edit
 from netlab.controller.watching import ConfigWatcher
 from netlab.state.errors import ConfigError, NetlabError, Problem
 from netlab.state.ledger import Ledger, write_atomically
@@ -102,6 +104,9 @@ class Daemon:
         self._read_everything = True
         self._unverified_in_a_row = 0
         self._ledger: Ledger | None = None  # kept while the file is as it left it
+        # the desired state the kernel matched after the last pass that succeeded:
+        # an edit's pass plans only the namespaces where the new one differs
+        self._converged: DesiredState | None = None
         self.kernel = Kernel(on_event=self._on_kernel_event)
         self.watcher: ConfigWatcher | None = None
 
@@ -117,6 +122,7 @@ class Daemon:
         try:
             self._read_generation()
             self._reconcile("start")
+            _collect_garbage()
             notifying.notify("READY=1", f"STATUS={self.status_line()}")
             self.log.info("daemon ready", status=self.status_line())
             self._loop(watcher)
@@ -154,6 +160,7 @@ class Daemon:
                 self.log.info("reload requested (SIGHUP)")
                 self._read_generation(force=True)
                 self._reconcile("reload")
+                _collect_garbage()
                 notifying.notify("READY=1", f"STATUS={self.status_line()}")
                 next_resync = time.monotonic() + self.settings.resync_interval
             elif watcher.touched.is_set():
@@ -166,10 +173,18 @@ class Daemon:
                 self._drift_pass()
             elif time.monotonic() >= next_resync:
                 # inotify can miss what happened (a queue overflow, a directory
-                # replaced under its watch): the files are read again too
+                # replaced under its watch): the files are read again too, and
+                # everything is planned from fresh reads even when they changed
                 watcher.follow()
+                self._read_everything = True
                 self._reconcile("config" if self._read_generation() else "resync")
+                _collect_garbage()
                 next_resync = time.monotonic() + self.settings.resync_interval
+            # What lives on after a pass (the generation, the kernel's dumps, the
+            # sockets) is left out of later garbage collections: a full one over
+            # that heap took 130-180 ms at 1000 namespaces, mostly in the middle
+            # of reading an edit. Cycles among it are collected on the timer above.
+            gc.freeze()
 
     def _debounce(self, watcher: ConfigWatcher) -> None:
         """Waits until the directory has been quiet for the debounce interval since
@@ -302,11 +317,14 @@ class Daemon:
         log = self.log.bind(generation=self.generation.number, reason=reason)
         self._forget_replaced_namespaces()
         began = time.time()
+        desired = self.generation.desired
+        scope = self._scope_of_pass(reason, desired)
+        self._converged = None  # until this pass succeeds
         try:
             with locked(self.settings.state_dir):
                 ledger = self._current_ledger()
                 self._forget_stale_reads(reason)
-                result = reconcile(self.generation.desired, self.kernel, ledger, log)
+                result = reconcile(desired, self.kernel, ledger, log, scope)
                 self.objects_owned = ledger.count()
         except NotVerified as error:
             if self._unverified_in_a_row == 0:
@@ -321,6 +339,7 @@ class Daemon:
         except NetlabError as error:
             return self._failed(log, error)
         self._unverified_in_a_row = 0
+        self._converged = desired
         changes = len(result.plan.changes)
         self.health.last_apply = {
             "time": _now(),
@@ -341,6 +360,15 @@ class Daemon:
         self._publish()
         self.log.debug("pass done", seconds=round(time.time() - began, 3))
         return changes
+
+    def _scope_of_pass(self, reason: str, desired: DesiredState) -> frozenset[str | None] | None:
+        """What a pass plans: after an edit, only the namespaces where the files
+        changed, when the last pass left the kernel matching the generation
+        before (drift elsewhere has its own pass, from its events, and the
+        periodic resync plans everything). Otherwise everything (None)."""
+        if reason != "config" or self._converged is None or self._read_everything:
+            return None
+        return scope_of_edit(self._converged, desired)
 
     def _current_ledger(self) -> Ledger:
         """The ledger of the last pass, unless its file changed since (a `netlab
@@ -440,6 +468,13 @@ class Daemon:
     def _on_term(self, signum: int, frame: object) -> None:
         self.stopping = True
         self.wake.set()
+
+
+def _collect_garbage() -> None:
+    """A full collection, frozen objects included, then everything left is frozen."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def _problem_json(problem: Problem) -> dict[str, Any]:

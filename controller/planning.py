@@ -4,14 +4,14 @@ Called by the cli (plan, apply, destroy), applying (verification) and the daemon
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from netlab.controller.changes import Change, Step
 from netlab.controller.kinds import REGISTRY
 from netlab.controller.kinds.contract import KernelReader, PlanContext
 from netlab.state.errors import ConfigError
 from netlab.state.ledger import Ledger
-from netlab.state.model import DesiredState
+from netlab.state.model import DesiredState, Link, Namespace
 
 
 @dataclass(frozen=True)
@@ -31,13 +31,43 @@ class Plan:
         return {action: sum(1 for c in self.changes if c.action == action) for action in "+~-"}
 
 
-def make_plan(desired: DesiredState, kernel: KernelReader, ledger: Ledger) -> Plan:
+def make_plan(
+    desired: DesiredState, kernel: KernelReader, ledger: Ledger, scope: frozenset[str | None] | None = None
+) -> Plan:
     """Raises ConfigError when the files ask for something the kernel's present
-    state forbids (a name taken by a foreign link, a gateway out of reach)."""
-    ctx = PlanContext(desired=desired, kernel=kernel, ledger=ledger)
+    state forbids (a name taken by a foreign link, a gateway out of reach).
+    With a `scope`, only those namespaces (None: the host) are planned: what the
+    desired state, the kernel and the ledger hold elsewhere is not looked at."""
+    if scope is not None:
+        desired = desired.within(scope)
+    ctx = PlanContext(desired=desired, kernel=kernel, ledger=ledger, scope=scope)
     changes: list[Change] = []
     for kind in REGISTRY:
         changes.extend(kind.plan(ctx))
     if ctx.problems:
         raise ConfigError(ctx.problems)
     return Plan(tuple(changes))
+
+
+def scope_of_edit(before: DesiredState, after: DesiredState) -> frozenset[str | None]:
+    """The namespaces whose desired objects differ between two generations: where
+    a pass from a kernel that matched `before` has anything to do for `after`.
+    A link reaches into a second namespace too: a veth's peer is planned with it,
+    and a link with a parent is made beside the parent, in the host."""
+    scope: set[str | None] = set()
+    for bucket in fields(DesiredState):
+        if bucket.name == "files":
+            continue
+        old, new = getattr(before, bucket.name), getattr(after, bucket.name)
+        if old == new:
+            continue
+        for obj in set(old).symmetric_difference(new):
+            if isinstance(obj, Namespace):
+                scope.add(obj.name)
+                continue
+            scope.add(obj.netns)
+            if isinstance(obj, Link) and obj.peer_name is not None:
+                scope.add(obj.peer_netns)
+            if isinstance(obj, Link) and obj.parent is not None:
+                scope.add(None)
+    return frozenset(scope)

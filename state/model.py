@@ -8,12 +8,13 @@ A namespace of `None` everywhere means the host's own network namespace.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
 LinkType = Literal["veth", "bridge", "dummy", "vlan", "macvlan", "ipvlan", "device", "veth-peer"]
 LinkState = Literal["up", "down"]
 
 MAIN_TABLE = 254
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, order=True)
@@ -211,3 +212,21 @@ class DesiredState:
     @property
     def namespace_names(self) -> frozenset[str]:
         return frozenset(ns.name for ns in self.namespaces)
+
+    def within(self, scope: frozenset[str | None]) -> DesiredState:
+        """Only the objects that live in these namespaces (None: the host)."""
+
+        def kept(objects: tuple[T, ...]) -> tuple[T, ...]:
+            return tuple(obj for obj in objects if obj.netns in scope)  # type: ignore[attr-defined]
+
+        return DesiredState(
+            namespaces=tuple(ns for ns in self.namespaces if ns.name in scope),
+            links=kept(self.links),
+            addresses=kept(self.addresses),
+            routes=kept(self.routes),
+            sysctls=kept(self.sysctls),
+            nat=kept(self.nat),
+            dns=kept(self.dns),
+            hosts=kept(self.hosts),
+            files=self.files,
+        )

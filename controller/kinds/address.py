@@ -29,7 +29,7 @@ class AddressKind:
         present = self._observe(ctx, wanted)
         changes: list[Change] = []
         removed: set[AddressKey] = set()
-        for key in ctx.ledger.keys(KIND):
+        for key in ctx.owned_keys(KIND):
             netns, interface, _ = key
             if key in wanted or key not in present:
                 continue
@@ -54,7 +54,7 @@ class AddressKind:
     def _observe(self, ctx: PlanContext, wanted: dict[AddressKey, Address]) -> dict[AddressKey, ObservedAddress]:
         """Addresses now on the links that matter, leaving out links this pass
         creates anew (whatever is on them now will be gone)."""
-        namespaces = {key[0] for key in wanted} | {key[0] for key in ctx.ledger.keys(KIND)}
+        namespaces = {key[0] for key in wanted} | {key[0] for key in ctx.owned_keys(KIND)}
         present = {}
         for netns in namespaces:
             for observed in ctx.kernel.dump(netns).addresses:

@@ -14,7 +14,7 @@ from netlab.controller.backends.netlink import NetnsDump
 from netlab.controller.backends.resolver_files import FileState
 from netlab.controller.changes import Change
 from netlab.state.errors import Problem
-from netlab.state.ledger import Ledger
+from netlab.state.ledger import Key, Ledger
 from netlab.state.model import DesiredState, Origin
 
 
@@ -51,6 +51,17 @@ class PlanContext:
     removed_links: set[tuple[str | None, str]] = field(default_factory=set)
     # links that lose an IPv4 address in this pass: the kernel may drop their routes
     losing_ipv4: set[tuple[str | None, str]] = field(default_factory=set)
+    # the namespaces (None: the host) this pass plans; None: all of them. `desired`
+    # then holds only their objects (see `planning.make_plan`)
+    scope: frozenset[str | None] | None = None
+
+    def in_scope(self, netns: str | None) -> bool:
+        return self.scope is None or netns in self.scope
+
+    def owned_keys(self, kind: str) -> list[Key]:
+        """The ledger's keys of a kind in the namespaces this pass plans (every
+        kind's key starts with its namespace)."""
+        return [key for key in self.ledger.keys(kind) if self.in_scope(key[0])]
 
     def refuse(self, origin: Origin | None, path: str, message: str) -> None:
         """Records why the plan cannot be carried out; planning raises them all."""
@@ -73,7 +84,8 @@ class PlanContext:
         }
         for key in self.ledger.keys("namespace"):
             names.add(key[0])
-        return [None] + sorted(name for name in names if self.kernel.has_netns(name))
+        found = [None] + sorted(name for name in names if self.kernel.has_netns(name))
+        return [netns for netns in found if self.in_scope(netns)]
 
     def link_is_fresh(self, netns: str | None, name: str) -> bool:
         """True when the link will be (re)created by this pass, so whatever the

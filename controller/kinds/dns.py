@@ -64,10 +64,12 @@ class DnsKind:
 
     def plan(self, ctx: PlanContext) -> list[Change]:
         wanted = {dns.netns: dns for dns in ctx.desired.dns}
-        recorded = {key[0] for key in ctx.ledger.keys(KIND)}
+        recorded = {key[0] for key in ctx.owned_keys(KIND)}
         changes: list[Change] = []
-        # the host first, then namespaces by name
-        for netns in sorted(set(wanted) | recorded | {None}, key=lambda name: (name is not None, name or "")):
+        # the host (whose file is managed even when no dns is declared) first,
+        # then namespaces by name
+        host: set[str | None] = {None} if ctx.in_scope(None) else set()
+        for netns in sorted(set(wanted) | recorded | host, key=lambda name: (name is not None, name or "")):
             dns = wanted.get(netns)
             desired = render(dns) if dns else None
             change = plan_file(ctx, managed_file(netns), desired, dns.origin if dns else None, describe, rerender)

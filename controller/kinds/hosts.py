@@ -116,10 +116,10 @@ class HostsKind:
         for entry in ctx.desired.hosts:
             by_netns.setdefault(entry.netns, []).append(entry)
         changes: list[Change] = []
-        host_change = self._plan_host(ctx, by_netns.get(None, []))
+        host_change = self._plan_host(ctx, by_netns.get(None, [])) if ctx.in_scope(None) else None
         if host_change is not None:
             changes.append(host_change)
-        recorded: set[str] = {key[0] for key in ctx.ledger.keys(KIND) if key[0] is not None}
+        recorded: set[str] = {key[0] for key in ctx.owned_keys(KIND) if key[0] is not None}
         for netns in sorted({name for name in by_netns if name is not None} | recorded):
             entries = by_netns.get(netns, [])
             desired = render_netns_file(entries) if entries else None

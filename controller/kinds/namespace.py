@@ -32,7 +32,7 @@ class NamespaceKind:
                 if loopback is not None and loopback.state != "up":
                     # a creation cut short before its loopback came up, or drift
                     changes.append(_loopback_up(name, ns.origin))
-        for (name,) in ctx.ledger.keys(KIND):
+        for (name,) in ctx.owned_keys(KIND):
             if name not in wanted and name in existing:
                 ctx.removed_namespaces.add(name)
                 changes.append(_remove(name))

@@ -176,7 +176,7 @@ class NatKind:
         for rule in ctx.desired.nat:
             wanted[rule.netns].append(rule)
         recorded: dict[str | None, list[tuple[Any, ...]]] = defaultdict(list)
-        for key in ctx.ledger.keys(KIND):
+        for key in ctx.owned_keys(KIND):
             recorded[key[0]].append(key)
         namespaces = set(wanted) | set(recorded) | set(ctx.managed_netns())
         changes: list[Change] = []

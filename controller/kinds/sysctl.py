@@ -24,7 +24,7 @@ class SysctlKind:
     def plan(self, ctx: PlanContext) -> list[Change]:
         wanted = {sysctl.ident: sysctl for sysctl in ctx.desired.sysctls}
         changes: list[Change] = []
-        for (netns, key) in ctx.ledger.keys(KIND):
+        for (netns, key) in ctx.owned_keys(KIND):
             if (netns, key) in wanted or netns in ctx.removed_namespaces:
                 continue
             original = (ctx.ledger.get(KIND, (netns, key)) or {}).get("original")

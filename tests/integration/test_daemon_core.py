@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.test_daemon import LAB
+from tests.integration.test_daemon import BLUE, LAB
 from tests.sandbox import NETLAB, Sandbox
 
 pytestmark = pytest.mark.kernel
@@ -45,6 +45,37 @@ def test_an_edit_is_applied_within_a_second(sandbox: Sandbox, daemon: subprocess
     assert sandbox.wait_for(lambda: "10.5.0.22/24" in addresses(sandbox, "red", "veth-red"), timeout=3)
     assert time.monotonic() - began < 1.5
     assert "10.5.0.2/24" not in addresses(sandbox, "red", "veth-red")
+
+
+def test_edits_across_namespaces_and_files_converge_as_a_full_plan_sees_it(
+    sandbox: Sandbox, daemon: subprocess.Popen[str]
+) -> None:
+    """Each edit's pass plans only the namespaces it changed; after every one,
+    a full plan must find nothing left to do."""
+
+    def converged() -> bool:
+        return sandbox.netlab("plan", "--detailed-exitcode", check=False).returncode == 0
+
+    def bridge_ports() -> str:
+        return sandbox.run("ip", "-br", "link", "show", "master", "br0").stdout
+
+    sandbox.write_config("blue.yaml", BLUE)  # a new file: a namespace, its veth and a port of the host's bridge
+    assert sandbox.wait_for(lambda: "veth-blue-br" in bridge_ports(), timeout=5)
+    assert sandbox.wait_for(converged, timeout=5)
+    # the host end of blue's veth leaves the bridge: declared in blue's entry
+    sandbox.write_config("blue.yaml", BLUE.replace(", master: br0", ""))
+    assert sandbox.wait_for(lambda: "veth-blue-br" not in bridge_ports(), timeout=5)
+    assert sandbox.wait_for(converged, timeout=5)
+    # the bridge that red's route and peer depend on changes its address: both namespaces
+    sandbox.write_config("lab.yaml", LAB.replace("10.5.0.", "10.6.0."))
+    assert sandbox.wait_for(lambda: "10.6.0.2/24" in addresses(sandbox, "red", "veth-red"), timeout=5)
+    assert sandbox.wait_for(converged, timeout=5)
+    assert "10.6.0.1" in sandbox.run("ip", "-n", "red", "route", "show", "default").stdout
+    sandbox.remove_config("blue.yaml")  # a file deleted: its namespace and the host end go
+    assert sandbox.wait_for(lambda: "blue" not in sandbox.namespaces(), timeout=5)
+    assert sandbox.wait_for(converged, timeout=5)
+    assert "veth-blue-br" not in sandbox.run("ip", "-br", "link").stdout
+    assert status(sandbox).get("state") == "healthy"
 
 
 def test_a_file_written_in_two_parts_is_never_applied_half(sandbox: Sandbox, daemon: subprocess.Popen[str]) -> None:
