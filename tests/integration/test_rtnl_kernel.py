@@ -1,0 +1,83 @@
+"""The netlink backend against a real kernel in a sandbox, judged by `ip`: what
+it writes is what `ip` shows, its route deletion finds routes whatever their
+scope, its dumps pass over exactly the routes netlab does not read, and a
+refusal names the request and carries the kernel's own words."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from tests.sandbox import Sandbox
+
+pytestmark = pytest.mark.kernel
+
+SCRIPT = """
+import json, sys
+from netlab.controller.backends.netlink import KernelRefused, Netlink
+out = {}
+with Netlink() as nl:
+    nl.link_add(None, "d0", "veth", peer=(None, "d1"))
+    nl.link_set(None, "d0", state="up", mtu=1400)
+    nl.addr_add(None, "d0", "10.9.0.1/24")
+    nl.addr_add(None, "d0", "fd09::1/64")
+    nl.route_replace(None, to="10.8.0.0/16", table=1000, metric=7, via="10.9.0.2", dev=None)
+    out["after_writes"] = True
+    try:
+        nl.link_add(None, "d0", "veth", peer=(None, "d2"))
+    except KernelRefused as error:
+        out["refusal"] = str(error)
+    if sys.argv[1:] == ["delete"]:
+        nl.route_del(None, to="10.7.0.0/24", table=1000, metric=0)  # added by `ip`, scope link
+        nl.route_del(None, to="10.8.0.0/16", table=1000, metric=7)
+    dump = nl.dump(None)
+    out["routes"] = sorted(f"{r.to} table {r.table} metric {r.metric} proto {r.proto}" for r in dump.routes if r.family == 4)
+    out["links"] = {l.name: [l.state, l.mtu, l.alias] for l in dump.links}
+    out["addresses"] = sorted(a.address for a in dump.addresses if a.interface == "d0" and not a.kernel_made)
+print(json.dumps(out))
+"""
+
+
+def _run(sandbox: Sandbox, *args: str) -> dict:
+    result = sandbox.run(sys.executable, "-c", SCRIPT, *args)
+    return json.loads(result.stdout)
+
+
+def test_writes_show_in_ip_and_a_refusal_names_the_request_and_the_kernels_words(sandbox: Sandbox) -> None:
+    seen = _run(sandbox)
+    shown = sandbox.run("ip", "link", "show", "d0").stdout
+    assert ",UP," in shown.split(">")[0] and "mtu 1400" in shown  # up (its peer is down: no carrier)
+    assert "alias netlab" in sandbox.run("ip", "-d", "link", "show", "d1").stdout
+    addresses = sandbox.run("ip", "-br", "address", "show", "d0").stdout
+    assert "10.9.0.1/24" in addresses and "fd09::1/64" in addresses
+    assert "10.8.0.0/16 via 10.9.0.2 dev d0 proto 213 metric 7" in sandbox.run("ip", "route", "show", "table", "1000").stdout
+    assert seen["links"]["d0"] == ["up", 1400, "netlab"]
+    assert seen["addresses"] == ["10.9.0.1/24", "fd09::1/64"]
+    assert seen["refusal"].startswith("create veth link host/d0: File exists (errno 17)")
+
+
+def test_route_deletion_finds_a_route_of_any_scope(sandbox: Sandbox) -> None:
+    sandbox.sh("ip link add x0 type dummy 2>/dev/null || ip link add x0 type veth peer name x1; ip link set x0 up")
+    sandbox.run("ip", "route", "add", "10.7.0.0/24", "dev", "x0", "table", "1000")  # scope link
+    seen = _run(sandbox, "delete")
+    assert sandbox.run("ip", "route", "show", "table", "1000").stdout.strip() == ""
+    assert not [route for route in seen["routes"] if "table 1000" in route]
+
+
+def test_the_dump_reads_the_routes_ip_shows_and_passes_over_the_rest(sandbox: Sandbox) -> None:
+    seen = _run(sandbox)
+    # every IPv4 unicast route outside the local table, as `ip` lists them
+    shown = sandbox.run("ip", "-4", "-j", "route", "show", "table", "all").stdout
+    expected = sorted(
+        f"{r['dst'] if '/' in r['dst'] or r['dst'] == 'default' else r['dst'] + '/32'} table {r.get('table', 'main')}"
+        for r in json.loads(shown)
+        if r.get("type", "unicast") == "unicast" and r.get("table") != "local"
+    )
+    read = sorted(
+        route.split(" metric")[0].replace("0.0.0.0/0", "default").replace("table 254", "table main")
+        for route in seen["routes"]
+    )
+    assert read == expected
+    assert any(route.startswith("10.8.0.0/16 table 1000") for route in read)
