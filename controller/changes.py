@@ -40,7 +40,7 @@ class Phase(IntEnum):
     WRITE_FILES = 120
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AttributeChange:
     name: str
     current: Any
@@ -50,7 +50,7 @@ class AttributeChange:
         return f"{self.name} {_show(self.current)} -> {_show(self.desired)}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Step:
     """One kernel write. `run` gets the kernel facade of the pass; `undo` puts
     back what `run` changed, for a pass that fails later on. A step that cannot
@@ -63,7 +63,7 @@ class Step:
     irreversible: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Change:
     kind: str
     action: Action

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from netlab.controller.backends.netlink import KernelRefused
 from netlab.controller.changes import Change, Step
 from netlab.controller.kinds import REGISTRY
 from netlab.controller.kinds.contract import KernelReader, PlanContext
-from netlab.state.errors import ConfigError
+from netlab.state.errors import ApplyError, ConfigError
 from netlab.state.ledger import Ledger
 from netlab.state.model import DesiredState, Link, Namespace
 
@@ -35,15 +36,19 @@ def make_plan(
     desired: DesiredState, kernel: KernelReader, ledger: Ledger, scope: frozenset[str | None] | None = None
 ) -> Plan:
     """Raises ConfigError when the files ask for something the kernel's present
-    state forbids (a name taken by a foreign link, a gateway out of reach).
+    state forbids (a name taken by a foreign link, a gateway out of reach), and
+    ApplyError when the kernel's state cannot be read.
     With a `scope`, only those namespaces (None: the host) are planned: what the
     desired state, the kernel and the ledger hold elsewhere is not looked at."""
     if scope is not None:
         desired = desired.within(scope)
     ctx = PlanContext(desired=desired, kernel=kernel, ledger=ledger, scope=scope)
     changes: list[Change] = []
-    for kind in REGISTRY:
-        changes.extend(kind.plan(ctx))
+    try:
+        for kind in REGISTRY:
+            changes.extend(kind.plan(ctx))
+    except (KernelRefused, OSError) as error:
+        raise ApplyError(f"could not read the kernel's state: {error}") from error
     if ctx.problems:
         raise ConfigError(ctx.problems)
     return Plan(tuple(changes))

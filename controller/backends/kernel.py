@@ -71,7 +71,11 @@ class Kernel:
         if netns not in self._dumps:
             if self.has_netns(netns):
                 self._listen_before_reading(netns)
-                self._dumps[netns] = self.netlink.dump(netns)
+                dump = self._dumps[netns] = self.netlink.dump(netns)
+                if not dump.consistent:
+                    # changing while read, every time: read again on the next pass
+                    with self._changed_lock:
+                        self._changed.add(netns)
             else:
                 self._dumps[netns] = EMPTY_DUMP
         return self._dumps[netns]

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from pyroute2.netlink import NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE
+from pyroute2.netlink import NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, nlmsg
 from pyroute2.netlink.rtnl import (
     RTM_DELADDR,
     RTM_DELLINK,
@@ -51,12 +51,13 @@ RT_TABLE_MAIN = 254
 RT_TABLE_LOCAL = 255
 RTN_UNICAST = 1
 RTPROT_KERNEL = 2
+RT_SCOPE_LINK = 253
 RT_SCOPE_NOWHERE = 255  # in a delete request: whatever the route's scope
 MACVLAN_MODES = {"private": 1, "vepa": 2, "bridge": 4, "passthru": 8, "source": 16}
 IPVLAN_MODES = {"l2": 0, "l3": 1, "l3s": 2}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ObservedLink:
     netns: str | None
     name: str
@@ -75,7 +76,7 @@ class ObservedLink:
         return self.alias == NETLAB_LINK_ALIAS
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ObservedAddress:
     netns: str | None
     interface: str
@@ -90,7 +91,7 @@ class ObservedAddress:
         return self.family == 6 and self.address.startswith("fe80:")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ObservedRoute:
     netns: str | None
     table: int
@@ -107,11 +108,14 @@ class ObservedRoute:
         return self.proto == NETLAB_ROUTE_PROTO
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NetnsDump:
     links: tuple[ObservedLink, ...]
     addresses: tuple[ObservedAddress, ...]
     routes: tuple[ObservedRoute, ...]
+    # False when the kernel said a list changed while it was read, every time
+    # it was read: it may lack or repeat what changed meanwhile
+    consistent: bool = True
     # by name: the host holds a link per namespace, and planning looks each up
     _by_name: dict[str, ObservedLink] = field(init=False, repr=False, compare=False)
 
@@ -212,32 +216,34 @@ class Netlink:
         """Links, addresses and routes, each message turned into its record as it
         arrives: the host's dump of a thousand veths held all at once as pyroute2
         messages would cost some 30 MB. Routes netlab never reads (the local
-        table's, and those not unicast: the kernel keeps several per address) are
-        passed over before they are decoded."""
+        table's, and those not unicast: the kernel keeps several per address) and
+        IPv6 link-local addresses (one per link that is up, made by the kernel)
+        are passed over before they are decoded."""
         rtnl = self.connection(netns)
-        # with its master's index: a master's name is known once every link is
-        linked = rtnl.dump(
-            RTM_GETLINK,
-            _message(ifinfmsg, attrs=[("IFLA_EXT_MASK", RTEXT_FILTER_SKIP_STATS)]),
-            lambda msg: (_link(netns, msg), msg.get_attr("IFLA_MASTER")),
-        )
-        names = {link.index: link.name for link, _ in linked}
-        links = tuple(
-            replace(link, master=names.get(master)) if master else link for link, master in linked
-        )
+        try:
+            # with its master's index: a master's name is known once every link is
+            linked, links_consistent = rtnl.dump(
+                RTM_GETLINK,
+                _message(ifinfmsg, attrs=[("IFLA_EXT_MASK", RTEXT_FILTER_SKIP_STATS)]),
+                lambda msg: (_link(netns, msg), msg.get_attr("IFLA_MASTER")),
+            )
+            names = {link.index: link.name for link, _ in linked}
+            addresses, addresses_consistent = rtnl.dump(
+                RTM_GETADDR, _message(ifaddrmsg), lambda msg: _address(netns, msg, names), keep=_read_address
+            )
+            # one dump for both families and every table
+            routes, routes_consistent = rtnl.dump(
+                RTM_GETROUTE, _message(rtmsg), lambda msg: _route(netns, msg, names), keep=_read_route
+            )
+        except Refused as error:
+            raise KernelRefused(f"read {_where(netns)}", error.code, os.strerror(error.code), error.kernel_message) from error
         self._indexes[netns] = {name: index for index, name in names.items()}
-        addresses = tuple(
-            address
-            for address in rtnl.dump(RTM_GETADDR, _message(ifaddrmsg), lambda msg: _address(netns, msg, names))
-            if address is not None
+        return NetnsDump(
+            tuple(replace(link, master=names.get(master)) if master else link for link, master in linked),
+            tuple(address for address in addresses if address is not None),
+            tuple(route for route in routes if route is not None),
+            links_consistent and addresses_consistent and routes_consistent,
         )
-        # one dump for both families and every table
-        routes = tuple(
-            route
-            for route in rtnl.dump(RTM_GETROUTE, _message(rtmsg), lambda msg: _route(netns, msg, names), keep=_read_route)
-            if route is not None
-        )
-        return NetnsDump(links, addresses, routes)
 
     # -- links --------------------------------------------------------------------
 
@@ -307,7 +313,7 @@ class Netlink:
             # itself (no lookup first)
             index = self._indexes.get(netns, {}).get(name)
             msg = _message(ifinfmsg, index=index or 0)
-            nlas = [] if index is not None else [("IFLA_IFNAME", name)]
+            nlas: list[tuple[str, Any]] = [] if index is not None else [("IFLA_IFNAME", name)]
             for attr, value in attrs.items():
                 if attr == "state":
                     msg["flags"] = IFF_UP if value == "up" else 0
@@ -465,7 +471,10 @@ def _call(what: str, method: Callable[..., T], *args: Any) -> T:
         raise KernelRefused(what, error.code, os.strerror(error.code), error.kernel_message) from error
 
 
-def _message(message_class: type[T], *, attrs: list[tuple[str, Any]] | None = None, **fields: Any) -> T:
+M = TypeVar("M", bound=nlmsg)
+
+
+def _message(message_class: type[M], *, attrs: list[tuple[str, Any]] | None = None, **fields: Any) -> M:
     """A pyroute2 message of the class, its header fields zero unless given."""
     msg = message_class()
     for name, *_ in message_class.fields:
@@ -502,6 +511,13 @@ def _route_message(to: str, table: int, metric: int) -> rtmsg:
     )
 
 
+def _read_address(data: bytes, offset: int) -> bool:
+    """Whether an address message is one netlab reads, from its fixed header
+    (family, prefixlen, flags, scope, index): not an IPv6 address of link scope
+    (fe80::/10, which the kernel gives every link that comes up)."""
+    return not (data[offset + 16] == socket.AF_INET6 and data[offset + 19] == RT_SCOPE_LINK)
+
+
 def _read_route(data: bytes, offset: int) -> bool:
     """Whether a route message is one netlab reads, from its fixed header alone
     (after the 16-byte netlink header: family, dst_len, src_len, tos, table,
@@ -531,7 +547,10 @@ def _link(netns: str | None, msg: Any) -> ObservedLink:
     )
 
 
-def _address(netns: str | None, msg: Any, names: dict[int, str]) -> ObservedAddress:
+def _address(netns: str | None, msg: Any, names: dict[int, str]) -> ObservedAddress | None:
+    """None for an address on a link that came after the links were read."""
+    if msg["index"] not in names:
+        return None
     ip = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
     return ObservedAddress(
         netns=netns,

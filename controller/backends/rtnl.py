@@ -11,6 +11,7 @@ round trip each; the answers are matched to requests by sequence number.
 from __future__ import annotations
 
 import errno
+import itertools
 import socket
 import struct
 from collections.abc import Callable, Iterator
@@ -30,7 +31,11 @@ from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 SOL_NETLINK = 270
 NETLINK_EXT_ACK = 11  # errors carry the kernel's own words ("Error: ...")
 RECEIVE_SIZE = 65536  # a dump's datagrams are at most 32 KiB
-DUMP_ATTEMPTS = 5  # a dump the kernel marks inconsistent (changed meanwhile) is read again
+# A dump the kernel marks inconsistent (the list changed while it was read) is
+# read again, this many times at most; then the last one is taken as it is, as
+# `ip` does. Right after many links come up, IPv6 address configuration keeps
+# the host's address list changing for a second or more.
+DUMP_ATTEMPTS = 3
 
 T = TypeVar("T")
 
@@ -47,6 +52,13 @@ class Refused(NetlinkError):
         self.kernel_message = kernel_message
 
 
+# Shared by every socket (a marshal is some 3 KiB, and the daemon holds a socket
+# per namespace): sequence numbers are unique across sockets, so the parsers a
+# dump registers by sequence number cannot meet another socket's answers.
+_marshal = MarshalRtnl()
+_sequences = itertools.count(1)
+
+
 class RtnlSocket:
     def __init__(self, sock: socket.socket | None = None) -> None:
         """Takes an rtnetlink socket (one opened inside another namespace), or
@@ -54,8 +66,7 @@ class RtnlSocket:
         self._sock = sock or socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
         self._sock.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1)
         self._sock.bind((0, 0))
-        self._marshal = MarshalRtnl()
-        self._sequence = 0
+        self._marshal = _marshal
         # answers read while waiting for another request's: sequence -> error or None
         self._acks: dict[int, Refused | None] = {}
         self._interrupted: dict[int, bool] = {}  # dumps the kernel marked inconsistent
@@ -99,12 +110,16 @@ class RtnlSocket:
         error = self._acks.pop(sequence)
         raise error or Refused(errno.EPROTO, "no answer")
 
-    def dump(self, msg_type: int, msg: Any, convert: Callable[[Any], T], keep: RawFilter | None = None) -> list[T]:
+    def dump(
+        self, msg_type: int, msg: Any, convert: Callable[[Any], T], keep: RawFilter | None = None
+    ) -> tuple[list[T], bool]:
         """Every object of a kind, each message turned by `convert` into what the
         caller keeps as it arrives (pyroute2's decoded messages are large); `keep`
         can pass over messages before they are decoded. A dump the kernel says was
-        interrupted by a concurrent change is read again."""
-        for _attempt in range(DUMP_ATTEMPTS):
+        interrupted by a concurrent change is read again (`DUMP_ATTEMPTS`); the
+        second value says whether the one returned is consistent."""
+        attempt = 1
+        while True:
             sequence = self._next_sequence()
             self._prepare(msg, msg_type, NLM_F_REQUEST | NLM_F_DUMP, sequence)
             if keep is not None:
@@ -114,9 +129,9 @@ class RtnlSocket:
                 converted, interrupted = self._dump_answers(sequence, convert)
             finally:
                 self._marshal.seq_map.pop(sequence, None)
-            if not interrupted:
-                return converted
-        raise Refused(errno.EAGAIN, f"the dump kept changing while read ({DUMP_ATTEMPTS} attempts)")
+            if not interrupted or attempt == DUMP_ATTEMPTS:
+                return converted, not interrupted
+            attempt += 1
 
     # -- internals ---------------------------------------------------------------
 
@@ -166,9 +181,9 @@ class RtnlSocket:
         header["pid"] = 0
         msg.encode()
 
-    def _next_sequence(self) -> int:
-        self._sequence = self._sequence % 0x7FFFFFFF + 1
-        return self._sequence
+    @staticmethod
+    def _next_sequence() -> int:
+        return next(_sequences) % 0x7FFFFFFF + 1
 
 
 def _refusal(answer: Any) -> Refused | None:
