@@ -9,6 +9,7 @@ addresses and routes once, and turns pyroute2 messages into the plain
 from __future__ import annotations
 
 import errno
+import functools
 import ipaddress
 import os
 import socket
@@ -225,7 +226,7 @@ class Netlink:
             linked, links_consistent = rtnl.dump(
                 RTM_GETLINK,
                 _message(ifinfmsg, attrs=[("IFLA_EXT_MASK", RTEXT_FILTER_SKIP_STATS)]),
-                lambda msg: (_link(netns, msg), msg.get_attr("IFLA_MASTER")),
+                functools.partial(_link, netns),
             )
             names = {link.index: link.name for link, _ in linked}
             addresses, addresses_consistent = rtnl.dump(
@@ -530,28 +531,50 @@ def _where(netns: str | None, name: str | None = None) -> str:
     return ns if name is None else f"{ns}/{name}"
 
 
-def _link(netns: str | None, msg: Any) -> ObservedLink:
-    """The link as the message shows it; its master is filled in by `dump`."""
-    return ObservedLink(
+class _Attributes:
+    """A decoded message's attributes by name, each value decoded only when asked
+    for. pyroute2's `get_attr` scans every attribute at each call (a link has
+    some fifty): reading a link's seven that way was most of a dump's cost."""
+
+    __slots__ = ("_slots",)
+
+    def __init__(self, msg: Any) -> None:
+        # pyroute2 keeps them as nla_slot(name, lazily decoded value); the first
+        # of a name wins, as with get_attr
+        self._slots = {slot.cell[0]: slot for slot in reversed(msg["attrs"])}
+
+    def get(self, name: str) -> Any:
+        slot = self._slots.get(name)
+        return None if slot is None else slot.get_value()
+
+
+def _link(netns: str | None, msg: Any) -> tuple[ObservedLink, int | None]:
+    """The link as the message shows it, and its master's index (the master's
+    name is filled in by `dump`)."""
+    attrs = _Attributes(msg)
+    info = attrs.get("IFLA_LINKINFO")
+    link = ObservedLink(
         netns=netns,
-        name=msg.get_attr("IFLA_IFNAME"),
+        name=attrs.get("IFLA_IFNAME"),
         index=msg["index"],
-        kind=msg.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND"),
+        kind=info.get_attr("IFLA_INFO_KIND") if info is not None else None,
         state="up" if msg["flags"] & IFF_UP else "down",
-        mtu=msg.get_attr("IFLA_MTU"),
-        mac=msg.get_attr("IFLA_ADDRESS"),
+        mtu=attrs.get("IFLA_MTU"),
+        mac=attrs.get("IFLA_ADDRESS"),
         master=None,
-        alias=msg.get_attr("IFLA_IFALIAS"),
-        link_index=msg.get_attr("IFLA_LINK"),
-        link_netnsid=msg.get_attr("IFLA_LINK_NETNSID"),
+        alias=attrs.get("IFLA_IFALIAS"),
+        link_index=attrs.get("IFLA_LINK"),
+        link_netnsid=attrs.get("IFLA_LINK_NETNSID"),
     )
+    return link, attrs.get("IFLA_MASTER")
 
 
 def _address(netns: str | None, msg: Any, names: dict[int, str]) -> ObservedAddress | None:
     """None for an address on a link that came after the links were read."""
     if msg["index"] not in names:
         return None
-    ip = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
+    attrs = _Attributes(msg)
+    ip = attrs.get("IFA_LOCAL") or attrs.get("IFA_ADDRESS")
     return ObservedAddress(
         netns=netns,
         interface=names[msg["index"]],
@@ -563,18 +586,19 @@ def _address(netns: str | None, msg: Any, names: dict[int, str]) -> ObservedAddr
 
 
 def _route(netns: str | None, msg: Any, names: dict[int, str]) -> ObservedRoute | None:
-    table = msg.get_attr("RTA_TABLE") or msg["table"]
+    attrs = _Attributes(msg)
+    table = attrs.get("RTA_TABLE") or msg["table"]
     if table == RT_TABLE_LOCAL or msg["type"] != RTN_UNICAST:
         return None
     family = 6 if msg["family"] == socket.AF_INET6 else 4
-    dst = msg.get_attr("RTA_DST") or ("::" if family == 6 else "0.0.0.0")
-    oif = msg.get_attr("RTA_OIF")
+    dst = attrs.get("RTA_DST") or ("::" if family == 6 else "0.0.0.0")
+    oif = attrs.get("RTA_OIF")
     return ObservedRoute(
         netns=netns,
         table=table,
         to=str(ipaddress.ip_network(f"{dst}/{msg['dst_len']}", strict=False)),
-        metric=msg.get_attr("RTA_PRIORITY") or 0,
-        via=msg.get_attr("RTA_GATEWAY"),
+        metric=attrs.get("RTA_PRIORITY") or 0,
+        via=attrs.get("RTA_GATEWAY"),
         dev=names.get(oif) if oif else None,
         proto=msg["proto"],
         family=family,
