@@ -27,6 +27,7 @@ class Ledger:
         self._entries: dict[str, dict[Key, dict[str, Any]]] = entries or {}
         self._changed = False  # since loaded or saved
         self._file = _signature(path)  # the file as this ledger last saw it
+        self._namespaces: set[str | None] | None = None  # netns_of_entries, until a change
 
     @classmethod
     def load(cls, state_dir: Path) -> Ledger:
@@ -53,7 +54,9 @@ class Ledger:
     def netns_of_entries(self) -> set[str | None]:
         """Every namespace that holds something netlab owns (key[0] of the
         namespaced kinds, and the namespaces themselves)."""
-        return {key[0] for items in self._entries.values() for key in items}
+        if self._namespaces is None:
+            self._namespaces = {key[0] for items in self._entries.values() for key in items}
+        return set(self._namespaces)
 
     def is_current(self) -> bool:
         """Whether the file is still the one this ledger was loaded from or saved
@@ -64,10 +67,12 @@ class Ledger:
     def record(self, kind: str, key: Key, data: dict[str, Any] | None = None) -> None:
         self._entries.setdefault(kind, {})[key] = dict(data or {})
         self._changed = True
+        self._namespaces = None
 
     def forget(self, kind: str, key: Key) -> None:
         if self._entries.get(kind, {}).pop(key, None) is not None:
             self._changed = True
+            self._namespaces = None
 
     def forget_netns(self, netns: str) -> None:
         """Everything inside a removed namespace went with it."""
@@ -77,6 +82,7 @@ class Ledger:
             for key in [key for key in items if key[0] == netns]:
                 del items[key]
                 self._changed = True
+        self._namespaces = None
 
     def snapshot(self) -> dict[str, dict[Key, dict[str, Any]]]:
         """A copy to go back to when a pass is rolled back."""
@@ -85,15 +91,18 @@ class Ledger:
     def restore(self, snapshot: dict[str, dict[Key, dict[str, Any]]]) -> None:
         self._entries = {kind: {key: dict(data) for key, data in items.items()} for kind, items in snapshot.items()}
         self._changed = True
+        self._namespaces = None
 
     def count(self) -> int:
         return sum(len(items) for items in self._entries.values())
 
     def to_json(self) -> dict[str, Any]:
+        # entries in the order they were recorded: sorting 6000 of them by repr
+        # cost as much as encoding them, twice per pass that adds anything
         return {
             "version": FORMAT_VERSION,
             "objects": {
-                kind: [{"key": list(key), "data": data} for key, data in sorted(items.items(), key=repr)]
+                kind: [{"key": list(key), "data": data} for key, data in items.items()]
                 for kind, items in sorted(self._entries.items())
                 if items
             },

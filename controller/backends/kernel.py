@@ -147,6 +147,7 @@ class Kernel:
         with self._changed_lock:
             self._changed.clear()
         self._namespaces = None
+        namespaces.forget_listing()
         self._dumps.clear()
         self._sysctls.clear()
         self._legacy_nat.clear()

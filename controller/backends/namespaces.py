@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -19,6 +20,7 @@ from typing import TypeVar
 from pyroute2 import netns as pyroute2_netns
 
 NETNS_RUN_DIR = "/run/netns"
+RACY_NS = 100_000_000  # 0.1 s
 CLONE_NEWNET = 0x40000000
 
 T = TypeVar("T")
@@ -30,23 +32,47 @@ def netns_path(name: str) -> str:
     return os.path.join(NETNS_RUN_DIR, name)
 
 
+# The last listing: the directory as it was then (device, inode, mtime), and the
+# namespaces found in it, when every entry was one.
+_listing: tuple[tuple[int, int, int], frozenset[str]] | None = None
+
+
 def list_namespaces() -> frozenset[str]:
     """Names under /run/netns that are namespaces. A process killed while creating
     one can leave the mount point without the namespace bound on it (an empty
-    file on the directory's own file system): that is no namespace."""
+    file on the directory's own file system): that is no namespace.
+
+    Telling them apart takes a stat per name (~6 ms for a thousand), so a
+    listing is kept while the directory is unchanged (an entry added or
+    removed changes its mtime) and every entry in it was bound: a namespace
+    stays bound until `ip netns del` unmounts it and removes its name. Nor is
+    it kept when the directory changed within the last `RACY_NS` (mtimes come
+    from a coarse clock: a second change in the same tick would not show)."""
+    global _listing
     try:
+        stat = os.stat(NETNS_RUN_DIR)
+        directory = (stat.st_dev, stat.st_ino, stat.st_mtime_ns)
+        if _listing is not None and _listing[0] == directory:
+            return _listing[1]
         names = os.listdir(NETNS_RUN_DIR)
-        directory = os.stat(NETNS_RUN_DIR).st_dev
     except FileNotFoundError:
         return frozenset()
     found = set()
     for name in names:
         try:
-            if os.stat(netns_path(name)).st_dev != directory:
+            if os.stat(netns_path(name)).st_dev != stat.st_dev:
                 found.add(name)
         except FileNotFoundError:
             continue
+    settled = time.time_ns() - stat.st_mtime_ns > RACY_NS
+    _listing = (directory, frozenset(found)) if settled and len(found) == len(names) else None
     return frozenset(found)
+
+
+def forget_listing() -> None:
+    """The next listing looks at every entry again."""
+    global _listing
+    _listing = None
 
 
 def create_namespace(name: str, then: Callable[[], T]) -> T:

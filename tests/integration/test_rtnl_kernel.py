@@ -81,3 +81,29 @@ def test_the_dump_reads_the_routes_ip_shows_and_passes_over_the_rest(sandbox: Sa
     )
     assert read == expected
     assert any(route.startswith("10.8.0.0/16 table 1000") for route in read)
+
+
+LISTING = """
+import json, subprocess, time
+from netlab.controller.backends import namespaces
+seen = []
+for name in ("a", "b", "c", "d"):
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    seen.append(sorted(namespaces.list_namespaces()))
+    if name == "a":
+        time.sleep(0.2)  # settled: the next listing may be kept...
+        seen.append(sorted(namespaces.list_namespaces()))
+subprocess.run(["ip", "netns", "del", "b"], check=True)
+seen.append(sorted(namespaces.list_namespaces()))
+open("/run/netns/half", "w").close()  # a mount point left by a creation cut short
+seen.append(sorted(namespaces.list_namespaces()))
+print(json.dumps(seen))
+"""
+
+
+def test_the_namespace_listing_follows_every_addition_and_removal(sandbox: Sandbox) -> None:
+    # ...until the directory changes: each listing must show the namespace just added
+    seen = json.loads(sandbox.run(sys.executable, "-c", LISTING).stdout)
+    assert seen == [
+        ["a"], ["a"], ["a", "b"], ["a", "b", "c"], ["a", "b", "c", "d"], ["a", "c", "d"], ["a", "c", "d"],
+    ]
