@@ -1,7 +1,9 @@
 """The netlink backend against a real kernel in a sandbox, judged by `ip`: what
 it writes is what `ip` shows, its route deletion finds routes whatever their
 scope, its dumps pass over exactly the routes netlab does not read, and a
-refusal names the request and carries the kernel's own words."""
+refusal names the request and carries the kernel's own words; the namespace
+listing, kept while /run/netns is unchanged, still shows every namespace added
+or removed."""
 
 from __future__ import annotations
 
