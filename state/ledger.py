@@ -27,7 +27,9 @@ class Ledger:
         self._entries: dict[str, dict[Key, dict[str, Any]]] = entries or {}
         self._changed = False  # since loaded or saved
         self._file = _signature(path)  # the file as this ledger last saw it
-        self._namespaces: set[str | None] | None = None  # netns_of_entries, until a change
+        # derived, until a change: netns_of_entries, and each kind's entries as JSON
+        self._namespaces: set[str | None] | None = None
+        self._encoded: dict[str, str] = {}
 
     @classmethod
     def load(cls, state_dir: Path) -> Ledger:
@@ -46,7 +48,10 @@ class Ledger:
         return key in self._entries.get(kind, {})
 
     def get(self, kind: str, key: Key) -> dict[str, Any] | None:
-        return self._entries.get(kind, {}).get(key)
+        """A copy: what is recorded changes through `record` only (each kind's
+        encoding is kept until then)."""
+        data = self._entries.get(kind, {}).get(key)
+        return None if data is None else dict(data)
 
     def keys(self, kind: str) -> Iterator[Key]:
         return iter(list(self._entries.get(kind, {})))
@@ -66,13 +71,11 @@ class Ledger:
 
     def record(self, kind: str, key: Key, data: dict[str, Any] | None = None) -> None:
         self._entries.setdefault(kind, {})[key] = dict(data or {})
-        self._changed = True
-        self._namespaces = None
+        self._changed_kind(kind)
 
     def forget(self, kind: str, key: Key) -> None:
         if self._entries.get(kind, {}).pop(key, None) is not None:
-            self._changed = True
-            self._namespaces = None
+            self._changed_kind(kind)
 
     def forget_netns(self, netns: str) -> None:
         """Everything inside a removed namespace went with it."""
@@ -81,8 +84,7 @@ class Ledger:
                 continue
             for key in [key for key in items if key[0] == netns]:
                 del items[key]
-                self._changed = True
-        self._namespaces = None
+                self._changed_kind(kind)
 
     def snapshot(self) -> dict[str, dict[Key, dict[str, Any]]]:
         """A copy to go back to when a pass is rolled back."""
@@ -92,31 +94,42 @@ class Ledger:
         self._entries = {kind: {key: dict(data) for key, data in items.items()} for kind, items in snapshot.items()}
         self._changed = True
         self._namespaces = None
+        self._encoded.clear()
+
+    def _changed_kind(self, kind: str) -> None:
+        self._changed = True
+        self._namespaces = None
+        self._encoded.pop(kind, None)
 
     def count(self) -> int:
         return sum(len(items) for items in self._entries.values())
 
     def to_json(self) -> dict[str, Any]:
-        # entries in the order they were recorded: sorting 6000 of them by repr
-        # cost as much as encoding them, twice per pass that adds anything
-        return {
-            "version": FORMAT_VERSION,
-            "objects": {
-                kind: [{"key": list(key), "data": data} for key, data in items.items()]
-                for kind, items in sorted(self._entries.items())
-                if items
-            },
-        }
+        return json.loads(self._text())
+
+    def _text(self) -> str:
+        """The file's text. Entries are in the order they were recorded (sorting
+        6000 by repr cost as much as encoding them), and each kind's are encoded
+        again only when the kind changed: a pass that edits one address saves
+        twice, and re-encoding every kind made that the slowest part of it."""
+        parts = []
+        for kind, items in sorted(self._entries.items()):
+            if not items:
+                continue
+            if kind not in self._encoded:
+                entries = [{"key": list(key), "data": data} for key, data in items.items()]
+                self._encoded[kind] = json.dumps(entries, separators=(",", ":"))
+            parts.append(f"{json.dumps(kind)}:{self._encoded[kind]}")
+        return f'{{"version":{FORMAT_VERSION},"objects":{{{",".join(parts)}}}}}\n'
 
     def save(self) -> None:
         """Writes the ledger when it changed since it was loaded or saved (or the
         file is gone or was replaced)."""
         if not self._changed and self.is_current():
             return
-        # compact: json's C encoder does not indent, and an edit saves the ledger
-        # twice (intent, then result); indenting 1000 namespaces' entries took
-        # four times as long as all the rest of the save
-        write_atomically(self.path, json.dumps(self.to_json(), separators=(",", ":")) + "\n")
+        # compact: json's C encoder does not indent, and indenting 1000
+        # namespaces' entries took four times as long as the rest of the save
+        write_atomically(self.path, self._text())
         self._changed = False
         self._file = _signature(self.path)
 

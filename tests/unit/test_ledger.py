@@ -52,3 +52,29 @@ def test_a_removed_file_is_written_again_even_without_changes(tmp_path: Path) ->
     os.unlink(tmp_path / LEDGER_FILE)
     ledger.save()
     assert Ledger.load(tmp_path).owns("namespace", ("red",))
+
+
+def test_what_is_saved_is_what_was_recorded_after_any_sequence_of_changes(tmp_path: Path) -> None:
+    # each kind's encoding is kept between saves: a stale one would show here
+    ledger = Ledger(tmp_path / "ledger.json")
+    ledger.record("link", (None, "br0"), {"type": "bridge"})
+    ledger.record("address", ("red", "eth0", "10.0.0.2/24"))
+    ledger.record("address", ("blue", "eth0", "10.0.0.3/24"))
+    ledger.save()
+    ledger.forget("address", ("red", "eth0", "10.0.0.2/24"))
+    ledger.record("sysctl", (None, "net.ipv4.ip_forward"), {"original": "0"})
+    ledger.save()
+    ledger.record("link", (None, "br0"), {"type": "bridge", "made": True})
+    ledger.forget_netns("blue")
+    ledger.save()
+    again = Ledger.load(tmp_path)
+    assert list(again.keys("address")) == []
+    assert again.get("link", (None, "br0")) == {"type": "bridge", "made": True}
+    assert again.get("sysctl", (None, "net.ipv4.ip_forward")) == {"original": "0"}
+    assert again.to_json() == ledger.to_json()
+    before = ledger.snapshot()
+    ledger.record("address", ("red", "eth0", "10.0.0.9/24"))
+    ledger.save()
+    ledger.restore(before)
+    ledger.save()
+    assert list(Ledger.load(tmp_path).keys("address")) == []
