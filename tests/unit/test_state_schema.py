@@ -4,7 +4,9 @@ exact file:line:col."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -350,3 +352,31 @@ def test_every_error_is_reported_at_once(problems: Problems) -> None:
         }
     )
     assert [p.split(": ")[0] for p in found] == ["a.yaml:3:36", "a.yaml:4:22", "b.yaml:3:5"]
+
+
+def test_inlining_the_schemas_references_changes_no_verdict() -> None:
+    # the validator in use has the `$defs` references inlined (for speed): every
+    # document above, and the design example, must get exactly the errors the
+    # published schema gives
+    import yaml
+
+    from netlab.state.validating import _Validator, _with_references_inlined
+
+    published = _Validator(load_schema(), format_checker=format_checker())
+    inlined = _Validator(_with_references_inlined(load_schema()), format_checker=format_checker())
+    def references(schema: dict[str, Any]) -> int:
+        return json.dumps({k: v for k, v in schema.items() if k != "$defs"}).count('"$ref"')
+
+    assert references(inlined.schema) < references(published.schema)
+    documents = [yaml.safe_load(case.values[0]) for case in CASES]
+    documents.append(yaml.safe_load((Path(__file__).parent / "fixtures" / "design-example.yaml").read_text()))
+
+    def verdict(validator: Any, document: Any) -> list[tuple[str, ...]]:
+        return sorted(
+            (repr(list(error.path)), str(error.validator), repr(error.validator_value), error.message)
+            for error in validator.iter_errors(document)
+        )
+
+    for document in documents:
+        assert verdict(inlined, document) == verdict(published, document)
+    assert any(verdict(published, document) for document in documents)
