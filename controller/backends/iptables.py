@@ -18,9 +18,6 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pyroute2.netlink.exceptions import NetlinkError
-from pyroute2.nftables.main import NFTables
-
 from netlab.controller.backends import namespaces
 from netlab.controller.backends.nat_rules import RULE_COMMENT_PREFIX, Family, RuleSpec
 from netlab.controller.backends.netlink import KernelRefused
@@ -155,6 +152,11 @@ def nftables_in_use(netns: str | None) -> tuple[str, ...]:
     """The nftables tables that hold rules in the namespace, like `ip nat (3 rules)`.
     iptables-nft keeps its rules there: when there are any, the namespace's own
     firewall lives in nftables, and netlab's legacy rules do not show beside it."""
+
+    # imported here: pyroute2's nftables costs ~40 ms to import, and most
+    # commands never ask
+    from pyroute2.netlink.exceptions import NetlinkError
+    from pyroute2.nftables.main import NFTables
 
     def work() -> tuple[str, ...]:
         try:
