@@ -7,6 +7,7 @@ whole file instead, so the result is always the one a full parse gives.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,28 +93,22 @@ def _section_of(doc: Document, lines: list[str], start: int, stop: int) -> tuple
     for section, items in doc.data.items():
         if not isinstance(items, list) or not items or doc.keys[(section,)][1] != 1:
             continue
-        starts = [_item_start(doc, lines, section, index) for index in range(len(items))]
+        item_lines = [doc.values[(section, index)][0] - 1 for index in range(len(items))]
         key_line = doc.keys[(section,)][0] - 1
         after = [line for line in tops if line > key_line]
         section_end = after[0] if after else len(lines)
-        if starts[0] is None or not starts[0][0] < start < section_end or stop > section_end:
+        if not item_lines[0] < start < section_end or stop > section_end:
             continue
         # the item holding the line before the change, through the one holding
         # the line after it: their first lines and the next item's are unchanged
-        first = max(i for i, s in enumerate(starts) if s is not None and s[0] <= start - 1)
-        last = (
-            max(i for i, s in enumerate(starts) if s is not None and s[0] <= stop)
-            if stop < section_end
-            else len(items) - 1
-        )
-        if any(s is None for s in starts[first : last + 2]):
+        first = bisect.bisect_right(item_lines, start - 1) - 1
+        last = bisect.bisect_right(item_lines, stop) - 1 if stop < section_end else len(items) - 1
+        bounds = [_item_start(doc, lines, section, index) for index in (first, last + 1) if index < len(items)]
+        dashes = {bound[1] if bound is not None else -1 for bound in bounds}
+        if len(dashes) != 1 or -1 in dashes:
             return None
-        dashes = {s[1] for s in starts[first : last + 2] if s is not None}
-        if len(dashes) != 1:
-            return None
-        begin = starts[first][0]  # type: ignore[index]
-        end = starts[last + 1][0] if last + 1 < len(items) else section_end  # type: ignore[index]
-        return section, first, last, begin, end, dashes.pop()
+        end = item_lines[last + 1] if last + 1 < len(items) else section_end
+        return section, first, last, item_lines[first], end, dashes.pop()
     return None
 
 
