@@ -5,9 +5,10 @@ checks that need only the object itself. Used by `state.loading`.
 
 from __future__ import annotations
 
+import bisect
 import fnmatch
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
 from netlab.state.errors import Problem
@@ -25,6 +26,7 @@ from netlab.state.model import (
     Sysctl,
 )
 from netlab.state.parsing import DocPath, Document
+from netlab.state.reparsing import Edit
 from netlab.state.validating import SchemaCheck
 
 T = TypeVar("T")
@@ -33,6 +35,10 @@ NAMED_TABLES = {"main": MAIN_TABLE, "local": 255, "default": 253}
 DEFAULT_METRIC = {4: 0, 6: 1024}  # what the kernel fills in, so keys match
 DEFAULT_MODE = {"macvlan": "bridge", "ipvlan": "l2"}
 LINK_LOCAL_V6 = ipaddress.ip_network("fe80::/10")
+# the sections that are lists of objects, in the order they are built; then the
+# sections of the host itself
+LIST_SECTIONS = ("namespaces", "interfaces", "routes", "nat")
+HOST_SECTIONS = ("sysctls", "dns", "hosts")
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,41 @@ def build(doc: Document, schema: SchemaCheck, hostname: str) -> Contribution:
     return contribution
 
 
+def build_items(doc: Document, section: str, first: int, last: int) -> Contribution:
+    """The objects of the items `first`..`last` of a list section alone, all of
+    them valid against the schema (`state.loading` splices them into the
+    contribution of the rest of the document)."""
+    contribution = Contribution(doc)
+    builder = _Builder(doc, SchemaCheck((), frozenset()), contribution)
+    for index in range(first, last + 1):
+        builder.build_item(section, index, doc.data[section][index])
+    return contribution
+
+
+_BUCKETS = ("namespaces", "links", "addresses", "routes", "sysctls", "nat", "dns", "hosts")
+_BUILT_ORDER = {section: order for order, section in enumerate(LIST_SECTIONS + HOST_SECTIONS)}
+
+
+def _built_place(item: Declared[Any]) -> tuple[int, int]:
+    """Where `build` appends an object in its bucket: by section, then by item."""
+    path = item.path
+    return (_BUILT_ORDER[str(path[0])], path[1] if len(path) > 1 and isinstance(path[1], int) else 0)
+
+
+def splice(before: Contribution, fresh: Contribution, edit: Edit) -> Contribution:
+    """`before` with the objects of the edited items replaced by `fresh` ones, in
+    the order `build` gives. Both were built without a problem, so nothing but the
+    objects differs (no guesses, the same `match`)."""
+    order = _BUILT_ORDER[edit.section]
+    spliced: dict[str, Any] = {}
+    for bucket in _BUCKETS:
+        items: list[Declared[Any]] = getattr(before, bucket)
+        start = bisect.bisect_left(items, (order, edit.first), key=_built_place)
+        stop = bisect.bisect_right(items, (order, edit.last), key=_built_place)
+        spliced[bucket] = [*items[:start], *getattr(fresh, bucket), *items[stop:]]
+    return replace(before, doc=fresh.doc, **spliced)
+
+
 @dataclass
 class _Builder:
     doc: Document
@@ -109,17 +150,23 @@ class _Builder:
     out: Contribution
 
     def build_all(self) -> None:
-        for index, item in self._items("namespaces"):
-            self._namespace(index, item)
-        for index, item in self._items("interfaces"):
-            self._interface(("interfaces", index), item)
-        for index, item in self._items("routes"):
-            self._route(("routes", index), item)
-        for index, item in self._items("nat"):
-            self._nat(("nat", index), item)
+        for section in LIST_SECTIONS:
+            for index, item in self._items(section):
+                self.build_item(section, index, item)
         self._sysctls(("sysctls",), None)
         self._dns(("dns",), None)
         self._hosts(("hosts",), None)
+
+    def build_item(self, section: str, index: int, item: dict[str, Any]) -> None:
+        """The objects of one schema-valid item of a list section."""
+        if section == "namespaces":
+            self._namespace(index, item)
+        elif section == "interfaces":
+            self._interface((section, index), item)
+        elif section == "routes":
+            self._route((section, index), item)
+        else:
+            self._nat((section, index), item)
 
     def _items(self, section: str) -> list[tuple[int, dict[str, Any]]]:
         """The valid items of a list section; the names of invalid ones are guessed."""

@@ -272,7 +272,7 @@ def _gateways(index: _Index) -> list[Problem]:
 
 def _gateway_problem(item: Declared[Route], index: _Index) -> Problem | None:
     route = item.obj
-    gateway = ipaddress.ip_address(route.via or "")
+    gateway = _address(route.via or "")
     if gateway.version == 6 and gateway in LINK_LOCAL_V6 and route.dev is not None:
         return None
     in_netns = index.addresses_in.get(route.netns, [])
@@ -326,6 +326,10 @@ def _interface(text: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
     return ipaddress.ip_interface(text)
 
 
+_address = functools.lru_cache(maxsize=65_536)(ipaddress.ip_address)
+_network = functools.lru_cache(maxsize=65_536)(ipaddress.ip_network)
+
+
 def _is_up(index: _Index, netns: str | None, interface: str) -> bool:
     link = index.links.get((netns, interface))
     return link is None or link.obj.state != "down"
@@ -337,4 +341,4 @@ def _link_route_covers(other: Route, route: Route, gateway: Any) -> bool:
         return False
     if route.dev is not None and other.dev != route.dev:
         return False
-    return gateway in ipaddress.ip_network(other.to)
+    return gateway in _network(other.to)

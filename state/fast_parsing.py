@@ -71,7 +71,7 @@ _MAX_DEPTH = 64
 # reads as text (lines would be counted differently), and tabs, which libyaml
 # accepts inside plain scalars where ruamel refuses them, and byte-order marks
 # past the start.
-_DISPUTED = ("\x85", "\u2028", "\u2029", "\t", "\ufeff")
+DISPUTED = ("\x85", "\u2028", "\u2029", "\t", "\ufeff")
 
 
 class _Decline(Exception):
@@ -125,7 +125,7 @@ class FastDocument:
 def read(text: str, max_nodes: int) -> FastDocument | None:
     """The data and positions of a YAML (or JSON) text whose top level is a mapping,
     or None when the reference parser must read it."""
-    if CParser is None or text.startswith("%") or "\n%" in text or any(c in text for c in _DISPUTED):
+    if CParser is None or text.startswith("%") or "\n%" in text or any(c in text for c in DISPUTED):
         return None  # directives (%YAML 1.1 changes what `on` means) and disputed characters
     try:
         return _build(CParser(text), max_nodes)

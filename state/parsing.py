@@ -56,6 +56,8 @@ class Document:
     data: dict[str, Any]
     values: Mapping[DocPath, Position] = field(default_factory=dict)
     keys: Mapping[DocPath, Position] = field(default_factory=dict)
+    # read by libyaml (`state.fast_parsing`): `state.reparsing` may splice into it
+    libyaml: bool = False
 
     def position(self, path: DocPath, at_key: bool = False) -> Position:
         """The position of `path`, or of its nearest ancestor that has one (a JSON
@@ -337,7 +339,7 @@ def parse_yaml(file: str, text: str) -> tuple[Document | None, list[Problem]]:
     fast = read_fast(text, MAX_NODES)
     if fast is not None:
         # the fast path reads no text that `_checked` would refuse
-        return Document(file, fast.data, fast.values, fast.keys), []
+        return Document(file, fast.data, fast.values, fast.keys, libyaml=True), []
     tree, problems = _load_yaml_tree(file, text)
     if problems:
         return None, problems

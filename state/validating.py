@@ -190,6 +190,12 @@ def check_schema(doc: Document) -> SchemaCheck:
     return SchemaCheck(tuple(problems), frozenset(error_paths))
 
 
+def items_are_valid(section: str, items: list[Any]) -> bool:
+    """Whether these items of a top-level list section pass the schema: an item's
+    validity depends on nothing around it (the sections are plain `items` lists)."""
+    return not any(True for _ in validator().iter_errors({"version": 1, section: items}))
+
+
 def _section(path: DocPath) -> str | None:
     """The innermost section a path lies in (`namespaces[0].hosts[1]` → hosts)."""
     for part in reversed(path):
