@@ -309,9 +309,12 @@ def test_drift_is_repaired_under_the_hardening(machine: Machine) -> None:
 def test_reload_rereads_the_files(machine: Machine) -> None:
     before = machine.run("systemctl", "show", "-p", "MainPID", "--value", "netlab").stdout.strip()
     machine.run("systemctl", "reload", "netlab", timeout=60)
-    assert machine.run("systemctl", "is-active", "netlab").stdout.strip() == "active"
+    # ExecReload is `kill -HUP`: systemctl returns once the signal is sent, and the
+    # unit shows "reloading" from the daemon's RELOADING=1 until its READY=1
+    # after the reload pass (systemd 252 does not wait for it)
+    assert wait(lambda: machine.run("systemctl", "is-active", "netlab", check=False).stdout.strip() == "active", 30)
     assert machine.run("systemctl", "show", "-p", "MainPID", "--value", "netlab").stdout.strip() == before
-    assert machine.status()["last_apply"]["reason"] == "reload"  # type: ignore[index]
+    assert wait(lambda: machine.status()["last_apply"]["reason"] == "reload", 10)  # type: ignore[index]
     assert any(event.get("event") == "reload requested (SIGHUP)" for event in machine.netlab_journal())
 
 
