@@ -157,6 +157,7 @@ def reconcile(
     plan = make_plan(desired, kernel, ledger, scope)
     if plan:
         apply_plan(plan, kernel, ledger, log)
+        plan = plan.done()  # the writes' closures go before verifying reads again
         verify(desired, kernel, ledger, scope)
     return ApplyResult(plan, (time.monotonic() - began) * 1000)
 

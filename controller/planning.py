@@ -4,7 +4,7 @@ Called by the cli (plan, apply, destroy), applying (verification) and the daemon
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 from netlab.controller.backends.netlink import KernelRefused
 from netlab.controller.changes import Change, Step
@@ -27,6 +27,11 @@ class Plan:
         order the kinds planned them (stable sort)."""
         pairs = [(change, step) for change in self.changes for step in change.steps]
         return sorted(pairs, key=lambda pair: pair[1].phase)
+
+    def done(self) -> Plan:
+        """The same changes without their steps: what a pass did, to report, once
+        the closures of its writes (thousands in a cold start) can go."""
+        return Plan(tuple(replace(change, steps=()) for change in self.changes))
 
     def counts(self) -> dict[str, int]:
         return {action: sum(1 for c in self.changes if c.action == action) for action in "+~-"}
