@@ -325,15 +325,22 @@ def _targets(results: dict[str, Any], w: Any) -> None:
         rows.append(("drift at N = 1000 repaired ≤ 200 ms", "not measured", "—", "—"))
     rss = [d["memory_kb"]["VmHWM"] / 1024 for d in results["daemon"] if d["n"] == n_big and "memory_kb" in d]
     if rss:
-        peak = max(rss)
-        rows.append(("daemon peak RSS at N = 1000 ≤ 80 MB", f"{peak:.0f} MiB", f"{peak / 80:.2f}× the target", "met" if peak <= 80 else "not met"))
+        peak = max(rss)  # MiB, the worst run
+        megabytes = peak * 1024 * 1024 / 1e6  # the target's MB, taken strictly as 10^6 bytes
+        rows.append(("daemon peak RSS at N = 1000 ≤ 80 MB", f"{peak:.0f} MiB = {megabytes:.0f} MB (worst run)",
+                     f"{megabytes / 80:.2f}× the target", "met" if megabytes <= 80 else "not met"))
     else:
         rows.append(("daemon peak RSS at N = 1000 ≤ 80 MB", "not measured", "—", "—"))
     per_ns = {n: cold["netlab"][n] / n for n in sorted(cold.get("netlab", {})) if n >= 100}
     if len(per_ns) >= 2:
         smallest, largest = min(per_ns), max(per_ns)
         growth = per_ns[largest] / per_ns[smallest]
-        rows.append(("cost growing linearly with N (cold apply per namespace)", ", ".join(f"N={n}: {v * 1000:.1f} ms" for n, v in per_ns.items()),
+        measured = ", ".join(f"N={n}: {v * 1000:.1f} ms" for n, v in per_ns.items())
+        batch = cold.get("batch", {})
+        if smallest in batch and largest in batch:
+            floor = (batch[largest] / largest) / (batch[smallest] / smallest)
+            measured += f" (`ip -batch`, the kernel's floor: {floor:.2f}× per namespace over the same range)"
+        rows.append(("cost growing linearly with N (cold apply per namespace)", measured,
                      f"{growth:.2f}× per namespace from N={smallest} to N={largest}", "met" if growth <= 1.25 else "not met"))
     w("## Targets (issue 6)")
     w("")
