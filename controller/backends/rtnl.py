@@ -4,8 +4,9 @@ come back on a plain blocking socket, without pyroute2's asyncio core, which
 costs a loop round of some 0.2 ms per request. Used by the netlink backend.
 
 Requests can also be sent ahead (`send`) and their acknowledgements collected
-later (`wait`), so that a namespace's requests cross into the kernel without a
-round trip each; the answers are matched to requests by sequence number.
+later (`wait`); the answers are matched to requests by sequence number. The
+backend does not pipeline yet: rtnetlink does a request's work inside the
+sender's sendmsg, so what a pipeline saves is only the reading of each ack.
 """
 
 from __future__ import annotations
