@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from netlab.state import parsing
 from netlab.state.fast_parsing import read
 from netlab.state.parsing import MAX_NODES, Document, parse
+from tests.unit.test_state_fuzzing import edited
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = (Path(__file__).parent / "fixtures" / "design-example.yaml").read_text()
@@ -237,16 +238,7 @@ SNIPPETS = [
     )
 )
 def test_mutated_fixture(operations: list[tuple[str, int, str]]) -> None:
-    text = FIXTURE
-    for operation, where, snippet in operations:
-        at = where % (len(text) + 1)
-        if operation == "delete":
-            text = text[:at] + text[at + 1 :]
-        elif operation == "insert":
-            text = text[:at] + snippet + text[at:]
-        else:
-            text = text[:at] + snippet + text[at + len(snippet) :]
-    assert_same_as_reference(text)
+    assert_same_as_reference(edited(FIXTURE, operations))
 
 
 @CHECKED

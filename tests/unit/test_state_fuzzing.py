@@ -95,7 +95,8 @@ edits = st.lists(
 )
 
 
-def _edit(text: str, operations: list[tuple[str, int, str]]) -> str:
+def edited(text: str, operations: list[tuple[str, int, str]]) -> str:
+    """The text after each (delete | insert | overwrite, position, snippet) in turn."""
     for operation, where, char in operations:
         at = where % (len(text) + 1)
         if operation == "delete":
@@ -112,7 +113,7 @@ def _edit(text: str, operations: list[tuple[str, int, str]]) -> str:
 def test_text_mutations(operations: list[tuple[str, int, str]], as_json: bool) -> None:
     source = json.dumps(FIXTURE_DATA, indent=1) if as_json else FIXTURE
     name = "a.json" if as_json else "a.yaml"
-    _check({name: _edit(source, operations).encode("utf-8", "surrogatepass"), "b.yaml": COMPANION.encode()})
+    _check({name: edited(source, operations).encode("utf-8", "surrogatepass"), "b.yaml": COMPANION.encode()})
 
 
 def _paths(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
