@@ -431,11 +431,12 @@ class Netlink:
         known = self._indexes.setdefault(netns, {})
         if not fresh and name in known:
             return known[name]
+        ask = _message(ifinfmsg, attrs=[("IFLA_IFNAME", name)])
         try:
-            found = self.connection(netns).get(RTM_GETLINK, _message(ifinfmsg, attrs=[("IFLA_IFNAME", name)]))
-        except Refused as error:
+            found = _call(f"find link {_where(netns, name)}", self.connection(netns).get, RTM_GETLINK, ask)
+        except KernelRefused as error:
             if error.code != errno.ENODEV:
-                raise KernelRefused(f"find link {_where(netns, name)}", error.code, os.strerror(error.code)) from error
+                raise
             known.pop(name, None)
             return None
         known[name] = found["index"]
