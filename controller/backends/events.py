@@ -30,7 +30,7 @@ from pyroute2.netlink.rtnl import (
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
 from netlab.controller.backends import namespaces
-from netlab.controller.backends.netlink import RT_TABLE_LOCAL, RTN_UNICAST
+from netlab.controller.backends.netlink import RT_TABLE_LOCAL, RTN_UNICAST, LinkMessage
 
 GROUPS = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_IFADDR | RTMGRP_IPV6_ROUTE
 RECEIVE_BUFFER = 4 * 1024 * 1024
@@ -101,6 +101,7 @@ class EventHub:
         self._by_netns: dict[str | None, _Listener] = {}
         self._lock = threading.Lock()
         self._marshal = MarshalRtnl()
+        self._marshal.msg_map[RTM_NEWLINK] = self._marshal.msg_map[RTM_DELLINK] = LinkMessage
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._epoll.register(self._wake_read, select.EPOLLIN)
         self._stopping = False

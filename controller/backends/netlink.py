@@ -34,7 +34,7 @@ from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from netlab.controller.backends import namespaces
-from netlab.controller.backends.rtnl import Refused, RtnlSocket
+from netlab.controller.backends.rtnl import Refused, RtnlSocket, decode_as, narrowed
 
 # Routes netlab installs carry this protocol number (`ip route` shows `proto 213`):
 # the kernel keeps it, so netlab recognises its routes even without its ledger.
@@ -56,6 +56,23 @@ RT_SCOPE_LINK = 253
 RT_SCOPE_NOWHERE = 255  # in a delete request: whatever the route's scope
 MACVLAN_MODES = {"private": 1, "vepa": 2, "bridge": 4, "passthru": 8, "source": 16}
 IPVLAN_MODES = {"l2": 0, "l3": 1, "l3s": 2}
+
+# A link as netlab receives it: the attributes `_link` reads, of the some fifty
+# the kernel sends (lookups and events read only the fixed header).
+LinkMessage = narrowed(
+    ifinfmsg,
+    {
+        "IFLA_IFNAME": None,
+        "IFLA_LINKINFO": ("IFLA_INFO_KIND",),
+        "IFLA_MTU": None,
+        "IFLA_ADDRESS": None,
+        "IFLA_IFALIAS": None,
+        "IFLA_LINK": None,
+        "IFLA_LINK_NETNSID": None,
+        "IFLA_MASTER": None,
+    },
+)
+decode_as(LinkMessage, RTM_NEWLINK, RTM_DELLINK)
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,9 +234,10 @@ class Netlink:
         """Links, addresses and routes, each message turned into its record as it
         arrives: the host's dump of a thousand veths held all at once as pyroute2
         messages would cost some 30 MB. Routes netlab never reads (the local
-        table's, and those not unicast: the kernel keeps several per address) and
-        IPv6 link-local addresses (one per link that is up, made by the kernel)
-        are passed over before they are decoded."""
+        table's, those not unicast, and the kernel's own: it keeps several per
+        address) and IPv6 link-local addresses (one per link that is up, made by
+        the kernel) are passed over before they are decoded, and of a link only
+        the attributes read are decoded (`LinkMessage`)."""
         rtnl = self.connection(netns)
         try:
             # with its master's index: a master's name is known once every link is
@@ -523,8 +541,10 @@ def _read_address(data: bytes, offset: int) -> bool:
 def _read_route(data: bytes, offset: int) -> bool:
     """Whether a route message is one netlab reads, from its fixed header alone
     (after the 16-byte netlink header: family, dst_len, src_len, tos, table,
-    protocol, scope, type): not the local table's, and unicast."""
-    return data[offset + 20] != RT_TABLE_LOCAL and data[offset + 23] == RTN_UNICAST
+    protocol, scope, type): not the local table's, not the kernel's own (the
+    connected route of each address, IPv6's fe80::/64 on every link up), and
+    unicast."""
+    return data[offset + 20] != RT_TABLE_LOCAL and data[offset + 21] != RTPROT_KERNEL and data[offset + 23] == RTN_UNICAST
 
 
 def _where(netns: str | None, name: str | None = None) -> str:

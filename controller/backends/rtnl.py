@@ -15,7 +15,7 @@ import errno
 import itertools
 import socket
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any, TypeVar
 
 from pyroute2.netlink import (
@@ -53,11 +53,83 @@ class Refused(NetlinkError):
         self.kernel_message = kernel_message
 
 
+NLMSG_HEADER_SIZE = 16
+NLA_TYPE_MASK = 0x3FFF  # without NLA_F_NESTED and NLA_F_NET_BYTEORDER
+
+
+def narrowed(message_class: type[T], keep: Mapping[str, Collection[str] | None]) -> type[T]:
+    """A subclass of a pyroute2 message class whose messages decode only the
+    attributes named in `keep` (a nested one given names: only those inside
+    it); the others are cut out of the bytes before pyroute2 decodes them. The
+    kernel sends some fifty attributes with every link and netlab reads eight:
+    creating pyroute2's objects for the rest was most of a link's cost. Used for
+    what is received only (`decode_as`); requests are built with the full class."""
+    table = _nla_table(message_class)
+    kept = frozenset(table[name][0] for name in keep)
+    nested: dict[int, frozenset[int]] = {}
+    for name, inner in keep.items():
+        if inner is not None:
+            number, class_name = table[name]
+            inner_table = _nla_table(getattr(message_class, class_name))
+            nested[number] = frozenset(inner_table[n][0] for n in inner)
+    header_size = NLMSG_HEADER_SIZE + struct.calcsize("".join(fmt for _, fmt in message_class.fields))
+
+    def decode(self: Any) -> None:
+        self.data = _cut(self.data, self.offset, header_size, kept, nested)
+        self.offset = 0
+        message_class.decode(self)  # type: ignore[attr-defined]
+
+    return type(f"narrowed_{message_class.__name__}", (message_class,), {"decode": decode})
+
+
+def _nla_table(message_class: Any) -> dict[str, tuple[int, str]]:
+    """Attribute names to their numbers and pyroute2 classes, from the class's
+    `nla_map`: (name, class) pairs numbered by position, or (number, name, class)."""
+    entries = message_class.nla_map
+    if isinstance(entries[0][0], int):
+        return {name: (number, nla_class) for number, name, nla_class, *_ in entries}
+    return {name: (number, nla_class) for number, (name, nla_class, *_) in enumerate(entries)}
+
+
+def _cut(data: bytes, offset: int, header_size: int, kept: frozenset[int], nested: Mapping[int, frozenset[int]]) -> bytes:
+    """The message at `offset` alone, with only the attributes of the kept types
+    (and of a nested one, only its kept inner attributes), its length fixed."""
+    (length,) = struct.unpack_from("I", data, offset)
+    parts = [bytes(data[offset : offset + header_size])]
+    parts.extend(_kept_attributes(data, offset + header_size, offset + length, kept, nested))
+    message = b"".join(parts)
+    return struct.pack("I", len(message)) + message[4:]
+
+
+def _kept_attributes(
+    data: bytes, position: int, end: int, kept: frozenset[int], nested: Mapping[int, frozenset[int]]
+) -> Iterator[bytes]:
+    while position + 4 <= end:
+        length, kind = struct.unpack_from("HH", data, position)
+        if length < 4:
+            return  # malformed: what came before is all there is
+        aligned = (length + 3) & ~3
+        number = kind & NLA_TYPE_MASK
+        if number in nested:
+            inner = b"".join(_kept_attributes(data, position + 4, position + length, nested[number], {}))
+            yield struct.pack("HH", 4 + len(inner), kind) + inner
+        elif number in kept:
+            yield bytes(data[position : position + aligned])
+        position += aligned
+
+
 # Shared by every socket (a marshal is some 3 KiB, and the daemon holds a socket
 # per namespace): sequence numbers are unique across sockets, so the parsers a
 # dump registers by sequence number cannot meet another socket's answers.
 _marshal = MarshalRtnl()
 _sequences = itertools.count(1)
+
+
+def decode_as(message_class: type, *msg_types: int) -> None:
+    """Received messages of these types are decoded with `message_class` (one of
+    pyroute2's, or `narrowed` from one), by every socket."""
+    for msg_type in msg_types:
+        _marshal.msg_map[msg_type] = message_class
 
 
 class RtnlSocket:

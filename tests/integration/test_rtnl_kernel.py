@@ -1,7 +1,8 @@
 """The netlink backend against a real kernel in a sandbox, judged by `ip`: what
 it writes is what `ip` shows, its route deletion finds routes whatever their
 scope, its dumps pass over exactly the routes netlab does not read, and a
-refusal names the request and carries the kernel's own words; the namespace
+refusal names the request and carries the kernel's own words; links decoded from
+only the attributes netlab reads are the links a full decode gives; the namespace
 listing, kept while /run/netns is unchanged, still shows every namespace added
 or removed."""
 
@@ -70,12 +71,14 @@ def test_route_deletion_finds_a_route_of_any_scope(sandbox: Sandbox) -> None:
 
 def test_the_dump_reads_the_routes_ip_shows_and_passes_over_the_rest(sandbox: Sandbox) -> None:
     seen = _run(sandbox)
-    # every IPv4 unicast route outside the local table, as `ip` lists them
-    shown = sandbox.run("ip", "-4", "-j", "route", "show", "table", "all").stdout
+    # every IPv4 unicast route outside the local table that the kernel did not
+    # make itself, as `ip` lists them
+    shown = json.loads(sandbox.run("ip", "-4", "-j", "route", "show", "table", "all").stdout)
+    assert any(r["dst"] == "10.9.0.0/24" and r.get("protocol") == "kernel" for r in shown)  # d0's connected route
     expected = sorted(
         f"{r['dst'] if '/' in r['dst'] or r['dst'] == 'default' else r['dst'] + '/32'} table {r.get('table', 'main')}"
-        for r in json.loads(shown)
-        if r.get("type", "unicast") == "unicast" and r.get("table") != "local"
+        for r in shown
+        if r.get("type", "unicast") == "unicast" and r.get("table") != "local" and r.get("protocol") != "kernel"
     )
     read = sorted(
         route.split(" metric")[0].replace("0.0.0.0/0", "default").replace("table 254", "table main")
@@ -109,3 +112,48 @@ def test_the_namespace_listing_follows_every_addition_and_removal(sandbox: Sandb
     assert seen == [
         ["a"], ["a"], ["a", "b"], ["a", "b", "c"], ["a", "b", "c", "d"], ["a", "c", "d"], ["a", "c", "d"],
     ]
+
+
+NARROWED = """
+import json
+from dataclasses import asdict
+from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+from netlab.controller.backends import rtnl
+from netlab.controller.backends.netlink import RTM_DELLINK, RTM_NEWLINK, LinkMessage, Netlink
+with Netlink() as nl:
+    narrowed = {ns: nl.dump(ns).links for ns in (None, "n1")}
+    index = nl._lookup(None, "p0", fresh=True)
+    rtnl.decode_as(ifinfmsg, RTM_NEWLINK, RTM_DELLINK)  # pyroute2's own, every attribute
+    whole = {ns: nl.dump(ns).links for ns in (None, "n1")}
+    rtnl.decode_as(LinkMessage, RTM_NEWLINK, RTM_DELLINK)
+print(json.dumps({
+    "same": narrowed == whole,
+    "links": [asdict(link) for ns in (None, "n1") for link in narrowed[ns]],
+    "index": index,
+}))
+"""
+
+
+def test_links_decoded_narrowly_read_as_pyroute2_decodes_them_whole(sandbox: Sandbox) -> None:
+    # the attributes cut out before decoding are none that netlab reads: every
+    # field of every record is what pyroute2's full decode gives
+    sandbox.sh(
+        """
+        ip netns add n1
+        ip link add br0 type bridge
+        ip link add p0 mtu 1400 address 02:00:00:00:00:07 type veth peer name e0 netns n1
+        ip link set p0 master br0 alias netlab up
+        ip -n n1 link set e0 up
+        ip link add m0 link p0 type macvlan mode bridge 2>/dev/null || true
+        """
+    )
+    seen = json.loads(sandbox.run(sys.executable, "-c", NARROWED).stdout)
+    assert seen["same"]
+    links = {(link["netns"], link["name"]): link for link in seen["links"]}
+    port = links[(None, "p0")]
+    assert (port["kind"], port["master"], port["alias"], port["mtu"], port["mac"]) == (
+        "veth", "br0", "netlab", 1400, "02:00:00:00:00:07"
+    )
+    assert links[("n1", "e0")]["link_netnsid"] is not None and links[("n1", "e0")]["state"] == "up"
+    assert links[(None, "br0")]["kind"] == "bridge"
+    assert seen["index"] == port["index"]

@@ -2,7 +2,8 @@
 matched to requests by sequence number whatever order they come in, errors carry
 the kernel's words, a dump the kernel marks interrupted is read again, messages
 a dump's filter passes over are never decoded, and what is left of an abandoned
-dump does not leak into the next answer. The real kernel's side is in
+dump does not leak into the next answer; a narrowed message decodes only the
+attributes it keeps. The real kernel's side is in
 tests/integration/test_rtnl_kernel.py."""
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pyroute2.netlink import NLM_F_DUMP_INTR, NLM_F_MULTI, NLMSG_DONE, NLMSG_ERR
 from pyroute2.netlink.rtnl import RTM_GETLINK, RTM_NEWLINK
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
-from netlab.controller.backends.rtnl import DUMP_ATTEMPTS, Refused, RtnlSocket
+from netlab.controller.backends.rtnl import DUMP_ATTEMPTS, Refused, RtnlSocket, narrowed
 
 
 class ScriptedSocket:
@@ -213,3 +214,43 @@ def test_the_socket_it_opens_is_rtnetlink() -> None:
         kind.detach()
     finally:
         rtnl.close()
+
+
+def _encoded_link() -> bytes:
+    msg = ifinfmsg()
+    msg["header"]["type"] = RTM_NEWLINK
+    msg["index"] = 7
+    msg["flags"] = 1
+    msg["attrs"] = [
+        ("IFLA_IFNAME", "br0"),
+        ("IFLA_TXQLEN", 1000),
+        ("IFLA_MTU", 1400),
+        ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "bridge"), ("IFLA_INFO_DATA", {"attrs": [("IFLA_BR_STP_STATE", 1)]})]}),
+        ("IFLA_IFALIAS", "netlab"),
+    ]
+    msg.encode()
+    return bytes(msg.data)
+
+
+def test_a_narrowed_message_decodes_only_the_attributes_kept() -> None:
+    data = _encoded_link()
+    link_message = narrowed(ifinfmsg, {"IFLA_IFNAME": None, "IFLA_IFALIAS": None, "IFLA_LINKINFO": ("IFLA_INFO_KIND",)})
+    msg = link_message(data)
+    msg.decode()
+    assert (msg["index"], msg["flags"]) == (7, 1)  # the fixed header is kept whole
+    assert [name for name, _ in msg["attrs"]] == ["IFLA_IFNAME", "IFLA_LINKINFO", "IFLA_IFALIAS"]
+    assert msg.get_attr("IFLA_IFNAME") == "br0" and msg.get_attr("IFLA_IFALIAS") == "netlab"
+    info = msg.get_attr("IFLA_LINKINFO")
+    assert [name for name, _ in info["attrs"]] == ["IFLA_INFO_KIND"] and info.get_attr("IFLA_INFO_KIND") == "bridge"
+    whole = ifinfmsg(data)
+    whole.decode()
+    assert whole.get_attr("IFLA_MTU") == 1400  # what was cut out was there
+
+
+def test_a_narrowed_message_stops_at_a_malformed_attribute() -> None:
+    data = bytearray(_encoded_link())
+    # the second attribute (after the 32-byte headers and the 8-byte IFLA_IFNAME) claims a length under 4
+    data[40:42] = (2).to_bytes(2, "little")
+    msg = narrowed(ifinfmsg, {"IFLA_IFNAME": None, "IFLA_IFALIAS": None})(bytes(data))
+    msg.decode()
+    assert [name for name, _ in msg["attrs"]] == ["IFLA_IFNAME"]
