@@ -1,4 +1,5 @@
-"""The `netlab` command line: validate, plan, apply, show, destroy, status.
+"""The `netlab` command line: validate, plan, apply, show, destroy, status,
+reload (the service's ExecReload) and daemon.
 Each subcommand takes --config-dir, --state-dir and --log-format after its name.
 Exit codes: 0 success, 1 error, 2 only for `plan --detailed-exitcode` with changes.
 """
@@ -77,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", parents=[common], help="the daemon's view: generation, last apply, errors, drift repairs")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument("--run-dir", type=Path, default=Path(DEFAULT_RUN_DIR), help="where the daemon writes status.json (default %(default)s)")
+
+    reload = commands.add_parser(
+        "reload", parents=[common], help="make the running daemon read the files now, and wait for that pass (ExecReload)"
+    )
+    reload.add_argument("--pid", type=int, help="the daemon's process (default: the one status.json names)")
+    reload.add_argument("--timeout", type=float, default=100.0, help="seconds to wait for the pass (default %(default)s)")
+    reload.add_argument("--run-dir", type=Path, default=Path(DEFAULT_RUN_DIR), help="where the daemon writes status.json (default %(default)s)")
 
     daemon = commands.add_parser("daemon", parents=[common], help="the service: watch, reconcile, repair drift, notify systemd")
     daemon.add_argument("--run-dir", type=Path, default=Path(DEFAULT_RUN_DIR), help="where status.json is written (default %(default)s)")
@@ -223,6 +231,63 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_reload(args: argparse.Namespace) -> int:
+    """SIGHUP to the daemon, then waits until status.json shows a reload pass
+    that began after the signal was sent (so it read the files as they are
+    now) and says how it ended. systemd 252 has no Type=notify-reload: this is
+    the unit's ExecReload, so that `systemctl reload netlab` returns when the
+    files are in the kernel, and fails when they could not be applied. With
+    --log-format json (the unit's) it says so in one JSON line, as the daemon's
+    own lines in the journal are."""
+    import signal
+    import time
+
+    from netlab.controller import reporting
+
+    path = args.run_dir / "status.json"
+    status = reporting.daemon_status(path)
+    pid = args.pid if args.pid is not None else status.get("pid")
+    if not isinstance(pid, int) or (args.pid is None and status.get("daemon") != "running"):
+        return _reload_failed(args, f"no daemon to reload: {status.get('detail') or f'{path} names none running'}")
+    asked = time.monotonic()
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except ProcessLookupError:
+        return _reload_failed(args, f"no daemon to reload: process {pid} does not exist")
+    while True:
+        status = reporting.daemon_status(path)
+        reload = status.get("last_reload")
+        if isinstance(reload, dict) and reload.get("began", -1.0) >= asked and status.get("pid") == pid:
+            break
+        if not reporting.is_alive(pid):
+            return _reload_failed(args, f"the daemon (process {pid}) ended before its reload pass did")
+        if time.monotonic() - asked > args.timeout:
+            return _reload_failed(args, f"the daemon (process {pid}) has not finished a reload pass within {args.timeout:g} s")
+        time.sleep(0.02)
+    healthy = reload.get("state") == "healthy"
+    if args.log_format == "json":
+        from netlab.controller import logs
+
+        error = status.get("last_error")
+        fields = {"pid": pid, "state": reload.get("state"), "generation": status.get("generation")}
+        if not healthy and isinstance(error, dict):
+            fields["error"] = error.get("message")
+        (logs.get_logger().info if healthy else logs.get_logger().error)("reload pass done", **fields)
+    else:
+        print(reporting.daemon_status_text(status), end="")
+    return EXIT_OK if healthy else EXIT_ERROR
+
+
+def _reload_failed(args: argparse.Namespace, why: str) -> int:
+    if args.log_format == "json":
+        from netlab.controller import logs
+
+        logs.get_logger().error("reload failed", reason=why)
+    else:
+        print(f"netlab: {why}", file=sys.stderr)
+    return EXIT_ERROR
+
+
 def cmd_daemon(args: argparse.Namespace) -> int:
     from netlab.controller import logs
     from netlab.controller.daemon import Daemon, Settings
@@ -246,6 +311,7 @@ COMMANDS = {
     "show": cmd_show,
     "destroy": cmd_destroy,
     "status": cmd_status,
+    "reload": cmd_reload,
     "daemon": cmd_daemon,
 }
 

@@ -96,6 +96,8 @@ class Daemon:
         self.wake = threading.Event()
         self.stopping = False
         self.reload_requested = False
+        # the latest reload pass: when it began (CLOCK_MONOTONIC) and the state it left
+        self.last_reload: dict[str, object] | None = None
         self.drift_seen = threading.Event()
         self.generation: Generation | None = None
         self.health = Health()
@@ -158,8 +160,12 @@ class Daemon:
                 self.reload_requested = False
                 notifying.reloading()
                 self.log.info("reload requested (SIGHUP)")
+                # `netlab reload` waits for a pass that began after it asked
+                began = time.monotonic()
                 self._read_generation(force=True)
                 self._reconcile("reload")
+                self.last_reload = {"began": began, "state": self.health.state}
+                self._publish()
                 _collect_garbage()
                 notifying.notify("READY=1", f"STATUS={self.status_line()}")
                 next_resync = time.monotonic() + self.settings.resync_interval
@@ -189,15 +195,18 @@ class Daemon:
     def _debounce(self, watcher: ConfigWatcher) -> None:
         """Waits until the directory has been quiet for the debounce interval since
         its latest event (at most DEBOUNCE_CAP in all), so a file still being
-        written is not read."""
+        written is not read. A reload (which reads the files now) or a stop cuts
+        it short."""
         began = time.monotonic()
         while True:
             watcher.touched.clear()
             now = time.monotonic()
             quiet_at = min(watcher.last_change + self.settings.debounce, began + DEBOUNCE_CAP)
-            if now >= quiet_at:
-                break
-            time.sleep(quiet_at - now)
+            if now >= quiet_at or self.reload_requested or self.stopping:
+                break  # a reload reads the files now
+            # woken early by a signal (or any event: the loop looks again)
+            self.wake.wait(quiet_at - now)
+            self.wake.clear()
         watcher.touched.clear()
 
     def _drift_pass(self) -> None:
@@ -452,6 +461,7 @@ class Daemon:
             else {"number": generation.number, "digest": generation.digest, "source": generation.source, "files": list(generation.files)},
             "rejected": self.health.rejected,
             "last_apply": self.health.last_apply,
+            "last_reload": self.last_reload,
             "last_error": self.health.last_error,
             "drift_repairs": self.health.drift_repairs,
             "objects_owned": self.objects_owned,

@@ -129,13 +129,13 @@ def daemon_status(path: Path) -> dict[str, Any]:
         return {"daemon": "not running", "detail": f"{path} does not exist: the daemon has not run since boot"}
     except (OSError, ValueError) as error:
         return {"daemon": "unknown", "detail": f"cannot read {path}: {error}"}
-    if status.get("daemon") == "running" and not _alive(status.get("pid")):
+    if status.get("daemon") == "running" and not is_alive(status.get("pid")):
         status["daemon"] = "not running"
         status["detail"] = "the daemon that wrote this status is gone (crashed or killed); this is its last word"
     return status
 
 
-def _alive(pid: object) -> bool:
+def is_alive(pid: object) -> bool:
     if not isinstance(pid, int):
         return False
     try:

@@ -599,3 +599,43 @@ def test_a_broken_edit_undone_is_healthy_again(sandbox: Sandbox, start: Callable
     sandbox.write_config("lab.yaml", LAB)  # `git checkout lab.yaml`, or the editor's undo
     assert wait(lambda: status(sandbox).get("state") == "healthy", 3), status(sandbox)
     assert generation(sandbox) == 1
+
+
+# -- reload (the unit's ExecReload) -------------------------------------------------------
+
+
+def test_reload_returns_when_the_files_are_in_the_kernel(sandbox: Sandbox, start: Callable[..., Daemon]) -> None:
+    # a long debounce: only the reload can have applied the edit by the time it returns
+    sandbox.write_config("lab.yaml", LAB)
+    daemon = start("--debounce", "30")
+    sandbox.write_config("lab.yaml", LAB.replace("10.5.0.2/24", "10.5.0.22/24"))
+    result = sandbox.netlab("reload", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert " 10.5.0.22/24 " in f" {addresses(sandbox, 'red', 'veth-red')} "  # no waiting: it is there
+    assert "state: healthy" in result.stdout
+    assert daemon.named("reload requested (SIGHUP)")
+    # as the unit runs it: one JSON line, like the daemon's own in the journal
+    quiet = sandbox.netlab("reload", "--log-format", "json", check=False)
+    assert quiet.returncode == 0 and quiet.stdout == ""
+    (line,) = quiet.stderr.splitlines()
+    event = json.loads(line)
+    assert (event["event"], event["state"], event["level"]) == ("reload pass done", "healthy", "info")
+
+
+def test_reload_of_broken_files_fails_naming_the_line_and_keeps_the_network(
+    sandbox: Sandbox, start: Callable[..., Daemon]
+) -> None:
+    sandbox.write_config("lab.yaml", LAB)
+    daemon = start("--debounce", "30")
+    sandbox.write_config("lab.yaml", LAB + "routes: []\n")  # a duplicate key
+    result = sandbox.netlab("reload", check=False)
+    assert result.returncode == 1
+    assert "state: degraded" in result.stdout and "lab.yaml:" in result.stdout, result.stdout
+    assert lab_is_up(sandbox)
+    assert daemon.process.poll() is None
+
+
+def test_reload_without_a_daemon_says_so(sandbox: Sandbox) -> None:
+    result = sandbox.netlab("reload", check=False)
+    assert result.returncode == 1
+    assert result.stderr.startswith("netlab: no daemon to reload") and "Traceback" not in result.stderr
