@@ -10,11 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from netlab.controller.backends.netlink import NETLAB_ROUTE_PROTO, RTPROT_KERNEL
+from netlab.controller.kinds import dns, hosts
 from netlab.controller.kinds.contract import KernelReader
+from netlab.controller.kinds.managed_files import etc_path, has_header
+from netlab.controller.kinds.nat import rule_id, rule_of_key
 from netlab.controller.kinds.route import route_name
 from netlab.controller.planning import Plan
 from netlab.state.ledger import Ledger
-from netlab.state.model import DesiredState, netns_label
+from netlab.state.model import DesiredState
 
 
 def plan_text(plan: Plan) -> str:
@@ -39,6 +42,7 @@ def live_state(desired: DesiredState, kernel: KernelReader, ledger: Ledger) -> d
     document: dict[str, Any] = {"version": 1}
     document["namespaces"] = [{"name": name, "owned": name in owned_namespaces} for name in names]
     interfaces = []
+    peer_ends: dict[tuple[str | None, str], dict[str, Any]] = {}
     routes = []
     for netns in [None, *names]:
         dump = kernel.dump(netns)
@@ -62,9 +66,14 @@ def live_state(desired: DesiredState, kernel: KernelReader, ledger: Ledger) -> d
             if addresses.get(link.name):
                 entry["addresses"] = addresses[link.name]
             if declared is not None and declared.peer_name:
-                entry["peer"] = {"name": declared.peer_name, "netns": netns_label(declared.peer_netns)}
+                entry["peer"] = {"name": declared.peer_name}
+                if declared.peer_netns is not None:
+                    entry["peer"]["netns"] = declared.peer_netns
             entry["owned"] = owned
-            interfaces.append(entry)
+            if entry["type"] == "veth-peer":
+                peer_ends[key] = entry  # shown under its veth's `peer`, as it is declared
+            else:
+                interfaces.append(entry)
         for route in dump.routes:
             if route.proto == RTPROT_KERNEL or (netns is None and route.proto != NETLAB_ROUTE_PROTO):
                 continue
@@ -81,6 +90,11 @@ def live_state(desired: DesiredState, kernel: KernelReader, ledger: Ledger) -> d
                 entry["table"] = route.table
             entry["owned"] = route.proto == NETLAB_ROUTE_PROTO
             routes.append(entry)
+    for entry in interfaces:
+        peer = entry.get("peer")
+        found = peer_ends.get((peer.get("netns"), peer["name"])) if peer else None
+        if found is not None:
+            peer.update((name, value) for name, value in found.items() if name not in ("name", "netns", "type", "peer", "owned"))
     document["interfaces"] = interfaces
     document["routes"] = routes
     sysctl_keys = {s.ident for s in desired.sysctls} | set(ledger.keys("sysctl"))
@@ -91,7 +105,78 @@ def live_state(desired: DesiredState, kernel: KernelReader, ledger: Ledger) -> d
         values = {key: kernel.sysctl(entry["name"], key) for netns, key in sorted(sysctl_keys, key=repr) if netns == entry["name"]}
         if values:
             entry["sysctls"] = values
+    nat = _nat_rules(desired, kernel, ledger, [None, *names])
+    if nat:
+        document["nat"] = nat
+    for netns, place in [(None, document), *((entry["name"], entry) for entry in document["namespaces"])]:
+        resolver = _resolver(kernel, netns)
+        if resolver:
+            place["dns"] = resolver
+        entries = _hosts_entries(kernel, netns)
+        if entries:
+            place["hosts"] = entries
     return document
+
+
+NAT_FIELDS = ("source", "destination", "out_interface", "in_interface", "to_source", "protocol", "port", "to")
+
+
+def _nat_rules(desired: DesiredState, kernel: KernelReader, ledger: Ledger, netns_shown: list[str | None]) -> list[dict[str, Any]]:
+    """The NAT rules, declared or in the ledger, that are in the kernel now (found
+    by the id in their comment in netlab's chains)."""
+    rules = {rule.key: rule for rule in desired.nat}
+    for key in ledger.keys("nat"):
+        rule = rule_of_key(tuple(key))
+        if rule is not None:
+            rules.setdefault(rule.key, rule)
+    live: dict[str | None, set[str]] = {}
+    for netns in netns_shown:
+        if kernel.has_netns(netns) and kernel.legacy_nat_exists(netns):
+            live[netns] = {found.ident for found in kernel.nat(netns).rules}
+    shown = []
+    for rule in rules.values():
+        if rule_id(rule) not in live.get(rule.netns, set()):
+            continue
+        entry: dict[str, Any] = {"type": rule.type}
+        if rule.netns is not None:
+            entry["netns"] = rule.netns
+        entry.update((name, getattr(rule, name)) for name in NAT_FIELDS if getattr(rule, name) is not None)
+        entry["owned"] = True
+        shown.append(entry)
+    return shown
+
+
+def _resolver(kernel: KernelReader, netns: str | None) -> dict[str, Any] | None:
+    """The resolv.conf netlab wrote there (its header says so), as `dns:`."""
+    state = kernel.file(etc_path(netns, dns.FILE_NAME))
+    if not has_header(state):
+        return None
+    found = dns.settings(state.content)
+    entry: dict[str, Any] = {name: value.split() for name, value in found.items() if value}
+    entry["owned"] = True
+    return entry
+
+
+def _hosts_entries(kernel: KernelReader, netns: str | None) -> list[dict[str, Any]]:
+    """netlab's block of /etc/hosts, or the hosts file it wrote for a namespace
+    (without the loopback lines it adds to one), as `hosts:`."""
+    state = kernel.file(etc_path(netns, hosts.FILE_NAME))
+    if state.content is None:
+        return []
+    if netns is None:
+        try:
+            block = hosts.find_block(state.content)
+        except hosts.BlockError:
+            return []  # markers broken by hand: the next pass says where
+        content = state.content[block[0] : block[1]] if block else b""
+    else:
+        content = state.content if has_header(state) else b""
+    loopback = {address: " ".join(names) for address, names in hosts.LOOPBACK}
+    return [
+        {"address": address, "names": names.split(), "owned": True}
+        for address, names in hosts.entries_in(content).items()
+        if netns is None or loopback.get(address) != names
+    ]
 
 
 def live_state_yaml(document: dict[str, Any]) -> str:

@@ -342,7 +342,7 @@ def _chain_name(family: Family, chain: str) -> str:
     return f"chain {chain}" + (" (IPv6)" if family == 6 else "")
 
 
-def _rule_of_key(key: tuple[Any, ...]) -> NatRule | None:
+def rule_of_key(key: tuple[Any, ...]) -> NatRule | None:
     """The rule a ledger key stands for (keys are `NatRule.key`)."""
     try:
         netns, type_, source, destination, out_interface, in_interface, to_source, protocol, port, to = key
@@ -364,10 +364,10 @@ def _rule_of_key(key: tuple[Any, ...]) -> NatRule | None:
 
 
 def _id_of_key(key: tuple[Any, ...]) -> str:
-    rule = _rule_of_key(key)
+    rule = rule_of_key(key)
     return rule_id(rule) if rule is not None else ""
 
 
 def _recorded_name(ctx: PlanContext, key: tuple[Any, ...]) -> str:
-    rule = _rule_of_key(key)
+    rule = rule_of_key(key)
     return rule_name(rule) if rule is not None else " ".join(str(part) for part in key[1:])

@@ -4,6 +4,7 @@ and /etc/hosts are bind mounts, as in containers), judged by `cat`, `getent` and
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 
@@ -154,3 +155,31 @@ def test_the_daemon_puts_an_edited_file_back_on_its_resync(sandbox: Sandbox) -> 
     written = sandbox.read(path)
     sandbox.path(path).write_text("nameserver 203.0.113.9\n")
     assert sandbox.wait_for(lambda: sandbox.read(path) == written, timeout=15), "the daemon did not repair the file"
+
+
+def test_show_gives_the_resolver_hosts_and_nat_files_as_they_are_now(sandbox: Sandbox) -> None:
+    nat = "nat:\n  - {type: masquerade, source: 192.168.15.0/24}\n  - {type: dnat, netns: red, protocol: tcp, port: 8080, to: '192.168.15.2:80'}\n"
+    sandbox.write_config("lab.yaml", LAB + nat)
+    sandbox.netlab("apply")
+    document = json.loads(sandbox.netlab("show", "--json").stdout)
+    assert document["dns"] == {"nameservers": ["192.0.2.1", "192.0.2.2"], "search": ["mycompany.com"], "owned": True}
+    assert document["hosts"] == [{"address": "192.168.1.11", "names": ["db", "db.mycompany.com"], "owned": True}]
+    red = next(ns for ns in document["namespaces"] if ns["name"] == "red")
+    assert red["dns"] == {"nameservers": ["192.168.15.5"], "search": ["lab.internal"], "options": ["ndots:2"], "owned": True}
+    assert red["hosts"] == [{"address": "192.168.15.2", "names": ["blue", "blue.lab.internal"], "owned": True}]
+    blue = next(ns for ns in document["namespaces"] if ns["name"] == "blue")
+    assert "dns" not in blue and "hosts" not in blue  # it sees the host's files
+    assert document["nat"] == [
+        {"type": "masquerade", "source": "192.168.15.0/24", "owned": True},
+        {"type": "dnat", "netns": "red", "protocol": "tcp", "port": "8080", "to": "192.168.15.2:80", "owned": True},
+    ]
+    # live, not the files: a rule flushed by hand is not shown, a resolver edited by hand is shown as it is
+    for chain in ("NETLAB-PREROUTING", "NETLAB-OUTPUT"):
+        sandbox.run("ip", "netns", "exec", "red", "iptables-legacy", "-t", "nat", "-F", chain)
+    sandbox.run("sh", "-c", "echo 'nameserver 203.0.113.7' >> /etc/netns/red/resolv.conf")
+    document = json.loads(sandbox.netlab("show", "--json").stdout)
+    assert [rule["type"] for rule in document["nat"]] == ["masquerade"]
+    red = next(ns for ns in document["namespaces"] if ns["name"] == "red")
+    assert red["dns"]["nameservers"] == ["192.168.15.5", "203.0.113.7"]
+    text = sandbox.netlab("show").stdout
+    assert "nat:" in text and "dns:" in text and "owned by netlab" in text

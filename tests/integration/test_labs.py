@@ -279,8 +279,17 @@ def test_show_prints_the_live_state_with_ownership(sandbox: Sandbox) -> None:
     assert names[("red", "veth-red")]["addresses"] == ["192.168.15.1/24"]
     assert {ns["name"] for ns in document["namespaces"]} == {"red", "blue", "orange"}
     assert any(r["netns"] == "red" and r["via"] == "192.168.15.5" for r in document["routes"])
+    # each veth once, its other end under `peer` as the files declare it (in the host: no netns)
+    assert names[("red", "veth-red")]["peer"] == {
+        "name": "veth-red-br", "state": "up", "mtu": 1500, "mac": names[("red", "veth-red")]["peer"]["mac"], "master": "v-net-0"
+    }
+    assert (None, "veth-red-br") not in names and all(i["type"] != "veth-peer" for i in document["interfaces"])
     text = sandbox.netlab("show").stdout
     assert "owned by netlab" in text and "v-net-0" in text
+    # what show prints is a valid file: it can be pasted back
+    sandbox.path("/run/shown.yaml").write_text(text)
+    result = sandbox.netlab("validate", "/run/shown.yaml", check=False)
+    assert result.returncode == 0, result.stderr + text
 
 
 def test_plan_json_lists_changes(sandbox: Sandbox) -> None:
