@@ -50,6 +50,7 @@ def make_plan(
     ctx = PlanContext(desired=desired, kernel=kernel, ledger=ledger, scope=scope)
     changes: list[Change] = []
     try:
+        kernel.read_ahead(ctx.managed_netns())  # every kind reads each of them
         for kind in REGISTRY:
             changes.extend(kind.plan(ctx))
     except (KernelRefused, OSError) as error:

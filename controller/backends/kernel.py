@@ -8,13 +8,16 @@ after a pass forgets what its writes touched (so verifying re-reads only that);
 a kernel made with `on_event` (the daemon's) listens for rtnetlink events in
 every namespace it reads, from just before its first read, and `forget_heard`
 forgets the namespaces that changed since; `forget_reads` forgets everything
-(a resync).
+(a resync). Many namespaces about to be read are read by two processes
+(`read_ahead`).
 """
 
 from __future__ import annotations
 
+import os
+import pickle
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from netlab.controller.backends import iptables, namespaces, resolver_files, sysctls
 from netlab.controller.backends.events import EventHub
@@ -23,6 +26,10 @@ from netlab.controller.backends.netlink import Netlink, NetnsDump, open_socket
 from netlab.controller.backends.resolver_files import FileState
 
 EMPTY_DUMP = NetnsDump((), (), ())
+# Reading this many namespaces or more at once is shared with a forked child
+# (`read_ahead`): decoding is pure Python, so a second process is what puts a
+# second core to work. Below it the fork costs more than it saves.
+READ_AHEAD_MIN = 64
 
 
 class Kernel:
@@ -71,14 +78,64 @@ class Kernel:
         if netns not in self._dumps:
             if self.has_netns(netns):
                 self._listen_before_reading(netns)
-                dump = self._dumps[netns] = self.netlink.dump(netns)
-                if not dump.consistent:
-                    # changing while read, every time: read again on the next pass
-                    with self._changed_lock:
-                        self._changed.add(netns)
+                self._remember(netns, self.netlink.dump(netns))
             else:
                 self._dumps[netns] = EMPTY_DUMP
         return self._dumps[netns]
+
+    def read_ahead(self, wanted: Iterable[str | None]) -> None:
+        """Reads the namespaces not read yet, half of them in a forked child that
+        hands its dumps back through a pipe, when there are enough of them and
+        more than one CPU. An optimisation only: whatever the child did not read
+        (it failed, or died) is read here when it is asked for, as it would be
+        without it. The child uses the sockets opened here, before the fork,
+        and nothing else of the process's (no thread, no log), and leaves with
+        `os._exit`."""
+        todo = [netns for netns in dict.fromkeys(wanted) if netns not in self._dumps and self.has_netns(netns)]
+        if len(todo) < READ_AHEAD_MIN or len(os.sched_getaffinity(0)) < 2:
+            return
+        for netns in todo:
+            self._listen_before_reading(netns)
+            self.netlink.connection(netns)
+        theirs, ours = todo[::2], todo[1::2]
+        reader, writer = os.pipe()
+        child = os.fork()
+        if child == 0:  # pragma: no cover (the child; its work is checked by the parent's test)
+            try:
+                os.close(reader)
+                dumps = {}
+                for netns in theirs:
+                    try:
+                        dumps[netns] = self.netlink.dump(netns)
+                    except Exception:  # noqa: BLE001 (left for the parent to read, and to report)
+                        break
+                with os.fdopen(writer, "wb") as out:
+                    out.write(pickle.dumps(dumps, protocol=pickle.HIGHEST_PROTOCOL))
+            finally:
+                os._exit(0)
+        os.close(writer)
+        try:
+            for netns in ours:
+                self.dump(netns)
+        finally:
+            with os.fdopen(reader, "rb") as answer:
+                data = answer.read()
+            os.waitpid(child, 0)
+        try:
+            dumps = pickle.loads(data) if data else {}
+        except (pickle.UnpicklingError, EOFError):
+            return
+        for netns, dump in dumps.items():
+            if netns not in self._dumps:
+                self._remember(netns, dump)
+
+    def _remember(self, netns: str | None, dump: NetnsDump) -> None:
+        self._dumps[netns] = dump
+        self.netlink.remember(netns, dump)
+        if not dump.consistent:
+            # changing while read, every time: read again on the next pass
+            with self._changed_lock:
+                self._changed.add(netns)
 
     # -- events (a kernel made with on_event) --------------------------------------
 

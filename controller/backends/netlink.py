@@ -256,13 +256,17 @@ class Netlink:
             )
         except Refused as error:
             raise KernelRefused(f"read {_where(netns)}", error.code, os.strerror(error.code), error.kernel_message) from error
-        self._indexes[netns] = {name: index for index, name in names.items()}
+        self._indexes[netns] = {name: index for index, name in names.items()}  # as `remember` does
         return NetnsDump(
             tuple(replace(link, master=names.get(master)) if master else link for link, master in linked),
             tuple(address for address in addresses if address is not None),
             tuple(route for route in routes if route is not None),
             links_consistent and addresses_consistent and routes_consistent,
         )
+
+    def remember(self, netns: str | None, dump: NetnsDump) -> None:
+        """Takes the link indexes of a dump read by another process (`Kernel.read_ahead`)."""
+        self._indexes[netns] = {link.name: link.index for link in dump.links}
 
     # -- links --------------------------------------------------------------------
 

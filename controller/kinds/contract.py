@@ -5,6 +5,7 @@ decided to create or remove). Used by every module in kinds/ and by planning.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -26,6 +27,8 @@ class KernelReader(Protocol):
     def has_netns(self, netns: str | None) -> bool: ...
 
     def dump(self, netns: str | None) -> NetnsDump: ...
+
+    def read_ahead(self, wanted: Iterable[str | None]) -> None: ...
 
     def sysctl(self, netns: str | None, key: str) -> str | None: ...
 

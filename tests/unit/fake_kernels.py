@@ -3,6 +3,7 @@ files. The fakes of each test module override what their kinds read."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from netlab.controller.backends.iptables import NatTables
@@ -19,6 +20,9 @@ class EmptyKernel:
 
     def has_netns(self, netns: str | None) -> bool:
         return netns is None or netns in self.names
+
+    def read_ahead(self, wanted: Iterable[str | None]) -> None:
+        pass
 
     def dump(self, netns: str | None) -> NetnsDump:
         return NetnsDump((), (), ())

@@ -3,6 +3,7 @@ No root, no kernel: the kinds read through the `KernelReader` protocol."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +40,9 @@ class FakeKernel(EmptyKernel):  # no NAT rules, no resolver files
 
     def has_netns(self, netns: str | None) -> bool:
         return netns is None or netns in self.names
+
+    def read_ahead(self, wanted: Iterable[str | None]) -> None:
+        pass
 
     def dump(self, netns: str | None) -> NetnsDump:
         self.dumps.append(netns)
