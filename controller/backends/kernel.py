@@ -90,8 +90,13 @@ class Kernel:
         (it failed, or died) is read here when it is asked for, as it would be
         without it. The child uses the sockets opened here, before the fork,
         and nothing else of the process's (no thread, no log), and leaves with
-        `os._exit`."""
-        todo = [netns for netns in dict.fromkeys(wanted) if netns not in self._dumps and self.has_netns(netns)]
+        `os._exit`. The host's NAT tables are read by an iptables worker: one is
+        started now when they will be read, so that its start-up (~0.2 s)
+        overlaps the reading."""
+        wanted = list(dict.fromkeys(wanted))
+        if None in wanted and None not in self._nat and self.legacy_nat_exists(None):
+            iptables.warm_up()
+        todo = [netns for netns in wanted if netns not in self._dumps and self.has_netns(netns)]
         if len(todo) < READ_AHEAD_MIN or len(os.sched_getaffinity(0)) < 2:
             return
         for netns in todo:

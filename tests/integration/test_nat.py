@@ -5,6 +5,7 @@ foreign rule survives everything, and a namespace's NAT stays in its tables."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -281,3 +282,26 @@ def test_the_daemon_puts_a_flushed_chain_back_on_its_resync(box: Sandbox) -> Non
     box.run("iptables-legacy", "-w", "-t", "nat", "-F", "NETLAB-POSTROUTING")
     assert box.wait_for(lambda: nat_rules(box) == applied, timeout=15), "the daemon did not repair the flushed chain"
     box.ping("red", "10.0.0.3", check=True)
+
+
+WARM = """
+import json
+from netlab.controller.backends import iptables
+from netlab.controller.backends.kernel import Kernel
+with Kernel() as kernel:
+    kernel.read_ahead([None])
+    before = iptables._spare is not None  # started before the read of the host's tables
+    chains = [chain.name for chain in kernel.nat(None).chains]
+    print(json.dumps({"started": before, "taken": iptables._spare is None, "chains": sorted(chains)}))
+"""
+
+
+def test_the_hosts_nat_worker_starts_before_the_reads_that_need_it(box: Sandbox) -> None:
+    # no legacy nat table yet: reading one would create it, so no worker either
+    seen = json.loads(box.run(sys.executable, "-c", WARM).stdout)
+    assert not seen["started"] and seen["chains"] == []
+    box.write_config("lab.yaml", LAB + MASQUERADE)
+    box.netlab("apply")
+    seen = json.loads(box.run(sys.executable, "-c", WARM).stdout)
+    assert seen["started"] and seen["taken"]
+    assert "NETLAB-POSTROUTING" in seen["chains"]
