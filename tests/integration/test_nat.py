@@ -1,7 +1,8 @@
 """NAT against a real kernel in a sandbox, judged by `ping`, a TCP connection and
 `iptables-legacy-save`, not by netlab: masquerade and port forwards work,
 netlab's rules are exactly what the files say and live in its own chains, a
-foreign rule survives everything, and a namespace's NAT stays in its tables."""
+foreign rule survives everything, and a namespace's NAT stays in its tables; the
+host's NAT worker is started before the reads that need it."""
 
 from __future__ import annotations
 
