@@ -254,6 +254,17 @@ def cmd_reload(args: argparse.Namespace) -> int:
         os.kill(pid, signal.SIGHUP)
     except ProcessLookupError:
         return _reload_failed(args, f"no daemon to reload: process {pid} does not exist")
+    if status.get("pid") == pid and "last_reload" not in status:
+        # a daemon from before `netlab reload` (not restarted since an upgrade):
+        # it says nothing of its reload passes, so there is nothing to wait for
+        note = "reload requested; this daemon does not report its reload passes (restart it to have them)"
+        if args.log_format == "json":
+            from netlab.controller import logs
+
+            logs.get_logger().warning(note, pid=pid)
+        else:
+            print(f"netlab: {note}")
+        return EXIT_OK
     while True:
         status = reporting.daemon_status(path)
         reload = status.get("last_reload")

@@ -104,7 +104,12 @@ class Kernel:
             self.netlink.connection(netns)
         theirs, ours = todo[::2], todo[1::2]
         reader, writer = os.pipe()
-        child = os.fork()
+        try:
+            child = os.fork()
+        except OSError:  # no memory or process left for it: read them here, when asked
+            os.close(reader)
+            os.close(writer)
+            return
         if child == 0:  # pragma: no cover (the child; its work is checked by the parent's test)
             try:
                 os.close(reader)

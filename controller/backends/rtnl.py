@@ -95,8 +95,9 @@ def _cut(data: bytes, offset: int, header_size: int, kept: frozenset[int], neste
     """The message at `offset` alone, with only the attributes of the kept types
     (and of a nested one, only its kept inner attributes), its length fixed."""
     (length,) = struct.unpack_from("I", data, offset)
+    end = min(offset + length, len(data))  # a header claiming more than was received
     parts = [bytes(data[offset : offset + header_size])]
-    parts.extend(_kept_attributes(data, offset + header_size, offset + length, kept, nested))
+    parts.extend(_kept_attributes(data, offset + header_size, end, kept, nested))
     message = b"".join(parts)
     return struct.pack("I", len(message)) + message[4:]
 
@@ -106,7 +107,7 @@ def _kept_attributes(
 ) -> Iterator[bytes]:
     while position + 4 <= end:
         length, kind = struct.unpack_from("HH", data, position)
-        if length < 4:
+        if length < 4 or position + length > end:
             return  # malformed: what came before is all there is
         aligned = (length + 3) & ~3
         number = kind & NLA_TYPE_MASK

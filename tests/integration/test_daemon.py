@@ -639,3 +639,22 @@ def test_reload_without_a_daemon_says_so(sandbox: Sandbox) -> None:
     result = sandbox.netlab("reload", check=False)
     assert result.returncode == 1
     assert result.stderr.startswith("netlab: no daemon to reload") and "Traceback" not in result.stderr
+
+
+def test_reload_of_a_daemon_from_before_it_asks_and_does_not_wait(sandbox: Sandbox) -> None:
+    # a daemon not restarted since an upgrade writes no `last_reload`: nothing to wait for
+    older = sandbox.spawn(
+        sys.executable, "-c", "import signal, time; signal.signal(signal.SIGHUP, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
+    )
+    try:
+        assert older.stdout is not None and older.stdout.readline().strip() == "ready"
+        sandbox.path("/run/older").mkdir()
+        status = {"daemon": "running", "pid": older.pid, "state": "healthy"}
+        sandbox.path("/run/older/status.json").write_text(json.dumps(status))
+        began = time.monotonic()
+        result = sandbox.netlab("reload", "--run-dir", "/run/older", check=False)
+        assert result.returncode == 0 and "does not report its reload passes" in result.stdout
+        assert time.monotonic() - began < 10
+    finally:
+        older.kill()
+        older.wait(timeout=5)

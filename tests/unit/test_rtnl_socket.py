@@ -254,3 +254,10 @@ def test_a_narrowed_message_stops_at_a_malformed_attribute() -> None:
     msg = narrowed(ifinfmsg, {"IFLA_IFNAME": None, "IFLA_IFALIAS": None})(bytes(data))
     msg.decode()
     assert [name for name, _ in msg["attrs"]] == ["IFLA_IFNAME"]
+
+
+def test_a_narrowed_message_claiming_more_than_was_received_decodes_what_is_there() -> None:
+    data = _encoded_link()[:44]  # cut inside the second attribute; the header still says the whole length
+    msg = narrowed(ifinfmsg, {"IFLA_IFNAME": None, "IFLA_MTU": None})(data)
+    msg.decode()
+    assert [name for name, _ in msg["attrs"]] == ["IFLA_IFNAME"]
