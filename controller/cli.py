@@ -249,6 +249,9 @@ def cmd_reload(args: argparse.Namespace) -> int:
     pid = args.pid if args.pid is not None else status.get("pid")
     if not isinstance(pid, int) or (args.pid is None and status.get("daemon") != "running"):
         return _reload_failed(args, f"no daemon to reload: {status.get('detail') or f'{path} names none running'}")
+    if args.pid is None and not reporting.is_netlab_daemon(pid):
+        # status.json outlives a crash: its process number may be someone else's now
+        return _reload_failed(args, f"no daemon to reload: process {pid}, named in {path}, is not `netlab daemon`")
     asked = time.monotonic()
     try:
         os.kill(pid, signal.SIGHUP)

@@ -98,6 +98,7 @@ class Daemon:
         self.reload_requested = False
         # the latest reload pass: when it began (CLOCK_MONOTONIC) and the state it left
         self.last_reload: dict[str, object] | None = None
+        self.read_raced = False  # the last read of the files met a write: not taken
         self.drift_seen = threading.Event()
         self.generation: Generation | None = None
         self.health = Health()
@@ -163,7 +164,17 @@ class Daemon:
                 # `netlab reload` waits for a pass that began after it asked
                 began = time.monotonic()
                 self._read_generation(force=True)
+                if self.read_raced:
+                    # the files changed while being read: read them again, and
+                    # only then say how the reload went
+                    self.reload_requested = True
+                    self.wake.set()
+                    continue
                 self._reconcile("reload")
+                if self._unverified_in_a_row:
+                    # someone changed the kernel while it ran: once more settles
+                    # it, as after any unverified pass, before the answer is given
+                    self._reconcile("reload")
                 self.last_reload = {"began": began, "state": self.health.state}
                 self._publish()
                 _collect_garbage()
@@ -172,6 +183,8 @@ class Daemon:
             elif watcher.touched.is_set():
                 self._debounce(watcher)
                 watcher.follow()
+                if self.stopping or self.reload_requested:
+                    continue  # a stop reads nothing more; a reload reads the files itself, now
                 if self._read_generation():
                     self._reconcile("config")
             elif drift_due is not None and time.monotonic() >= drift_due:
@@ -202,8 +215,11 @@ class Daemon:
             watcher.touched.clear()
             now = time.monotonic()
             quiet_at = min(watcher.last_change + self.settings.debounce, began + DEBOUNCE_CAP)
-            if now >= quiet_at or self.reload_requested or self.stopping:
-                break  # a reload reads the files now
+            if self.reload_requested or self.stopping:
+                self.wake.set()  # for the loop, which serves them first
+                break
+            if now >= quiet_at:
+                break
             # woken early by a signal (or any event: the loop looks again)
             self.wake.wait(quiet_at - now)
             self.wake.clear()
@@ -235,6 +251,7 @@ class Daemon:
         directory when the daemon has just started)."""
         config_dir = self.settings.config_dir
         digest = None
+        self.read_raced = False
         try:
             files = list_config_files(config_dir)
             snapshot = snapshot_of(files)
@@ -255,6 +272,7 @@ class Daemon:
                 # written to while being read: what was validated may not be what
                 # is there; the write's own event brings a fresh read
                 self.log.info("the files changed while being read: reading them again")
+                self.read_raced = True
                 return False
         except ConfigError as error:
             self._reject(error, digest)

@@ -59,7 +59,14 @@ def live_state(desired: DesiredState, kernel: KernelReader, ledger: Ledger) -> d
             entry: dict[str, Any] = {"name": link.name}
             if netns is not None:
                 entry["netns"] = netns
-            entry["type"] = (declared.type if declared else link.kind) or "device"
+            # what the files did not declare is, in their terms, a device that exists
+            entry["type"] = declared.type if declared else "device"
+            if declared is not None and declared.parent is not None:
+                entry["parent"] = declared.parent
+            if declared is not None and declared.vlan_id is not None:
+                entry["id"] = declared.vlan_id
+            if declared is not None and declared.mode is not None:
+                entry["mode"] = declared.mode
             entry.update(state=link.state, mtu=link.mtu, mac=link.mac)
             if link.master:
                 entry["master"] = link.master
@@ -92,9 +99,12 @@ def live_state(desired: DesiredState, kernel: KernelReader, ledger: Ledger) -> d
             routes.append(entry)
     for entry in interfaces:
         peer = entry.get("peer")
-        found = peer_ends.get((peer.get("netns"), peer["name"])) if peer else None
+        found = peer_ends.pop((peer.get("netns"), peer["name"]), None) if peer else None
         if found is not None:
             peer.update((name, value) for name, value in found.items() if name not in ("name", "netns", "type", "peer", "owned"))
+    for found in peer_ends.values():  # its veth end is not where the files put it
+        found.pop("peer", None)
+        interfaces.append({**found, "type": "device"})
     document["interfaces"] = interfaces
     document["routes"] = routes
     sysctl_keys = {s.ident for s in desired.sysctls} | set(ledger.keys("sysctl"))
@@ -130,8 +140,9 @@ def _nat_rules(desired: DesiredState, kernel: KernelReader, ledger: Ledger, netn
         if rule is not None:
             rules.setdefault(rule.key, rule)
     live: dict[str | None, set[str]] = {}
+    with_rules = {rule.netns for rule in rules.values()}
     for netns in netns_shown:
-        if kernel.has_netns(netns) and kernel.legacy_nat_exists(netns):
+        if netns in with_rules and kernel.has_netns(netns) and kernel.legacy_nat_exists(netns):
             live[netns] = {found.ident for found in kernel.nat(netns).rules}
     shown = []
     for rule in rules.values():
@@ -153,8 +164,7 @@ def _resolver(kernel: KernelReader, netns: str | None) -> dict[str, Any] | None:
         return None
     found = dns.settings(state.content)
     entry: dict[str, Any] = {name: value.split() for name, value in found.items() if value}
-    entry["owned"] = True
-    return entry
+    return {**entry, "owned": True} if entry else None
 
 
 def _hosts_entries(kernel: KernelReader, netns: str | None) -> list[dict[str, Any]]:
@@ -218,6 +228,16 @@ def daemon_status(path: Path) -> dict[str, Any]:
         status["daemon"] = "not running"
         status["detail"] = "the daemon that wrote this status is gone (crashed or killed); this is its last word"
     return status
+
+
+def is_netlab_daemon(pid: int) -> bool:
+    """Whether the process runs `netlab daemon` (from its command line)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            words = cmdline.read().split(b"\0")
+    except OSError:
+        return False
+    return b"daemon" in words and any(b"netlab" in word for word in words)
 
 
 def is_alive(pid: object) -> bool:

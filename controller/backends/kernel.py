@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import os
 import pickle
+import select
+import signal
 import threading
+import time
+import warnings
 from collections.abc import Callable, Iterable
 
-from netlab.controller.backends import iptables, namespaces, resolver_files, sysctls
+from netlab.controller.backends import iptables, namespaces, resolver_files, rtnl, sysctls
 from netlab.controller.backends.events import EventHub
 from netlab.controller.backends.iptables import NatOp, NatTables
 from netlab.controller.backends.netlink import Netlink, NetnsDump, open_socket
@@ -30,6 +34,25 @@ EMPTY_DUMP = NetnsDump((), (), ())
 # (`read_ahead`): decoding is pure Python, so a second process is what puts a
 # second core to work. Below it the fork costs more than it saves.
 READ_AHEAD_MIN = 64
+READ_AHEAD_TIMEOUT = 30.0  # seconds; a thousand namespaces take well under one
+HANDLED_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}  # by the daemon and the cli
+
+
+def _read_all(fd: int, deadline: float) -> bytes | None:
+    """Everything until the writer closes the pipe, or None at the deadline.
+    Closes `fd`."""
+    chunks = []
+    try:
+        while True:
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                return None
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
 
 
 class Kernel:
@@ -88,9 +111,15 @@ class Kernel:
         hands its dumps back through a pipe, when there are enough of them and
         more than one CPU. An optimisation only: whatever the child did not read
         (it failed, or died) is read here when it is asked for, as it would be
-        without it. The child uses the sockets opened here, before the fork,
-        and nothing else of the process's (no thread, no log), and leaves with
-        `os._exit`. The host's NAT tables are read by an iptables worker: one is
+        without it.
+        The child uses the sockets opened here before the fork, and no thread or
+        log of the process's; it is born with the signals the process handles
+        blocked, reads, writes its answer and leaves with `os._exit`. It holds
+        copies of the process's descriptors (the lock on the state directory's
+        among them) only until the parent reaps it, which the parent does
+        before going on, killing it first if it has not answered within
+        `READ_AHEAD_TIMEOUT`.
+        The host's NAT tables are read by an iptables worker: one is
         started now when they will be read, so that its start-up (~0.2 s)
         overlaps the reading."""
         wanted = list(dict.fromkeys(wanted))
@@ -104,14 +133,22 @@ class Kernel:
             self.netlink.connection(netns)
         theirs, ours = todo[::2], todo[1::2]
         reader, writer = os.pipe()
+        # blocked across the fork, so that the child never runs the process's
+        # handlers; the parent's are delivered when it unblocks them
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
         try:
-            child = os.fork()
+            with warnings.catch_warnings():
+                # Python 3.12 warns of fork() beside threads: this child uses none
+                warnings.simplefilter("ignore", DeprecationWarning)
+                child = os.fork()
         except OSError:  # no memory or process left for it: read them here, when asked
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             os.close(reader)
             os.close(writer)
             return
         if child == 0:  # pragma: no cover (the child; its work is checked by the parent's test)
             try:
+                rtnl.sequences_for_a_child()
                 os.close(reader)
                 dumps = {}
                 for netns in theirs:
@@ -123,13 +160,15 @@ class Kernel:
                     out.write(pickle.dumps(dumps, protocol=pickle.HIGHEST_PROTOCOL))
             finally:
                 os._exit(0)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.close(writer)
         try:
             for netns in ours:
                 self.dump(netns)
         finally:
-            with os.fdopen(reader, "rb") as answer:
-                data = answer.read()
+            data = _read_all(reader, deadline=time.monotonic() + READ_AHEAD_TIMEOUT)
+            if data is None:
+                os.kill(child, signal.SIGKILL)
             os.waitpid(child, 0)
         try:
             dumps = pickle.loads(data) if data else {}

@@ -124,6 +124,15 @@ def _kept_attributes(
 # dump registers by sequence number cannot meet another socket's answers.
 _marshal = MarshalRtnl()
 _sequences = itertools.count(1)
+CHILD_SEQUENCES = 1 << 30
+
+
+def sequences_for_a_child() -> None:
+    """In a forked child that uses the parent's sockets: its sequence numbers
+    from another range, so that what it leaves unread on a socket can never
+    pass for the answer to one of the parent's later requests."""
+    global _sequences
+    _sequences = itertools.count(CHILD_SEQUENCES)
 
 
 def decode_as(message_class: type, *msg_types: int) -> None:

@@ -605,15 +605,20 @@ def test_a_broken_edit_undone_is_healthy_again(sandbox: Sandbox, start: Callable
 
 
 def test_reload_returns_when_the_files_are_in_the_kernel(sandbox: Sandbox, start: Callable[..., Daemon]) -> None:
-    # a long debounce: only the reload can have applied the edit by the time it returns
+    # a long debounce (the daemon caps it at 2 s): the reload, arriving while the
+    # daemon waits for quiet, cuts it short and reads the files itself
     sandbox.write_config("lab.yaml", LAB)
     daemon = start("--debounce", "30")
     sandbox.write_config("lab.yaml", LAB.replace("10.5.0.2/24", "10.5.0.22/24"))
+    time.sleep(0.5)
     result = sandbox.netlab("reload", check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert " 10.5.0.22/24 " in f" {addresses(sandbox, 'red', 'veth-red')} "  # no waiting: it is there
     assert "state: healthy" in result.stdout
     assert daemon.named("reload requested (SIGHUP)")
+    # the reload's pass did it, not a pass for the edit that the reload cut short
+    added = [e for e in daemon.named("change applied") if e.get("kind") == "address" and e.get("generation") == 2]
+    assert added and {e.get("reason") for e in added} == {"reload"}, added
     # as the unit runs it: one JSON line, like the daemon's own in the journal
     quiet = sandbox.netlab("reload", "--log-format", "json", check=False)
     assert quiet.returncode == 0 and quiet.stdout == ""
@@ -628,7 +633,10 @@ def test_reload_of_broken_files_fails_naming_the_line_and_keeps_the_network(
     sandbox.write_config("lab.yaml", LAB)
     daemon = start("--debounce", "30")
     sandbox.write_config("lab.yaml", LAB + "routes: []\n")  # a duplicate key
+    time.sleep(0.5)  # the daemon waits for quiet in the directory: the reload cuts that short
+    began = time.monotonic()
     result = sandbox.netlab("reload", check=False)
+    assert time.monotonic() - began < 10  # not left until the next resync (60 s)
     assert result.returncode == 1
     assert "state: degraded" in result.stdout and "lab.yaml:" in result.stdout, result.stdout
     assert lab_is_up(sandbox)
@@ -643,18 +651,30 @@ def test_reload_without_a_daemon_says_so(sandbox: Sandbox) -> None:
 
 def test_reload_of_a_daemon_from_before_it_asks_and_does_not_wait(sandbox: Sandbox) -> None:
     # a daemon not restarted since an upgrade writes no `last_reload`: nothing to wait for
-    older = sandbox.spawn(
-        sys.executable, "-c", "import signal, time; signal.signal(signal.SIGHUP, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
-    )
+    script = "import signal, time; signal.signal(signal.SIGHUP, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
+    older = sandbox.spawn(sys.executable, "-c", script, "netlab", "daemon")  # its command line says so
     try:
         assert older.stdout is not None and older.stdout.readline().strip() == "ready"
-        sandbox.path("/run/older").mkdir()
+        sandbox.path("/run/netlab/older").mkdir(exist_ok=True)
         status = {"daemon": "running", "pid": older.pid, "state": "healthy"}
-        sandbox.path("/run/older/status.json").write_text(json.dumps(status))
+        sandbox.path("/run/netlab/older/status.json").write_text(json.dumps(status))
         began = time.monotonic()
-        result = sandbox.netlab("reload", "--run-dir", "/run/older", check=False)
+        result = sandbox.netlab("reload", "--run-dir", "/run/netlab/older", check=False)
         assert result.returncode == 0 and "does not report its reload passes" in result.stdout
         assert time.monotonic() - began < 10
     finally:
         older.kill()
         older.wait(timeout=5)
+
+
+def test_reload_signals_no_process_that_is_not_the_daemon(sandbox: Sandbox) -> None:
+    # status.json outlives a crash; its process number may belong to another program by now
+    stranger = sandbox.spawn("sleep", "60")
+    try:
+        sandbox.path("/run/netlab/status.json").write_text(json.dumps({"daemon": "running", "pid": stranger.pid}))
+        result = sandbox.netlab("reload", check=False)
+        assert result.returncode == 1 and "is not `netlab daemon`" in result.stderr
+        assert stranger.poll() is None  # no SIGHUP reached it (it would have ended it)
+    finally:
+        stranger.kill()
+        stranger.wait(timeout=5)

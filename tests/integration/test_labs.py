@@ -287,8 +287,8 @@ def test_show_prints_the_live_state_with_ownership(sandbox: Sandbox) -> None:
     text = sandbox.netlab("show").stdout
     assert "owned by netlab" in text and "v-net-0" in text
     # what show prints is a valid file: it can be pasted back
-    sandbox.path("/run/shown.yaml").write_text(text)
-    result = sandbox.netlab("validate", "/run/shown.yaml", check=False)
+    sandbox.path("/run/netlab/shown.yaml").write_text(text)
+    result = sandbox.netlab("validate", "/run/netlab/shown.yaml", check=False)
     assert result.returncode == 0, result.stderr + text
 
 
@@ -337,3 +337,26 @@ def test_a_link_type_the_kernel_lacks_is_refused_clearly(sandbox: Sandbox) -> No
     assert result.returncode == 1
     assert "no `dummy` driver" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_show_of_links_with_parents_and_foreign_links_is_a_valid_file(sandbox: Sandbox) -> None:
+    sandbox.write_config(
+        "lab.yaml",
+        """version: 1
+namespaces: [{name: red}]
+interfaces:
+  - {name: br0, type: bridge}
+  - {name: mv0, type: macvlan, parent: br0, mode: bridge, netns: red, addresses: [10.9.0.2/24]}
+""",
+    )
+    sandbox.netlab("apply")
+    sandbox.run("ip", "-n", "red", "link", "add", "vx0", "type", "vxlan", "id", "5", "dstport", "4789")  # someone else's
+    document = json.loads(sandbox.netlab("show", "--json").stdout)
+    names = {(i.get("netns"), i["name"]): i for i in document["interfaces"]}
+    assert {key: names[("red", "mv0")][key] for key in ("type", "parent", "mode", "addresses")} == {
+        "type": "macvlan", "parent": "br0", "mode": "bridge", "addresses": ["10.9.0.2/24"]
+    }
+    assert names[("red", "vx0")]["type"] == "device" and names[("red", "vx0")]["owned"] is False
+    sandbox.path("/run/netlab/shown.yaml").write_text(text := sandbox.netlab("show").stdout)
+    result = sandbox.netlab("validate", "/run/netlab/shown.yaml", check=False)
+    assert result.returncode == 0, result.stderr + text
