@@ -58,7 +58,9 @@ MACVLAN_MODES = {"private": 1, "vepa": 2, "bridge": 4, "passthru": 8, "source": 
 IPVLAN_MODES = {"l2": 0, "l3": 1, "l3s": 2}
 
 # A link as netlab receives it: the attributes `_link` reads, of the some fifty
-# the kernel sends (lookups and events read only the fixed header).
+# the kernel sends (lookups and events read only the fixed header). Every socket
+# decodes links this way: an attribute read anywhere must be named here, or it
+# reads as None (test_rtnl_kernel compares the records with pyroute2's full decode).
 LinkMessage = narrowed(
     ifinfmsg,
     {
