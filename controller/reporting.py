@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from netlab.controller.backends.netlink import NETLAB_ROUTE_PROTO, RTPROT_KERNEL
+from netlab.controller.backends.netlink import NETLAB_ROUTE_PROTO
 from netlab.controller.kinds import dns, hosts
 from netlab.controller.kinds.contract import KernelReader
 from netlab.controller.kinds.managed_files import etc_path, has_header
@@ -82,7 +82,7 @@ def live_state(desired: DesiredState, kernel: KernelReader, ledger: Ledger) -> d
             else:
                 interfaces.append(entry)
         for route in dump.routes:
-            if route.proto == RTPROT_KERNEL or (netns is None and route.proto != NETLAB_ROUTE_PROTO):
+            if netns is None and route.proto != NETLAB_ROUTE_PROTO:
                 continue
             entry = {"to": route_name(route.to, 254, 0).replace("default6", "default")}
             if netns is not None:

@@ -132,6 +132,8 @@ class ObservedRoute:
 class NetnsDump:
     links: tuple[ObservedLink, ...]
     addresses: tuple[ObservedAddress, ...]
+    # unicast, outside the local table, and not the kernel's own (proto kernel):
+    # the routes anyone installed, which are all netlab ever reads
     routes: tuple[ObservedRoute, ...]
     # False when the kernel said a list changed while it was read, every time
     # it was read: it may lack or repeat what changed meanwhile

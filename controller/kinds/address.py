@@ -7,7 +7,7 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING
 
-from netlab.controller.backends.netlink import RTPROT_KERNEL, ObservedAddress, ObservedRoute
+from netlab.controller.backends.netlink import ObservedAddress, ObservedRoute
 from netlab.controller.changes import Change, Phase, Step
 from netlab.controller.kinds.contract import PlanContext
 from netlab.controller.kinds.route import put_back_route
@@ -43,7 +43,7 @@ class AddressKind:
                 routes = [
                     r
                     for r in ctx.kernel.dump(key[0]).routes
-                    if r.dev == key[1] and r.family == 4 and r.proto != RTPROT_KERNEL
+                    if r.dev == key[1] and r.family == 4
                 ]
             changes.append(_remove(present[key], _kept_in_subnet(present[key], present, removed), routes))
         for key, address in wanted.items():

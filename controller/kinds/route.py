@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING
 
-from netlab.controller.backends.netlink import RT_TABLE_MAIN, RTPROT_KERNEL, ObservedRoute
+from netlab.controller.backends.netlink import RT_TABLE_MAIN, ObservedRoute
 from netlab.controller.changes import Action, AttributeChange, Change, Phase, Step
 from netlab.controller.kinds.contract import PlanContext
 from netlab.state.model import Route, netns_label
@@ -81,8 +81,6 @@ class RouteKind:
         present = {}
         for netns in namespaces:
             for observed in ctx.kernel.dump(netns).routes:
-                if observed.proto == RTPROT_KERNEL:
-                    continue  # connected routes and the like: the kernel's own
                 if observed.dev is not None and ctx.link_is_fresh(netns, observed.dev):
                     continue  # its link is created anew: the route goes with the old one
                 present[(netns, observed.table, observed.to, observed.metric)] = observed
