@@ -260,13 +260,7 @@ def cmd_reload(args: argparse.Namespace) -> int:
     if status.get("pid") == pid and "last_reload" not in status:
         # a daemon from before `netlab reload` (not restarted since an upgrade):
         # it says nothing of its reload passes, so there is nothing to wait for
-        note = "reload requested; this daemon does not report its reload passes (restart it to have them)"
-        if args.log_format == "json":
-            from netlab.controller import logs
-
-            logs.get_logger().warning(note, pid=pid)
-        else:
-            print(f"netlab: {note}")
+        _say(args, "warning", "reload requested; this daemon does not report its reload passes (restart it to have them)")
         return EXIT_OK
     while True:
         status = reporting.daemon_status(path)
@@ -280,26 +274,30 @@ def cmd_reload(args: argparse.Namespace) -> int:
         time.sleep(0.02)
     healthy = reload.get("state") == "healthy"
     if args.log_format == "json":
-        from netlab.controller import logs
-
         error = status.get("last_error")
         fields = {"pid": pid, "state": reload.get("state"), "generation": status.get("generation")}
         if not healthy and isinstance(error, dict):
             fields["error"] = error.get("message")
-        (logs.get_logger().info if healthy else logs.get_logger().error)("reload pass done", **fields)
+        _say(args, "info" if healthy else "error", "reload pass done", **fields)
     else:
         print(reporting.daemon_status_text(status), end="")
     return EXIT_OK if healthy else EXIT_ERROR
 
 
 def _reload_failed(args: argparse.Namespace, why: str) -> int:
+    _say(args, "error", why)
+    return EXIT_ERROR
+
+
+def _say(args: argparse.Namespace, level: str, text: str, **fields: object) -> None:
+    """One line for `netlab reload`'s caller: a JSON event with --log-format json
+    (the unit's, for the journal), else plain text (errors on stderr)."""
     if args.log_format == "json":
         from netlab.controller import logs
 
-        logs.get_logger().error("reload failed", reason=why)
+        getattr(logs.get_logger(), level)(text, **fields)
     else:
-        print(f"netlab: {why}", file=sys.stderr)
-    return EXIT_ERROR
+        print(f"netlab: {text}", file=sys.stderr if level == "error" else sys.stdout)
 
 
 def cmd_daemon(args: argparse.Namespace) -> int:
