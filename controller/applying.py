@@ -2,8 +2,9 @@
 keeps the ledger in step with what was done, logs one event per change, and
 verifies by planning again. Called by the cli and the daemon.
 
-Rollback of a pass that fails part way is not done here yet: the failing step is
-reported and the ledger keeps what was done, so the next pass converges."""
+A pass that fails part way (a refused step, a bug of ours in a step, or a
+kernel that does not show what was applied) is rolled back: its steps are
+undone newest first, and the ledger keeps only what is still in the kernel."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import errno
 import os
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from netlab.controller.backends.kernel import Kernel
@@ -25,6 +27,10 @@ from netlab.state.model import DesiredState, netns_label
 # Test-only: the step of that index (from 0) in every pass fails as if the kernel
 # had refused it, so tests can prove that each step's failure is rolled back.
 FAULT_VARIABLE = "NETLAB_TEST_FAIL_STEP"
+# Test-only, "INDEX:PATH": before the step of that index, the pass creates PATH
+# and waits until it is gone, so a test can change the kernel between plan and
+# write (someone else's route appearing meanwhile) without a race.
+PAUSE_VARIABLE = "NETLAB_TEST_PAUSE_AT_STEP"
 
 
 def _injected_fault() -> int | None:
@@ -32,10 +38,25 @@ def _injected_fault() -> int | None:
     return int(value) if value and value.lstrip("-").isdigit() else None
 
 
+def _injected_pause() -> tuple[int, Path] | None:
+    index, _, path = os.environ.get(PAUSE_VARIABLE, "").partition(":")
+    return (int(index), Path(path)) if index.isdigit() and path else None
+
+
+def _pause(path: Path) -> None:
+    path.touch()
+    while path.exists():
+        time.sleep(0.01)
+
+
 class NotVerified(ApplyError):
-    """Every step was done, but planning again still finds differences: the
-    kernel did not take a change as asked, or something else changed it
-    meanwhile (the daemon tells the two apart by trying once more)."""
+    """Every step was done, but planning again still found differences (in
+    `remaining`): the kernel did not keep a change as asked, or something else
+    changed it meanwhile. The pass was rolled back (the message says how far)."""
+
+    def __init__(self, message: str, remaining: tuple[Change, ...]) -> None:
+        super().__init__(message)
+        self.remaining = remaining
 
 
 @dataclass(frozen=True)
@@ -44,16 +65,64 @@ class ApplyResult:
     duration_ms: float
 
 
-def apply_plan(plan: Plan, kernel: Kernel, ledger: Ledger, log: Any) -> None:
+@dataclass
+class Applied:
+    """What a pass did, to undo it: each step carried out with its change, in the
+    order they ran, and the ledger as it was before the pass."""
+
+    before: dict[str, Any]
+    done: list[tuple[Change, Step]] = field(default_factory=list)
+
+    def roll_back(self, kernel: Kernel, ledger: Ledger, log: Any) -> str:
+        """Undoes the steps, newest first, and leaves in the ledger what the
+        kernel still holds: the entry of a change none of whose writes remains
+        is as before the pass (an entry recorded ahead of a write never done, or
+        undone, goes); a change with a write that cannot be or was not undone
+        counts as made. Returns what to tell the operator."""
+        left: list[str] = []
+        lasting: set[int] = set()  # indexes in `done` of writes still in force
+        for index in reversed(range(len(self.done))):
+            step = self.done[index][1]
+            if step.irreversible:
+                left.append(f"{step.describe}: cannot be undone ({step.irreversible})")
+                lasting.add(index)
+                continue
+            if step.undo is None:
+                continue  # nothing of its own to undo (a fresh link's settings go with it)
+            try:
+                step.undo(kernel)
+            except (KernelRefused, OSError) as error:
+                left.append(f"{step.describe}: undo failed: {error}")
+                lasting.add(index)
+                log.error("undo failed", step=step.describe, error=str(error))
+        ledger.restore(self.before)
+        made: list[Change] = []
+        for index in sorted(lasting):
+            change = self.done[index][0]
+            if not any(change is other for other in made):
+                made.append(change)
+        for change in made:
+            _enter(change, ledger)
+        if not left:
+            log.warning("pass rolled back", steps_undone=len(self.done))
+            return f"The {len(self.done)} steps done before it were undone; the previous state stays in force."
+        log.error("pass rolled back only in part", left=left)
+        return (
+            "Rolled back in part; the next pass will finish the job. Not undone:\n"
+            + "\n".join(f"  {line}" for line in left)
+        )
+
+
+def apply_plan(plan: Plan, kernel: Kernel, ledger: Ledger, log: Any) -> Applied:
     """Runs every step; a change is entered in (or struck from) the ledger once
     all its steps are done. If a step fails, the steps done so far are undone in
-    reverse order and the ledger is put back as it was; what could not be undone
-    is named in the error and left in the ledger for the next pass to finish.
-    The ledger is saved whatever happens."""
+    reverse order (`Applied.roll_back`) and ApplyError says what failed and what
+    could not be undone; an error of any other type is raised as it is, after
+    the same rollback. The ledger is saved whatever happens. Returns what was
+    done, for the caller to roll back if verification fails."""
     steps_left = Counter({id(change): len(change.steps) for change in plan.changes})
     spent: dict[int, float] = {id(change): 0.0 for change in plan.changes}
-    before = ledger.snapshot()
-    done: list[Step] = []
+    applied = Applied(ledger.snapshot())
     _record_intent(plan, ledger)
     if any(change.kind == "nat" and change.steps for change in plan.changes):
         kernel.prepare_nat_changes()
@@ -62,7 +131,10 @@ def apply_plan(plan: Plan, kernel: Kernel, ledger: Ledger, log: Any) -> None:
             if not change.steps:
                 _account(change, ledger, log, 0.0)
         fail_at = _injected_fault()
+        pause = _injected_pause()
         for index, (change, step) in enumerate(plan.steps()):
+            if pause is not None and index == pause[0]:
+                _pause(pause[1])
             began = time.monotonic()
             try:
                 if index == fail_at:
@@ -72,8 +144,13 @@ def apply_plan(plan: Plan, kernel: Kernel, ledger: Ledger, log: Any) -> None:
                 failure = f"{change}: could not {step.describe}: {error}"
                 if change.origin:
                     failure += f" (declared at {change.origin})"
-                raise ApplyError(failure + "\n" + _roll_back(done, kernel, ledger, before, log)) from error
-            done.append(step)
+                raise ApplyError(failure + "\n" + applied.roll_back(kernel, ledger, log)) from error
+            except Exception:
+                # a bug of ours, mid-pass: the kernel is put back before it is reported
+                log.error("step failed unexpectedly", step=step.describe, change=str(change))
+                applied.roll_back(kernel, ledger, log)
+                raise
+            applied.done.append((change, step))
             spent[id(change)] += time.monotonic() - began
             steps_left[id(change)] -= 1
             if steps_left[id(change)] == 0:
@@ -82,6 +159,7 @@ def apply_plan(plan: Plan, kernel: Kernel, ledger: Ledger, log: Any) -> None:
         # what the writes touched is read again; the rest is as it was
         kernel.forget_written()
         ledger.save()
+    return applied
 
 
 def _record_intent(plan: Plan, ledger: Ledger) -> None:
@@ -89,7 +167,8 @@ def _record_intent(plan: Plan, ledger: Ledger) -> None:
     it, before the first kernel write: a process killed mid-pass leaves no
     object that the next pass does not know as netlab's (namespaces and
     addresses carry no kernel marker), and a sysctl's original value is on disk
-    before it is overwritten."""
+    before it is overwritten. A pass that fails takes back what it did not make
+    (`Applied.roll_back`)."""
     intended = [c for c in plan.changes if c.action != "-" and c.record is not None and not ledger.owns(c.kind, c.key)]
     for change in intended:
         ledger.record(change.kind, change.key, change.record)
@@ -97,45 +176,8 @@ def _record_intent(plan: Plan, ledger: Ledger) -> None:
         ledger.save()
 
 
-def _roll_back(
-    done: list[Step], kernel: Kernel, ledger: Ledger, before: Any, log: Any
-) -> str:
-    """Undoes the steps of a failed pass, newest first. Returns what to tell the
-    operator: that everything was undone, or which steps could not be."""
-    left: list[str] = []
-    for step in reversed(done):
-        if step.irreversible:
-            left.append(f"{step.describe}: cannot be undone ({step.irreversible})")
-            continue
-        if step.undo is None:
-            continue
-        try:
-            step.undo(kernel)
-        except (KernelRefused, OSError) as error:
-            left.append(f"{step.describe}: undo failed: {error}")
-            log.error("undo failed", step=step.describe, error=str(error))
-    if not left:
-        ledger.restore(before)
-        log.warning("pass rolled back", steps_undone=len(done))
-        return f"The {len(done)} steps done before it were undone; the previous state stays in force."
-    log.error("pass rolled back only in part", left=left)
-    return (
-        "Rolled back in part; the next pass will finish the job. Not undone:\n"
-        + "\n".join(f"  {line}" for line in left)
-    )
-
-
 def _account(change: Change, ledger: Ledger, log: Any, seconds: float) -> None:
-    if change.action == "-":
-        ledger.forget(change.kind, change.key)
-        if change.kind == "namespace":
-            ledger.forget_netns(change.name)
-        if change.kind == "link":
-            for key in list(ledger.keys("address")):
-                if key[:2] == change.key:
-                    ledger.forget("address", key)
-    elif change.record is not None and not ledger.owns(change.kind, change.key):
-        ledger.record(change.kind, change.key, change.record)
+    _enter(change, ledger)
     log.info(
         "change applied",
         netns=netns_label(change.netns),
@@ -147,28 +189,57 @@ def _account(change: Change, ledger: Ledger, log: Any, seconds: float) -> None:
     )
 
 
+def _enter(change: Change, ledger: Ledger) -> None:
+    """What the ledger learns from a change made: a removed object is no longer
+    netlab's (with what went with it), a created one is."""
+    if change.action == "-":
+        ledger.forget(change.kind, change.key)
+        if change.kind == "namespace":
+            ledger.forget_netns(change.name)
+        if change.kind == "link":
+            for key in list(ledger.keys("address")):
+                if key[:2] == change.key:
+                    ledger.forget("address", key)
+    elif change.record is not None and not ledger.owns(change.kind, change.key):
+        ledger.record(change.kind, change.key, change.record)
+
+
 def reconcile(
     desired: DesiredState, kernel: Kernel, ledger: Ledger, log: Any, scope: frozenset[str | None] | None = None
 ) -> ApplyResult:
     """One pass: plan, apply, verify (of the namespaces in `scope`, when given).
-    Raises ConfigError (refused plan) or ApplyError (failed step, or a kernel
-    that does not show what was applied)."""
+    Raises ConfigError (refused plan) or ApplyError (failed step, rolled back),
+    NotVerified among them: the kernel did not show what was applied, and the
+    pass was rolled back like a refused step."""
     began = time.monotonic()
     plan = make_plan(desired, kernel, ledger, scope)
     if plan:
-        apply_plan(plan, kernel, ledger, log)
-        plan = plan.done()  # the writes' closures go before verifying reads again
-        verify(desired, kernel, ledger, scope)
+        applied = apply_plan(plan, kernel, ledger, log)
+        # the run closures go before verifying reads again; the undo closures
+        # of what was done stay until the pass is verified
+        plan = plan.done()
+        try:
+            verify(desired, kernel, ledger, scope)
+        except NotVerified as error:
+            log.error("pass not verified: rolling it back", remaining=[str(change) for change in error.remaining])
+            try:
+                outcome = applied.roll_back(kernel, ledger, log)
+            finally:
+                kernel.forget_written()
+                ledger.save()
+            raise NotVerified(f"{error}\n{outcome}", error.remaining) from None
     return ApplyResult(plan, (time.monotonic() - began) * 1000)
 
 
 def verify(desired: DesiredState, kernel: Kernel, ledger: Ledger, scope: frozenset[str | None] | None = None) -> None:
-    """The kernel is right when a fresh plan is empty. The namespaces and files
+    """The kernel is right when a fresh plan is empty; else NotVerified, with
+    the changes still to make (without their steps). The namespaces and files
     the pass wrote were forgotten after its writes, so they are read anew; what
     it did not touch is not read again."""
-    remaining = make_plan(desired, kernel, ledger, scope)
+    remaining = make_plan(desired, kernel, ledger, scope).done()
     if remaining:
         raise NotVerified(
             "the kernel does not show what was applied; still different:\n"
-            + "\n".join(f"  {change}" for change in remaining.changes)
+            + "\n".join(f"  {change}" for change in remaining.changes),
+            remaining.changes,
         )

@@ -323,7 +323,7 @@ class _Builder:
             netns=item.get("netns"),
             to=str(to),
             table=NAMED_TABLES.get(table, table) if isinstance(table, str) else int(table),
-            metric=int(item.get("metric", DEFAULT_METRIC[to.version])),
+            metric=_kernel_metric(to.version, int(item.get("metric", DEFAULT_METRIC[to.version]))),
             origin=self._origin(path),
             via=str(via) if via is not None else None,
             dev=item.get("dev"),
@@ -468,6 +468,13 @@ def _dnat_target_text(text: str) -> str:
     if port is None:
         return str(address)
     return f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
+
+
+def _kernel_metric(version: int, metric: int) -> int:
+    """The metric as the kernel keeps it: IPv6 takes metric 0 to mean its default,
+    1024, so a route declared with metric 0 is the kernel's route of metric 1024
+    (and the same object as one declared so)."""
+    return DEFAULT_METRIC[6] if version == 6 and metric == 0 else metric
 
 
 def _sysctl_value(value: bool | int | str) -> str:

@@ -30,7 +30,7 @@ from pyroute2.netlink.rtnl import (
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
 from netlab.controller.backends import namespaces
-from netlab.controller.backends.netlink import RT_TABLE_LOCAL, RTN_UNICAST, LinkMessage
+from netlab.controller.backends.netlink import RTN_UNICAST, LinkMessage
 
 GROUPS = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_IFADDR | RTMGRP_IPV6_ROUTE
 RECEIVE_BUFFER = 4 * 1024 * 1024
@@ -44,10 +44,11 @@ EventHandler = Callable[[str | None], None]
 def _is_background(message: Any) -> bool:
     """What netlab does not read, so that it need not read anything again: the
     kernel's own IPv6 link-local addresses and routes (they appear after a link
-    comes up, DAD), routes of the local table and routes that are not unicast
-    (the kernel keeps them with each address), and per-protocol link notices
-    (AF_INET6 address-configuration state, AF_BRIDGE port state), which come
-    beside the plain link message when a link itself changes."""
+    comes up, DAD), routes that are not unicast (the kernel keeps them, of
+    type local and broadcast, with each address, in the local table), and
+    per-protocol link notices (AF_INET6 address-configuration state, AF_BRIDGE
+    port state), which come beside the plain link message when a link itself
+    changes."""
     get_attr = getattr(message, "get_attr", None)
     if get_attr is None:
         return False
@@ -55,8 +56,7 @@ def _is_background(message: Any) -> bool:
     if kind in (RTM_NEWLINK, RTM_DELLINK):
         return message["family"] in (socket.AF_INET6, AF_BRIDGE)
     if kind in (RTM_NEWROUTE, RTM_DELROUTE):
-        table = get_attr("RTA_TABLE") or message["table"]
-        if table == RT_TABLE_LOCAL or message["type"] != RTN_UNICAST:
+        if message["type"] != RTN_UNICAST:
             return True
     for name in ("IFA_ADDRESS", "RTA_DST"):
         value = get_attr(name)

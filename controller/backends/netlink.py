@@ -132,8 +132,9 @@ class ObservedRoute:
 class NetnsDump:
     links: tuple[ObservedLink, ...]
     addresses: tuple[ObservedAddress, ...]
-    # unicast, outside the local table, and not the kernel's own (proto kernel):
-    # the routes anyone installed, which are all netlab ever reads
+    # unicast and not the kernel's own (proto kernel), in any table (the local
+    # table's own routes are of type local or broadcast): the routes anyone
+    # installed, which are all netlab ever reads
     routes: tuple[ObservedRoute, ...]
     # False when the kernel said a list changed while it was read, every time
     # it was read: it may lack or repeat what changed meanwhile
@@ -237,9 +238,8 @@ class Netlink:
     def dump(self, netns: str | None) -> NetnsDump:
         """Links, addresses and routes, each message turned into its record as it
         arrives: the host's dump of a thousand veths held all at once as pyroute2
-        messages would cost some 30 MB. Routes netlab never reads (the local
-        table's, those not unicast, and the kernel's own: it keeps several per
-        address) and IPv6 link-local addresses (one per link that is up, made by
+        messages would cost some 30 MB. Routes netlab never reads (those not
+        unicast, and the kernel's own: it keeps several per address) and IPv6 link-local addresses (one per link that is up, made by
         the kernel) are passed over before they are decoded, and of a link only
         the attributes read are decoded (`LinkMessage`)."""
         rtnl = self.connection(netns)
@@ -404,6 +404,21 @@ class Netlink:
 
     # -- routes -------------------------------------------------------------------
 
+    def route_add(
+        self,
+        netns: str | None,
+        *,
+        to: str,
+        table: int,
+        metric: int,
+        via: str | None,
+        dev: str | None,
+    ) -> None:
+        """Creates a route, marked as netlab's. A route with its key that is there
+        already, whoever made it, is refused (EEXIST), never replaced: one that
+        appeared since the plan was made is not netlab's to overwrite."""
+        self._route_request(netns, to, table, metric, via, dev, NETLAB_ROUTE_PROTO, NLM_F_CREATE | NLM_F_EXCL)
+
     def route_replace(
         self,
         netns: str | None,
@@ -416,7 +431,14 @@ class Netlink:
         proto: int = NETLAB_ROUTE_PROTO,
     ) -> None:
         """Installs or replaces a route, marked as netlab's unless `proto` says
-        otherwise (putting back someone else's route as it was)."""
+        otherwise (putting back a route as it was observed). Only for a route
+        netlab owns and has seen: changing its gateway in place, or putting it
+        back in an undo."""
+        self._route_request(netns, to, table, metric, via, dev, proto, NLM_F_CREATE | NLM_F_REPLACE)
+
+    def _route_request(
+        self, netns: str | None, to: str, table: int, metric: int, via: str | None, dev: str | None, proto: int, flags: int
+    ) -> None:
         def request() -> None:
             msg = _route_message(to, table, metric)
             msg["proto"] = proto
@@ -425,13 +447,7 @@ class Netlink:
                 msg["attrs"].append(("RTA_GATEWAY", via))
             if dev is not None:
                 msg["attrs"].append(("RTA_OIF", self._index(netns, dev)))
-            _call(
-                f"install route {to} in {_where(netns)}",
-                self.connection(netns).request,
-                RTM_NEWROUTE,
-                msg,
-                NLM_F_CREATE | NLM_F_REPLACE,
-            )
+            _call(f"install route {to} in {_where(netns)}", self.connection(netns).request, RTM_NEWROUTE, msg, flags)
 
         self._touched.add(netns)
         self._with_fresh_indexes(netns, request)
@@ -549,10 +565,11 @@ def _read_address(data: bytes, offset: int) -> bool:
 def _read_route(data: bytes, offset: int) -> bool:
     """Whether a route message is one netlab reads, from its fixed header alone
     (after the 16-byte netlink header: family, dst_len, src_len, tos, table,
-    protocol, scope, type): not the local table's, not the kernel's own (the
-    connected route of each address, IPv6's fe80::/64 on every link up), and
-    unicast."""
-    return data[offset + 20] != RT_TABLE_LOCAL and data[offset + 21] != RTPROT_KERNEL and data[offset + 23] == RTN_UNICAST
+    protocol, scope, type): not the kernel's own (the connected route of each
+    address, IPv6's fe80::/64 on every link up), and unicast. The local table
+    is read like any other (a route declared `table: local` must be seen to be
+    verified): what the kernel keeps there is of type local or broadcast."""
+    return data[offset + 21] != RTPROT_KERNEL and data[offset + 23] == RTN_UNICAST
 
 
 def _where(netns: str | None, name: str | None = None) -> str:
@@ -617,7 +634,7 @@ def _address(netns: str | None, msg: Any, names: dict[int, str]) -> ObservedAddr
 def _route(netns: str | None, msg: Any, names: dict[int, str]) -> ObservedRoute | None:
     attrs = _Attributes(msg)
     table = attrs.get("RTA_TABLE") or msg["table"]
-    if table == RT_TABLE_LOCAL or msg["type"] != RTN_UNICAST:
+    if msg["type"] != RTN_UNICAST:
         return None
     family = 6 if msg["family"] == socket.AF_INET6 else 4
     dst = attrs.get("RTA_DST") or ("::" if family == 6 else "0.0.0.0")

@@ -40,13 +40,19 @@ class RouteKind:
         present = self._observe(ctx, wanted)
         changes: list[Change] = []
         for key, observed in present.items():
-            if key in wanted or not (observed.marked or ctx.ledger.owns(KIND, key)):
+            if not (observed.marked or ctx.ledger.owns(KIND, key)):
                 continue
             if observed.netns in ctx.removed_namespaces:
                 continue
+            if key in wanted:
+                continue  # kept, changed, or (on a link that goes) installed anew below
             changes.append(_remove(observed))
         for key, route in wanted.items():
             observed = present.get(key)
+            if observed is not None and _goes_with_its_link(ctx, observed):
+                # its link is removed or created anew in this pass (a veth whose
+                # peer is renamed): whatever the route is now, it will be gone
+                observed = None
             if observed is None:
                 self._check_gateway(ctx, route)
                 self._check_dev(ctx, route)
@@ -81,8 +87,6 @@ class RouteKind:
         present = {}
         for netns in namespaces:
             for observed in ctx.kernel.dump(netns).routes:
-                if observed.dev is not None and ctx.link_is_fresh(netns, observed.dev):
-                    continue  # its link is created anew: the route goes with the old one
                 present[(netns, observed.table, observed.to, observed.metric)] = observed
         return present
 
@@ -120,6 +124,14 @@ class RouteKind:
         )
 
 
+def _goes_with_its_link(ctx: PlanContext, observed: ObservedRoute) -> bool:
+    """Whether the pass deletes the route's link (to remove it, or to create it
+    anew): the kernel then deletes the route with it."""
+    if observed.dev is None:
+        return False
+    return ctx.link_is_fresh(observed.netns, observed.dev) or (observed.netns, observed.dev) in ctx.removed_links
+
+
 def _install(
     route: Route,
     action: Action,
@@ -132,9 +144,16 @@ def _install(
     detail = " ".join(part for part in (f"via {route.via}" if route.via else "", f"dev {route.dev}" if route.dev else "") if part)
 
     def install(kernel: Kernel) -> None:
-        kernel.netlink.route_replace(
-            netns, to=route.to, table=route.table, metric=route.metric, via=route.via, dev=route.dev
-        )
+        if before is None:
+            # a new route: one with its key that appeared since the plan is
+            # someone else's, and is refused, never taken over
+            kernel.netlink.route_add(
+                netns, to=route.to, table=route.table, metric=route.metric, via=route.via, dev=route.dev
+            )
+        else:
+            kernel.netlink.route_replace(
+                netns, to=route.to, table=route.table, metric=route.metric, via=route.via, dev=route.dev
+            )
 
     return Change(
         kind=KIND,

@@ -5,6 +5,7 @@ the namespace goes with its values)."""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from netlab.controller.backends.sysctls import normalise
@@ -16,6 +17,30 @@ if TYPE_CHECKING:
     from netlab.controller.backends.kernel import Kernel
 
 KIND = "sysctl"
+
+# A number as the kernel's proc handlers parse one (strtoul, base 0): 0x1f is
+# hexadecimal, 017 octal, 17 decimal; a minus sign may go first.
+_HEXADECIMAL = re.compile(r"-?0[xX][0-9a-fA-F]+")
+_OCTAL = re.compile(r"-?0[0-7]+")
+_DECIMAL = re.compile(r"-?[1-9][0-9]*|-?0")
+
+
+def kernel_form(value: str) -> str:
+    """A value as the kernel prints it back: words separated by one space, each
+    number in decimal without leading zeros ("01" reads back as 1, "010" as 8,
+    "0x10" as 16). Compared with what the kernel shows and written so, or a
+    value that the kernel keeps in another form is planned again on every pass.
+    Anything else (a name such as `cubic`) is kept as it is."""
+    words = []
+    for word in normalise(value).split(" "):
+        if _HEXADECIMAL.fullmatch(word):
+            word = str(int(word, 16))
+        elif _OCTAL.fullmatch(word):
+            word = str(int(word, 8))
+        elif _DECIMAL.fullmatch(word):
+            word = str(int(word))
+        words.append(word)
+    return " ".join(words)
 
 
 class SysctlKind:
@@ -33,7 +58,7 @@ class SysctlKind:
         for ident, sysctl in wanted.items():
             fresh_namespace = sysctl.netns is not None and sysctl.netns in ctx.created_namespaces
             current = None if fresh_namespace else ctx.kernel.sysctl(sysctl.netns, sysctl.key)
-            if current is not None and current == normalise(sysctl.value):
+            if current is not None and current == kernel_form(sysctl.value):
                 continue
             recorded = ctx.ledger.get(KIND, ident)
             original = recorded.get("original") if recorded else current
@@ -42,7 +67,7 @@ class SysctlKind:
 
 
 def _set(sysctl: Sysctl, current: str | None, original: str | None) -> Change:
-    netns, key, value = sysctl.netns, sysctl.key, normalise(sysctl.value)
+    netns, key, value = sysctl.netns, sysctl.key, kernel_form(sysctl.value)
 
     def write(kernel: Kernel) -> None:
         kernel.write_sysctl(netns, key, value)

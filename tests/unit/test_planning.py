@@ -260,3 +260,60 @@ def test_a_veth_whose_peer_is_renamed_is_replaced(tmp_path: Path) -> None:
         "+ link host/new-peer: veth peer of red/veth-red",
         "- link host/old-peer: veth",
     ]
+
+
+def test_a_route_on_a_renamed_veth_peer_is_installed_anew(tmp_path: Path) -> None:
+    """Renaming the peer replaces the pair: the kernel deletes the routes through
+    the old peer with it, so a route that names only its gateway is planned as
+    new on the new peer (else it is missing after the pass, and verification
+    fails), and an owned route no longer declared is removed and forgotten."""
+    kernel = FakeKernel(names={"red"})
+    kernel.add_link("red", "veth-red", "veth", owned=True)
+    kernel.add_link(None, "old-peer", "veth", owned=True)
+    kernel.addresses = {None: [ObservedAddress(None, "old-peer", "10.7.0.1/24", 4, 0, False)]}
+    kernel.routes = {
+        None: [
+            ObservedRoute(None, 254, "10.8.0.0/24", 0, "10.7.0.2", "old-peer", NETLAB_ROUTE_PROTO, 4, 1),
+            ObservedRoute(None, 254, "10.9.0.0/24", 0, "10.7.0.2", "old-peer", NETLAB_ROUTE_PROTO, 4, 1),
+        ]
+    }
+    red, peer = veth_pair("red", "veth-red", "new-peer")
+    desired = DesiredState(
+        namespaces=(Namespace("red", HERE),),
+        links=(red, peer),
+        addresses=(Address(None, "new-peer", "10.7.0.1/24", HERE),),
+        routes=(Route(None, "10.8.0.0/24", 254, 0, HERE, via="10.7.0.2"),),
+    )
+    plan = make_plan(desired, kernel, ledger(tmp_path))
+    routes = [str(c) for c in plan.changes if c.kind == "route"]
+    assert routes == ["- route host/10.9.0.0/24", "+ route host/10.8.0.0/24: via 10.7.0.2"]
+
+
+def test_a_route_on_a_link_that_stays_is_left_alone(tmp_path: Path) -> None:
+    kernel = FakeKernel()
+    kernel.add_link(None, "br0", "bridge", owned=True)
+    kernel.addresses = {None: [ObservedAddress(None, "br0", "10.7.0.1/24", 4, 0, False)]}
+    kernel.routes = {None: [ObservedRoute(None, 254, "10.8.0.0/24", 0, "10.7.0.2", "br0", NETLAB_ROUTE_PROTO, 4, 1)]}
+    desired = DesiredState(
+        links=(Link(None, "br0", "bridge", HERE, state="up"),),
+        addresses=(Address(None, "br0", "10.7.0.1/24", HERE),),
+        routes=(Route(None, "10.8.0.0/24", 254, 0, HERE, via="10.7.0.2"),),
+    )
+    assert not make_plan(desired, kernel, ledger(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("declared", "kernel_shows"),
+    [("01", "1"), ("010", "8"), ("0x10", "16"), ("-01", "-1"), ("4096  87380\t6291456", "4096 87380 6291456"), ("cubic", "cubic")],
+)
+def test_a_sysctl_is_compared_as_the_kernel_prints_it(tmp_path: Path, declared: str, kernel_shows: str) -> None:
+    kernel = FakeKernel(sysctls={(None, "net.ipv4.some_key"): kernel_shows})
+    desired = DesiredState(sysctls=(Sysctl(None, "net.ipv4.some_key", declared, HERE),))
+    assert not make_plan(desired, kernel, ledger(tmp_path))
+
+
+def test_a_sysctl_is_written_as_the_kernel_prints_it(tmp_path: Path) -> None:
+    kernel = FakeKernel(sysctls={(None, "net.ipv4.ip_forward"): "0"})
+    desired = DesiredState(sysctls=(Sysctl(None, "net.ipv4.ip_forward", "01", HERE),))
+    plan = make_plan(desired, kernel, ledger(tmp_path))
+    assert [str(c) for c in plan.changes] == ["~ sysctl host/net.ipv4.ip_forward: value 0 -> 1"]

@@ -1,0 +1,116 @@
+"""Applying against a kernel of recorded calls: a pass that fails is undone
+newest first, whatever the failure (a refusal, a bug of ours), and the ledger
+keeps only what the kernel still holds. No root, no kernel."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+
+from netlab.controller.applying import apply_plan
+from netlab.controller.backends.netlink import KernelRefused
+from netlab.controller.changes import Change, Phase, Step
+from netlab.controller.planning import Plan
+from netlab.state.errors import ApplyError
+from netlab.state.ledger import Ledger
+
+
+class RecordingKernel:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def prepare_nat_changes(self) -> None:
+        pass
+
+    def forget_written(self) -> None:
+        self.calls.append("forget written")
+
+
+def write(name: str, fails: BaseException | None = None) -> Any:
+    def run(kernel: Any) -> None:
+        if fails is not None:
+            raise fails
+        kernel.calls.append(name)
+
+    return run
+
+
+def creation(name: str, phase: Phase, *, fails: BaseException | None = None, irreversible: str = "") -> Change:
+    step = Step(phase, f"create {name}", write(f"create {name}", fails), undo=write(f"undo {name}"), irreversible=irreversible)
+    return Change(kind="address", action="+", key=(None, "br0", name), netns=None, name=name, steps=(step,), record={})
+
+
+def removal(name: str, phase: Phase) -> Change:
+    step = Step(phase, f"delete {name}", write(f"delete {name}"), irreversible="gone with its state")
+    return Change(kind="link", action="-", key=(None, name), netns=None, name=name, steps=(step,))
+
+
+LOG = structlog.get_logger()
+
+
+def test_an_unexpected_error_in_a_step_rolls_the_pass_back_and_is_raised(tmp_path: Path) -> None:
+    kernel, ledger = RecordingKernel(), Ledger(tmp_path / "ledger.json")
+    plan = Plan(
+        (
+            creation("a", Phase.ADD_ADDRESS),
+            creation("b", Phase.ADD_ADDRESS),
+            creation("c", Phase.ADD_ROUTE, fails=RuntimeError("a bug")),
+        )
+    )
+    with pytest.raises(RuntimeError, match="a bug"):
+        apply_plan(plan, kernel, ledger, LOG)  # type: ignore[arg-type]
+    assert kernel.calls == ["create a", "create b", "undo b", "undo a", "forget written"]
+    assert list(ledger.keys("address")) == []
+    assert Ledger.load(tmp_path).count() == 0
+
+
+def test_a_failed_pass_forgets_what_it_recorded_ahead_even_when_part_stays(tmp_path: Path) -> None:
+    """The removal of a link cannot be undone, so the pass is rolled back only in
+    part: the link stays forgotten, but the addresses recorded ahead (one added
+    and undone, one never added) are not netlab's."""
+    kernel, ledger = RecordingKernel(), Ledger(tmp_path / "ledger.json")
+    ledger.record("link", (None, "veth0"), {"type": "veth"})
+    ledger.record("address", (None, "br0", "10.1.0.1/24"))
+    refused = KernelRefused("add ff02::5/64", errno.EINVAL, "Invalid argument")
+    plan = Plan(
+        (
+            removal("veth0", Phase.DELETE_LINK),
+            creation("10.9.9.1/24", Phase.ADD_ADDRESS),
+            creation("ff02::5/64", Phase.ADD_ADDRESS, fails=refused),
+        )
+    )
+    with pytest.raises(ApplyError, match="Rolled back in part") as failed:
+        apply_plan(plan, kernel, ledger, LOG)  # type: ignore[arg-type]
+    assert "delete veth0: cannot be undone" in str(failed.value)
+    assert kernel.calls == ["delete veth0", "create 10.9.9.1/24", "undo 10.9.9.1/24", "forget written"]
+    saved = Ledger.load(tmp_path)
+    assert list(saved.keys("address")) == [(None, "br0", "10.1.0.1/24")]
+    assert list(saved.keys("link")) == []
+
+
+def test_a_creation_whose_undo_fails_stays_netlabs(tmp_path: Path) -> None:
+    kernel, ledger = RecordingKernel(), Ledger(tmp_path / "ledger.json")
+    stuck = Change(
+        kind="address",
+        action="+",
+        key=(None, "br0", "10.9.9.1/24"),
+        netns=None,
+        name="10.9.9.1/24",
+        steps=(
+            Step(
+                Phase.ADD_ADDRESS,
+                "create 10.9.9.1/24",
+                write("create 10.9.9.1/24"),
+                undo=write("undo", KernelRefused("remove", errno.EBUSY, "busy")),
+            ),
+        ),
+        record={},
+    )
+    plan = Plan((stuck, creation("x", Phase.ADD_ROUTE, fails=KernelRefused("x", errno.EEXIST, "File exists"))))
+    with pytest.raises(ApplyError, match="undo failed"):
+        apply_plan(plan, kernel, ledger, LOG)  # type: ignore[arg-type]
+    assert list(Ledger.load(tmp_path).keys("address")) == [(None, "br0", "10.9.9.1/24")]
