@@ -148,3 +148,117 @@ def test_kernel_refusals_change_nothing(sandbox: Sandbox) -> None:
     assert result.returncode == 1 and "taken.yaml:3:" in result.stderr
     assert "Traceback" not in result.stderr
     assert sandbox.dump() == before
+
+
+def forwarding_everywhere(sandbox: Sandbox) -> str:
+    """Every IPv4 forwarding switch of the sandbox's host, as the kernel shows them."""
+    return sandbox.sh("grep -r . /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/conf/*/forwarding").stdout
+
+
+def test_a_pass_that_does_not_verify_is_rolled_back(sandbox: Sandbox) -> None:
+    """`net.ipv4.ip_forward` and `net.ipv4.conf.all.forwarding` are one switch in
+    the kernel: writing the first changes the second, so a pass asking for both
+    values at once can never be verified. It is undone like a refused step."""
+    add_foreign_objects(sandbox)
+    sandbox.write_config("lab.yaml", BASE)
+    sandbox.netlab("apply")
+    before, switches = sandbox.dump(), forwarding_everywhere(sandbox)
+    unverifiable = BASE.replace("10.1.0.1/24]", "10.1.0.1/24, 10.2.0.1/24]").replace(
+        "sysctls: {net.ipv4.ip_forward: 0}", "sysctls: {net.ipv4.ip_forward: 1, net.ipv4.conf.all.forwarding: 0}"
+    ).replace("routes:\n", "routes:\n  - {netns: blue, to: 10.9.0.0/16, via: 10.1.0.1}\n")
+    sandbox.write_config("lab.yaml", unverifiable)
+    result = sandbox.netlab("apply", check=False)
+    assert result.returncode == 1
+    assert "does not show what was applied" in result.stderr and "net.ipv4.conf.all.forwarding" in result.stderr
+    assert "were undone" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert sandbox.dump() == before
+    assert forwarding_everywhere(sandbox) == switches
+    ledger = sandbox.read("/var/lib/netlab/ledger.json")
+    assert "10.2.0.1/24" not in ledger and "10.9.0.0/16" not in ledger
+
+
+# a veth whose host end has an address, and a host route through a gateway
+# behind it that names no `dev`: the kernel finds the route's link itself
+PEERED = """version: 1
+namespaces: [{name: red}]
+interfaces:
+  - {name: veth-red, type: veth, netns: red, addresses: [10.7.0.2/24], peer: {name: PEER, addresses: [10.7.0.1/24]}}
+routes:
+  - {to: 10.8.0.0/24, via: 10.7.0.2}
+  - {netns: red, to: default, via: 10.7.0.1}
+"""
+
+
+def test_renaming_a_veth_peer_with_a_route_on_it_converges_in_one_apply(sandbox: Sandbox) -> None:
+    sandbox.write_config("lab.yaml", PEERED.replace("PEER", "vr-old"))
+    sandbox.netlab("apply")
+    assert "dev vr-old proto 213" in sandbox.run("ip", "route", "show", "10.8.0.0/24").stdout
+    sandbox.write_config("lab.yaml", PEERED.replace("PEER", "vr-new"))
+    sandbox.netlab("apply")
+    assert sandbox.netlab("plan", "--detailed-exitcode", check=False).returncode == 0
+    assert "dev vr-new proto 213" in sandbox.run("ip", "route", "show", "10.8.0.0/24").stdout
+    sandbox.ping("red", "10.7.0.1", check=True)
+
+
+def test_a_route_that_appears_between_plan_and_write_is_not_taken_over(sandbox: Sandbox) -> None:
+    """Someone adds a route with the key netlab is about to create: the creation
+    is refused (it is not replaced, not marked netlab's), the pass is rolled
+    back, and the rollback leaves that route alone."""
+    add_foreign_objects(sandbox)
+    sandbox.write_config("lab.yaml", BASE)
+    sandbox.netlab("apply")
+    # steps: add the address (0), install the route (1)
+    sandbox.write_config(
+        "lab.yaml",
+        BASE.replace("10.1.0.1/24]", "10.1.0.1/24, 10.2.0.1/24]").replace(
+            "routes:\n", "routes:\n  - {to: 10.50.0.0/24, via: 10.1.0.9}\n"
+        ),
+    )
+    pause = "/run/netlab/paused"
+    process = sandbox.spawn("env", f"NETLAB_TEST_PAUSE_AT_STEP=1:{pause}", NETLAB, "apply")
+    assert sandbox.wait_for(lambda: sandbox.path(pause).exists(), timeout=60), "the pass did not reach its route"
+    sandbox.run("ip", "route", "add", "10.50.0.0/24", "via", "10.1.0.2")
+    sandbox.path(pause).unlink()
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 1, stderr
+    assert "File exists" in stderr and "were undone" in stderr, stderr
+    route = sandbox.run("ip", "route", "show", "10.50.0.0/24").stdout
+    assert "via 10.1.0.2 dev br0" in route and "proto 213" not in route, route
+    assert "10.2.0.1" not in sandbox.run("ip", "-br", "addr", "show", "br0").stdout
+    plan = sandbox.netlab("plan", check=False)
+    assert plan.returncode == 1 and "netlab did not install" in plan.stderr, plan.stderr
+
+
+# br0 with a veth into a namespace; then the veth goes and two addresses come
+LEDGER_FIRST = """version: 1
+namespaces: [{name: red}]
+interfaces:
+  - {name: br0, type: bridge, addresses: [10.1.0.1/24]}
+  - {name: veth-red, type: veth, netns: red, addresses: [10.1.0.2/24], peer: {name: veth-red-br, master: br0}}
+"""
+LEDGER_SECOND = """version: 1
+namespaces: [{name: red}]
+interfaces:
+  - {name: br0, type: bridge, addresses: [10.1.0.1/24, 10.9.9.1/24, "2001:db8:9::1/64"]}
+"""
+
+
+def test_a_pass_rolled_back_in_part_claims_nothing_it_did_not_make(sandbox: Sandbox) -> None:
+    """The veth's removal cannot be undone, so the pass is rolled back in part;
+    the addresses it recorded ahead (one added and undone, one never added)
+    must not stay netlab's, or a later pass deletes an admin's address."""
+    sandbox.write_config("lab.yaml", LEDGER_FIRST)
+    sandbox.netlab("apply")
+    sandbox.write_config("lab.yaml", LEDGER_SECOND)
+    # steps: delete veth-red, delete veth-red-br, add 10.9.9.1/24, add 2001:db8:9::1/64 (3)
+    result = sandbox.netlab("apply", check=False, env={"NETLAB_TEST_FAIL_STEP": "3"})
+    assert result.returncode == 1
+    assert "could not add 2001:db8:9::1/64" in result.stderr and "Rolled back in part" in result.stderr, result.stderr
+    ledger = sandbox.read("/var/lib/netlab/ledger.json")
+    assert "10.9.9.1/24" not in ledger and "2001:db8:9::1/64" not in ledger, ledger
+    sandbox.write_config("lab.yaml", LEDGER_FIRST)
+    sandbox.netlab("apply")
+    sandbox.run("ip", "addr", "add", "10.9.9.1/24", "dev", "br0")
+    sandbox.netlab("apply")
+    assert "10.9.9.1/24" in sandbox.run("ip", "-br", "addr", "show", "br0").stdout
