@@ -12,6 +12,7 @@ import errno
 import os
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,15 +78,16 @@ class Applied:
         """Undoes the steps, newest first, and leaves in the ledger what the
         kernel still holds: the entry of a change none of whose writes remains
         is as before the pass (an entry recorded ahead of a write never done, or
-        undone, goes); a change with a write that cannot be or was not undone
-        counts as made. Returns what to tell the operator."""
+        undone, goes). A change whose undo failed counts as made; one of which
+        only a deletion stays (it cannot be undone: a link replaced, whose new
+        link was undone) counts as removed. Returns what to tell the operator."""
         left: list[str] = []
-        lasting: set[int] = set()  # indexes in `done` of writes still in force
-        for index in reversed(range(len(self.done))):
-            step = self.done[index][1]
+        undo_failed: list[Change] = []
+        deleted: list[Change] = []
+        for change, step in reversed(self.done):
             if step.irreversible:
                 left.append(f"{step.describe}: cannot be undone ({step.irreversible})")
-                lasting.add(index)
+                deleted.append(change)
                 continue
             if step.undo is None:
                 continue  # nothing of its own to undo (a fresh link's settings go with it)
@@ -93,16 +95,14 @@ class Applied:
                 step.undo(kernel)
             except (KernelRefused, OSError) as error:
                 left.append(f"{step.describe}: undo failed: {error}")
-                lasting.add(index)
+                undo_failed.append(change)
                 log.error("undo failed", step=step.describe, error=str(error))
         ledger.restore(self.before)
-        made: list[Change] = []
-        for index in sorted(lasting):
-            change = self.done[index][0]
-            if not any(change is other for other in made):
-                made.append(change)
-        for change in made:
+        for change in _once(reversed(undo_failed)):
             _enter(change, ledger)
+        for change in _once(reversed(deleted)):
+            if not any(change is other for other in undo_failed):
+                _enter(change, ledger, gone=True)
         if not left:
             log.warning("pass rolled back", steps_undone=len(self.done))
             return f"The {len(self.done)} steps done before it were undone; the previous state stays in force."
@@ -189,10 +189,20 @@ def _account(change: Change, ledger: Ledger, log: Any, seconds: float) -> None:
     )
 
 
-def _enter(change: Change, ledger: Ledger) -> None:
-    """What the ledger learns from a change made: a removed object is no longer
-    netlab's (with what went with it), a created one is."""
-    if change.action == "-":
+def _once(changes: Iterable[Change]) -> list[Change]:
+    """Each change once (a NAT batch's step belongs to several), in order."""
+    seen: list[Change] = []
+    for change in changes:
+        if not any(change is other for other in seen):
+            seen.append(change)
+    return seen
+
+
+def _enter(change: Change, ledger: Ledger, gone: bool = False) -> None:
+    """What the ledger learns from a change made: a removed object (or one that
+    is `gone`, deleted to be made anew) is no longer netlab's, with what went
+    with it; a created one is."""
+    if change.action == "-" or gone:
         ledger.forget(change.kind, change.key)
         if change.kind == "namespace":
             ledger.forget_netns(change.name)

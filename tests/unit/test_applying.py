@@ -114,3 +114,30 @@ def test_a_creation_whose_undo_fails_stays_netlabs(tmp_path: Path) -> None:
     with pytest.raises(ApplyError, match="undo failed"):
         apply_plan(plan, kernel, ledger, LOG)  # type: ignore[arg-type]
     assert list(Ledger.load(tmp_path).keys("address")) == [(None, "br0", "10.9.9.1/24")]
+
+
+def test_a_link_deleted_to_be_made_anew_and_then_undone_is_no_longer_netlabs(tmp_path: Path) -> None:
+    """A replaced link: its deletion cannot be undone, its new link was; the
+    name is free in the kernel, so the ledger must not claim it (a link an admin
+    makes there later is not netlab's)."""
+    kernel, ledger = RecordingKernel(), Ledger(tmp_path / "ledger.json")
+    ledger.record("link", (None, "br0"), {"type": "bridge"})
+    ledger.record("address", (None, "br0", "10.1.0.1/24"))
+    replaced = Change(
+        kind="link",
+        action="~",
+        key=(None, "br0"),
+        netns=None,
+        name="br0",
+        steps=(
+            Step(Phase.DELETE_LINK, "delete br0", write("delete br0"), irreversible="gone with its state"),
+            Step(Phase.CREATE_LINK, "create br0", write("create br0"), undo=write("undo br0")),
+        ),
+        record={"type": "bridge"},
+    )
+    plan = Plan((replaced, creation("x", Phase.ADD_ROUTE, fails=KernelRefused("x", errno.EEXIST, "File exists"))))
+    with pytest.raises(ApplyError, match="Rolled back in part"):
+        apply_plan(plan, kernel, ledger, LOG)  # type: ignore[arg-type]
+    assert kernel.calls == ["delete br0", "create br0", "undo br0", "forget written"]
+    saved = Ledger.load(tmp_path)
+    assert saved.count() == 0, saved.to_json()
