@@ -62,7 +62,7 @@ def test_an_unexpected_error_in_a_step_rolls_the_pass_back_and_is_raised(tmp_pat
         )
     )
     with pytest.raises(RuntimeError, match="a bug"):
-        apply_plan(plan, kernel, ledger, LOG)  # type: ignore[arg-type]
+        apply_plan(plan, kernel, ledger, LOG)
     assert kernel.calls == ["create a", "create b", "undo b", "undo a", "forget written"]
     assert list(ledger.keys("address")) == []
     assert Ledger.load(tmp_path).count() == 0
@@ -84,7 +84,7 @@ def test_a_failed_pass_forgets_what_it_recorded_ahead_even_when_part_stays(tmp_p
         )
     )
     with pytest.raises(ApplyError, match="Rolled back in part") as failed:
-        apply_plan(plan, kernel, ledger, LOG)  # type: ignore[arg-type]
+        apply_plan(plan, kernel, ledger, LOG)
     assert "delete veth0: cannot be undone" in str(failed.value)
     assert kernel.calls == ["delete veth0", "create 10.9.9.1/24", "undo 10.9.9.1/24", "forget written"]
     saved = Ledger.load(tmp_path)
@@ -112,7 +112,7 @@ def test_a_creation_whose_undo_fails_stays_netlabs(tmp_path: Path) -> None:
     )
     plan = Plan((stuck, creation("x", Phase.ADD_ROUTE, fails=KernelRefused("x", errno.EEXIST, "File exists"))))
     with pytest.raises(ApplyError, match="undo failed"):
-        apply_plan(plan, kernel, ledger, LOG)  # type: ignore[arg-type]
+        apply_plan(plan, kernel, ledger, LOG)
     assert list(Ledger.load(tmp_path).keys("address")) == [(None, "br0", "10.9.9.1/24")]
 
 
@@ -137,7 +137,7 @@ def test_a_link_deleted_to_be_made_anew_and_then_undone_is_no_longer_netlabs(tmp
     )
     plan = Plan((replaced, creation("x", Phase.ADD_ROUTE, fails=KernelRefused("x", errno.EEXIST, "File exists"))))
     with pytest.raises(ApplyError, match="Rolled back in part"):
-        apply_plan(plan, kernel, ledger, LOG)  # type: ignore[arg-type]
+        apply_plan(plan, kernel, ledger, LOG)
     assert kernel.calls == ["delete br0", "create br0", "undo br0", "forget written"]
     saved = Ledger.load(tmp_path)
     assert saved.count() == 0, saved.to_json()
