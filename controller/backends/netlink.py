@@ -373,7 +373,10 @@ class Netlink:
 
     # -- addresses ----------------------------------------------------------------
 
-    def addr_add(self, netns: str | None, interface: str, address: str, *, replace: bool = False) -> None:
+    def addr_add(self, netns: str | None, interface: str, address: str) -> None:
+        """Adds an address. One that is there already, whoever added it, is
+        refused (EEXIST), never replaced: replacing would reset its flags and
+        lifetimes."""
         self._touched.add(netns)
         self._with_fresh_indexes(
             netns,
@@ -382,7 +385,7 @@ class Netlink:
                 self.connection(netns).request,
                 RTM_NEWADDR,
                 _address_message(self._index(netns, interface), address),
-                NLM_F_CREATE | (NLM_F_REPLACE if replace else NLM_F_EXCL),
+                NLM_F_CREATE | NLM_F_EXCL,
             ),
         )
 
@@ -413,11 +416,13 @@ class Netlink:
         metric: int,
         via: str | None,
         dev: str | None,
+        proto: int = NETLAB_ROUTE_PROTO,
     ) -> None:
-        """Creates a route, marked as netlab's. A route with its key that is there
-        already, whoever made it, is refused (EEXIST), never replaced: one that
-        appeared since the plan was made is not netlab's to overwrite."""
-        self._route_request(netns, to, table, metric, via, dev, NETLAB_ROUTE_PROTO, NLM_F_CREATE | NLM_F_EXCL)
+        """Creates a route, marked as netlab's unless `proto` says otherwise
+        (putting back a deleted route as it was). A route with its key that is
+        there already, whoever made it, is refused (EEXIST), never replaced: one
+        that appeared since the plan was made is not netlab's to overwrite."""
+        self._route_request(netns, to, table, metric, via, dev, proto, NLM_F_CREATE | NLM_F_EXCL)
 
     def route_replace(
         self,
@@ -431,9 +436,8 @@ class Netlink:
         proto: int = NETLAB_ROUTE_PROTO,
     ) -> None:
         """Installs or replaces a route, marked as netlab's unless `proto` says
-        otherwise (putting back a route as it was observed). Only for a route
-        netlab owns and has seen: changing its gateway in place, or putting it
-        back in an undo."""
+        otherwise. Only for a route netlab owns and has seen: changing its
+        gateway or link in place, or changing them back in an undo."""
         self._route_request(netns, to, table, metric, via, dev, proto, NLM_F_CREATE | NLM_F_REPLACE)
 
     def _route_request(

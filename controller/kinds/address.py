@@ -4,10 +4,11 @@ everyone else's are left alone."""
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 from typing import TYPE_CHECKING
 
-from netlab.controller.backends.netlink import ObservedAddress, ObservedRoute
+from netlab.controller.backends.netlink import KernelRefused, ObservedAddress, ObservedRoute
 from netlab.controller.changes import Change, Phase, Step
 from netlab.controller.kinds.contract import PlanContext
 from netlab.controller.kinds.route import put_back_route
@@ -120,13 +121,13 @@ def _remove(address: ObservedAddress, restore: list[ObservedAddress], routes: li
         kernel.netlink.addr_del(netns, interface, value)
 
     def undo(kernel: Kernel) -> None:
-        kernel.netlink.addr_add(netns, interface, value, replace=True)
+        _put_back(kernel, netns, interface, value)
         for route in routes:
             put_back_route(kernel, route)
 
     def put_back(kernel: Kernel) -> None:
         for kept in restore:
-            kernel.netlink.addr_add(netns, interface, kept.address, replace=True)
+            _put_back(kernel, netns, interface, kept.address)
 
     steps = [
         Step(
@@ -152,3 +153,13 @@ def _remove(address: ObservedAddress, restore: list[ObservedAddress], routes: li
         name=f"{interface} {value}",
         steps=tuple(steps),
     )
+
+
+def _put_back(kernel: Kernel, netns: str | None, interface: str, address: str) -> None:
+    """Adds an address that was there before, unless it is there again (the
+    kernel kept it, or someone added it since): that one is left as it is."""
+    try:
+        kernel.netlink.addr_add(netns, interface, address)
+    except KernelRefused as error:
+        if error.code != errno.EEXIST:
+            raise

@@ -5,10 +5,11 @@ of someone else is refused rather than overwritten."""
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 from typing import TYPE_CHECKING
 
-from netlab.controller.backends.netlink import RT_TABLE_MAIN, ObservedRoute
+from netlab.controller.backends.netlink import RT_TABLE_MAIN, KernelRefused, ObservedRoute
 from netlab.controller.changes import Action, AttributeChange, Change, Phase, Step
 from netlab.controller.kinds.contract import PlanContext
 from netlab.state.model import Route, netns_label
@@ -169,7 +170,7 @@ def _install(
                 Phase.ADD_ROUTE,
                 f"install route {name} in {netns_label(netns)}",
                 install,
-                undo=(lambda kernel: put_back_route(kernel, before))
+                undo=(lambda kernel: _change_back(kernel, before))
                 if before is not None
                 else (lambda kernel: kernel.netlink.route_del(netns, to=route.to, table=route.table, metric=route.metric)),
             ),
@@ -203,8 +204,28 @@ def _remove(observed: ObservedRoute) -> Change:
 
 
 def put_back_route(kernel: Kernel, route: ObservedRoute) -> None:
-    """A route as it was observed, with its own protocol: an undo must not make
-    someone else's route look like netlab's."""
+    """A route that was deleted (by netlab, or by the kernel with the address it
+    needed) created again as it was observed, with its own protocol: an undo
+    must not make someone else's route look like netlab's. A route with its key
+    that is there (the kernel kept it, or someone made one since) is left alone."""
+    try:
+        kernel.netlink.route_add(
+            route.netns,
+            to=route.to,
+            table=route.table,
+            metric=route.metric,
+            via=route.via,
+            dev=route.dev,
+            proto=route.proto,
+        )
+    except KernelRefused as error:
+        if error.code != errno.EEXIST:
+            raise
+
+
+def _change_back(kernel: Kernel, route: ObservedRoute) -> None:
+    """Puts back the gateway and link of a route of netlab's that the pass
+    changed in place: the one object a route is replaced over."""
     kernel.netlink.route_replace(
         route.netns,
         to=route.to,

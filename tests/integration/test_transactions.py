@@ -262,3 +262,22 @@ def test_a_pass_rolled_back_in_part_claims_nothing_it_did_not_make(sandbox: Sand
     sandbox.run("ip", "addr", "add", "10.9.9.1/24", "dev", "br0")
     sandbox.netlab("apply")
     assert "10.9.9.1/24" in sandbox.run("ip", "-br", "addr", "show", "br0").stdout
+
+
+def test_an_address_that_appears_between_plan_and_write_is_not_taken_over(sandbox: Sandbox) -> None:
+    """The same for an address: someone else's, with a lifetime of its own,
+    added just before netlab adds it. It keeps its lifetime (a replace would
+    make it permanent), and the pass that refused to touch it claims nothing."""
+    sandbox.write_config("lab.yaml", BASE)
+    sandbox.netlab("apply")
+    sandbox.write_config("lab.yaml", BASE.replace("10.1.0.1/24]", "10.1.0.1/24, 10.2.0.1/24]"))
+    pause = "/run/netlab/paused"
+    process = sandbox.spawn("env", f"NETLAB_TEST_PAUSE_AT_STEP=0:{pause}", NETLAB, "apply")
+    assert sandbox.wait_for(lambda: sandbox.path(pause).exists(), timeout=60), "the pass did not reach its address"
+    sandbox.run("ip", "addr", "add", "10.2.0.1/24", "dev", "br0", "valid_lft", "3000", "preferred_lft", "3000")
+    sandbox.path(pause).unlink()
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 1 and "File exists" in stderr, stderr
+    address = sandbox.run("ip", "addr", "show", "dev", "br0", "to", "10.2.0.1/24").stdout
+    assert "valid_lft forever" not in address and "valid_lft" in address, address
+    assert "10.2.0.1/24" not in sandbox.read("/var/lib/netlab/ledger.json")
