@@ -56,14 +56,29 @@ class SysctlKind:
             current = ctx.kernel.sysctl(netns, key)
             changes.append(_restore(netns, key, current, original))
         for ident, sysctl in wanted.items():
-            fresh_namespace = sysctl.netns is not None and sysctl.netns in ctx.created_namespaces
-            current = None if fresh_namespace else ctx.kernel.sysctl(sysctl.netns, sysctl.key)
+            link = link_of(sysctl.key)
+            fresh = (sysctl.netns is not None and sysctl.netns in ctx.created_namespaces) or (
+                link is not None and ctx.link_is_fresh(sysctl.netns, link)
+            )
+            # on a link made anew, the value read now is the old link's: the new
+            # one starts with the default
+            current = None if fresh else ctx.kernel.sysctl(sysctl.netns, sysctl.key)
             if current is not None and current == kernel_form(sysctl.value):
                 continue
             recorded = ctx.ledger.get(KIND, ident)
             original = recorded.get("original") if recorded else current
             changes.append(_set(sysctl, current, original))
         return changes
+
+
+def link_of(key: str) -> str | None:
+    """The link a per-link sysctl is of (`net.ipv4.conf.veth0.rp_filter`,
+    `net.ipv6.neigh.veth0.retrans_time_ms`), or None."""
+    parts = key.split(".")
+    if len(parts) < 5 or parts[0] != "net" or parts[2] not in ("conf", "neigh"):
+        return None
+    name = ".".join(parts[3:-1])  # a VLAN's name has a dot: net.ipv4.conf.eth0.10.forwarding
+    return None if name in ("all", "default") else name
 
 
 def _set(sysctl: Sysctl, current: str | None, original: str | None) -> Change:

@@ -281,3 +281,19 @@ def test_an_address_that_appears_between_plan_and_write_is_not_taken_over(sandbo
     address = sandbox.run("ip", "addr", "show", "dev", "br0", "to", "10.2.0.1/24").stdout
     assert "valid_lft forever" not in address and "valid_lft" in address, address
     assert "10.2.0.1/24" not in sandbox.read("/var/lib/netlab/ledger.json")
+
+
+def test_renaming_a_veth_end_makes_its_peer_anew_with_all_that_hangs_on_it(sandbox: Sandbox) -> None:
+    """The peer keeps its name but is a new link: its address, the route through
+    it and its sysctl (which the old peer had) are all set again in one pass."""
+    lab = PEERED.replace("PEER", "vr-host").replace(
+        "routes:", "sysctls: {net.ipv4.conf.vr-host.proxy_arp: 1}\nroutes:"
+    )
+    sandbox.write_config("lab.yaml", lab)
+    sandbox.netlab("apply")
+    sandbox.write_config("lab.yaml", lab.replace("veth-red", "veth-crimson"))
+    sandbox.netlab("apply")
+    assert sandbox.netlab("plan", "--detailed-exitcode", check=False).returncode == 0
+    assert sandbox.run("cat", "/proc/sys/net/ipv4/conf/vr-host/proxy_arp").stdout.strip() == "1"
+    assert "dev vr-host proto 213" in sandbox.run("ip", "route", "show", "10.8.0.0/24").stdout
+    sandbox.ping("red", "10.7.0.1", check=True)

@@ -18,6 +18,7 @@ from netlab.controller.backends.netlink import (
     ObservedRoute,
 )
 from netlab.controller.changes import Phase
+from netlab.controller.kinds.sysctl import link_of
 from netlab.controller.planning import make_plan
 from netlab.state.errors import ConfigError
 from netlab.state.ledger import Ledger
@@ -317,3 +318,32 @@ def test_a_sysctl_is_written_as_the_kernel_prints_it(tmp_path: Path) -> None:
     desired = DesiredState(sysctls=(Sysctl(None, "net.ipv4.ip_forward", "01", HERE),))
     plan = make_plan(desired, kernel, ledger(tmp_path))
     assert [str(c) for c in plan.changes] == ["~ sysctl host/net.ipv4.ip_forward: value 0 -> 1"]
+
+
+def test_a_sysctl_of_a_link_made_anew_is_written_again(tmp_path: Path) -> None:
+    """Renaming a veth's end makes its peer anew under the same name: the value
+    read now is the old peer's, the new one starts with the kernel's default,
+    so the sysctl is set again in the same pass."""
+    kernel = FakeKernel(names={"red"}, sysctls={(None, "net.ipv4.conf.veth-red-br.proxy_arp"): "1"})
+    kernel.add_link("red", "veth-old", "veth", owned=True)
+    kernel.add_link(None, "veth-red-br", "veth", owned=True)
+    desired = DesiredState(
+        namespaces=(Namespace("red", HERE),),
+        links=veth_pair("red", "veth-new", "veth-red-br"),
+        sysctls=(Sysctl(None, "net.ipv4.conf.veth-red-br.proxy_arp", "1", HERE),),
+    )
+    plan = make_plan(desired, kernel, ledger(tmp_path))
+    assert "~ sysctl host/net.ipv4.conf.veth-red-br.proxy_arp: value (none) -> 1" in [str(c) for c in plan.changes]
+
+
+@pytest.mark.parametrize(
+    ("key", "link"),
+    [
+        ("net.ipv4.conf.veth0.rp_filter", "veth0"),
+        ("net.ipv6.neigh.eth0.10.retrans_time_ms", "eth0.10"),
+        ("net.ipv4.conf.all.forwarding", None),
+        ("net.ipv4.ip_forward", None),
+    ],
+)
+def test_the_link_of_a_sysctl(key: str, link: str | None) -> None:
+    assert link_of(key) == link
