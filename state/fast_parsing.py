@@ -64,6 +64,10 @@ _NOT_TEXT = re.compile(
     |<<|=)""",
     re.X,
 )
+# No value of netlab's format is a number this long (a u64 has 20 digits), and
+# Python refuses to turn more than 4300 digits into an int: longer numbers decline
+# here, and `state.parsing` refuses them at their place in every reader.
+MAX_NUMBER_LENGTH = 100
 # netlab's format nests six deep; deeper documents (paths grow with depth) are
 # left to the reference, which reports absurd nesting
 _MAX_DEPTH = 64
@@ -87,6 +91,8 @@ def _plain(value: str) -> Any:
         return value
     if first.isalpha() or first == "~":
         return _WORDS[value] if value in _WORDS else value
+    if len(value) > MAX_NUMBER_LENGTH:
+        raise _Decline  # a number is refused by the reference, text is read there as well
     if _DECIMAL.fullmatch(value):
         return int(value)
     if _POINT_FLOAT.fullmatch(value):

@@ -15,12 +15,13 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import TaggedScalar
-from ruamel.yaml.constructor import DuplicateKeyError
+from ruamel.yaml.constructor import DuplicateKeyError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 
 from netlab.state.errors import Problem
+from netlab.state.fast_parsing import MAX_NUMBER_LENGTH
 from netlab.state.fast_parsing import read as read_fast
 from netlab.state.model import Origin
 
@@ -197,8 +198,41 @@ def _scalar(node: Any, where: Position) -> Any:
     )
 
 
+def _number_too_long(length: int) -> str:
+    return (
+        f"this number is {length} characters long; no value in netlab's files needs more than "
+        f"{MAX_NUMBER_LENGTH}: shorten it (or quote it, if it is text)"
+    )
+
+
+def _refuse_long_number(node: Any) -> None:
+    value = node.value if isinstance(node, ScalarNode) else ""
+    if len(value) > MAX_NUMBER_LENGTH:
+        mark = node.start_mark
+        raise _Unsupported(_number_too_long(len(value)), (mark.line + 1, mark.column + 1))
+
+
+class _Constructor(RoundTripConstructor):
+    """ruamel's round-trip constructor, refusing absurdly long numbers before it
+    converts them: Python raises on more than 4300 digits, and a value of more
+    digits than any netlab value needs is a mistake (or a hostile file)."""
+
+    def construct_yaml_int(self, node: Any) -> Any:
+        _refuse_long_number(node)
+        return super().construct_yaml_int(node)
+
+    def construct_yaml_float(self, node: Any) -> Any:
+        _refuse_long_number(node)
+        return super().construct_yaml_float(node)
+
+
+_Constructor.add_constructor("tag:yaml.org,2002:int", _Constructor.construct_yaml_int)
+_Constructor.add_constructor("tag:yaml.org,2002:float", _Constructor.construct_yaml_float)
+
+
 def _yaml() -> YAML:
     yaml = YAML(typ="rt")
+    yaml.Constructor = _Constructor
     yaml.allow_duplicate_keys = False
     return yaml
 
@@ -275,6 +309,8 @@ def _load_yaml_tree(file: str, text: str) -> tuple[Any, list[Problem]]:
     except RecursionError:
         # the parser recurses per nesting level; a few thousand `[` exhaust the stack
         return None, [Problem(file, 1, 1, "", "the document is nested too deeply: flatten it")]
+    except _Unsupported as error:
+        return None, [Problem(file, error.position[0], error.position[1], "", error.message)]
     except Exception as error:  # noqa: BLE001
         # ruamel's constructors raise plain Python errors (ValueError, KeyError,
         # AttributeError...) for a node its tag cannot take: `!!int x`, `2024-02-30`,
@@ -346,6 +382,24 @@ def parse_yaml(file: str, text: str) -> tuple[Document | None, list[Problem]]:
     return _to_document(file, tree)
 
 
+class _LongNumber(Exception):
+    def __init__(self, length: int) -> None:
+        super().__init__(length)
+        self.length = length
+
+
+def _json_int(literal: str) -> int:
+    if len(literal) > MAX_NUMBER_LENGTH:
+        raise _LongNumber(len(literal))
+    return int(literal)
+
+
+def _json_float(literal: str) -> float:
+    if len(literal) > MAX_NUMBER_LENGTH:
+        raise _LongNumber(len(literal))
+    return float(literal)
+
+
 def parse_json(file: str, text: str) -> tuple[Document | None, list[Problem]]:
     """JSON is parsed by `json` (its errors carry line:col); the YAML parsers then
     read the same text for positions, which only degrade to line 1 when they cannot."""
@@ -360,9 +414,13 @@ def parse_json(file: str, text: str) -> tuple[Document | None, list[Problem]]:
         return result
 
     try:
-        data = json.loads(text, object_pairs_hook=pairs)
+        data = json.loads(text, object_pairs_hook=pairs, parse_int=_json_int, parse_float=_json_float)
     except json.JSONDecodeError as error:
         return None, [Problem(file, error.lineno, error.colno, "", f"syntax error: {error.msg}")]
+    except _LongNumber as error:
+        # JSON is YAML: ruamel finds the number's place and refuses it there
+        _, problems = _load_yaml_tree(file, text)
+        return None, problems or [Problem(file, 1, 1, "", _number_too_long(error.length))]
     except RecursionError:
         return None, [Problem(file, 1, 1, "", "the document is nested too deeply: flatten it")]
     fast = read_fast(text, MAX_NODES) if isinstance(data, dict) and not duplicates else None
