@@ -11,6 +11,7 @@ import socket
 import stat
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -307,10 +308,12 @@ def load_generation(config_dir: Path, hostname: str | None = None, *, strict_mod
     return state
 
 
-def validate_paths(paths: list[Path], hostname: str | None = None) -> list[Problem]:
+def validate_paths(paths: list[Path], hostnames: Sequence[str] = ()) -> list[Problem]:
     """`netlab validate PATH…`: files and directories that together form one
-    generation. Files named directly are read whatever their name; problems name
-    files as given on the command line."""
+    generation, as each of `hostnames` would load it (default: this host), since
+    `match.hostname` decides which files apply. Files named directly are read
+    whatever their name; problems name files as given on the command line, and a
+    problem that some of the hosts have and others not names those that have it."""
     problems: list[Problem] = []
     sources: list[_Source] = []
     seen: set[str] = set()
@@ -336,5 +339,11 @@ def validate_paths(paths: list[Path], hostname: str | None = None) -> list[Probl
             problems.append(
                 Problem(str(given), 0, 0, "", "no such file or directory: name an existing file or directory")
             )
-    _, found = _evaluate(sources, hostname)
-    return sorted(problems + found)
+    hosts = list(dict.fromkeys(hostnames)) or [None]
+    found = {host: set(_evaluate(sources, host)[1]) for host in hosts}
+    everywhere = set.intersection(*found.values())
+    for problem in sorted(set.union(*found.values()) - everywhere):
+        having = [str(host) for host in hosts if problem in found[host]]
+        on = f"on host{'s' if len(having) > 1 else ''} {', '.join(having)}"
+        problems.append(replace(problem, message=f"{on}: {problem.message}"))
+    return sorted(problems + list(everywhere))
