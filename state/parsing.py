@@ -244,8 +244,32 @@ def _marked_problem(file: str, error: MarkedYAMLError) -> Problem:
     parts = [error.context, error.problem]
     if isinstance(error, DuplicateKeyError):
         parts = [error.problem, "write each key once"]
+    else:
+        parts.append(_yaml_fix(error))
     message = ": ".join(str(part) for part in parts if part)
     return Problem(file, line, column, "", f"syntax error: {message or 'invalid YAML'}")
+
+
+def _opened_at(error: MarkedYAMLError) -> str:
+    mark = error.context_mark
+    return f" opened at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+
+
+def _yaml_fix(error: MarkedYAMLError) -> str | None:
+    """What to do about the commonest YAML syntax errors, from the parser's words."""
+    context, problem = str(error.context or ""), str(error.problem or "")
+    if "'\\t'" in problem:
+        return "indent with spaces: YAML does not allow tabs there"
+    for opener, closer, what in (("flow mapping", "}", "mapping"), ("flow sequence", "]", "list")):
+        if opener in context:
+            return f"close the {what}{_opened_at(error)} with '{closer}', or put a ',' between its items"
+    if "quoted scalar" in context:
+        return f"close the quote{_opened_at(error)}"
+    if "mapping values are not allowed" in problem:
+        return "a value holding ': ' must be put in quotes; a nested mapping starts on a new, indented line"
+    if "block" in context and "expected <block end>" in problem:
+        return "check the indentation: the items of one list or mapping start in the same column"
+    return None
 
 
 def _reader_problem(file: str, text: str, error: ReaderError) -> Problem:
@@ -382,6 +406,27 @@ def parse_yaml(file: str, text: str) -> tuple[Document | None, list[Problem]]:
     return _to_document(file, tree)
 
 
+def _json_problem(file: str, text: str, error: json.JSONDecodeError) -> Problem:
+    """json's error, at its place, with what to do for the commonest mistakes
+    (a comma after the last item, single quotes, a bracket never closed)."""
+    position = error.pos
+    before = text[:position].rstrip()
+    here = text[position : position + 1]
+    fix = None
+    if before.endswith(",") and here in ("}", "]"):
+        # point at the comma itself
+        position = len(before) - 1
+        fix = "remove the comma: JSON allows none after the last item"
+    elif here == "'":
+        fix = 'JSON writes strings and keys in double quotes: "like this"'
+    elif not text[position:].strip():
+        fix = "the text ends before every '{' and '[' is closed: close them"
+    line = text.count("\n", 0, position) + 1
+    column = position - (text.rfind("\n", 0, position) + 1) + 1
+    message = f"syntax error: {error.msg}" + (f": {fix}" if fix else "")
+    return Problem(file, line, column, "", message)
+
+
 class _LongNumber(Exception):
     def __init__(self, length: int) -> None:
         super().__init__(length)
@@ -416,7 +461,7 @@ def parse_json(file: str, text: str) -> tuple[Document | None, list[Problem]]:
     try:
         data = json.loads(text, object_pairs_hook=pairs, parse_int=_json_int, parse_float=_json_float)
     except json.JSONDecodeError as error:
-        return None, [Problem(file, error.lineno, error.colno, "", f"syntax error: {error.msg}")]
+        return None, [_json_problem(file, text, error)]
     except _LongNumber as error:
         # JSON is YAML: ruamel finds the number's place and refuses it there
         _, problems = _load_yaml_tree(file, text)
