@@ -6,12 +6,15 @@ generation."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from netlab.state import parsing
 from netlab.state.errors import ConfigError
+from netlab.state.fast_parsing import TooLarge, check_limits, read
 from netlab.state.loading import load_generation
-from netlab.state.parsing import parse
+from netlab.state.parsing import MAX_NODES, parse
 
 DIGITS = "9" * 4301  # one more than Python turns into an int
 
@@ -48,3 +51,48 @@ def test_a_number_of_a_hundred_characters_is_still_read(is_json: bool) -> None:
     text = f'{{"version": 1, "x": {number}}}' if is_json else f"version: 1\nx: {number}\n"
     doc, problems = parse("f", text.encode(), is_json=is_json)
     assert problems == [] and doc is not None and doc.data["x"] == int(number)
+
+
+def _never_read_by_ruamel(monkeypatch: pytest.MonkeyPatch) -> None:
+    def slow_reader(file: str, text: str) -> Any:
+        raise AssertionError("the reference reader was asked to read a file beyond the limits")
+
+    monkeypatch.setattr(parsing, "_load_yaml_tree", slow_reader)
+
+
+MANY = ", ".join(["x"] * (MAX_NODES + 10))
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "where", "says"),
+    [
+        # 1000 `[`: libyaml stops at its own bound, ruamel took seconds over it
+        ("brackets.yaml", "version: 1\nx: " + "[" * 1000 + "]" * 1000 + "\n", (2, 1003), "nests deeper than 64"),
+        ("unclosed.yaml", "version: 1\nx: " + "[" * 900 + "\n", (2, 68), "nests deeper than 64"),
+        ("block.yaml", "version: 1\n" + "".join(" " * i + "a:\n" for i in range(100)), (67, 66), "nests deeper"),
+        ("anchored.yaml", "version: 1\ny: &a [" + "[" * 80 + "]" * 80 + "]\n", (2, 71), "nests deeper than 64"),
+        ("deep.json", '{"version": 1, "x": ' + "[" * 500 + "]" * 500 + "}\n", (1, 85), "nests deeper than 64"),
+        ("many.yaml", f"version: 1\nx: [{MANY}]\n", (2, 5 + 3 * (MAX_NODES - 3)), "more than 100000 values"),
+        # an anchor makes the fast reader decline: the limits are counted all the same
+        ("many-anchored.yaml", f"version: 1\ny: &a 1\nx: [{MANY}]\n", (3, 5 + 3 * (MAX_NODES - 4)), "values"),
+        ("many.json", f'{{"version": 1, "x": [{MANY.replace("x", "1")}]}}', (1, 22 + 3 * (MAX_NODES - 3)), "values"),
+    ],
+)
+def test_a_file_beyond_the_limits_is_refused_before_the_slow_reader_reads_it(
+    monkeypatch: pytest.MonkeyPatch, name: str, text: str, where: tuple[int, int], says: str
+) -> None:
+    _never_read_by_ruamel(monkeypatch)
+    doc, (problem, *others) = parse(name, text.encode(), is_json=name.endswith(".json"))
+    assert doc is None and others == []
+    assert (problem.line, problem.column) == where and says in problem.message
+
+
+def test_keys_do_not_count_as_values() -> None:
+    # a mapping of n entries holds n values, as the reference counts them
+    entries = ", ".join(f"k{i}: 1" for i in range(MAX_NODES - 3))
+    text = f"version: 1\nx: {{{entries}}}\n"
+    assert read(text, MAX_NODES) is not None
+    check_limits(text, MAX_NODES)
+    check_limits(text.replace("x: {", "x: &a {"), MAX_NODES)  # as the declined path counts
+    with pytest.raises(TooLarge):
+        check_limits(text.replace("k0: 1", "k0: 1, k: 2"), MAX_NODES)
