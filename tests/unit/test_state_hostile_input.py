@@ -96,3 +96,17 @@ def test_keys_do_not_count_as_values() -> None:
     check_limits(text.replace("x: {", "x: &a {"), MAX_NODES)  # as the declined path counts
     with pytest.raises(TooLarge):
         check_limits(text.replace("k0: 1", "k0: 1, k: 2"), MAX_NODES)
+
+
+@pytest.mark.parametrize("key", ["net.a\\nb", "net.a\\0b", "net.a\\e[2Jb", "net.\\u202eb"])
+def test_messages_quote_the_files_control_characters_escaped(tmp_path: Path, key: str) -> None:
+    # a duplicate key is quoted by ruamel as it is: ESC[2J would clear the terminal
+    (tmp_path / "dup.yaml").write_text(f'version: 1\nsysctls:\n  "{key}": 1\n  "{key}": 1\n')
+    (tmp_path / "name\x1b[2J.yaml").write_text("version: 2\n")
+    with pytest.raises(ConfigError) as caught:
+        load_generation(tmp_path, hostname="h")
+    texts = [text for problem in caught.value.problems for text in (problem.file, problem.path, problem.message)]
+    assert all(text.isprintable() for text in [*texts, str(caught.value).replace("\n", "")])
+    duplicate, name = caught.value.problems
+    assert "duplicate key" in duplicate.message and "\\" in duplicate.message
+    assert name.file.endswith("name\\x1b[2J.yaml")
