@@ -15,8 +15,10 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import TaggedScalar
+from ruamel.yaml.composer import Composer
 from ruamel.yaml.constructor import DuplicateKeyError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import AliasEvent
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 
@@ -231,8 +233,27 @@ _Constructor.add_constructor("tag:yaml.org,2002:int", _Constructor.construct_yam
 _Constructor.add_constructor("tag:yaml.org,2002:float", _Constructor.construct_yaml_float)
 
 
+class _Composer(Composer):
+    """ruamel's composer, refusing an anchor defined twice at its second place:
+    ruamel only warns, through `warnings`, naming its own source file and
+    `<unicode string>`, and which node an alias means is then easily mistaken."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.parser.peek_event()
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None and type(event) is not AliasEvent and anchor in self.anchors:
+            first = self.anchors[anchor].start_mark
+            message = (
+                f"the anchor &{anchor} is defined a second time (first at line {first.line + 1}, "
+                f"column {first.column + 1}): give each anchor its own name"
+            )
+            raise _Unsupported(message, (event.start_mark.line + 1, event.start_mark.column + 1))
+        return super().compose_node(parent, index)
+
+
 def _yaml() -> YAML:
     yaml = YAML(typ="rt")
+    yaml.Composer = _Composer
     yaml.Constructor = _Constructor
     yaml.allow_duplicate_keys = False
     return yaml

@@ -5,6 +5,7 @@ generation."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +111,14 @@ def test_messages_quote_the_files_control_characters_escaped(tmp_path: Path, key
     duplicate, name = caught.value.problems
     assert "duplicate key" in duplicate.message and "\\" in duplicate.message
     assert name.file.endswith("name\\x1b[2J.yaml")
+
+
+def test_a_reused_anchor_is_a_located_problem_not_a_library_warning() -> None:
+    text = "version: 1\nnamespaces: [&n {name: a}, &n {name: b}]\n"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        doc, problems = parse("a.yaml", text.encode(), is_json=False)
+    assert caught == [] and doc is None
+    assert [str(problem) for problem in problems] == [
+        "a.yaml:2:28: the anchor &n is defined a second time (first at line 2, column 14): give each anchor its own name"
+    ]
