@@ -41,6 +41,8 @@ def test_every_netlab_format_in_the_schema_carries_its_pattern() -> None:
     assert {node["format"] for node in used} == set(FORMATS)
     for node in used:
         assert node.get("pattern") == PATTERNS[node["format"]], node["format"]
+        # what editors (VS Code, yaml-language-server) show instead of the expression
+        assert node.get("patternErrorMessage", "").startswith("write "), node["format"]
 
 
 def _regress(pattern: str) -> Any:
