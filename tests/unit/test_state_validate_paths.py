@@ -89,3 +89,18 @@ def test_netlab_validate_takes_hostname_once_per_host(here: Path, capsys: pytest
     assert capsys.readouterr().out == "valid: conf (for hosts node-b, node-c)\n"
     assert main(["validate", "--hostname", "node-b", "--hostname", "node-a", "conf"]) == 1
     assert "conf/node-a.yaml:3:14: interfaces[0]: on host node-a: interface 'br0'" in capsys.readouterr().err
+
+
+def test_the_pre_commit_hook_runs_netlab_validate_over_the_directory() -> None:
+    import tomllib
+
+    from ruamel.yaml import YAML
+
+    root = Path(__file__).resolve().parents[2]
+    (hook,) = YAML(typ="safe").load((root / ".pre-commit-hooks.yaml").read_text())
+    assert hook["id"] == "netlab-validate" and hook["language"] == "python"
+    command, subcommand = hook["entry"].split()
+    scripts = tomllib.loads((root / "pyproject.toml").read_text())["project"]["scripts"]
+    assert command in scripts and subcommand == "validate"
+    # the directory comes from `args`: a commit's changed files alone would miss conflicts
+    assert hook["pass_filenames"] is False and hook["require_serial"] is True
