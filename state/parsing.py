@@ -425,8 +425,20 @@ def _read_fast(file: str, text: str) -> tuple[Any, list[Problem]]:
         if fast is None:
             check_limits(text, MAX_NODES)
     except TooLarge as error:
-        return None, [Problem(file, error.position[0], error.position[1], "", error.message)]
+        return None, [_too_large(file, error)]
     return fast, []
+
+
+def _limit_problems(file: str, text: str) -> list[Problem]:
+    try:
+        check_limits(text, MAX_NODES)
+    except TooLarge as error:
+        return [_too_large(file, error)]
+    return []
+
+
+def _too_large(file: str, error: TooLarge) -> Problem:
+    return Problem(file, error.position[0], error.position[1], "", error.message)
 
 
 def parse_yaml(file: str, text: str) -> tuple[Document | None, list[Problem]]:
@@ -504,7 +516,10 @@ def parse_json(file: str, text: str) -> tuple[Document | None, list[Problem]]:
         return None, problems or [Problem(file, 1, 1, "", _number_too_long(error.length))]
     except RecursionError:
         return None, [Problem(file, 1, 1, "", "the document is nested too deeply: flatten it")]
-    fast, problems = _read_fast(file, text) if isinstance(data, dict) and not duplicates else (None, [])
+    if isinstance(data, dict) and not duplicates:
+        fast, problems = _read_fast(file, text)
+    else:  # ruamel reads it to place the problem: never beyond the limits
+        fast, problems = None, _limit_problems(file, text)
     if problems:
         return None, problems
     if fast is not None:
