@@ -422,11 +422,9 @@ def _read_fast(file: str, text: str) -> tuple[Any, list[Problem]]:
     beyond the limits is refused here, by either, before the reference reads it."""
     try:
         fast = read_fast(text, MAX_NODES)
-        if fast is None:
-            check_limits(text, MAX_NODES)
     except TooLarge as error:
         return None, [_too_large(file, error)]
-    return fast, []
+    return fast, [] if fast is not None else _limit_problems(file, text)
 
 
 def _limit_problems(file: str, text: str) -> list[Problem]:
@@ -512,7 +510,7 @@ def parse_json(file: str, text: str) -> tuple[Document | None, list[Problem]]:
         return None, [_json_problem(file, text, error)]
     except _LongNumber as error:
         # JSON is YAML: ruamel finds the number's place and refuses it there
-        _, problems = _load_yaml_tree(file, text)
+        problems = _limit_problems(file, text) or _load_yaml_tree(file, text)[1]
         return None, problems or [Problem(file, 1, 1, "", _number_too_long(error.length))]
     except RecursionError:
         return None, [Problem(file, 1, 1, "", "the document is nested too deeply: flatten it")]
