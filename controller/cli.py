@@ -56,6 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", parents=[common], help="check files without touching the kernel")
     validate.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="files or directories (default: the config dir)")
+    validate.add_argument(
+        "--hostname",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="check the files as host NAME loads them (match.hostname); repeat for each host (default: this host)",
+    )
 
     plan = commands.add_parser("plan", parents=[common], help="show what apply would change")
     plan.add_argument("--json", action="store_true", help="machine-readable output")
@@ -138,11 +145,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from netlab.state.loading import validate_paths
 
     paths = args.paths or [args.config_dir]
-    problems = validate_paths(paths)
+    problems = validate_paths(paths, args.hostname)
     if problems:
         print("\n".join(str(problem) for problem in problems), file=sys.stderr)
         return EXIT_ERROR
-    print(f"valid: {', '.join(str(path) for path in paths)}")
+    named = list(dict.fromkeys(args.hostname))
+    hosts = f" (for host{'s' if len(named) > 1 else ''} {', '.join(named)})" if named else ""
+    print(f"valid: {', '.join(str(path) for path in paths)}{hosts}")
     return EXIT_OK
 
 

@@ -8,13 +8,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def printable(text: str) -> str:
+    """`text` with each character that is not printable (a newline, NUL, ESC, a
+    bidi control) written as its Python escape (`\\x1b`), so that a message quoting
+    a file can never act on the terminal or journal that shows it."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
 @dataclass(frozen=True, order=True)
 class Problem:
     """One thing wrong with the desired-state files.
 
     `path` is the place inside the document in dotted form
     (`interfaces[2].addresses[0]`), empty for a whole-file problem.
-    Printed as `file:line:col: path: message`.
+    Printed as `file:line:col: path: message`. Every text is made printable here,
+    once, whoever quoted the file (CLI, status, journal all show these).
     """
 
     file: str
@@ -22,6 +32,12 @@ class Problem:
     column: int
     path: str
     message: str
+
+    def __post_init__(self) -> None:
+        for name in ("file", "path", "message"):
+            value = getattr(self, name)
+            if not value.isprintable():
+                object.__setattr__(self, name, printable(value))
 
     def __str__(self) -> str:
         where = f"{self.path}: " if self.path else ""

@@ -17,6 +17,7 @@ try:
     from yaml import YAMLError
     from yaml.cyaml import CParser
     from yaml.events import (
+        AliasEvent,
         DocumentEndEvent,
         DocumentStartEvent,
         MappingEndEvent,
@@ -64,9 +65,13 @@ _NOT_TEXT = re.compile(
     |<<|=)""",
     re.X,
 )
-# netlab's format nests six deep; deeper documents (paths grow with depth) are
-# left to the reference, which reports absurd nesting
-_MAX_DEPTH = 64
+# No value of netlab's format is a number this long (a u64 has 20 digits), and
+# Python refuses to turn more than 4300 digits into an int: longer numbers decline
+# here, and `state.parsing` refuses them at their place in every reader.
+MAX_NUMBER_LENGTH = 100
+# netlab's format nests six deep: a deeper document is refused here, before ruamel
+# (which recurses per level and took seconds over 1000 `[`) reads it
+MAX_DEPTH = 64
 # Characters the two parsers disagree on: line breaks of YAML 1.1 that YAML 1.2
 # reads as text (lines would be counted differently), and tabs, which libyaml
 # accepts inside plain scalars where ruamel refuses them, and byte-order marks
@@ -78,6 +83,26 @@ class _Decline(Exception):
     """The document needs the reference parser."""
 
 
+class TooLarge(Exception):
+    """The document is beyond a limit no netlab file comes near: refused at the
+    value that crossed it, before any slower reader spends seconds on it."""
+
+    def __init__(self, message: str, position: Position) -> None:
+        super().__init__(message)
+        self.message = message
+        self.position = position
+
+
+def _too_deep(mark: Any) -> TooLarge:
+    message = f"the document nests deeper than {MAX_DEPTH} levels here (netlab's files nest 6 deep): flatten it"
+    return TooLarge(message, (mark.line + 1, mark.column + 1))
+
+
+def _too_many(mark: Any, max_nodes: int) -> TooLarge:
+    message = f"the document holds more than {max_nodes} values (no netlab file needs that many): split it"
+    return TooLarge(message, (mark.line + 1, mark.column + 1))
+
+
 def _plain(value: str) -> Any:
     """A plain scalar under YAML 1.2's core schema as ruamel reads it."""
     if not value:
@@ -87,6 +112,8 @@ def _plain(value: str) -> Any:
         return value
     if first.isalpha() or first == "~":
         return _WORDS[value] if value in _WORDS else value
+    if len(value) > MAX_NUMBER_LENGTH:
+        raise _Decline  # a number is refused by the reference, text is read there as well
     if _DECIMAL.fullmatch(value):
         return int(value)
     if _POINT_FLOAT.fullmatch(value):
@@ -124,7 +151,8 @@ class FastDocument:
 
 def read(text: str, max_nodes: int) -> FastDocument | None:
     """The data and positions of a YAML (or JSON) text whose top level is a mapping,
-    or None when the reference parser must read it."""
+    or None when the reference parser must read it. Raises `TooLarge` when the
+    text has more than `max_nodes` values or nests deeper than `MAX_DEPTH`."""
     if CParser is None or text.startswith("%") or "\n%" in text or any(c in text for c in DISPUTED):
         return None  # directives (%YAML 1.1 changes what `on` means) and disputed characters
     try:
@@ -179,13 +207,15 @@ def _build(parser: Any, max_nodes: int) -> FastDocument:
             continue
         nodes += 1
         if nodes > max_nodes:
-            raise _Decline
+            raise _too_many(mark, max_nodes)
         child = key_path if in_mapping else (*path, len(container))
         values[child] = where
         if kind is ScalarEvent:
             value = _text(event)
         elif kind is MappingStartEvent or kind is SequenceStartEvent:
-            if event.anchor is not None or event.tag is not None or len(enclosing) >= _MAX_DEPTH:
+            if len(enclosing) >= MAX_DEPTH:
+                raise _too_deep(mark)
+            if event.anchor is not None or event.tag is not None:
                 raise _Decline
             value = {} if kind is MappingStartEvent else []
         else:
@@ -201,3 +231,49 @@ def _build(parser: Any, max_nodes: int) -> FastDocument:
     if type(get()) is not DocumentEndEvent or type(get()) is not StreamEndEvent:
         raise _Decline  # a second document: the reference reports it
     return FastDocument(data, values, keys)
+
+
+def check_limits(text: str, max_nodes: int) -> None:
+    """Raises `TooLarge` where a text that `read` declined goes beyond its limits,
+    counted as `read` counts (values, not keys; collections open): libyaml's
+    events cost a fraction of ruamel's reading, which took minutes over a few
+    megabytes before reaching its own bound. A syntax error ends the count: the
+    reference reports it."""
+    if CParser is None:
+        return
+    # per open collection: _KEY or _VALUE (a mapping's next node), or _ITEM
+    open_collections: list[int] = []
+    nodes = 0
+    try:
+        parser = CParser(text)
+        while (event := parser.get_event()) is not None and type(event) is not StreamEndEvent:
+            kind = type(event)
+            if kind is MappingEndEvent or kind is SequenceEndEvent:
+                open_collections.pop()
+                continue
+            if kind not in _NODE_EVENTS:
+                continue
+            state = open_collections[-1] if open_collections else _ITEM
+            if state == _KEY:
+                open_collections[-1] = _VALUE
+            else:
+                if state == _VALUE:
+                    open_collections[-1] = _KEY
+                nodes += 1
+                if nodes > max_nodes:
+                    raise _too_many(event.start_mark, max_nodes)
+            if kind is MappingStartEvent or kind is SequenceStartEvent:
+                if len(open_collections) > MAX_DEPTH:
+                    raise _too_deep(event.start_mark)
+                open_collections.append(_KEY if kind is MappingStartEvent else _ITEM)
+    except YAMLError as error:
+        # libyaml scans flow collections ahead, and stops at 1000 open ones
+        mark = getattr(error, "problem_mark", None)
+        if "maximum nesting depth" in str(getattr(error, "problem", "")) and mark is not None:
+            raise _too_deep(mark) from None
+    except UnicodeError:
+        return
+
+
+_ITEM, _KEY, _VALUE = range(3)
+_NODE_EVENTS = frozenset({ScalarEvent, MappingStartEvent, SequenceStartEvent, AliasEvent}) if CParser else frozenset()

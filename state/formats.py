@@ -1,6 +1,8 @@
 """The value formats of the file format (addresses, names, MACs, ports): each is a
 function that returns None for a good value, else what is wrong and what to write.
 Registered as JSON Schema formats by `state.validating`; reused by `state.building`.
+`PATTERNS` says the same in regular expressions, for the schema's readers that
+know no netlab format (editors, check-jsonschema).
 """
 
 from __future__ import annotations
@@ -222,4 +224,57 @@ FORMATS: dict[str, Explainer] = {
     "port-range": explain_port_range,
     "dnat-target": explain_dnat_target,
     "resolver-option": explain_resolver_option,
+}
+
+
+# The same formats as `pattern`s, which every JSON Schema validator enforces
+# (editors and CI ignore the formats above). Each is as strict as its format or
+# looser where a regular expression cannot say it (a port range's order, a byte
+# count): never stricter, so a pattern never refuses a valid file. The schema
+# carries each next to its format (a test pins the text); netlab itself checks the
+# formats and ignores these, so that it reports its own messages, once.
+# Written in the subset of regular expressions that ECMAScript and Python share.
+def _ipv6(v4: str) -> str:
+    group = "[0-9A-Fa-f]{1,4}"
+
+    def groups(low: int, high: int) -> str:  # low..high groups, each followed by ':'
+        if high == 0:
+            return ""
+        count = f"{{{low}}}" if low == high else f"{{{low},{high}}}"
+        return f"{group}:" if (low, high) == (1, 1) else f"(?:{group}:){count}"
+
+    forms = [f"{groups(7, 7)}{group}", f"{groups(6, 6)}{v4}"]
+    # `::` stands for one group or more: at most 7 are written around it (an
+    # IPv4 tail counts two)
+    for before in range(8):
+        head = f"{groups(before - 1, before - 1)}{group}" if before else ""
+        tails = []
+        if before <= 6:
+            tails.append(f"{groups(0, 6 - before)}{group}")
+        if before <= 5:
+            tails.append(f"{groups(0, 5 - before)}{v4}")
+        forms.append(f"{head}::" + (f"(?:{'|'.join(tails)})?" if tails else ""))
+    return "(?:" + "|".join(forms) + ")"
+
+
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_V4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
+_V6 = _ipv6(_V4)
+_V4_LENGTH = "/(?:0{0,2}[0-9]|0?[12][0-9]|0?3[0-2])"  # 0..32 in at most 3 digits
+_V6_LENGTH = "/(?:0{0,2}[0-9]|0?[1-9][0-9]|1[01][0-9]|12[0-8])"  # 0..128
+_HOST_LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+
+PATTERNS: dict[str, str] = {
+    "ip-address": f"^(?:{_V4}|{_V6})$",
+    "ip-interface": f"^(?:{_V4}{_V4_LENGTH}|{_V6}{_V6_LENGTH})$",
+    "ip-network": f"^(?:{_V4}(?:{_V4_LENGTH})?|{_V6}(?:{_V6_LENGTH})?)$",
+    "route-destination": f"^(?:default|{_V4}(?:{_V4_LENGTH})?|{_V6}(?:{_V6_LENGTH})?)$",
+    "mac": "^(?!00(?::00){5}$)[0-9A-Fa-f][02468AaCcEe](?::[0-9A-Fa-f]{2}){5}$",
+    # characters, not bytes: a name of non-ASCII letters may pass and be refused by netlab
+    "ifname": rf"^(?!\.\.?$)[^/:\s\x00-\x1f\x7f-\x9f]{{1,{IFNAME_MAX_BYTES}}}$",
+    "netns-name": f"^[A-Za-z0-9_][A-Za-z0-9_.-]{{0,{NETNS_NAME_MAX - 1}}}$",
+    "hostname-rfc1123": rf"^(?=.{{1,{HOSTNAME_MAX}}}$){_HOST_LABEL}(?:\.{_HOST_LABEL})*$",
+    "port-range": "^[0-9]{1,5}(?:-[0-9]{1,5})?$",
+    "dnat-target": rf"^(?:{_V4}(?::0*[1-9][0-9]{{0,4}})?|{_V6}|\[{_V6}\]:0*[1-9][0-9]{{0,4}})$",
+    "resolver-option": "^[A-Za-z0-9_-]+(?::[0-9]+)?$",
 }

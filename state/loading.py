@@ -11,6 +11,7 @@ import socket
 import stat
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -47,19 +48,13 @@ def _refused(config_dir: Path, resolved: str, why: str) -> ConfigError:
     return ConfigError([Problem(str(config_dir), 0, 0, "", message)])
 
 
-def _is_file_like(path: Path) -> bool:
-    """Regular files, and entries that cannot be examined (a dangling symlink, no
-    permission): those are kept so that reading them reports why. Directories and
-    FIFOs are left out (opening a FIFO would block the daemon)."""
-    try:
-        return stat.S_ISREG(os.stat(path).st_mode)
-    except OSError:
-        return True
-
-
-def list_config_files(config_dir: Path) -> list[Path]:
-    """The desired-state files directly in the directory, sorted by name. The
-    directory is resolved first: git-sync swaps a symlink to it."""
+def _listing(config_dir: Path) -> tuple[list[Path], list[Path]]:
+    """The config files directly in the directory, sorted by name, and the other
+    entries of a config file's name that are not directories (FIFOs, sockets,
+    devices): those are never opened, and reading them refuses them by type. An
+    entry that cannot be examined (a dangling symlink, no permission) counts as a
+    file, so that reading it reports why. The directory is resolved first:
+    git-sync swaps a symlink to it."""
     resolved = os.path.realpath(config_dir)
     try:
         names = os.listdir(resolved)
@@ -70,7 +65,28 @@ def list_config_files(config_dir: Path) -> list[Path]:
     except OSError as error:
         raise _refused(config_dir, resolved, f"cannot be read ({error.strerror})") from None
     base = Path(resolved)
-    return [base / name for name in sorted(names) if is_config_file_name(name) and _is_file_like(base / name)]
+    files: list[Path] = []
+    special: list[Path] = []
+    for name in sorted(names):
+        if not is_config_file_name(name):
+            continue
+        try:
+            mode = os.stat(base / name).st_mode
+        except OSError:
+            files.append(base / name)
+            continue
+        if stat.S_ISREG(mode):
+            files.append(base / name)
+        elif not stat.S_ISDIR(mode):
+            special.append(base / name)
+    return files, special
+
+
+def list_config_files(config_dir: Path) -> list[Path]:
+    """The desired-state files directly in the directory, sorted by name: regular
+    files (and entries that cannot be examined), never a FIFO, socket or device,
+    which could block or do something when opened."""
+    return _listing(config_dir)[0]
 
 
 @dataclass(frozen=True)
@@ -79,11 +95,36 @@ class _Source:
     path: Path
 
 
+_FILE_TYPES = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def _not_regular(source: _Source, mode: int) -> Problem:
+    kind = next((name for test, name in _FILE_TYPES if test(mode)), "not a regular file")
+    message = f"this is {kind}, not a regular file: netlab reads only regular files; remove or rename it"
+    return Problem(source.shown, 1, 1, "", message)
+
+
 def _read(source: _Source) -> tuple[bytes | None, list[Problem]]:
     try:
-        with open(source.path, "rb") as handle:
+        # the type first, from the inode: opening a FIFO blocks until a writer
+        # comes, and opening a device can do something (a watchdog starts)
+        mode = os.stat(source.path).st_mode
+        if not stat.S_ISREG(mode):
+            return None, [_not_regular(source, mode)]
+        # non-blocking, in case it was swapped for a FIFO since: checked again below
+        descriptor = os.open(source.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with open(descriptor, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                return None, [_not_regular(source, info.st_mode)]
             # sized reads: read(MAX_FILE_BYTES + 1) would allocate 16 MiB per file
-            size = os.fstat(handle.fileno()).st_size
+            size = info.st_size
             raw = handle.read(min(size, MAX_FILE_BYTES) + 1)
             if len(raw) > size:  # it grew since: read on, up to the limit
                 raw += handle.read(MAX_FILE_BYTES + 1 - len(raw))
@@ -256,21 +297,23 @@ def load_generation(config_dir: Path, hostname: str | None = None, *, strict_mod
     Files whose `match.hostname` does not match `hostname` (default: this host's
     name) are checked but contribute nothing. An empty directory gives an empty state.
     With `strict_modes`, a directory or file another user could write is refused."""
-    files = list_config_files(config_dir)
+    files, special = _listing(config_dir)
     if strict_modes:
         distrusted = trust_problems(os.path.realpath(config_dir), [str(path) for path in files])
         if distrusted:
             raise ConfigError(distrusted)
-    state, problems = _evaluate([_Source(str(path), path) for path in files], hostname)
+    state, problems = _evaluate([_Source(str(path), path) for path in sorted(files + special)], hostname)
     if problems:
         raise ConfigError(problems)
     return state
 
 
-def validate_paths(paths: list[Path], hostname: str | None = None) -> list[Problem]:
+def validate_paths(paths: list[Path], hostnames: Sequence[str] = ()) -> list[Problem]:
     """`netlab validate PATH…`: files and directories that together form one
-    generation. Files named directly are read whatever their name; problems name
-    files as given on the command line."""
+    generation, as each of `hostnames` would load it (default: this host), since
+    `match.hostname` decides which files apply. Files named directly are read
+    whatever their name; problems name files as given on the command line, and a
+    problem that some of the hosts have and others not names those that have it."""
     problems: list[Problem] = []
     sources: list[_Source] = []
     seen: set[str] = set()
@@ -284,11 +327,11 @@ def validate_paths(paths: list[Path], hostname: str | None = None) -> list[Probl
     for given in paths:
         if os.path.isdir(given):
             try:
-                files = list_config_files(given)
+                files, special = _listing(given)
             except ConfigError as error:
                 problems += error.problems
                 continue
-            for path in files:
+            for path in sorted(files + special):
                 add(str(Path(given) / path.name), path)
         elif os.path.lexists(given):
             add(str(given), Path(given))
@@ -296,5 +339,11 @@ def validate_paths(paths: list[Path], hostname: str | None = None) -> list[Probl
             problems.append(
                 Problem(str(given), 0, 0, "", "no such file or directory: name an existing file or directory")
             )
-    _, found = _evaluate(sources, hostname)
-    return sorted(problems + found)
+    hosts = list(dict.fromkeys(hostnames)) or [None]
+    found = {host: set(_evaluate(sources, host)[1]) for host in hosts}
+    everywhere = set.intersection(*found.values())
+    for problem in sorted(set.union(*found.values()) - everywhere):
+        having = [str(host) for host in hosts if problem in found[host]]
+        on = f"on host{'s' if len(having) > 1 else ''} {', '.join(having)}"
+        problems.append(replace(problem, message=f"{on}: {problem.message}"))
+    return sorted(problems + list(everywhere))

@@ -15,21 +15,25 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import TaggedScalar
-from ruamel.yaml.constructor import DuplicateKeyError
+from ruamel.yaml.composer import Composer
+from ruamel.yaml.constructor import DuplicateKeyError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import AliasEvent
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 
 from netlab.state.errors import Problem
+from netlab.state.fast_parsing import MAX_NUMBER_LENGTH, TooLarge, check_limits
 from netlab.state.fast_parsing import read as read_fast
 from netlab.state.model import Origin
 
 DocPath = tuple[str | int, ...]
 Position = tuple[int, int]
 
-# Aliases can expand a small file into a huge tree ("billion laughs"); no honest
-# network description comes near this many nodes.
-MAX_NODES = 200_000
+# Values in one file (aliases count as they expand: "billion laughs"). The
+# benchmark's 1000 namespaces are 18,000; this many are some 5,500 namespaces
+# (1 MiB of YAML), and a file beyond it is refused in a fraction of a second.
+MAX_NODES = 100_000
 EMPTY_MESSAGE = "the file is empty: start it with `version: 1`"
 
 
@@ -197,8 +201,60 @@ def _scalar(node: Any, where: Position) -> Any:
     )
 
 
+def _number_too_long(length: int) -> str:
+    return (
+        f"this number is {length} characters long; no value in netlab's files needs more than "
+        f"{MAX_NUMBER_LENGTH}: shorten it (or quote it, if it is text)"
+    )
+
+
+def _refuse_long_number(node: Any) -> None:
+    value = node.value if isinstance(node, ScalarNode) else ""
+    if len(value) > MAX_NUMBER_LENGTH:
+        mark = node.start_mark
+        raise _Unsupported(_number_too_long(len(value)), (mark.line + 1, mark.column + 1))
+
+
+class _Constructor(RoundTripConstructor):
+    """ruamel's round-trip constructor, refusing absurdly long numbers before it
+    converts them: Python raises on more than 4300 digits, and a value of more
+    digits than any netlab value needs is a mistake (or a hostile file)."""
+
+    def construct_yaml_int(self, node: Any) -> Any:
+        _refuse_long_number(node)
+        return super().construct_yaml_int(node)
+
+    def construct_yaml_float(self, node: Any) -> Any:
+        _refuse_long_number(node)
+        return super().construct_yaml_float(node)
+
+
+_Constructor.add_constructor("tag:yaml.org,2002:int", _Constructor.construct_yaml_int)
+_Constructor.add_constructor("tag:yaml.org,2002:float", _Constructor.construct_yaml_float)
+
+
+class _Composer(Composer):
+    """ruamel's composer, refusing an anchor defined twice at its second place:
+    ruamel only warns, through `warnings`, naming its own source file and
+    `<unicode string>`, and which node an alias means is then easily mistaken."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.parser.peek_event()
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None and type(event) is not AliasEvent and anchor in self.anchors:
+            first = self.anchors[anchor].start_mark
+            message = (
+                f"the anchor &{anchor} is defined a second time (first at line {first.line + 1}, "
+                f"column {first.column + 1}): give each anchor its own name"
+            )
+            raise _Unsupported(message, (event.start_mark.line + 1, event.start_mark.column + 1))
+        return super().compose_node(parent, index)
+
+
 def _yaml() -> YAML:
     yaml = YAML(typ="rt")
+    yaml.Composer = _Composer
+    yaml.Constructor = _Constructor
     yaml.allow_duplicate_keys = False
     return yaml
 
@@ -210,8 +266,32 @@ def _marked_problem(file: str, error: MarkedYAMLError) -> Problem:
     parts = [error.context, error.problem]
     if isinstance(error, DuplicateKeyError):
         parts = [error.problem, "write each key once"]
+    else:
+        parts.append(_yaml_fix(error))
     message = ": ".join(str(part) for part in parts if part)
     return Problem(file, line, column, "", f"syntax error: {message or 'invalid YAML'}")
+
+
+def _opened_at(error: MarkedYAMLError) -> str:
+    mark = error.context_mark
+    return f" opened at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+
+
+def _yaml_fix(error: MarkedYAMLError) -> str | None:
+    """What to do about the commonest YAML syntax errors, from the parser's words."""
+    context, problem = str(error.context or ""), str(error.problem or "")
+    if "'\\t'" in problem:
+        return "indent with spaces: YAML does not allow tabs there"
+    for opener, closer, what in (("flow mapping", "}", "mapping"), ("flow sequence", "]", "list")):
+        if opener in context:
+            return f"close the {what}{_opened_at(error)} with '{closer}', or put a ',' between its items"
+    if "quoted scalar" in context:
+        return f"close the quote{_opened_at(error)}"
+    if "mapping values are not allowed" in problem:
+        return "a value holding ': ' must be put in quotes; a nested mapping starts on a new, indented line"
+    if "block" in context and "expected <block end>" in problem:
+        return "check the indentation: the items of one list or mapping start in the same column"
+    return None
 
 
 def _reader_problem(file: str, text: str, error: ReaderError) -> Problem:
@@ -275,6 +355,8 @@ def _load_yaml_tree(file: str, text: str) -> tuple[Any, list[Problem]]:
     except RecursionError:
         # the parser recurses per nesting level; a few thousand `[` exhaust the stack
         return None, [Problem(file, 1, 1, "", "the document is nested too deeply: flatten it")]
+    except _Unsupported as error:
+        return None, [Problem(file, error.position[0], error.position[1], "", error.message)]
     except Exception as error:  # noqa: BLE001
         # ruamel's constructors raise plain Python errors (ValueError, KeyError,
         # AttributeError...) for a node its tag cannot take: `!!int x`, `2024-02-30`,
@@ -335,8 +417,32 @@ def _to_document(file: str, tree: Any) -> tuple[Document | None, list[Problem]]:
     return _checked(Document(file, data, converter.values, converter.keys))
 
 
+def _read_fast(file: str, text: str) -> tuple[Any, list[Problem]]:
+    """libyaml's reading of the text, or None for the reference to read it; a text
+    beyond the limits is refused here, by either, before the reference reads it."""
+    try:
+        fast = read_fast(text, MAX_NODES)
+    except TooLarge as error:
+        return None, [_too_large(file, error)]
+    return fast, [] if fast is not None else _limit_problems(file, text)
+
+
+def _limit_problems(file: str, text: str) -> list[Problem]:
+    try:
+        check_limits(text, MAX_NODES)
+    except TooLarge as error:
+        return [_too_large(file, error)]
+    return []
+
+
+def _too_large(file: str, error: TooLarge) -> Problem:
+    return Problem(file, error.position[0], error.position[1], "", error.message)
+
+
 def parse_yaml(file: str, text: str) -> tuple[Document | None, list[Problem]]:
-    fast = read_fast(text, MAX_NODES)
+    fast, problems = _read_fast(file, text)
+    if problems:
+        return None, problems
     if fast is not None:
         # the fast path reads no text that `_checked` would refuse
         return Document(file, fast.data, fast.values, fast.keys, libyaml=True), []
@@ -344,6 +450,45 @@ def parse_yaml(file: str, text: str) -> tuple[Document | None, list[Problem]]:
     if problems:
         return None, problems
     return _to_document(file, tree)
+
+
+def _json_problem(file: str, text: str, error: json.JSONDecodeError) -> Problem:
+    """json's error, at its place, with what to do for the commonest mistakes
+    (a comma after the last item, single quotes, a bracket never closed)."""
+    position = error.pos
+    before = text[:position].rstrip()
+    here = text[position : position + 1]
+    fix = None
+    if before.endswith(",") and here in ("}", "]"):
+        # point at the comma itself
+        position = len(before) - 1
+        fix = "remove the comma: JSON allows none after the last item"
+    elif here == "'":
+        fix = 'JSON writes strings and keys in double quotes: "like this"'
+    elif not text[position:].strip():
+        fix = "the text ends before every '{' and '[' is closed: close them"
+    line = text.count("\n", 0, position) + 1
+    column = position - (text.rfind("\n", 0, position) + 1) + 1
+    message = f"syntax error: {error.msg}" + (f": {fix}" if fix else "")
+    return Problem(file, line, column, "", message)
+
+
+class _LongNumber(Exception):
+    def __init__(self, length: int) -> None:
+        super().__init__(length)
+        self.length = length
+
+
+def _json_int(literal: str) -> int:
+    if len(literal) > MAX_NUMBER_LENGTH:
+        raise _LongNumber(len(literal))
+    return int(literal)
+
+
+def _json_float(literal: str) -> float:
+    if len(literal) > MAX_NUMBER_LENGTH:
+        raise _LongNumber(len(literal))
+    return float(literal)
 
 
 def parse_json(file: str, text: str) -> tuple[Document | None, list[Problem]]:
@@ -360,12 +505,21 @@ def parse_json(file: str, text: str) -> tuple[Document | None, list[Problem]]:
         return result
 
     try:
-        data = json.loads(text, object_pairs_hook=pairs)
+        data = json.loads(text, object_pairs_hook=pairs, parse_int=_json_int, parse_float=_json_float)
     except json.JSONDecodeError as error:
-        return None, [Problem(file, error.lineno, error.colno, "", f"syntax error: {error.msg}")]
+        return None, [_json_problem(file, text, error)]
+    except _LongNumber as error:
+        # JSON is YAML: ruamel finds the number's place and refuses it there
+        problems = _limit_problems(file, text) or _load_yaml_tree(file, text)[1]
+        return None, problems or [Problem(file, 1, 1, "", _number_too_long(error.length))]
     except RecursionError:
         return None, [Problem(file, 1, 1, "", "the document is nested too deeply: flatten it")]
-    fast = read_fast(text, MAX_NODES) if isinstance(data, dict) and not duplicates else None
+    if isinstance(data, dict) and not duplicates:
+        fast, problems = _read_fast(file, text)
+    else:  # ruamel reads it to place the problem: never beyond the limits
+        fast, problems = None, _limit_problems(file, text)
+    if problems:
+        return None, problems
     if fast is not None:
         return _checked(Document(file, data, fast.values, fast.keys))
     tree, problems = _load_yaml_tree(file, text)

@@ -11,7 +11,7 @@ import bisect
 from dataclasses import dataclass
 from typing import Any
 
-from netlab.state.fast_parsing import DISPUTED
+from netlab.state.fast_parsing import DISPUTED, TooLarge
 from netlab.state.fast_parsing import read as read_fast
 from netlab.state.parsing import MAX_NODES, DocPath, Document, Position
 
@@ -75,7 +75,10 @@ def reparse(doc: Document, old_text: str, new_text: str) -> tuple[Document, Edit
         return None  # a document marker would end the document here
     # blank lines keep every line number: the piece is parsed where it stands
     fragment = "\n" * (begin - 1) + "x:\n" + "\n".join(piece) + "\n"
-    fast = read_fast(fragment, MAX_NODES)
+    try:
+        fast = read_fast(fragment, MAX_NODES)
+    except TooLarge:
+        return None  # a full parse refuses it
     if fast is None or list(fast.data) != ["x"] or not isinstance(fast.data["x"], list):
         return None
     items: list[Any] = fast.data["x"]

@@ -137,15 +137,23 @@ _Validator = validators.extend(Draft202012Validator, {"items": _items_rememberin
 @functools.cache
 def validator() -> Any:
     """The one validator (the schema and the subschemas keyed by `id` stay alive with it)."""
-    return _Validator(_with_references_inlined(load_schema()), format_checker=format_checker())
+    return _Validator(_for_netlab(load_schema()), format_checker=format_checker())
 
 
-def _with_references_inlined(schema: dict[str, Any]) -> dict[str, Any]:
-    """The schema with each plain `{"$ref": "#/$defs/NAME"}` replaced by the
-    definition it names. jsonschema resolves a reference through `referencing` at
-    every use: a third of the time spent validating a large file. The meaning is
-    the same; a reference inside its own definition (recursion) and one with
-    sibling keywords stay references, which `$defs` (kept) still resolves."""
+# Keywords that say something to a reader and nothing to a validator: a reference
+# with only these beside it is inlined like a bare one (the use's own win).
+_ANNOTATIONS = frozenset({"description", "title"})
+
+
+def _for_netlab(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema as netlab checks it: with each `{"$ref": "#/$defs/NAME"}` (and
+    annotations beside it) replaced by the definition it names, and without the
+    `pattern` next to each of netlab's formats. jsonschema resolves a reference
+    through `referencing` at every use: a third of the time spent validating a
+    large file. The patterns say what the formats say, for editors and CI that
+    know no netlab format (see `formats.PATTERNS`): the format alone gives the
+    precise message, once. A reference inside its own definition (recursion)
+    stays a reference, which `$defs` (kept) still resolves."""
     definitions = schema.get("$defs", {})
     prefix = "#/$defs/"
 
@@ -155,11 +163,16 @@ def _with_references_inlined(schema: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(node, dict):
             return node
         reference = node.get("$ref")
-        if len(node) == 1 and isinstance(reference, str) and reference.startswith(prefix):
+        if isinstance(reference, str) and reference.startswith(prefix) and set(node) - {"$ref"} <= _ANNOTATIONS:
             name = reference[len(prefix) :]
             if name in definitions and name not in expanding:
-                return inline(definitions[name], (*expanding, name))
-        return {key: inline(value, expanding) for key, value in node.items()}
+                annotations = {key: value for key, value in node.items() if key != "$ref"}
+                return {**inline(definitions[name], (*expanding, name)), **annotations}
+        return {
+            key: inline(value, expanding)
+            for key, value in node.items()
+            if not (key == "pattern" and node.get("format") in FORMATS)
+        }
 
     return {key: (value if key == "$defs" else inline(value, ())) for key, value in schema.items()}
 

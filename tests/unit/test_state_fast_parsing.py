@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from netlab.state import parsing
-from netlab.state.fast_parsing import read
+from netlab.state.fast_parsing import TooLarge, check_limits, read
 from netlab.state.parsing import MAX_NODES, Document, parse
 from tests.unit.test_state_fuzzing import edited
 
@@ -148,15 +148,20 @@ def test_columns_count_characters_not_bytes() -> None:
 
 def test_deep_nesting_is_no_crash() -> None:
     # libyaml's composer recurses in C (a segfault at 100 000 levels): the fast path
-    # reads events, keeps no C stack and leaves deep documents to ruamel
+    # reads events, keeps no C stack; libyaml itself stops at 1000 open brackets
     text = "version: 1\na: " + "[" * 200_000 + "]" * 200_000 + "\n"
-    fast = read(text, MAX_NODES)
-    assert fast is None
+    assert read(text, MAX_NODES) is None
+    with pytest.raises(TooLarge) as caught:
+        check_limits(text, MAX_NODES)
+    assert caught.value.position == (2, 1003)
 
 
 def test_node_bound() -> None:
     text = "version: 1\na: [" + ", ".join(["x"] * 50) + "]\n"
-    assert read(text, 40) is None and read(text, 60) is not None
+    assert read(text, 60) is not None
+    with pytest.raises(TooLarge) as caught:
+        read(text, 40)
+    assert caught.value.position == (2, 5 + 3 * 37)  # the 41st value: the root, 1, the list, 37 x before
 
 
 def test_positions_in_a_big_file() -> None:

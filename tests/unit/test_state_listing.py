@@ -3,13 +3,16 @@ unreadable directory is refused rather than read as "no configuration"."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from netlab.state.errors import ConfigError
-from netlab.state.loading import list_config_files, load_generation
+from netlab.state.loading import list_config_files, load_generation, validate_paths
 
 MINIMAL = "version: 1\n"
 
@@ -49,6 +52,44 @@ def test_subdirectories_and_fifos_are_not_files(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "pipe.yaml")  # opening it would block the daemon
     (tmp_path / "real.yaml").write_text(MINIMAL)
     assert [p.name for p in list_config_files(tmp_path)] == ["real.yaml"]
+
+
+@contextlib.contextmanager
+def _never_hanging(fifo: Path) -> Iterator[None]:
+    """Should the code under test open the FIFO, a writer comes after a while and
+    closes it at once: the test then fails on what was read instead of hanging."""
+    done = threading.Event()
+
+    def unblock() -> None:
+        if not done.wait(10):
+            os.close(os.open(fifo, os.O_WRONLY))
+
+    threading.Thread(target=unblock, daemon=True).start()
+    try:
+        yield
+    finally:
+        done.set()
+
+
+def test_a_fifo_in_the_directory_is_refused_by_type_unopened(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.yaml")
+    (tmp_path / "real.yaml").write_text(MINIMAL)
+    with _never_hanging(tmp_path / "pipe.yaml"), pytest.raises(ConfigError) as caught:
+        load_generation(tmp_path, hostname="h")
+    (problem,) = caught.value.problems
+    assert (problem.file, problem.line, problem.column) == (str(tmp_path / "pipe.yaml"), 1, 1)
+    assert problem.message.startswith("this is a FIFO (named pipe), not a regular file")
+
+
+def test_special_files_named_directly_are_refused_by_type(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.yaml")
+    (tmp_path / "null.yaml").symlink_to("/dev/null")  # a character device, through a link
+    with _never_hanging(tmp_path / "pipe.yaml"):
+        problems = validate_paths([tmp_path / "pipe.yaml", tmp_path / "null.yaml", tmp_path])
+    assert [(Path(p.file).name, p.message.split(",")[0]) for p in problems] == [
+        ("null.yaml", "this is a character device"),
+        ("pipe.yaml", "this is a FIFO (named pipe)"),
+    ]
 
 
 def test_dangling_symlink_is_listed_and_reported(tmp_path: Path) -> None:
@@ -120,14 +161,14 @@ def test_load_generation_refuses_missing_directory(tmp_path: Path) -> None:
 
 def test_unreadable_file_is_a_problem(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "a.yaml").write_text(MINIMAL)
-    real_open = open
+    real_open = os.open
 
     def refuse(path: object, *args: object, **kwargs: object) -> object:
         if str(path).endswith("a.yaml"):
             raise PermissionError(13, "Permission denied", str(path))
-        return real_open(path, *args, **kwargs)  # type: ignore[call-overload]
+        return real_open(path, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr("builtins.open", refuse)
+    monkeypatch.setattr("os.open", refuse)  # as root, no mode bit refuses
     with pytest.raises(ConfigError) as caught:
         load_generation(tmp_path, hostname="h")
     (problem,) = caught.value.problems

@@ -61,8 +61,28 @@ def test_path_formatting() -> None:
 
 def test_yaml_syntax_error_at_the_parsers_place(problems: Problems) -> None:
     assert problems({"a.yaml": "version: 1\ninterfaces: [\n  {name: x\n"}) == [
-        "a.yaml:4:1: syntax error: while parsing a flow mapping: expected ',' or '}', but got '<stream end>'"
+        "a.yaml:4:1: syntax error: while parsing a flow mapping: expected ',' or '}', but got '<stream end>': "
+        "close the mapping opened at line 3, column 3 with '}', or put a ',' between its items"
     ]
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "where", "fix"),
+    [
+        ("flow-list.yaml", "version: 1\nx: [a, 1\n", "3:1", "close the list opened at line 2, column 4 with ']'"),
+        ("tab.yaml", "version: 1\nnamespaces:\n\t- name: a\n", "3:1", "indent with spaces"),
+        ("quote.yaml", 'version: 1\nx: "abc\n', "3:1", "close the quote opened at line 2, column 4"),
+        ("colon.yaml", "version: 1\nx: a: b\n", "2:5", "a value holding ': ' must be put in quotes"),
+        ("indent.yaml", "version: 1\nx:\n  - a: 1\n   b: 2\n", "4:4", "check the indentation"),
+        ("list.json", '{"version": 1,\n "hosts": [1, 2,]}\n', "2:16", "remove the comma"),
+        ("object.json", '{"version": 1,\n "dns": {"search": [],\n}}\n', "2:22", "remove the comma"),
+        ("quotes.json", "{'version': 1}\n", "1:2", 'JSON writes strings and keys in double quotes'),
+        ("open.json", '{"version": 1, "x": [1\n', "2:1", "the text ends before every '{' and '[' is closed"),
+    ],
+)
+def test_a_syntax_error_says_how_to_fix_it(problems: Problems, name: str, text: str, where: str, fix: str) -> None:
+    (problem,) = problems({name: text})
+    assert problem.startswith(f"{name}:{where}: syntax error: ") and fix in problem
 
 
 def test_yaml_duplicate_key(problems: Problems) -> None:
