@@ -68,6 +68,7 @@ class Kernel:
         self._namespaces: frozenset[str] | None = None
         self._dumps: dict[str | None, NetnsDump] = {}
         self._sysctls: dict[tuple[str | None, str], str | None] = {}
+        self._fresh_sysctls: dict[str, str | None] = {}  # the same in every new namespace
         self._legacy_nat: dict[str | None, bool] = {}
         self._nat: dict[str | None, NatTables] = {}
         self._nftables: dict[str | None, tuple[str, ...]] = {}
@@ -219,6 +220,13 @@ class Kernel:
         if (netns, key) not in self._sysctls:
             self._sysctls[(netns, key)] = sysctls.read(netns, key) if self.has_netns(netns) else None
         return self._sysctls[(netns, key)]
+
+    def fresh_sysctl(self, key: str) -> str | None:
+        """The value a namespace created now has (what netlab gives back when a
+        sysctl of a namespace it created leaves the files)."""
+        if key not in self._fresh_sysctls:
+            self._fresh_sysctls[key] = sysctls.read_fresh(key)
+        return self._fresh_sysctls[key]
 
     def legacy_nat_exists(self, netns: str | None) -> bool:
         if netns not in self._legacy_nat:

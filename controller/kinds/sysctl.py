@@ -1,7 +1,9 @@
 """`net.*` sysctls, on the host and per namespace. Key: (netns, key). The value
 found before netlab's first write is kept in the ledger and written back when
-the sysctl leaves the files (in a namespace netlab removes, nothing is restored:
-the namespace goes with its values)."""
+the sysctl leaves the files: in a namespace netlab creates, the value a new
+namespace has; of a link not created yet, its namespace's default for new
+links. In a namespace netlab removes, nothing is restored: the namespace goes
+with its values."""
 
 from __future__ import annotations
 
@@ -36,9 +38,32 @@ class SysctlKind:
             if current is not None and current == normalise(sysctl.value):
                 continue
             recorded = ctx.ledger.get(KIND, ident)
-            original = recorded.get("original") if recorded else current
+            original = recorded.get("original") if recorded else _original(ctx, sysctl, fresh_namespace, current)
             changes.append(_set(sysctl, current, original))
         return changes
+
+
+def _original(ctx: PlanContext, sysctl: Sysctl, fresh_namespace: bool, current: str | None) -> str | None:
+    """What the sysctl is before netlab writes it: now, or once what this pass
+    creates is there (a new namespace's value; a new link's, which is its
+    namespace's default)."""
+    if current is not None:
+        return current
+    keys = [sysctl.key, *_default_key(sysctl.key)]
+    for key in keys:
+        value = ctx.kernel.fresh_sysctl(key) if fresh_namespace else ctx.kernel.sysctl(sysctl.netns, key)
+        if value is not None:
+            return value
+    return None
+
+
+def _default_key(key: str) -> list[str]:
+    """For a per-link key (`net.ipv4.conf.IFNAME.forwarding`), the one new links
+    take their value from (`net.ipv4.conf.default.forwarding`)."""
+    parts = key.split(".")
+    if len(parts) >= 5 and parts[2] in ("conf", "neigh") and parts[3] not in ("all", "default"):
+        return [".".join([*parts[:3], "default", *parts[4:]])]
+    return []
 
 
 def _set(sysctl: Sysctl, current: str | None, original: str | None) -> Change:
