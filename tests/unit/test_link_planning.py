@@ -376,3 +376,16 @@ def test_a_sysctl_of_a_link_not_made_yet_keeps_its_namespaces_default(tmp_path: 
     desired = DesiredState(sysctls=(Sysctl(None, "net.ipv6.conf.br9.forwarding", "1", HERE),))
     (change,) = make_plan(desired, kernel, book(tmp_path)).changes
     assert change.record == {"original": "0"}
+
+
+# -- the table ---------------------------------------------------------------------
+
+
+def test_the_table_has_every_type_of_the_model_and_names_the_vlan_module() -> None:
+    from typing import get_args
+
+    from netlab.state.link_types import LINK_TYPES, kernel_module
+    from netlab.state.model import LinkType
+
+    assert set(LINK_TYPES) == set(get_args(LinkType))
+    assert (kernel_module("vlan"), kernel_module("ipvlan"), kernel_module("dummy")) == ("8021q", "ipvlan", "dummy")
