@@ -1,7 +1,7 @@
 """Link types as data: for each type netlab creates, the kernel's kind, its place
 in the creation order, the file key naming its parent, and its creation
 attributes (file key, model field, the kernel's IFLA_INFO_DATA attribute by
-name, default, whether a change needs a new link). Read by the link kind (to
+name, default, whether a change needs a new link or is made in place). Read by the link kind (to
 compare and replace) and the netlink backend (to create and observe)."""
 
 from __future__ import annotations
@@ -24,11 +24,17 @@ class CreationAttribute:
     values: Mapping[str, int] | None = None
     default: Any = None  # what an undeclared attribute means (the loader fills it in too)
     replace: bool = True  # the kernel cannot change it on a live link
+    # values to or from which a change needs a new link, where others change in place
+    replace_values: tuple[Any, ...] = ()
 
     def declared(self, link: Link) -> Any:
         """The value the file asks for, as the file writes it."""
         value = getattr(link, self.field)
         return self.default if value is None else value
+
+    def needs_replace(self, current: Any, desired: Any) -> bool:
+        """Whether going from `current` to `desired` takes a new link."""
+        return self.replace or current in self.replace_values or desired in self.replace_values
 
     def to_kernel(self, value: Any) -> Any:
         return self.values[value] if self.values is not None and value is not None else value
@@ -75,11 +81,17 @@ LINK_TYPES: dict[str, LinkType] = {
         ),
         LinkType(
             "macvlan", "macvlan", 2, parent="parent",
-            attributes=(CreationAttribute("mode", "mode", "IFLA_MACVLAN_MODE", MACVLAN_MODES, default="bridge"),),
+            # changelink takes a new mode, but not into or out of passthru
+            attributes=(
+                CreationAttribute(
+                    "mode", "mode", "IFLA_MACVLAN_MODE", MACVLAN_MODES, default="bridge",
+                    replace=False, replace_values=("passthru",),
+                ),
+            ),
         ),
         LinkType(
             "ipvlan", "ipvlan", 2, parent="parent",
-            attributes=(CreationAttribute("mode", "mode", "IFLA_IPVLAN_MODE", IPVLAN_MODES, default="l2"),),
+            attributes=(CreationAttribute("mode", "mode", "IFLA_IPVLAN_MODE", IPVLAN_MODES, default="l2", replace=False),),
         ),
         # exists already: planned last, once the bridges it may join are decided
         LinkType("device", "", 3),

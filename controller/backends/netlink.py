@@ -345,7 +345,8 @@ class Netlink:
 
     def link_set(self, netns: str | None, name: str, **attrs: Any) -> None:
         """Sets attributes: mtu, address (MAC), master (a name, or None for no
-        master), state ("up"/"down"), ifalias."""
+        master), state ("up"/"down"), ifalias, info_data ((kind, IFLA_INFO_DATA
+        attributes by name): those the kind's driver changes in place)."""
         def request() -> None:
             # by index when it is known; else by name, which the kernel resolves
             # itself (no lookup first)
@@ -358,6 +359,10 @@ class Netlink:
                     msg["change"] = IFF_UP
                 elif attr == "master":
                     nlas.append(("IFLA_MASTER", 0 if value is None else self._index(netns, value)))
+                elif attr == "info_data":
+                    kind, data = value
+                    info = [("IFLA_INFO_KIND", kind), ("IFLA_INFO_DATA", {"attrs": list(data.items())})]
+                    nlas.append(("IFLA_LINKINFO", {"attrs": info}))
                 else:
                     nlas.append((LINK_ATTRIBUTES[attr], value))
             msg["attrs"] = nlas

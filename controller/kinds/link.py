@@ -134,7 +134,7 @@ class LinkKind:
                 return f"replace: {link_type.parent} {parent or '(none)'} -> {link.parent}"
         for attribute in link_type.attributes:
             current, desired = attribute.from_kernel(observed.datum(attribute.kernel)), attribute.declared(link)
-            if attribute.replace and current != desired:
+            if current != desired and attribute.needs_replace(current, desired):
                 return f"replace: {attribute.key} {current} -> {desired}"
         return ""
 
@@ -311,8 +311,12 @@ def _modify(ctx: PlanContext, link: Link, observed: ObservedLink) -> list[Change
         # it (a pass killed between the creation and the alias): without the mark
         # a lost ledger would leave it orphaned
         attributes.append(AttributeChange("alias", observed.alias, NETLAB_LINK_ALIAS))
-    if not attributes:
+    in_place = _creation_attributes_in_place(link, observed)
+    if not attributes and not in_place:
         return []
+    steps = _set_steps(link.key, attributes)
+    if in_place:
+        steps.insert(0, _set_data_step(link, observed, in_place))
     return [
         Change(
             kind=KIND,
@@ -320,11 +324,38 @@ def _modify(ctx: PlanContext, link: Link, observed: ObservedLink) -> list[Change
             key=link.key,
             netns=link.netns,
             name=link.name,
-            attributes=tuple(attributes),
+            attributes=tuple(in_place + attributes),
             origin=link.origin,
-            steps=tuple(_set_steps(link.key, attributes)),
+            steps=tuple(steps),
         )
     ]
+
+
+def _creation_attributes_in_place(link: Link, observed: ObservedLink) -> list[AttributeChange]:
+    """Creation attributes that differ and that the kernel changes on the live
+    link (those it cannot are a replace, decided before)."""
+    found = []
+    for attribute in LINK_TYPES[link.type].attributes:
+        current, desired = attribute.from_kernel(observed.datum(attribute.kernel)), attribute.declared(link)
+        if current != desired:
+            found.append(AttributeChange(attribute.key, current, desired))
+    return found
+
+
+def _set_data_step(link: Link, observed: ObservedLink, changes: list[AttributeChange]) -> Step:
+    """One request that changes creation attributes in place (IFLA_INFO_DATA),
+    undone by one that puts the values seen back."""
+    netns, name = link.key
+    link_type = LINK_TYPES[link.type]
+    by_key = {attribute.key: attribute for attribute in link_type.attributes}
+    wanted = {by_key[c.name].kernel: by_key[c.name].to_kernel(c.desired) for c in changes}
+    seen = {by_key[c.name].kernel: by_key[c.name].to_kernel(c.current) for c in changes}
+    return Step(
+        Phase.SET_LINK,
+        f"set {', '.join(c.name for c in changes)} of {netns_label(netns)}/{name}",
+        lambda kernel: kernel.netlink.link_set(netns, name, info_data=(link_type.kind, wanted)),
+        undo=lambda kernel: kernel.netlink.link_set(netns, name, info_data=(link_type.kind, seen)),
+    )
 
 
 # what a device's attributes were, as the ledger keeps them

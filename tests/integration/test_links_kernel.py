@@ -1,6 +1,6 @@
 """Links against a real kernel in a sandbox, judged by `ip` and `ping`: a new
-namespace's loopback, a lost mark put back, a macvlan's mode and parent
-changed by replacing it, a missing parent refused, and a `device` (and a
+namespace's loopback, a lost mark put back, a macvlan's mode changed in place
+and its parent (or passthru) by replacing it, a missing parent refused, and a `device` (and a
 namespace's sysctl) given back what it had before netlab."""
 
 from __future__ import annotations
@@ -79,24 +79,36 @@ def _macvlan(sandbox: Sandbox) -> tuple[str, str, int]:
     return link["linkinfo"]["info_data"]["mode"], host[link["link_index"]], link["ifindex"]
 
 
-def test_a_macvlans_mode_and_parent_are_changed_by_replacing_it(sandbox: Sandbox) -> None:
+def test_a_macvlans_mode_changes_in_place_and_passthru_or_another_parent_replaces_it(sandbox: Sandbox) -> None:
     sandbox.write_config("lab.yaml", _macvlan_lab("bridge", "br0"))
     sandbox.netlab("apply")
     mode, parent, first = _macvlan(sandbox)
     assert (mode, parent) == ("bridge", "br0")
+
+    def carried() -> None:  # what hangs on it
+        assert "10.9.0.2/24" in sandbox.run("ip", "-n", "red", "-br", "addr", "show", "mv0").stdout
+        assert "10.99.0.0/16 via 10.9.0.1" in sandbox.run("ip", "-n", "red", "route").stdout
+
+    # a mode the driver changes on the live link: the same link, nothing else touched
     sandbox.write_config("lab.yaml", _macvlan_lab("private", "br0"))
-    plan = sandbox.netlab("plan").stdout
-    assert "~ link red/mv0: replace: mode bridge -> private" in plan, plan
+    assert "~ link red/mv0: mode bridge -> private\n" in sandbox.netlab("plan").stdout
+    with sandbox.witness("red", objects=("address", "route")) as seen:
+        sandbox.netlab("apply")
+    assert seen == []
+    assert _macvlan(sandbox) == ("private", "br0", first)
+    carried()
+    # into passthru the kernel takes no macvlan: replaced, with what hung on it
+    sandbox.write_config("lab.yaml", _macvlan_lab("passthru", "br0"))
+    assert "~ link red/mv0: replace: mode private -> passthru" in sandbox.netlab("plan").stdout
     sandbox.netlab("apply")
     mode, parent, second = _macvlan(sandbox)
-    assert (mode, parent) == ("private", "br0") and second != first
-    # what hung on it is on the new one
-    assert "10.9.0.2/24" in sandbox.run("ip", "-n", "red", "-br", "addr", "show", "mv0").stdout
-    assert "10.99.0.0/16 via 10.9.0.1" in sandbox.run("ip", "-n", "red", "route").stdout
-    sandbox.write_config("lab.yaml", _macvlan_lab("private", "br1"))
+    assert (mode, parent) == ("passthru", "br0") and second != first
+    carried()
+    sandbox.write_config("lab.yaml", _macvlan_lab("passthru", "br1"))
     assert "~ link red/mv0: replace: parent br0 -> br1" in sandbox.netlab("plan").stdout
     sandbox.netlab("apply")
-    assert _macvlan(sandbox)[:2] == ("private", "br1")
+    assert _macvlan(sandbox)[:2] == ("passthru", "br1")
+    carried()
     assert sandbox.netlab("plan", "--detailed-exitcode", check=False).returncode == 0
 
 

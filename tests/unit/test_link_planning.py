@@ -150,10 +150,9 @@ def _kernel_with(kind: str, **attrs: Any) -> FakeKernel:
     ("child", "kind", "data", "expected"),
     [
         (Link(None, "c0", "vlan", HERE, state="up", parent="br0", vlan_id=20), "vlan", (("IFLA_VLAN_ID", 10),), "replace: id 10 -> 20"),
-        (Link(None, "c0", "ipvlan", HERE, state="up", parent="br0", mode="l3"), "ipvlan", (("IFLA_IPVLAN_MODE", 0),), "replace: mode l2 -> l3"),
-        (Link(None, "c0", "macvlan", HERE, state="up", parent="br0", mode="private"), "macvlan", (("IFLA_MACVLAN_MODE", "bridge"),), "replace: mode bridge -> private"),
-        # undeclared: the file format's default
-        (Link(None, "c0", "macvlan", HERE, state="up", parent="br0"), "macvlan", (("IFLA_MACVLAN_MODE", "vepa"),), "replace: mode vepa -> bridge"),
+        # the kernel takes no macvlan into or out of passthru in place
+        (Link(None, "c0", "macvlan", HERE, state="up", parent="br0", mode="passthru"), "macvlan", (("IFLA_MACVLAN_MODE", "bridge"),), "replace: mode bridge -> passthru"),
+        (Link(None, "c0", "macvlan", HERE, state="up", parent="br0", mode="vepa"), "macvlan", (("IFLA_MACVLAN_MODE", "passthru"),), "replace: mode passthru -> vepa"),
     ],
 )
 def test_a_creation_attribute_that_differs_replaces_the_link(
@@ -168,6 +167,29 @@ def test_a_creation_attribute_that_differs_replaces_the_link(
     assert described(plan) == [f"~ link host/c0: {expected}", "+ address host/c0 10.1.0.1/24"]
     steps = [step.describe for _, step in plan.steps()]
     assert steps[:2] == ["delete host/c0 to create it anew", f"create {child.type} host/c0"]
+
+
+@pytest.mark.parametrize(
+    ("child", "kind", "data", "expected", "written"),
+    [
+        (Link(None, "c0", "ipvlan", HERE, state="up", parent="br0", mode="l3"), "ipvlan", (("IFLA_IPVLAN_MODE", 0),), "mode l2 -> l3", {"IFLA_IPVLAN_MODE": 1}),
+        (Link(None, "c0", "macvlan", HERE, state="up", parent="br0", mode="private"), "macvlan", (("IFLA_MACVLAN_MODE", "bridge"),), "mode bridge -> private", {"IFLA_MACVLAN_MODE": 1}),
+        # undeclared: the file format's default
+        (Link(None, "c0", "macvlan", HERE, state="up", parent="br0"), "macvlan", (("IFLA_MACVLAN_MODE", "vepa"),), "mode vepa -> bridge", {"IFLA_MACVLAN_MODE": 4}),
+    ],
+)
+def test_a_mode_the_kernel_changes_in_place_is_changed_in_place(
+    tmp_path: Path, child: Link, kind: str, data: tuple[tuple[str, Any], ...], expected: str, written: dict[str, int]
+) -> None:
+    kernel = _kernel_with(kind, link_index=2, data=data)
+    kernel.addresses = {None: [ObservedAddress(None, "c0", "10.1.0.1/24", 4, 0, False)]}
+    desired = DesiredState(links=_lab_with(child).links, addresses=(Address(None, "c0", "10.1.0.1/24", HERE),))
+    ledger = book(tmp_path)
+    plan = make_plan(desired, kernel, ledger)
+    assert described(plan) == [f"~ link host/c0: {expected}"]  # its address stays where it is
+    recorder = Recorder()
+    apply_plan(plan, recorder, ledger, Log())  # type: ignore[arg-type]
+    assert recorder.writes == [(None, "c0", {"info_data": (kind, written)})]
 
 
 @pytest.mark.parametrize(
