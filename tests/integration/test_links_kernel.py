@@ -180,3 +180,11 @@ def test_a_sysctl_of_a_namespace_netlab_created_goes_back_to_a_fresh_namespaces_
     sandbox.netlab("apply")
     assert forwarding() == fresh
     assert sandbox.netlab("plan", "--detailed-exitcode", check=False).returncode == 0
+
+
+def test_the_loopback_example_routers_reach_each_others_router_id(sandbox: Sandbox) -> None:
+    sandbox.copy_example("loopback")
+    sandbox.netlab("apply")
+    sandbox.ping("r1", "10.255.0.2", check=True)
+    sandbox.ping("r2", "10.255.0.1", check=True)
+    assert "inet 10.255.0.2/32" in sandbox.run("ip", "-n", "r2", "addr", "show", "lo").stdout
