@@ -26,10 +26,11 @@ from collections.abc import Callable, Iterable
 from netlab.controller.backends import iptables, namespaces, resolver_files, rtnl, sysctls
 from netlab.controller.backends.events import EventHub
 from netlab.controller.backends.iptables import NatOp, NatTables
-from netlab.controller.backends.netlink import Netlink, NetnsDump, open_socket
+from netlab.controller.backends.netlink import Netlink, NetnsDump, ObservedLink, open_socket
 from netlab.controller.backends.resolver_files import FileState
 
 EMPTY_DUMP = NetnsDump((), (), ())
+LOOPBACK = "lo"
 # Reading this many namespaces or more at once is shared with a forked child
 # (`read_ahead`): decoding is pure Python, so a second process is what puts a
 # second core to work. Below it the fork costs more than it saves.
@@ -53,6 +54,19 @@ def _read_all(fd: int, deadline: float) -> bytes | None:
             chunks.append(chunk)
     finally:
         os.close(fd)
+
+
+def fresh_namespace_link(netns: str, name: str) -> ObservedLink | None:
+    """A link that a namespace made by `Kernel.create_namespace` holds from its
+    first moment: its loopback, set up at once (as the lecture does right after
+    `ip netns add`). Planning takes it as present in a namespace it creates, so
+    that addresses and routes on lo are planned from an empty kernel."""
+    if name != LOOPBACK:
+        return None
+    return ObservedLink(
+        netns=netns, name=LOOPBACK, index=1, kind=None, state="up", mtu=65536, mac="00:00:00:00:00:00",
+        master=None, alias=None, link_index=None, link_netnsid=None,
+    )
 
 
 class Kernel:
@@ -303,8 +317,9 @@ class Kernel:
 
     def create_namespace(self, name: str) -> None:
         self.netlink.adopt(name, namespaces.create_namespace(name, then=open_socket))
-        # A namespace without a working loopback surprises every program run in it.
-        self.netlink.link_set(name, "lo", state="up")
+        # A namespace without a working loopback surprises every program run in it
+        # (planning counts on it: `fresh_namespace_link`).
+        self.netlink.link_set(name, LOOPBACK, state="up")
 
     def remove_namespace(self, name: str) -> None:
         self.netlink.forget(name)

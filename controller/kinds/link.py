@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 from netlab.controller.backends.netlink import NETLAB_LINK_ALIAS, ObservedLink
 from netlab.controller.changes import AttributeChange, Change, Phase, Step
 from netlab.controller.kinds.contract import PlanContext
-from netlab.controller.kinds.namespace import fresh_namespace_link
 from netlab.state.link_types import LINK_TYPES
 from netlab.state.model import Link, netns_label
 
@@ -49,18 +48,11 @@ class LinkKind:
 
     # -- declared links -------------------------------------------------------------
 
-    def _observed(self, ctx: PlanContext, netns: str | None, name: str) -> ObservedLink | None:
-        """The link as the kernel shows it; in a namespace this pass creates, as it
-        will be once the namespace exists (its loopback, up)."""
-        if netns is not None and netns in ctx.created_namespaces:
-            return fresh_namespace_link(netns, name)
-        return ctx.kernel.dump(netns).link(name)
-
     def _owned(self, ctx: PlanContext, observed: ObservedLink) -> bool:
         return observed.marked or ctx.ledger.owns(KIND, (observed.netns, observed.name))
 
     def _plan_link(self, ctx: PlanContext, link: Link, wanted: dict[LinkKey, Link]) -> list[Change]:
-        observed = self._observed(ctx, link.netns, link.name)
+        observed = ctx.observed_link(link.netns, link.name)
         where = f"{netns_label(link.netns)}/{link.name}"
         if link.type == "device":
             if observed is None:
@@ -122,7 +114,7 @@ class LinkKind:
             return f"replace: type {observed.kind} -> {KERNEL_KIND[link.type]}"
         if link.type == "veth":
             assert link.peer_name is not None
-            peer = self._observed(ctx, link.peer_netns, link.peer_name)
+            peer = ctx.observed_link(link.peer_netns, link.peer_name)
             if peer is None or peer.kind != "veth":
                 return f"replace: its peer is not {netns_label(link.peer_netns)}/{link.peer_name}"
         link_type = LINK_TYPES[link.type]
@@ -156,7 +148,7 @@ class LinkKind:
         """A veth about to be created whose peer name is still taken by a link
         netlab made earlier: remove that one first, or the creation fails."""
         assert link.peer_name is not None
-        stale = self._observed(ctx, link.peer_netns, link.peer_name)
+        stale = ctx.observed_link(link.peer_netns, link.peer_name)
         if stale is None:
             return []
         if not self._owned(ctx, stale):
@@ -174,7 +166,7 @@ class LinkKind:
         if (peer.peer_netns, peer.peer_name) in ctx.created_links:
             ctx.created_links.add(peer.key)
             return [_created_with_pair(peer)]
-        observed = self._observed(ctx, peer.netns, peer.name)
+        observed = ctx.observed_link(peer.netns, peer.name)
         if observed is None:
             # its veth exists but this end does not: the veth is being replaced
             # (planned above), or the veth was refused, which is reported already

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from netlab.controller.backends.netlink import ObservedLink
+from netlab.controller.backends.kernel import LOOPBACK
 from netlab.controller.changes import AttributeChange, Change, Phase, Step
 from netlab.controller.kinds.contract import PlanContext
 from netlab.state.model import Origin
@@ -15,20 +15,6 @@ if TYPE_CHECKING:
     from netlab.controller.backends.kernel import Kernel
 
 KIND = "namespace"
-LOOPBACK = "lo"
-
-
-def fresh_namespace_link(netns: str, name: str) -> ObservedLink | None:
-    """A link that a namespace this pass creates holds from its first moment:
-    its loopback, which `Kernel.create_namespace` sets up at once (as the lecture
-    does right after `ip netns add`). Planning treats it as present, so that
-    a `device` lo with addresses and routes is planned from an empty kernel."""
-    if name != LOOPBACK:
-        return None
-    return ObservedLink(
-        netns=netns, name=LOOPBACK, index=1, kind=None, state="up", mtu=65536, mac="00:00:00:00:00:00",
-        master=None, alias=None, link_index=None, link_netnsid=None,
-    )
 
 
 class NamespaceKind:

@@ -411,3 +411,10 @@ def test_the_table_has_every_type_of_the_model_and_names_the_vlan_module() -> No
 
     assert set(LINK_TYPES) == set(get_args(LinkType))
     assert (kernel_module("vlan"), kernel_module("ipvlan"), kernel_module("dummy")) == ("8021q", "ipvlan", "dummy")
+
+
+def test_a_route_through_lo_of_a_namespace_being_created_is_planned_undeclared(tmp_path: Path) -> None:
+    desired = DesiredState(
+        namespaces=(Namespace("red", HERE),), routes=(Route("red", "10.255.9.0/24", 254, 0, HERE, dev="lo"),)
+    )
+    assert described(make_plan(desired, FakeKernel(), book(tmp_path))) == ["+ namespace red", "+ route red/10.255.9.0/24: dev lo"]
