@@ -82,7 +82,7 @@ class Kernel:
         self._namespaces: frozenset[str] | None = None
         self._dumps: dict[str | None, NetnsDump] = {}
         self._sysctls: dict[tuple[str | None, str], str | None] = {}
-        self._fresh_sysctls: dict[str, str | None] = {}  # the same in every new namespace
+        self._fresh_sysctls: dict[str, str | None] = {}  # what a new namespace has, by key
         self._legacy_nat: dict[str | None, bool] = {}
         self._nat: dict[str | None, NatTables] = {}
         self._nftables: dict[str | None, tuple[str, ...]] = {}
@@ -278,6 +278,7 @@ class Kernel:
         namespaces.forget_listing()
         self._dumps.clear()
         self._sysctls.clear()
+        self._fresh_sysctls.clear()  # some follow the host's (devconf_inherit_init_net)
         self._legacy_nat.clear()
         self._nat.clear()
         self._nftables.clear()

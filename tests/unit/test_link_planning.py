@@ -418,3 +418,13 @@ def test_a_route_through_lo_of_a_namespace_being_created_is_planned_undeclared(t
         namespaces=(Namespace("red", HERE),), routes=(Route("red", "10.255.9.0/24", 254, 0, HERE, dev="lo"),)
     )
     assert described(make_plan(desired, FakeKernel(), book(tmp_path))) == ["+ namespace red", "+ route red/10.255.9.0/24: dev lo"]
+
+
+def test_a_device_gone_meanwhile_is_only_struck_from_the_ledger(tmp_path: Path) -> None:
+    ledger = book(tmp_path)
+    ledger.record("device", (None, "eth9"), {"mtu": 1500})
+    plan = make_plan(DesiredState(files=("lab.yaml",)), FakeKernel(), ledger)
+    assert described(plan) == ["- device host/eth9: gone already, no longer managed"]
+    assert plan.steps() == []
+    apply_plan(plan, Recorder(), ledger, Log())  # type: ignore[arg-type]
+    assert not ledger.owns("device", (None, "eth9"))
