@@ -107,6 +107,14 @@ def _tells_the_ledger(change: Change, ledger: Ledger) -> bool:
     return recorded is None or not change.record.keys() <= recorded.keys()
 
 
+def _drop(change: Change, ledger: Ledger) -> None:
+    """Takes out of the change's ledger entry the keys it says are done with,
+    after its steps (a write-ahead never drops: a pass cut short keeps them)."""
+    recorded = ledger.get(change.kind, change.key)
+    if recorded is not None and any(key in recorded for key in change.record_drops):
+        ledger.record(change.kind, change.key, {k: v for k, v in recorded.items() if k not in change.record_drops})
+
+
 def _learn(change: Change, ledger: Ledger) -> None:
     """Adds the change's record to the ledger; what the ledger holds already (an
     original value) is kept."""
@@ -151,8 +159,10 @@ def _account(change: Change, ledger: Ledger, log: Any, seconds: float) -> None:
             for key in list(ledger.keys("address")):
                 if key[:2] == change.key:
                     ledger.forget("address", key)
-    elif _tells_the_ledger(change, ledger):
-        _learn(change, ledger)
+    else:
+        if _tells_the_ledger(change, ledger):
+            _learn(change, ledger)
+        _drop(change, ledger)
     log.info(
         "change applied",
         netns=netns_label(change.netns),

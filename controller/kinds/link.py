@@ -350,24 +350,38 @@ def _set_data_step(link: Link, observed: ObservedLink, changes: list[AttributeCh
     )
 
 
-# what a device's attributes were, as the ledger keeps them
+# what a device's attributes were, as the ledger keeps them, and whether the
+# file still declares each
 _ORIGINAL = {
     "mtu": lambda observed: observed.mtu,
     "mac": lambda observed: observed.mac,
     "master": lambda observed: observed.master,
     "state": lambda observed: observed.state,
 }
+_DECLARED = {
+    "mtu": lambda link: link.mtu is not None,
+    "mac": lambda link: link.mac is not None,
+    "master": lambda link: link.master is not None,
+    "state": lambda link: link.state is not None,
+}
 
 
 def _modify_device(ctx: PlanContext, link: Link, observed: ObservedLink) -> list[Change]:
     """A `device`'s declared attributes that differ. The value each had before
     netlab first changed it goes into the ledger ahead of the write (as a
-    sysctl's does), for `_give_back`."""
+    sysctl's does); an attribute the file no longer declares gets it back."""
     attributes = _attribute_changes_in(ctx, link, observed)
-    if not attributes:
-        return []
     recorded = ctx.ledger.get(DEVICE_KIND, link.key) or {}
+    undeclared = {name: value for name, value in recorded.items() if name in _DECLARED and not _DECLARED[name](link)}
+    if not attributes and not undeclared:
+        return []
+    given_back, notes = _given_back(ctx, link.netns, observed, undeclared)
+    if undeclared:
+        notes.append(
+            f"no longer managed: {', '.join(undeclared)}" + (" (given back as before netlab)" if given_back else "")
+        )
     originals = {a.name: _ORIGINAL[a.name](observed) for a in attributes if a.name not in recorded}
+    kept = {name: value for name, value in recorded.items() if name not in undeclared}
     return [
         Change(
             kind=DEVICE_KIND,
@@ -375,36 +389,44 @@ def _modify_device(ctx: PlanContext, link: Link, observed: ObservedLink) -> list
             key=link.key,
             netns=link.netns,
             name=link.name,
-            attributes=tuple(attributes),
+            attributes=tuple(attributes + given_back),
+            note=", ".join(notes),
             origin=link.origin,
-            steps=tuple(_set_steps(link.key, attributes)),
-            record={**recorded, **originals},
+            steps=tuple(_set_steps(link.key, attributes + given_back)),
+            record={**kept, **originals},
+            record_drops=tuple(undeclared),
         )
     ]
 
 
+def _given_back(
+    ctx: PlanContext, netns: str | None, observed: ObservedLink, originals: dict[str, Any]
+) -> tuple[list[AttributeChange], list[str]]:
+    """The changes that put back a device's original values, where they differ
+    from now; and what cannot be (a master that is gone, or goes in this pass)."""
+    attributes, notes = [], []
+    for attribute, original in originals.items():
+        if attribute not in _ORIGINAL or _ORIGINAL[attribute](observed) == original:
+            continue
+        if attribute == "master" and original is not None:
+            if ctx.kernel.dump(netns).link(original) is None or (netns, original) in ctx.removed_links:
+                notes.append(f"its master {original} is gone")
+                continue
+        if attribute == "mac" and original is None:
+            continue
+        attributes.append(AttributeChange(attribute, _ORIGINAL[attribute](observed), original))
+    return attributes, notes
+
+
 def _give_back(ctx: PlanContext, key: LinkKey, observed: ObservedLink | None, originals: dict[str, Any]) -> Change:
-    """Puts back what a device had before netlab changed it, and strikes it from
-    the ledger. Shown as `-` (netlab no longer manages it), as a sysctl's is;
-    the device itself is never deleted. A master that is gone, or goes in this
-    pass, is not given back."""
+    """Puts back what a device that left the files had before netlab changed it,
+    and strikes it from the ledger. Shown as `-` (netlab no longer manages it),
+    as a sysctl's is; the device itself is never deleted."""
     netns, name = key
-    attributes = []
-    notes = []
     if observed is None:
-        notes.append("gone already")
+        attributes, notes = [], ["gone already"]
     else:
-        for attribute, original in originals.items():
-            if attribute not in _ORIGINAL or _ORIGINAL[attribute](observed) == original:
-                continue
-            if attribute == "master" and original is not None:
-                master = ctx.kernel.dump(netns).link(original)
-                if master is None or (netns, original) in ctx.removed_links:
-                    notes.append(f"its master {original} is gone")
-                    continue
-            if attribute == "mac" and original is None:
-                continue
-            attributes.append(AttributeChange(attribute, _ORIGINAL[attribute](observed), original))
+        attributes, notes = _given_back(ctx, netns, observed, originals)
     notes.append("given back as before netlab (the device stays)" if attributes else "no longer managed")
     return Change(
         kind=DEVICE_KIND,

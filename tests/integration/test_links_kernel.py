@@ -188,3 +188,17 @@ def test_the_loopback_example_routers_reach_each_others_router_id(sandbox: Sandb
     sandbox.ping("r1", "10.255.0.2", check=True)
     sandbox.ping("r2", "10.255.0.1", check=True)
     assert "inet 10.255.0.2/32" in sandbox.run("ip", "-n", "r2", "addr", "show", "lo").stdout
+
+
+def test_a_device_attribute_dropped_from_the_files_is_given_back_and_the_rest_stays(sandbox: Sandbox) -> None:
+    sandbox.run("ip", "link", "add", "eth1", "type", "veth", "peer", "name", "eth1-peer")
+    before = _link(sandbox, "eth1")
+    sandbox.write_config("lab.yaml", _device_lab("02:00:00:00:14:00"))
+    sandbox.netlab("apply")
+    sandbox.write_config("lab.yaml", "version: 1\ninterfaces:\n  - {name: eth1, type: device, mtu: 1400, state: up}\n")
+    sandbox.netlab("apply")
+    after = _link(sandbox, "eth1")
+    assert (after["mtu"], after["address"], "UP" in after["flags"]) == (1400, before["address"], True)
+    assert sandbox.netlab("plan", "--detailed-exitcode", check=False).returncode == 0
+    sandbox.netlab("destroy", "--yes")
+    assert _link(sandbox, "eth1")["mtu"] == before["mtu"]

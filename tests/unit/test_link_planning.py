@@ -428,3 +428,52 @@ def test_a_device_gone_meanwhile_is_only_struck_from_the_ledger(tmp_path: Path) 
     assert plan.steps() == []
     apply_plan(plan, Recorder(), ledger, Log())  # type: ignore[arg-type]
     assert not ledger.owns("device", (None, "eth9"))
+
+
+def test_an_attribute_the_file_no_longer_declares_is_given_back_and_the_device_stays_managed(tmp_path: Path) -> None:
+    ledger = book(tmp_path)
+    ledger.record("device", (None, "eth1"), {"mtu": 1500, "mac": "02:00:00:00:00:01"})
+    kernel = FakeKernel()
+    kernel.add_link(None, "eth1", None, owned=False, mtu=1400, mac="02:00:00:00:00:99")
+    desired = DesiredState(links=(Link(None, "eth1", "device", HERE, mtu=1400),))
+    plan = make_plan(desired, kernel, ledger)
+    assert described(plan) == [
+        "~ device host/eth1: mac 02:00:00:00:00:99 -> 02:00:00:00:00:01, no longer managed: mac (given back as before netlab)"
+    ]
+    recorder = Recorder()
+    apply_plan(plan, recorder, ledger, Log())  # type: ignore[arg-type]
+    assert recorder.writes == [(None, "eth1", {"address": "02:00:00:00:00:01"})]
+    assert ledger.get("device", (None, "eth1")) == {"mtu": 1500}  # the mtu's original is still known
+    kernel.links[None][0] = kernel.links[None][0].__class__(**{**_fields(kernel.links[None][0]), "mac": "02:00:00:00:00:01"})
+    assert described(make_plan(desired, kernel, ledger)) == []
+    # someone else changes the mac later: not netlab's business any more
+    kernel.links[None][0] = kernel.links[None][0].__class__(**{**_fields(kernel.links[None][0]), "mac": "02:00:00:00:00:42"})
+    assert described(make_plan(desired, kernel, ledger)) == []
+
+
+def test_an_undeclared_attribute_already_as_before_is_only_struck_from_the_ledger(tmp_path: Path) -> None:
+    ledger = book(tmp_path)
+    ledger.record("device", (None, "eth1"), {"mtu": 1500, "state": "down"})
+    kernel = FakeKernel()
+    kernel.add_link(None, "eth1", None, owned=False, mtu=1400, state="down")
+    plan = make_plan(DesiredState(links=(Link(None, "eth1", "device", HERE, mtu=1400),)), kernel, ledger)
+    assert described(plan) == ["~ device host/eth1: no longer managed: state"]
+    assert plan.steps() == []
+    apply_plan(plan, Recorder(), ledger, Log())  # type: ignore[arg-type]
+    assert ledger.get("device", (None, "eth1")) == {"mtu": 1500}
+
+
+def test_a_pass_cut_short_keeps_the_originals_it_was_giving_back(tmp_path: Path) -> None:
+    ledger = book(tmp_path)
+    ledger.record("device", (None, "eth1"), {"mac": "02:00:00:00:00:01"})
+    kernel = FakeKernel()
+    kernel.add_link(None, "eth1", None, owned=False, mac="02:00:00:00:00:99")
+    plan = make_plan(DesiredState(links=(Link(None, "eth1", "device", HERE, mtu=1400),)), kernel, ledger)
+
+    class Failing(Recorder):
+        def link_set(self, netns: str | None, name: str, **attrs: Any) -> None:
+            raise OSError(5, "injected")
+
+    with pytest.raises(Exception, match="injected"):
+        apply_plan(plan, Failing(), ledger, Log())  # type: ignore[arg-type]
+    assert ledger.get("device", (None, "eth1")) == {"mac": "02:00:00:00:00:01"}
