@@ -169,11 +169,36 @@ def _record_intent(plan: Plan, ledger: Ledger) -> None:
     addresses carry no kernel marker), and a sysctl's original value is on disk
     before it is overwritten. A pass that fails takes back what it did not make
     (`Applied.roll_back`)."""
-    intended = [c for c in plan.changes if c.action != "-" and c.record is not None and not ledger.owns(c.kind, c.key)]
+    intended = [c for c in plan.changes if c.action != "-" and _tells_the_ledger(c, ledger)]
     for change in intended:
-        ledger.record(change.kind, change.key, change.record)
+        _learn(change, ledger)
     if intended:
         ledger.save()
+
+
+def _tells_the_ledger(change: Change, ledger: Ledger) -> bool:
+    """Whether the change's record says something the ledger does not know: the
+    object is not in it, or the record has keys its entry lacks (the original
+    of a second attribute of a `device`)."""
+    if change.record is None:
+        return False
+    recorded = ledger.get(change.kind, change.key)
+    return recorded is None or not change.record.keys() <= recorded.keys()
+
+
+def _drop(change: Change, ledger: Ledger) -> None:
+    """Takes out of the change's ledger entry the keys it says are done with,
+    after its steps (a write-ahead never drops: a pass cut short keeps them)."""
+    recorded = ledger.get(change.kind, change.key)
+    if recorded is not None and any(key in recorded for key in change.record_drops):
+        ledger.record(change.kind, change.key, {k: v for k, v in recorded.items() if k not in change.record_drops})
+
+
+def _learn(change: Change, ledger: Ledger) -> None:
+    """Adds the change's record to the ledger; what the ledger holds already (an
+    original value) is kept."""
+    assert change.record is not None
+    ledger.record(change.kind, change.key, {**change.record, **(ledger.get(change.kind, change.key) or {})})
 
 
 def _account(change: Change, ledger: Ledger, log: Any, seconds: float) -> None:
@@ -210,8 +235,10 @@ def _enter(change: Change, ledger: Ledger, gone: bool = False) -> None:
             for key in list(ledger.keys("address")):
                 if key[:2] == change.key:
                     ledger.forget("address", key)
-    elif change.record is not None and not ledger.owns(change.kind, change.key):
-        ledger.record(change.kind, change.key, change.record)
+    else:
+        if _tells_the_ledger(change, ledger):
+            _learn(change, ledger)
+        _drop(change, ledger)
 
 
 def reconcile(

@@ -74,8 +74,11 @@ class Change:
     note: str = ""
     origin: Origin | None = None
     steps: tuple[Step, ...] = field(default=(), compare=False, repr=False)
-    # what the ledger learns once every step of this change is done
+    # what the ledger learns once every step of this change is done (added to
+    # an entry it has: what it knows already is kept), and the keys of that
+    # entry it then forgets (a device's original value, given back)
     record: dict[str, Any] | None = field(default=None, compare=False)
+    record_drops: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def label(self) -> str:

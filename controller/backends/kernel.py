@@ -26,10 +26,11 @@ from collections.abc import Callable, Iterable
 from netlab.controller.backends import iptables, namespaces, resolver_files, rtnl, sysctls
 from netlab.controller.backends.events import EventHub
 from netlab.controller.backends.iptables import NatOp, NatTables
-from netlab.controller.backends.netlink import Netlink, NetnsDump, open_socket
+from netlab.controller.backends.netlink import Netlink, NetnsDump, ObservedLink, open_socket
 from netlab.controller.backends.resolver_files import FileState
 
 EMPTY_DUMP = NetnsDump((), (), ())
+LOOPBACK = "lo"
 # Reading this many namespaces or more at once is shared with a forked child
 # (`read_ahead`): decoding is pure Python, so a second process is what puts a
 # second core to work. Below it the fork costs more than it saves.
@@ -55,6 +56,19 @@ def _read_all(fd: int, deadline: float) -> bytes | None:
         os.close(fd)
 
 
+def fresh_namespace_link(netns: str, name: str) -> ObservedLink | None:
+    """A link that a namespace made by `Kernel.create_namespace` holds from its
+    first moment: its loopback, set up at once (as the lecture does right after
+    `ip netns add`). Planning takes it as present in a namespace it creates, so
+    that addresses and routes on lo are planned from an empty kernel."""
+    if name != LOOPBACK:
+        return None
+    return ObservedLink(
+        netns=netns, name=LOOPBACK, index=1, kind=None, state="up", mtu=65536, mac="00:00:00:00:00:00",
+        master=None, alias=None, link_index=None, link_netnsid=None,
+    )
+
+
 class Kernel:
     def __init__(self, on_event: Callable[[], None] | None = None) -> None:
         """`on_event()` is called (from another thread) whenever a namespace read
@@ -68,6 +82,7 @@ class Kernel:
         self._namespaces: frozenset[str] | None = None
         self._dumps: dict[str | None, NetnsDump] = {}
         self._sysctls: dict[tuple[str | None, str], str | None] = {}
+        self._fresh_sysctls: dict[str, str | None] = {}  # what a new namespace has, by key
         self._legacy_nat: dict[str | None, bool] = {}
         self._nat: dict[str | None, NatTables] = {}
         self._nftables: dict[str | None, tuple[str, ...]] = {}
@@ -220,6 +235,13 @@ class Kernel:
             self._sysctls[(netns, key)] = sysctls.read(netns, key) if self.has_netns(netns) else None
         return self._sysctls[(netns, key)]
 
+    def fresh_sysctl(self, key: str) -> str | None:
+        """The value a namespace created now has (what netlab gives back when a
+        sysctl of a namespace it created leaves the files)."""
+        if key not in self._fresh_sysctls:
+            self._fresh_sysctls[key] = sysctls.read_fresh(key)
+        return self._fresh_sysctls[key]
+
     def legacy_nat_exists(self, netns: str | None) -> bool:
         if netns not in self._legacy_nat:
             self._legacy_nat[netns] = self.has_netns(netns) and iptables.legacy_nat_exists(netns)
@@ -256,6 +278,7 @@ class Kernel:
         namespaces.forget_listing()
         self._dumps.clear()
         self._sysctls.clear()
+        self._fresh_sysctls.clear()  # some follow the host's (devconf_inherit_init_net)
         self._legacy_nat.clear()
         self._nat.clear()
         self._nftables.clear()
@@ -295,8 +318,9 @@ class Kernel:
 
     def create_namespace(self, name: str) -> None:
         self.netlink.adopt(name, namespaces.create_namespace(name, then=open_socket))
-        # A namespace without a working loopback surprises every program run in it.
-        self.netlink.link_set(name, "lo", state="up")
+        # A namespace without a working loopback surprises every program run in it
+        # (planning counts on it: `fresh_namespace_link`).
+        self.netlink.link_set(name, LOOPBACK, state="up")
 
     def remove_namespace(self, name: str) -> None:
         self.netlink.forget(name)

@@ -95,6 +95,20 @@ def create_namespace(name: str, then: Callable[[], T]) -> T:
     return _in_namespace_thread(unshare_bind_and_work)
 
 
+def run_in_fresh(work: Callable[[], T]) -> T:
+    """Runs `work()` in a new, empty network namespace of its own, which is gone
+    again once the thread goes back (nothing holds it): to read what a namespace
+    has before anyone changes it."""
+
+    def unshare_and_work() -> T:
+        if _libc.unshare(CLONE_NEWNET) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, f"cannot create a network namespace: {os.strerror(code)}")
+        return work()
+
+    return _in_namespace_thread(unshare_and_work)
+
+
 def remove_namespace(name: str) -> None:
     """Unmounts and unlinks /run/netns/NAME; the namespace dies with its last user."""
     pyroute2_netns.remove(name)

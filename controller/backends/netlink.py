@@ -13,7 +13,7 @@ import functools
 import ipaddress
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -35,6 +35,7 @@ from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from netlab.controller.backends import namespaces
 from netlab.controller.backends.rtnl import Refused, RtnlSocket, decode_as, narrowed
+from netlab.state.link_types import OBSERVED_DATA, kernel_module
 
 # Routes netlab installs carry this protocol number (`ip route` shows `proto 213`):
 # the kernel keeps it, so netlab recognises its routes even without its ledger.
@@ -54,8 +55,6 @@ RTN_UNICAST = 1
 RTPROT_KERNEL = 2
 RT_SCOPE_LINK = 253
 RT_SCOPE_NOWHERE = 255  # in a delete request: whatever the route's scope
-MACVLAN_MODES = {"private": 1, "vepa": 2, "bridge": 4, "passthru": 8, "source": 16}
-IPVLAN_MODES = {"l2": 0, "l3": 1, "l3s": 2}
 
 # A link as netlab receives it: the attributes `_link` reads, of the some fifty
 # the kernel sends (lookups and events read only the fixed header). Every socket
@@ -65,7 +64,8 @@ LinkMessage = narrowed(
     ifinfmsg,
     {
         "IFLA_IFNAME": None,
-        "IFLA_LINKINFO": ("IFLA_INFO_KIND",),
+        # IFLA_INFO_DATA: of the kinds in `OBSERVED_DATA`, the attributes named there
+        "IFLA_LINKINFO": ("IFLA_INFO_KIND", "IFLA_INFO_DATA"),
         "IFLA_MTU": None,
         "IFLA_ADDRESS": None,
         "IFLA_IFALIAS": None,
@@ -88,12 +88,20 @@ class ObservedLink:
     mac: str | None
     master: str | None
     alias: str | None
-    link_index: int | None  # veth: the peer's index (in link_netnsid's namespace); vlan: parent
+    # veth: the peer's index; vlan, macvlan, ipvlan: the parent's; in the
+    # namespace of link_netnsid when there is one, else in the link's own
+    link_index: int | None
     link_netnsid: int | None
+    # IFLA_INFO_DATA attributes by name, those of `OBSERVED_DATA` for its kind,
+    # as pyroute2 decodes them (a mode by its name)
+    data: tuple[tuple[str, Any], ...] = ()
 
     @property
     def marked(self) -> bool:
         return self.alias == NETLAB_LINK_ALIAS
+
+    def datum(self, name: str) -> Any:
+        return next((value for key, value in self.data if key == name), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,12 +149,21 @@ class NetnsDump:
     consistent: bool = True
     # by name: the host holds a link per namespace, and planning looks each up
     _by_name: dict[str, ObservedLink] = field(init=False, repr=False, compare=False)
+    _by_index: dict[int, ObservedLink] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_name", {link.name: link for link in self.links})
+        object.__setattr__(self, "_by_index", None)
 
     def link(self, name: str) -> ObservedLink | None:
         return self._by_name.get(name)
+
+    def link_at(self, index: int) -> ObservedLink | None:
+        """By index (a parent, named by IFLA_LINK); indexed at the first call."""
+        if self._by_index is None:
+            object.__setattr__(self, "_by_index", {link.index: link for link in self.links})
+        assert self._by_index is not None
+        return self._by_index.get(index)
 
 
 class KernelRefused(Exception):
@@ -282,23 +299,23 @@ class Netlink:
         *,
         peer: tuple[str | None, str] | None = None,
         parent: tuple[str | None, str] | None = None,
-        vlan_id: int | None = None,
-        mode: str | None = None,
+        data: Mapping[str, Any] | None = None,
     ) -> None:
         """Creates a link, down, marked as netlab's. A veth is created with its peer
         already in the peer's namespace; vlan/macvlan/ipvlan beside their parent and
-        placed into `netns` by the same request."""
+        placed into `netns` by the same request. `data`: IFLA_INFO_DATA attributes
+        by name (IFLA_VLAN_ID...)."""
         rtnl = self.connection(netns)
         self._touched.add(netns)
         self._indexes.get(netns, {}).pop(name, None)
         attrs: list[tuple[str, Any]] = [("IFLA_IFNAME", name)]
-        data: list[tuple[str, Any]] = []
+        info_data: list[tuple[str, Any]] = list((data or {}).items())
         if peer is not None:
             peer_netns, peer_name = peer
             self._touched.add(peer_netns)
             self._indexes.get(peer_netns, {}).pop(peer_name, None)
             peer_attrs = [("IFLA_IFNAME", peer_name), ("IFLA_NET_NS_FD", self._netns_fd(peer_netns))]
-            data.append(("VETH_INFO_PEER", {"attrs": peer_attrs}))
+            info_data.append(("VETH_INFO_PEER", {"attrs": peer_attrs}))
         if parent is not None:
             parent_netns, parent_name = parent
             self._touched.add(parent_netns)
@@ -306,15 +323,9 @@ class Netlink:
             attrs.append(("IFLA_LINK", self._index(parent_netns, parent_name)))
             if netns != parent_netns:
                 attrs.append(("IFLA_NET_NS_FD", self._netns_fd(netns)))
-        if vlan_id is not None:
-            data.append(("IFLA_VLAN_ID", vlan_id))
-        if mode is not None and kind == "macvlan":
-            data.append(("IFLA_MACVLAN_MODE", MACVLAN_MODES[mode]))
-        if mode is not None and kind == "ipvlan":
-            data.append(("IFLA_IPVLAN_MODE", IPVLAN_MODES[mode]))
         info: list[tuple[str, Any]] = [("IFLA_INFO_KIND", kind)]
-        if data:
-            info.append(("IFLA_INFO_DATA", {"attrs": data}))
+        if info_data:
+            info.append(("IFLA_INFO_DATA", {"attrs": info_data}))
         attrs.append(("IFLA_LINKINFO", {"attrs": info}))
         what = f"create {kind} link {_where(netns, name)}"
         try:
@@ -325,7 +336,7 @@ class Netlink:
                     what,
                     error.code,
                     f"the running kernel has no `{kind}` driver (the module is not built or "
-                    f"not loaded: try `modprobe {kind}`), or use another type",
+                    f"not loaded: try `modprobe {kernel_module(kind)}`), or use another type",
                 ) from error
             raise
         self.link_set(netns, name, ifalias=NETLAB_LINK_ALIAS)
@@ -334,7 +345,8 @@ class Netlink:
 
     def link_set(self, netns: str | None, name: str, **attrs: Any) -> None:
         """Sets attributes: mtu, address (MAC), master (a name, or None for no
-        master), state ("up"/"down"), ifalias."""
+        master), state ("up"/"down"), ifalias, info_data ((kind, IFLA_INFO_DATA
+        attributes by name): those the kind's driver changes in place)."""
         def request() -> None:
             # by index when it is known; else by name, which the kernel resolves
             # itself (no lookup first)
@@ -347,6 +359,10 @@ class Netlink:
                     msg["change"] = IFF_UP
                 elif attr == "master":
                     nlas.append(("IFLA_MASTER", 0 if value is None else self._index(netns, value)))
+                elif attr == "info_data":
+                    kind, data = value
+                    info = [("IFLA_INFO_KIND", kind), ("IFLA_INFO_DATA", {"attrs": list(data.items())})]
+                    nlas.append(("IFLA_LINKINFO", {"attrs": info}))
                 else:
                     nlas.append((LINK_ATTRIBUTES[attr], value))
             msg["attrs"] = nlas
@@ -603,11 +619,17 @@ def _link(netns: str | None, msg: Any) -> tuple[ObservedLink, int | None]:
     name is filled in by `dump`)."""
     attrs = _Attributes(msg)
     info = attrs.get("IFLA_LINKINFO")
+    kind = info.get_attr("IFLA_INFO_KIND") if info is not None else None
+    data: tuple[tuple[str, Any], ...] = ()
+    if kind in OBSERVED_DATA:
+        info_data = info.get_attr("IFLA_INFO_DATA")
+        if info_data is not None:
+            data = tuple((name, info_data.get_attr(name)) for name in OBSERVED_DATA[kind])
     link = ObservedLink(
         netns=netns,
         name=attrs.get("IFLA_IFNAME"),
         index=msg["index"],
-        kind=info.get_attr("IFLA_INFO_KIND") if info is not None else None,
+        kind=kind,
         state="up" if msg["flags"] & IFF_UP else "down",
         mtu=attrs.get("IFLA_MTU"),
         mac=attrs.get("IFLA_ADDRESS"),
@@ -615,6 +637,7 @@ def _link(netns: str | None, msg: Any) -> tuple[ObservedLink, int | None]:
         alias=attrs.get("IFLA_IFALIAS"),
         link_index=attrs.get("IFLA_LINK"),
         link_netnsid=attrs.get("IFLA_LINK_NETNSID"),
+        data=data,
     )
     return link, attrs.get("IFLA_MASTER")
 

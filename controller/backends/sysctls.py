@@ -25,15 +25,20 @@ def normalise(value: str) -> str:
 def read(netns: str | None, key: str) -> str | None:
     """The current value, or None where the key does not exist (yet): a per-link
     key before its link is created."""
+    return namespaces.run_in(netns, lambda: _read_here(key))
 
-    def work() -> str | None:
-        try:
-            with open(sysctl_path(key), encoding="ascii") as handle:
-                return normalise(handle.read())
-        except FileNotFoundError:
-            return None
 
-    return namespaces.run_in(netns, work)
+def read_fresh(key: str) -> str | None:
+    """The value a namespace has when it is created (read in a throwaway one)."""
+    return namespaces.run_in_fresh(lambda: _read_here(key))
+
+
+def _read_here(key: str) -> str | None:
+    try:
+        with open(sysctl_path(key), encoding="ascii") as handle:
+            return normalise(handle.read())
+    except FileNotFoundError:
+        return None
 
 
 def write(netns: str | None, key: str, value: str) -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Protocol
 
 from netlab.controller.backends.iptables import NatTables
-from netlab.controller.backends.netlink import NetnsDump
+from netlab.controller.backends.kernel import fresh_namespace_link
+from netlab.controller.backends.netlink import NetnsDump, ObservedLink
 from netlab.controller.backends.resolver_files import FileState
 from netlab.controller.changes import Change
 from netlab.state.errors import Problem
@@ -31,6 +32,8 @@ class KernelReader(Protocol):
     def read_ahead(self, wanted: Iterable[str | None]) -> None: ...
 
     def sysctl(self, netns: str | None, key: str) -> str | None: ...
+
+    def fresh_sysctl(self, key: str) -> str | None: ...
 
     def legacy_nat_exists(self, netns: str | None) -> bool: ...
 
@@ -89,6 +92,13 @@ class PlanContext:
             names.add(key[0])
         found = [None] + sorted(name for name in names if self.kernel.has_netns(name))
         return [netns for netns in found if self.in_scope(netns)]
+
+    def observed_link(self, netns: str | None, name: str) -> ObservedLink | None:
+        """The link as the kernel shows it; in a namespace this pass creates, as it
+        will be once the namespace exists (its loopback, up)."""
+        if netns is not None and netns in self.created_namespaces:
+            return fresh_namespace_link(netns, name)
+        return self.kernel.dump(netns).link(name)
 
     def link_is_fresh(self, netns: str | None, name: str) -> bool:
         """True when the link will be (re)created by this pass, so whatever the

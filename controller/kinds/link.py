@@ -8,29 +8,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from netlab.controller.backends.netlink import ObservedLink
+from netlab.controller.backends.netlink import NETLAB_LINK_ALIAS, ObservedLink
 from netlab.controller.changes import AttributeChange, Change, Phase, Step
 from netlab.controller.kinds.contract import PlanContext
+from netlab.state.link_types import LINK_TYPES
 from netlab.state.model import Link, netns_label
 
 if TYPE_CHECKING:
     from netlab.controller.backends.kernel import Kernel
 
 KIND = "link"
+# A `device` netlab changed: the ledger keeps the value of each attribute it
+# changed as it was before, given back when the device leaves the files.
+DEVICE_KIND = "device"
 
 # What the kernel reports as IFLA_INFO_KIND for each type of the file format.
-KERNEL_KIND = {
-    "veth": "veth",
-    "veth-peer": "veth",
-    "bridge": "bridge",
-    "dummy": "dummy",
-    "vlan": "vlan",
-    "macvlan": "macvlan",
-    "ipvlan": "ipvlan",
-}
-
-# Creation order inside the CREATE_LINK phase: a parent before its children.
-_CREATION_ORDER = {"bridge": 0, "dummy": 0, "veth": 1, "veth-peer": 1, "vlan": 2, "macvlan": 2, "ipvlan": 2}
+KERNEL_KIND = {name: link_type.kind for name, link_type in LINK_TYPES.items() if link_type.kind}
 
 LinkKey = tuple[str | None, str]
 
@@ -41,29 +34,25 @@ class LinkKind:
     def plan(self, ctx: PlanContext) -> list[Change]:
         wanted = {link.key: link for link in ctx.desired.links}
         changes: list[Change] = []
-        ordered = sorted(wanted.values(), key=lambda link: _CREATION_ORDER.get(link.type, 0))
+        ordered = sorted(wanted.values(), key=lambda link: (LINK_TYPES[link.type].order, _depth(link, wanted)))
         # veth ends first, so that a peer knows whether its pair is being created
         for link in ordered:
             if link.type != "veth-peer":
-                changes.extend(self._plan_link(ctx, link))
+                changes.extend(self._plan_link(ctx, link, wanted))
         for link in ordered:
             if link.type == "veth-peer":
                 changes.extend(self._plan_peer(ctx, link))
         changes.extend(self._plan_removals(ctx, wanted))
+        changes.extend(self._plan_give_backs(ctx, wanted))
         return changes
 
     # -- declared links -------------------------------------------------------------
 
-    def _observed(self, ctx: PlanContext, netns: str | None, name: str) -> ObservedLink | None:
-        if netns is not None and netns in ctx.created_namespaces:
-            return None
-        return ctx.kernel.dump(netns).link(name)
-
     def _owned(self, ctx: PlanContext, observed: ObservedLink) -> bool:
         return observed.marked or ctx.ledger.owns(KIND, (observed.netns, observed.name))
 
-    def _plan_link(self, ctx: PlanContext, link: Link) -> list[Change]:
-        observed = self._observed(ctx, link.netns, link.name)
+    def _plan_link(self, ctx: PlanContext, link: Link, wanted: dict[LinkKey, Link]) -> list[Change]:
+        observed = ctx.observed_link(link.netns, link.name)
         where = f"{netns_label(link.netns)}/{link.name}"
         if link.type == "device":
             if observed is None:
@@ -75,7 +64,9 @@ class LinkKind:
                     "netlab should create",
                 )
                 return []
-            return _modify(link, observed)
+            return _modify_device(ctx, link, observed)
+        if not self._parent_is_there(ctx, link, wanted):
+            return []
         if observed is None:
             changes = [_create(link, ctx)]
             if link.type == "veth":
@@ -93,25 +84,71 @@ class LinkKind:
         reason = self._replace_reason(ctx, link, observed)
         if reason:
             return [_create(link, ctx, replacing=observed, reason=reason)]
-        return _modify(link, observed)
+        return _modify(ctx, link, observed)
+
+    def _parent_is_there(self, ctx: PlanContext, link: Link, wanted: dict[LinkKey, Link]) -> bool:
+        """A link that sits on a parent needs the parent in the host: declared, or
+        present and not netlab's own undeclared link (which this pass removes).
+        Refused here, with the file and line, rather than by the kernel mid-pass."""
+        key = LINK_TYPES[link.type].parent
+        if key is None or link.parent is None or (None, link.parent) in wanted:
+            return True
+        found = ctx.kernel.dump(None).link(link.parent)
+        if found is not None and not (ctx.in_scope(None) and self._owned(ctx, found)):
+            return True
+        why = "does not exist" if found is None else "is netlab's and no longer declared, so this pass removes it"
+        ctx.refuse(
+            link.origin,
+            f"interfaces.{link.name}.{key}",
+            f"{key} host/{link.parent} of {netns_label(link.netns)}/{link.name} {why}: "
+            f"declare it, create it first, or fix `{key}`",
+        )
+        return False
 
     def _replace_reason(self, ctx: PlanContext, link: Link, observed: ObservedLink) -> str:
         """Why an owned link must be deleted and created again: attributes that the
-        kernel cannot change on a live link."""
+        kernel cannot change on a live link (its type, a veth's peer, a parent, the
+        creation attributes of its type), or a parent made anew (the kernel
+        deletes a link with its parent)."""
         if observed.kind != KERNEL_KIND[link.type]:
             return f"replace: type {observed.kind} -> {KERNEL_KIND[link.type]}"
         if link.type == "veth":
             assert link.peer_name is not None
-            peer = self._observed(ctx, link.peer_netns, link.peer_name)
+            peer = ctx.observed_link(link.peer_netns, link.peer_name)
             if peer is None or peer.kind != "veth":
                 return f"replace: its peer is not {netns_label(link.peer_netns)}/{link.peer_name}"
+        link_type = LINK_TYPES[link.type]
+        if link_type.parent is not None:
+            if (None, link.parent) in ctx.created_links:
+                return f"replace: its {link_type.parent} host/{link.parent} is created anew"
+            parent = self._observed_parent(ctx, observed)
+            if parent != link.parent:
+                return f"replace: {link_type.parent} {parent or '(none)'} -> {link.parent}"
+        for attribute in link_type.attributes:
+            current, desired = attribute.from_kernel(observed.datum(attribute.kernel)), attribute.declared(link)
+            if current != desired and attribute.needs_replace(current, desired):
+                return f"replace: {attribute.key} {current} -> {desired}"
         return ""
+
+    def _observed_parent(self, ctx: PlanContext, observed: ObservedLink) -> str | None:
+        """The name of the link an observed one sits on (IFLA_LINK). A parent in
+        another namespace is looked for in the host's, where netlab makes parents;
+        a host link's parent elsewhere is none netlab would name."""
+        if observed.link_index is None:
+            return None
+        if observed.link_netnsid is None:
+            parent = ctx.kernel.dump(observed.netns).link_at(observed.link_index)
+        elif observed.netns is None:
+            return None
+        else:
+            parent = ctx.kernel.dump(None).link_at(observed.link_index)
+        return parent.name if parent is not None else None
 
     def _clear_stale_peer(self, ctx: PlanContext, link: Link) -> list[Change]:
         """A veth about to be created whose peer name is still taken by a link
         netlab made earlier: remove that one first, or the creation fails."""
         assert link.peer_name is not None
-        stale = self._observed(ctx, link.peer_netns, link.peer_name)
+        stale = ctx.observed_link(link.peer_netns, link.peer_name)
         if stale is None:
             return []
         if not self._owned(ctx, stale):
@@ -129,12 +166,12 @@ class LinkKind:
         if (peer.peer_netns, peer.peer_name) in ctx.created_links:
             ctx.created_links.add(peer.key)
             return [_created_with_pair(peer)]
-        observed = self._observed(ctx, peer.netns, peer.name)
+        observed = ctx.observed_link(peer.netns, peer.name)
         if observed is None:
             # its veth exists but this end does not: the veth is being replaced
             # (planned above), or the veth was refused, which is reported already
             return []
-        return _modify(peer, observed)
+        return _modify(ctx, peer, observed)
 
     # -- links no longer declared ---------------------------------------------------
 
@@ -151,8 +188,36 @@ class LinkKind:
                 changes.append(_remove(observed))
         return changes
 
+    def _plan_give_backs(self, ctx: PlanContext, wanted: dict[LinkKey, Link]) -> list[Change]:
+        """Devices netlab changed that left the files get back the values they had
+        before (the device itself stays); in a namespace this pass removes,
+        nothing is given back."""
+        changes = []
+        for key in ctx.owned_keys(DEVICE_KIND):
+            netns, name = key
+            if key in wanted or netns in ctx.removed_namespaces:
+                continue
+            observed = ctx.kernel.dump(netns).link(name) if ctx.kernel.has_netns(netns) else None
+            changes.append(_give_back(ctx, key, observed, ctx.ledger.get(DEVICE_KIND, key) or {}))
+        return changes
 
-def _attribute_changes(link: Link, observed: ObservedLink) -> list[AttributeChange]:
+
+def _depth(link: Link, wanted: dict[LinkKey, Link]) -> int:
+    """How many declared links `link` sits on, one on another: a parent is
+    created before the links on it."""
+    depth, seen = 0, {link.key}
+    while link.parent is not None and (None, link.parent) in wanted:
+        link = wanted[(None, link.parent)]
+        if link.key in seen:
+            break
+        seen.add(link.key)
+        depth += 1
+    return depth
+
+
+def _attribute_changes(link: Link, observed: ObservedLink, master_is_new: bool = False) -> list[AttributeChange]:
+    """The declared attributes that differ. A master this pass creates anew (a
+    bridge replaced) lost its ports with the old one: they join it again."""
     found = []
     if link.mtu is not None and link.mtu != observed.mtu:
         found.append(AttributeChange("mtu", observed.mtu, link.mtu))
@@ -160,22 +225,29 @@ def _attribute_changes(link: Link, observed: ObservedLink) -> list[AttributeChan
         found.append(AttributeChange("mac", observed.mac, link.mac))
     # A link netlab made has no master unless one is declared; a device's master
     # is managed only when declared.
-    if (link.master is not None or link.created_by_netlab) and link.master != observed.master:
+    if link.master is not None and master_is_new:
+        found.append(AttributeChange("master", None, link.master))
+    elif (link.master is not None or link.created_by_netlab) and link.master != observed.master:
         found.append(AttributeChange("master", observed.master, link.master))
     if link.state is not None and link.state != observed.state:
         found.append(AttributeChange("state", observed.state, link.state))
     return found
 
 
-_NETLINK_ATTRIBUTE = {"mtu": "mtu", "mac": "address", "master": "master", "state": "state"}
+def _attribute_changes_in(ctx: PlanContext, link: Link, observed: ObservedLink) -> list[AttributeChange]:
+    master_is_new = link.master is not None and (link.netns, link.master) in ctx.created_links
+    return _attribute_changes(link, observed, master_is_new)
 
 
-def _set_steps(link: Link, attributes: list[AttributeChange], fresh: bool = False) -> list[Step]:
-    """SET_LINK for mtu, mac, master and going down; LINK_UP (after addresses) for
-    going up, so routes that need the link find it ready. The undo of each puts
-    the values seen before back, except on a `fresh` link, whose creation is
-    undone as a whole."""
-    netns, name = link.key
+_NETLINK_ATTRIBUTE = {"mtu": "mtu", "mac": "address", "master": "master", "state": "state", "alias": "ifalias"}
+
+
+def _set_steps(key: LinkKey, attributes: list[AttributeChange], fresh: bool = False) -> list[Step]:
+    """SET_LINK for mtu, mac, master, alias and going down; LINK_UP (after
+    addresses) for going up, so routes that need the link find it ready. The
+    undo of each puts the values seen before back, except on a `fresh` link,
+    whose creation is undone as a whole."""
+    netns, name = key
     settings: dict[str, Any] = {}
     previous: dict[str, Any] = {}
     up = False
@@ -184,7 +256,9 @@ def _set_steps(link: Link, attributes: list[AttributeChange], fresh: bool = Fals
             up = True
             continue
         settings[_NETLINK_ATTRIBUTE[attribute.name]] = attribute.desired
-        previous[_NETLINK_ATTRIBUTE[attribute.name]] = attribute.current
+        # an alias is taken away by setting it empty
+        no_alias = attribute.name == "alias" and attribute.current is None
+        previous[_NETLINK_ATTRIBUTE[attribute.name]] = "" if no_alias else attribute.current
     steps = []
     where = f"{netns_label(netns)}/{name}"
 
@@ -222,10 +296,19 @@ def _desired_attributes(link: Link) -> list[AttributeChange]:
     )
 
 
-def _modify(link: Link, observed: ObservedLink) -> list[Change]:
-    attributes = _attribute_changes(link, observed)
-    if not attributes:
+def _modify(ctx: PlanContext, link: Link, observed: ObservedLink) -> list[Change]:
+    attributes = _attribute_changes_in(ctx, link, observed)
+    if link.created_by_netlab and not observed.marked:
+        # netlab's own link (the ledger says so) that lost its mark, or never got
+        # it (a pass killed between the creation and the alias): without the mark
+        # a lost ledger would leave it orphaned
+        attributes.append(AttributeChange("alias", observed.alias, NETLAB_LINK_ALIAS))
+    in_place = _creation_attributes_in_place(link, observed)
+    if not attributes and not in_place:
         return []
+    steps = _set_steps(link.key, attributes)
+    if in_place:
+        steps.insert(0, _set_data_step(link, observed, in_place))
     return [
         Change(
             kind=KIND,
@@ -233,11 +316,128 @@ def _modify(link: Link, observed: ObservedLink) -> list[Change]:
             key=link.key,
             netns=link.netns,
             name=link.name,
-            attributes=tuple(attributes),
+            attributes=tuple(in_place + attributes),
             origin=link.origin,
-            steps=tuple(_set_steps(link, attributes)),
+            steps=tuple(steps),
         )
     ]
+
+
+def _creation_attributes_in_place(link: Link, observed: ObservedLink) -> list[AttributeChange]:
+    """Creation attributes that differ and that the kernel changes on the live
+    link (those it cannot are a replace, decided before)."""
+    found = []
+    for attribute in LINK_TYPES[link.type].attributes:
+        current, desired = attribute.from_kernel(observed.datum(attribute.kernel)), attribute.declared(link)
+        if current != desired:
+            found.append(AttributeChange(attribute.key, current, desired))
+    return found
+
+
+def _set_data_step(link: Link, observed: ObservedLink, changes: list[AttributeChange]) -> Step:
+    """One request that changes creation attributes in place (IFLA_INFO_DATA),
+    undone by one that puts the values seen back."""
+    netns, name = link.key
+    link_type = LINK_TYPES[link.type]
+    by_key = {attribute.key: attribute for attribute in link_type.attributes}
+    wanted = {by_key[c.name].kernel: by_key[c.name].to_kernel(c.desired) for c in changes}
+    seen = {by_key[c.name].kernel: by_key[c.name].to_kernel(c.current) for c in changes}
+    return Step(
+        Phase.SET_LINK,
+        f"set {', '.join(c.name for c in changes)} of {netns_label(netns)}/{name}",
+        lambda kernel: kernel.netlink.link_set(netns, name, info_data=(link_type.kind, wanted)),
+        undo=lambda kernel: kernel.netlink.link_set(netns, name, info_data=(link_type.kind, seen)),
+    )
+
+
+# what a device's attributes were, as the ledger keeps them, and whether the
+# file still declares each
+_ORIGINAL = {
+    "mtu": lambda observed: observed.mtu,
+    "mac": lambda observed: observed.mac,
+    "master": lambda observed: observed.master,
+    "state": lambda observed: observed.state,
+}
+_DECLARED = {
+    "mtu": lambda link: link.mtu is not None,
+    "mac": lambda link: link.mac is not None,
+    "master": lambda link: link.master is not None,
+    "state": lambda link: link.state is not None,
+}
+
+
+def _modify_device(ctx: PlanContext, link: Link, observed: ObservedLink) -> list[Change]:
+    """A `device`'s declared attributes that differ. The value each had before
+    netlab first changed it goes into the ledger ahead of the write (as a
+    sysctl's does); an attribute the file no longer declares gets it back."""
+    attributes = _attribute_changes_in(ctx, link, observed)
+    recorded = ctx.ledger.get(DEVICE_KIND, link.key) or {}
+    undeclared = {name: value for name, value in recorded.items() if name in _DECLARED and not _DECLARED[name](link)}
+    if not attributes and not undeclared:
+        return []
+    given_back, notes = _given_back(ctx, link.netns, observed, undeclared)
+    if undeclared:
+        notes.append(
+            f"no longer managed: {', '.join(undeclared)}" + (" (given back as before netlab)" if given_back else "")
+        )
+    originals = {a.name: _ORIGINAL[a.name](observed) for a in attributes if a.name not in recorded}
+    kept = {name: value for name, value in recorded.items() if name not in undeclared}
+    return [
+        Change(
+            kind=DEVICE_KIND,
+            action="~",
+            key=link.key,
+            netns=link.netns,
+            name=link.name,
+            attributes=tuple(attributes + given_back),
+            note=", ".join(notes),
+            origin=link.origin,
+            steps=tuple(_set_steps(link.key, attributes + given_back)),
+            record={**kept, **originals},
+            record_drops=tuple(undeclared),
+        )
+    ]
+
+
+def _given_back(
+    ctx: PlanContext, netns: str | None, observed: ObservedLink, originals: dict[str, Any]
+) -> tuple[list[AttributeChange], list[str]]:
+    """The changes that put back a device's original values, where they differ
+    from now; and what cannot be (a master that is gone, or goes in this pass)."""
+    attributes, notes = [], []
+    for attribute, original in originals.items():
+        if attribute not in _ORIGINAL or _ORIGINAL[attribute](observed) == original:
+            continue
+        if attribute == "master" and original is not None:
+            if ctx.kernel.dump(netns).link(original) is None or (netns, original) in ctx.removed_links:
+                notes.append(f"its master {original} is gone")
+                continue
+        if attribute == "mac" and original is None:
+            continue
+        attributes.append(AttributeChange(attribute, _ORIGINAL[attribute](observed), original))
+    return attributes, notes
+
+
+def _give_back(ctx: PlanContext, key: LinkKey, observed: ObservedLink | None, originals: dict[str, Any]) -> Change:
+    """Puts back what a device that left the files had before netlab changed it,
+    and strikes it from the ledger. Shown as `-` (netlab no longer manages it),
+    as a sysctl's is; the device itself is never deleted."""
+    netns, name = key
+    if observed is None:
+        attributes, notes = [], ["gone already"]
+    else:
+        attributes, notes = _given_back(ctx, netns, observed, originals)
+    notes.append("given back as before netlab (the device stays)" if attributes else "no longer managed")
+    return Change(
+        kind=DEVICE_KIND,
+        action="-",
+        key=key,
+        netns=netns,
+        name=name,
+        attributes=tuple(attributes),
+        note=", ".join(notes),
+        steps=tuple(_set_steps(key, attributes)),
+    )
 
 
 def _create(link: Link, ctx: PlanContext, replacing: ObservedLink | None = None, reason: str = "") -> Change:
@@ -253,8 +453,7 @@ def _create(link: Link, ctx: PlanContext, replacing: ObservedLink | None = None,
             KERNEL_KIND[link.type],
             peer=(link.peer_netns, link.peer_name) if link.type == "veth" and link.peer_name else None,
             parent=(None, link.parent) if link.parent else None,
-            vlan_id=link.vlan_id,
-            mode=link.mode,
+            data=LINK_TYPES[link.type].kernel_data(link),
         )
 
     def delete(kernel: Kernel) -> None:
@@ -272,7 +471,7 @@ def _create(link: Link, ctx: PlanContext, replacing: ObservedLink | None = None,
                 irreversible="a deleted link cannot be brought back with its state",
             ),
         )
-    steps.extend(_set_steps(link, _desired_attributes(link), fresh=True))
+    steps.extend(_set_steps(link.key, _desired_attributes(link), fresh=True))
     detail = link.type
     if link.type == "veth":
         detail += f", peer {netns_label(link.peer_netns)}/{link.peer_name}"
@@ -298,7 +497,7 @@ def _created_with_pair(peer: Link) -> Change:
         name=peer.name,
         note=f"veth peer of {netns_label(peer.peer_netns)}/{peer.peer_name}",
         origin=peer.origin,
-        steps=tuple(_set_steps(peer, _desired_attributes(peer), fresh=True)),
+        steps=tuple(_set_steps(peer.key, _desired_attributes(peer), fresh=True)),
         record={"type": peer.type},
     )
 

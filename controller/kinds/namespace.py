@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from netlab.controller.backends.kernel import LOOPBACK
 from netlab.controller.changes import AttributeChange, Change, Phase, Step
 from netlab.controller.kinds.contract import PlanContext
 from netlab.state.model import Origin
@@ -28,7 +29,7 @@ class NamespaceKind:
                 ctx.created_namespaces.add(name)
                 changes.append(_create(name, ns.origin))
             elif ctx.ledger.owns(KIND, (name,)):
-                loopback = ctx.kernel.dump(name).link("lo")
+                loopback = ctx.kernel.dump(name).link(LOOPBACK)
                 if loopback is not None and loopback.state != "up":
                     # a creation cut short before its loopback came up, or drift
                     changes.append(_loopback_up(name, ns.origin))

@@ -94,7 +94,7 @@ class RouteKind:
     def _check_dev(self, ctx: PlanContext, route: Route) -> None:
         if route.dev is None or any(link.key == (route.netns, route.dev) for link in ctx.desired.links):
             return
-        if ctx.kernel.dump(route.netns).link(route.dev) is None:
+        if ctx.observed_link(route.netns, route.dev) is None:
             ctx.refuse(
                 route.origin,
                 f"routes.{route_name(route.to, route.table, route.metric)}",

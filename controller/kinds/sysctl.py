@@ -1,7 +1,9 @@
 """`net.*` sysctls, on the host and per namespace. Key: (netns, key). The value
 found before netlab's first write is kept in the ledger and written back when
-the sysctl leaves the files (in a namespace netlab removes, nothing is restored:
-the namespace goes with its values)."""
+the sysctl leaves the files: in a namespace netlab creates, the value a new
+namespace has; of a link not created yet, its namespace's default for new
+links. In a namespace netlab removes, nothing is restored: the namespace goes
+with its values."""
 
 from __future__ import annotations
 
@@ -57,16 +59,16 @@ class SysctlKind:
             changes.append(_restore(netns, key, current, original))
         for ident, sysctl in wanted.items():
             link = link_of(sysctl.key)
-            fresh = (sysctl.netns is not None and sysctl.netns in ctx.created_namespaces) or (
-                link is not None and ctx.link_is_fresh(sysctl.netns, link)
-            )
+            fresh_namespace = sysctl.netns is not None and sysctl.netns in ctx.created_namespaces
+            fresh_link = link is not None and ctx.link_is_fresh(sysctl.netns, link)
+            fresh = fresh_namespace or fresh_link
             # on a link made anew, the value read now is the old link's: the new
             # one starts with the default
             current = None if fresh else ctx.kernel.sysctl(sysctl.netns, sysctl.key)
             if current is not None and current == kernel_form(sysctl.value):
                 continue
             recorded = ctx.ledger.get(KIND, ident)
-            original = recorded.get("original") if recorded else current
+            original = recorded.get("original") if recorded else _original(ctx, sysctl, fresh_namespace, fresh_link, current)
             changes.append(_set(sysctl, current, original))
         return changes
 
@@ -79,6 +81,32 @@ def link_of(key: str) -> str | None:
         return None
     name = ".".join(parts[3:-1])  # a VLAN's name has a dot: net.ipv4.conf.eth0.10.forwarding
     return None if name in ("all", "default") else name
+
+
+def _original(
+    ctx: PlanContext, sysctl: Sysctl, fresh_namespace: bool, fresh_link: bool, current: str | None
+) -> str | None:
+    """What the sysctl is before netlab writes it: now, or once what this pass
+    creates is there (a new namespace's value; a new link's, which is its
+    namespace's default)."""
+    if current is not None:
+        return current
+    # a link made anew takes its namespace's default, not what the old one had
+    keys = [*([] if fresh_link else [sysctl.key]), *_default_key(sysctl.key)]
+    for key in keys:
+        value = ctx.kernel.fresh_sysctl(key) if fresh_namespace else ctx.kernel.sysctl(sysctl.netns, key)
+        if value is not None:
+            return value
+    return None
+
+
+def _default_key(key: str) -> list[str]:
+    """For a per-link key (`net.ipv4.conf.IFNAME.forwarding`), the one new links
+    take their value from (`net.ipv4.conf.default.forwarding`)."""
+    if link_of(key) is None:
+        return []
+    parts = key.split(".")
+    return [".".join([*parts[:3], "default", parts[-1]])]
 
 
 def _set(sysctl: Sysctl, current: str | None, original: str | None) -> Change:

@@ -145,7 +145,10 @@ def test_links_decoded_narrowly_read_as_pyroute2_decodes_them_whole(sandbox: San
         ip link add p0 mtu 1400 address 02:00:00:00:00:07 type veth peer name e0 netns n1
         ip link set p0 master br0 alias netlab up
         ip -n n1 link set e0 up
-        ip link add m0 link p0 type macvlan mode bridge 2>/dev/null || true
+        ip link add q0 type veth peer name q1
+        ip link add m0 link q0 type macvlan mode private
+        ip link add m1 link br0 netns n1 type macvlan mode vepa
+        ip link add vx0 type vxlan id 5 dstport 4789
         """
     )
     seen = json.loads(sandbox.run(sys.executable, "-c", NARROWED).stdout)
@@ -158,6 +161,16 @@ def test_links_decoded_narrowly_read_as_pyroute2_decodes_them_whole(sandbox: San
     assert links[("n1", "e0")]["link_netnsid"] is not None and links[("n1", "e0")]["state"] == "up"
     assert links[(None, "br0")]["kind"] == "bridge"
     assert seen["index"] == port["index"]
+    # the creation attributes of the types in the table, and the parent's index
+    # (in the host's namespace, for a link in another one)
+    macvlan = links[(None, "m0")]
+    assert (macvlan["data"], macvlan["link_index"], macvlan["link_netnsid"]) == (
+        [["IFLA_MACVLAN_MODE", "private"]], links[(None, "q0")]["index"], None
+    )
+    moved = links[("n1", "m1")]
+    assert (moved["data"], moved["link_index"]) == ([["IFLA_MACVLAN_MODE", "vepa"]], links[(None, "br0")]["index"])
+    assert moved["link_netnsid"] is not None
+    assert links[(None, "vx0")]["data"] == [] and links[(None, "br0")]["data"] == []  # types netlab does not compare
 
 
 READ_AHEAD = """

@@ -30,6 +30,9 @@ class EmptyKernel:
     def sysctl(self, netns: str | None, key: str) -> str | None:
         return None
 
+    def fresh_sysctl(self, key: str) -> str | None:
+        return None
+
     def legacy_nat_exists(self, netns: str | None) -> bool:
         return False
 

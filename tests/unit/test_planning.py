@@ -132,7 +132,7 @@ def test_only_the_declared_attribute_that_differs_changes(tmp_path: Path) -> Non
     kernel = FakeKernel()
     kernel.add_link(None, "eth0", None, owned=False, master="br-foreign", state="down")
     plan = make_plan(desired, kernel, ledger(tmp_path))
-    assert [str(c) for c in plan.changes] == ["~ link host/eth0: mtu 1500 -> 9000"]
+    assert [str(c) for c in plan.changes] == ["~ device host/eth0: mtu 1500 -> 9000"]
     assert [step.phase for _, step in plan.steps()] == [Phase.SET_LINK]
 
 

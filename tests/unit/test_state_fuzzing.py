@@ -142,7 +142,7 @@ def _mutate(data: Any, path: tuple[Any, ...], operation: str, value: Any) -> Any
         del parent[last]
     elif operation == "insert" and isinstance(parent, dict):
         parent[f"{last}x" if isinstance(value, str) else str(value)] = value
-    elif operation == "insert":
+    elif operation == "insert" and isinstance(parent, list):
         parent.insert(last, value)
     elif operation == "copy" and isinstance(parent, list):
         parent.append(parent[last])  # the same object twice: conflicts
