@@ -36,6 +36,11 @@ DRIFT_QUIET = 0.05
 FIGHT_WINDOW = 30.0
 FIGHT_REPAIRS = 5
 FIGHT_BACKOFF_MAX = 60.0
+STATUS_FORMAT_VERSION = 1
+# passes someone asked for (the files changed, a start, a reload): always reported
+ASKED_PASSES = ("start", "config", "reload")
+# passes for the generation in force: what they change is drift repaired
+REPAIR_PASSES = ("drift", "resync")
 
 
 @dataclass
@@ -63,7 +68,8 @@ class Generation:
 class Health:
     state: str = "starting"  # healthy | degraded (files invalid) | failing (apply failed)
     last_error: dict[str, Any] | None = None
-    last_apply: dict[str, Any] | None = None
+    last_apply: dict[str, Any] | None = None  # the last pass that changed something or was asked for
+    last_pass: dict[str, Any] | None = None  # the last pass of any kind
     drift_repairs: int = 0
     rejected: dict[str, Any] | None = None
     repairs: list[float] = field(default_factory=list)
@@ -96,7 +102,8 @@ class Daemon:
         self.wake = threading.Event()
         self.stopping = False
         self.reload_requested = False
-        # the latest reload pass: when it began (CLOCK_MONOTONIC) and the state it left
+        # the latest reload pass: when it began (UTC, and CLOCK_MONOTONIC for
+        # `netlab reload` to compare with its own clock) and the state it left
         self.last_reload: dict[str, object] | None = None
         self.read_raced = False  # the last read of the files met a write: not taken
         self.drift_seen = threading.Event()
@@ -162,7 +169,7 @@ class Daemon:
                 notifying.reloading()
                 self.log.info("reload requested (SIGHUP)")
                 # `netlab reload` waits for a pass that began after it asked
-                began = time.monotonic()
+                began, began_at = time.monotonic(), _now()
                 self._read_generation(force=True)
                 if self.read_raced:
                     # the files changed while being read: read them again, and
@@ -175,7 +182,7 @@ class Daemon:
                     # someone changed the kernel while it ran: once more settles
                     # it, as after any unverified pass, before the answer is given
                     self._reconcile("reload")
-                self.last_reload = {"began": began, "state": self.health.state}
+                self.last_reload = {"began": began_at, "began_monotonic": began, "state": self.health.state}
                 self._publish()
                 _collect_garbage()
                 notifying.notify("READY=1", f"STATUS={self.status_line()}")
@@ -368,15 +375,22 @@ class Daemon:
         self._unverified_in_a_row = 0
         self._converged = desired
         changes = len(result.plan.changes)
-        self.health.last_apply = {
+        self.health.last_pass = {
             "time": _now(),
             "reason": reason,
             "changes": changes,
             "duration_ms": round(result.duration_ms, 1),
             "generation": self.generation.number,
         }
-        if reason == "drift" and changes:
-            self.health.drift_repairs += 1
+        if changes or reason in ASKED_PASSES:
+            # A pass that found nothing to do, after events (often the echo of
+            # the previous pass's own writes) or on the timer, applied nothing:
+            # it must not hide the edit's pass from `netlab status`.
+            self.health.last_apply = self.health.last_pass
+        if reason in REPAIR_PASSES and changes:
+            # the generation in force did not change: whatever the pass did undid
+            # something done behind netlab's back (the resync finds what made no event)
+            self.health.drift_repairs += changes
             for change in result.plan.changes:
                 log.info("drift repaired", change=str(change), kind=change.kind, name=change.name)
         if self.health.rejected is None:
@@ -470,6 +484,7 @@ class Daemon:
     def _write_status(self, running: bool) -> None:
         generation = self.generation
         status = {
+            "format_version": STATUS_FORMAT_VERSION,
             "daemon": "running" if running else "stopped",
             "pid": os.getpid(),
             "state": self.health.state,
@@ -479,6 +494,7 @@ class Daemon:
             else {"number": generation.number, "digest": generation.digest, "source": generation.source, "files": list(generation.files)},
             "rejected": self.health.rejected,
             "last_apply": self.health.last_apply,
+            "last_pass": self.health.last_pass,
             "last_reload": self.last_reload,
             "last_error": self.health.last_error,
             "drift_repairs": self.health.drift_repairs,
