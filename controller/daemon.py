@@ -24,7 +24,7 @@ from netlab.controller.backends.kernel import Kernel
 from netlab.controller.backends.namespaces import NETNS_RUN_DIR
 from netlab.controller.guards import load_desired, locked
 from netlab.controller.planning import scope_of_edit
-from netlab.controller.watching import ConfigWatcher
+from netlab.controller.watching import ConfigWatcher, OpenWrite, writers_in
 from netlab.state.errors import ConfigError, NetlabError, Problem
 from netlab.state.ledger import Ledger, write_atomically
 from netlab.state.loading import list_config_files, load_generation
@@ -37,6 +37,12 @@ FIGHT_WINDOW = 30.0
 FIGHT_REPAIRS = 5
 FIGHT_BACKOFF_MAX = 60.0
 STATUS_FORMAT_VERSION = 1
+# while a writer holds a config file open: how often to look again (its close
+# is an event too: this is for writers seen in /proc only)
+WRITERS_LOOK_AGAIN = 1.0
+# a write inotify saw begin, that no process holds open (all of /proc seen) and
+# that made no event for this long: its close was lost
+WRITE_LOST_AFTER = 30.0
 # passes someone asked for (the files changed, a start, a reload): always reported
 ASKED_PASSES = ("start", "config", "reload")
 # passes for the generation in force: what they change is drift repaired
@@ -119,6 +125,10 @@ class Daemon:
         self._converged: DesiredState | None = None
         self.kernel = Kernel(on_event=self._on_kernel_event)
         self.watcher: ConfigWatcher | None = None
+        # the writers that held config files open at the last look: while there
+        # are any, the files are not read; the loop looks again at `_next_look`
+        self._held: tuple[OpenWrite, ...] = ()
+        self._next_look: float | None = None
 
     # -- the loop -----------------------------------------------------------------
 
@@ -130,7 +140,12 @@ class Daemon:
         self.settings.run_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
         watcher = self.watcher = ConfigWatcher(self.settings.config_dir, self.wake)
         try:
-            self._read_generation()
+            if self._look_for_writers(everything=True):
+                # the files may be half written: the kept last good generation
+                # is enforced until the writers are done
+                self._enforce_last_good()
+            else:
+                self._read_generation()
             self._reconcile("start")
             _collect_garbage()
             notifying.notify("READY=1", f"STATUS={self.status_line()}")
@@ -160,11 +175,13 @@ class Daemon:
             if drift_due is None and self.drift_seen.is_set():
                 drift_due = now + DRIFT_QUIET + self.health.drift_delay
             deadlines = [next_resync] + ([next_ping] if interval else []) + ([drift_due] if drift_due else [])
+            deadlines += [self._next_look] if self._next_look is not None else []
             self.wake.wait(max(0.0, min(deadlines) - time.monotonic()))
             self.wake.clear()
             if self.stopping:
                 break
-            if self.reload_requested:
+            # a reload waits for writers too: it must not read half a file either
+            if self.reload_requested and not self._held and not watcher.being_written():
                 self.reload_requested = False
                 notifying.reloading()
                 self.log.info("reload requested (SIGHUP)")
@@ -187,11 +204,13 @@ class Daemon:
                 _collect_garbage()
                 notifying.notify("READY=1", f"STATUS={self.status_line()}")
                 next_resync = time.monotonic() + self.settings.resync_interval
-            elif watcher.touched.is_set():
+            elif watcher.touched.is_set() or (self._next_look is not None and time.monotonic() >= self._next_look):
                 self._debounce(watcher)
                 watcher.follow()
-                if self.stopping or self.reload_requested:
-                    continue  # a stop reads nothing more; a reload reads the files itself, now
+                if self.stopping or self._look_for_writers() or self.reload_requested:
+                    # a stop reads nothing more; a writer's close is an event (and
+                    # the loop looks again anyway); a reload reads the files itself
+                    continue
                 if self._read_generation():
                     self._reconcile("config")
             elif drift_due is not None and time.monotonic() >= drift_due:
@@ -203,7 +222,8 @@ class Daemon:
                 # everything is planned from fresh reads even when they changed
                 watcher.follow()
                 self._read_everything = True
-                self._reconcile("config" if self._read_generation() else "resync")
+                fresh = not self._look_for_writers(everything=True) and self._read_generation()
+                self._reconcile("config" if fresh else "resync")
                 _collect_garbage()
                 next_resync = time.monotonic() + self.settings.resync_interval
             # What lives on after a pass (the generation, the kernel's dumps, the
@@ -251,6 +271,47 @@ class Daemon:
             )
 
     # -- generations --------------------------------------------------------------
+
+    def _look_for_writers(self, everything: bool = False) -> bool:
+        """True while a writer holds a config file open (scp, `rsync --inplace`,
+        configuration tools and editors writing in place): what is there may be
+        half of it, and is not read. inotify tells of the writes it saw begin
+        (a modify not yet followed by its close); /proc is looked at too where
+        that is not enough: at the start and on the resync (`everything`: a
+        writer that opened a file before the daemon watched it), and while
+        waiting (to name the process, and for writers only /proc knows of).
+        A save by rename leaves no file open: it never waits, nor scans."""
+        watcher = self.watcher
+        if watcher is None:
+            return False
+        seen = watcher.being_written()
+        found: tuple[OpenWrite, ...] = ()
+        if everything or seen or self._held:
+            scan = writers_in(str(watcher.config_dir))
+            found = scan.writers
+            if scan.complete:
+                held_open = {writer.path for writer in found}
+                lost = watcher.forget_writes({w.path for w in seen} - held_open, WRITE_LOST_AFTER)
+                if lost:
+                    self.log.warning("a write's end was not heard, and no process holds the file open: reading it", files=lost)
+                    seen = watcher.being_written()
+        named = {writer.path for writer in found}
+        held = tuple(sorted({*found, *(writer for writer in seen if writer.path not in named)}))
+        if held and set(held) != set(self._held):
+            # once per writer: it may take long (no limit; the loop serves the
+            # watchdog, signals and drift meanwhile)
+            self.log.info(
+                "waiting for writers to close the files before reading them",
+                files=[str(writer) for writer in held],
+            )
+        elif self._held and not held:
+            self.log.info("the writers closed the files: reading them")
+        changed = held != self._held
+        self._held = held
+        self._next_look = time.monotonic() + WRITERS_LOOK_AGAIN if held else None
+        if changed:
+            self._publish()
+        return bool(held)
 
     def _read_generation(self, force: bool = False) -> bool:
         """Reads the config directory; True when a new valid generation is in force.
@@ -497,6 +558,7 @@ class Daemon:
             "last_pass": self.health.last_pass,
             "last_reload": self.last_reload,
             "last_error": self.health.last_error,
+            "waiting_for_writers": [{"file": writer.path, "pid": writer.pid} for writer in self._held],
             "drift_repairs": self.health.drift_repairs,
             "objects_owned": self.objects_owned,
             "updated": _now(),

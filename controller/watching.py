@@ -1,7 +1,9 @@
 """Watching the config directory with watchdog (inotify). The parent directory is
 watched too, so a git-sync style swap of a symlinked directory is seen, and the
 watch follows the link's new target. Every event only sets a flag: the daemon
-reads the directory once it has been quiet for the debounce interval.
+reads the directory once it has been quiet for the debounce interval, and once
+no writer holds a file of it open (a modify not yet followed by its close, or a
+process found holding one in /proc: see `writers_in`).
 Used by the daemon, which also watches /run/netns here for namespaces deleted by hand."""
 
 from __future__ import annotations
@@ -10,11 +12,80 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import ObservedWatch
+
+from netlab.state.loading import is_config_file_name
+
+
+@dataclass(frozen=True, order=True)
+class OpenWrite:
+    """A config file some process has open for writing: what it holds may be
+    half of what it is writing. `pid` is None where only inotify told (a
+    modify seen, its close not yet)."""
+
+    path: str
+    pid: int | None = None
+
+    def __str__(self) -> str:
+        return self.path if self.pid is None else f"{self.path} (process {self.pid})"
+
+
+@dataclass(frozen=True)
+class WriterScan:
+    writers: tuple[OpenWrite, ...]
+    complete: bool  # False: some processes could not be looked at (no CAP_SYS_PTRACE)
+
+
+def writers_in(directory: str, proc: str = "/proc") -> WriterScan:
+    """The processes holding a desired-state file directly in `directory` open
+    for writing (O_WRONLY or O_RDWR in /proc/PID/fdinfo), this one left out.
+    It finds writers that opened a file before inotify watched it (before the
+    daemon started, or in a directory swapped in); it costs a readlink per open
+    descriptor of the host, so the daemon looks only then, and while it waits."""
+    prefix = os.path.join(os.path.realpath(directory), "")
+    me = str(os.getpid())
+    found: list[OpenWrite] = []
+    complete = True
+    try:
+        pids = [name for name in os.listdir(proc) if name.isdigit() and name != me]
+    except OSError:
+        return WriterScan((), False)
+    for pid in pids:
+        fd_dir = f"{proc}/{pid}/fd"
+        try:
+            fds = os.listdir(fd_dir)
+        except PermissionError:
+            complete = False
+            continue
+        except OSError:
+            continue  # ended meanwhile (or a kernel thread)
+        for fd in fds:
+            try:
+                target = os.readlink(f"{fd_dir}/{fd}")
+            except OSError:
+                continue
+            name = target[len(prefix) :]
+            if not target.startswith(prefix) or "/" in name or not is_config_file_name(name):
+                continue  # " (deleted)" ends no config file name either
+            if _open_for_writing(f"{proc}/{pid}/fdinfo/{fd}"):
+                found.append(OpenWrite(target, int(pid)))
+    return WriterScan(tuple(sorted(set(found))), complete)
+
+
+def _open_for_writing(fdinfo: str) -> bool:
+    try:
+        with open(fdinfo, encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("flags:"):
+                    return int(line.split()[1], 8) & os.O_ACCMODE in (os.O_WRONLY, os.O_RDWR)
+    except (OSError, ValueError, IndexError):
+        pass  # closed meanwhile, or a format this kernel does not have: not a writer seen
+    return False
 
 
 class _Flagger(FileSystemEventHandler):
@@ -34,6 +105,8 @@ class _Flagger(FileSystemEventHandler):
             paths = {os.fsdecode(event.src_path), os.fsdecode(getattr(event, "dest_path", "") or "")}
             if self._only not in paths:
                 return
+        elif not event.is_directory:
+            self._watcher.track_writes(event)
         self._watcher.last_change = time.monotonic()
         self._watcher.touched.set()
         self._wake.set()
@@ -53,6 +126,10 @@ class ConfigWatcher:
         self.config_dir = Path(os.path.abspath(config_dir))
         self.touched = threading.Event()
         self.last_change = 0.0  # time.monotonic() of the latest event
+        # config files modified and not closed since: being written now (by
+        # path, with the time.monotonic() of the latest modify)
+        self._writing: dict[str, float] = {}
+        self._writing_lock = threading.Lock()
         self._handler = _Flagger(wake, self)
         self._observer = Observer()
         self._target: tuple[str, int, int] | None = None  # path, device, inode
@@ -79,8 +156,44 @@ class ConfigWatcher:
             self._observer.unschedule(self._target_watch)
             self._target_watch = None
         self._target = identity
+        with self._writing_lock:
+            self._writing.clear()  # of the directory watched before
         if identity is not None and os.path.isdir(target):
             self._target_watch = self._observer.schedule(self._handler, target, recursive=False)
+
+    def track_writes(self, event: FileSystemEvent) -> None:
+        """Keeps the set of config files being written: a modify opens a write,
+        its close-write (IN_CLOSE_WRITE) ends it; a rename carries it along, a
+        delete ends it. A file renamed into place was closed before: a save by
+        rename (editors, git-sync) never waits."""
+        src = os.fsdecode(event.src_path)
+        with self._writing_lock:
+            if event.event_type == "modified" and is_config_file_name(os.path.basename(src)):
+                self._writing[src] = time.monotonic()
+            elif event.event_type in ("closed", "deleted"):
+                self._writing.pop(src, None)
+            elif event.event_type == "moved" and src in self._writing:
+                since = self._writing.pop(src)
+                dest = os.fsdecode(event.dest_path)
+                if is_config_file_name(os.path.basename(dest)):
+                    self._writing[dest] = since
+
+    def being_written(self) -> tuple[OpenWrite, ...]:
+        """Config files of the watched directory modified and not yet closed."""
+        with self._writing_lock:
+            return tuple(OpenWrite(path) for path in sorted(self._writing))
+
+    def forget_writes(self, paths: set[str], quiet_for: float) -> list[str]:
+        """Forgets the writes of `paths` (which a complete look at /proc found
+        nobody holding open) that had no event for `quiet_for` seconds: their
+        close was lost (an inotify queue overflow), or the file was truncated
+        by path, which opens nothing. Returns the paths forgotten."""
+        now = time.monotonic()
+        with self._writing_lock:
+            gone = [path for path in paths if now - self._writing.get(path, now) >= quiet_for]
+            for path in gone:
+                del self._writing[path]
+        return gone
 
     def watch_entries(self, directory: str, on_change: Callable[[], None]) -> bool:
         """Calls `on_change` when an entry of `directory` is created, deleted or
