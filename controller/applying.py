@@ -33,9 +33,17 @@ def _injected_fault() -> int | None:
 
 
 class NotVerified(ApplyError):
-    """Every step was done, but planning again still finds differences: the
-    kernel did not take a change as asked, or something else changed it
-    meanwhile (the daemon tells the two apart by trying once more)."""
+    """Every step was done, but planning again still finds differences (in
+    `remaining`): the kernel did not take a change as asked, or something else
+    changed it meanwhile (the daemon tells the two apart by trying once more)."""
+
+    def __init__(self, message: str, remaining: tuple[Change, ...] = ()) -> None:
+        super().__init__(message)
+        self.remaining = remaining
+
+
+# an object as the daemon's back-off names it: (kind, key)
+Held = frozenset[tuple[str, tuple[Any, ...]]]
 
 
 @dataclass(frozen=True)
@@ -148,27 +156,46 @@ def _account(change: Change, ledger: Ledger, log: Any, seconds: float) -> None:
 
 
 def reconcile(
-    desired: DesiredState, kernel: Kernel, ledger: Ledger, log: Any, scope: frozenset[str | None] | None = None
+    desired: DesiredState,
+    kernel: Kernel,
+    ledger: Ledger,
+    log: Any,
+    scope: frozenset[str | None] | None = None,
+    hold: Held = frozenset(),
 ) -> ApplyResult:
-    """One pass: plan, apply, verify (of the namespaces in `scope`, when given).
+    """One pass: plan, apply, verify (of the namespaces in `scope`, when given;
+    the objects in `hold`, which the daemon backs off from, are left alone).
     Raises ConfigError (refused plan) or ApplyError (failed step, or a kernel
     that does not show what was applied)."""
     began = time.monotonic()
-    plan = make_plan(desired, kernel, ledger, scope)
+    plan = _without(make_plan(desired, kernel, ledger, scope), hold)
     if plan:
         apply_plan(plan, kernel, ledger, log)
         plan = plan.done()  # the writes' closures go before verifying reads again
-        verify(desired, kernel, ledger, scope)
+        verify(desired, kernel, ledger, scope, hold)
     return ApplyResult(plan, (time.monotonic() - began) * 1000)
 
 
-def verify(desired: DesiredState, kernel: Kernel, ledger: Ledger, scope: frozenset[str | None] | None = None) -> None:
+def verify(
+    desired: DesiredState,
+    kernel: Kernel,
+    ledger: Ledger,
+    scope: frozenset[str | None] | None = None,
+    hold: Held = frozenset(),
+) -> None:
     """The kernel is right when a fresh plan is empty. The namespaces and files
     the pass wrote were forgotten after its writes, so they are read anew; what
     it did not touch is not read again."""
-    remaining = make_plan(desired, kernel, ledger, scope)
+    remaining = _without(make_plan(desired, kernel, ledger, scope), hold).done()
     if remaining:
         raise NotVerified(
             "the kernel does not show what was applied; still different:\n"
-            + "\n".join(f"  {change}" for change in remaining.changes)
+            + "\n".join(f"  {change}" for change in remaining.changes),
+            remaining.changes,
         )
+
+
+def _without(plan: Plan, hold: Held) -> Plan:
+    if not hold:
+        return plan
+    return Plan(tuple(change for change in plan.changes if (change.kind, change.key) not in hold))

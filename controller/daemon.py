@@ -22,6 +22,7 @@ from netlab.controller import notifying
 from netlab.controller.applying import NotVerified, reconcile
 from netlab.controller.backends.kernel import Kernel
 from netlab.controller.backends.namespaces import NETNS_RUN_DIR
+from netlab.controller.backing_off import Backoff, Hold
 from netlab.controller.guards import load_desired, locked
 from netlab.controller.planning import scope_of_edit
 from netlab.controller.watching import ConfigWatcher, OpenWrite, writers_in
@@ -33,9 +34,6 @@ from netlab.state.model import DesiredState
 LAST_GOOD_DIR = "last-good"
 DEBOUNCE_CAP = 2.0
 DRIFT_QUIET = 0.05
-FIGHT_WINDOW = 30.0
-FIGHT_REPAIRS = 5
-FIGHT_BACKOFF_MAX = 60.0
 STATUS_FORMAT_VERSION = 1
 # while a writer holds a config file open: how often to look again (its close
 # is an event too: this is for writers seen in /proc only)
@@ -78,8 +76,6 @@ class Health:
     last_pass: dict[str, Any] | None = None  # the last pass of any kind
     drift_repairs: int = 0
     rejected: dict[str, Any] | None = None
-    repairs: list[float] = field(default_factory=list)
-    drift_delay: float = 0.0
 
 
 def snapshot_of(files: list[Path]) -> dict[str, bytes | None]:
@@ -129,6 +125,8 @@ class Daemon:
         # are any, the files are not read; the loop looks again at `_next_look`
         self._held: tuple[OpenWrite, ...] = ()
         self._next_look: float | None = None
+        # objects left alone for a while: fought over, or never verified
+        self.backoff = Backoff()
 
     # -- the loop -----------------------------------------------------------------
 
@@ -163,19 +161,23 @@ class Daemon:
         interval = notifying.watchdog_interval()
         next_ping = time.monotonic()
         next_resync = time.monotonic() + self.settings.resync_interval
-        # A drift pass is due a moment after the first event (more may follow), and
-        # later while backing off from a fight; the loop keeps serving the
-        # watchdog, signals and the files meanwhile.
+        # A drift pass is due a moment after the first event (more may follow),
+        # and when an object's back-off ends (it is tried again); the loop keeps
+        # serving the watchdog, signals and the files meanwhile.
         drift_due: float | None = None
+        hold_ends: float | None = None
         while not self.stopping:
             now = time.monotonic()
             if interval and now >= next_ping:
                 notifying.notify("WATCHDOG=1")
                 next_ping = now + interval
+            if hold_ends is not None and now >= hold_ends:
+                self.drift_seen.set()
+            hold_ends = self.backoff.next_end(now)
             if drift_due is None and self.drift_seen.is_set():
-                drift_due = now + DRIFT_QUIET + self.health.drift_delay
+                drift_due = now + DRIFT_QUIET
             deadlines = [next_resync] + ([next_ping] if interval else []) + ([drift_due] if drift_due else [])
-            deadlines += [self._next_look] if self._next_look is not None else []
+            deadlines += [t for t in (self._next_look, hold_ends) if t is not None]
             self.wake.wait(max(0.0, min(deadlines) - time.monotonic()))
             self.wake.clear()
             if self.stopping:
@@ -187,6 +189,7 @@ class Daemon:
                 self.log.info("reload requested (SIGHUP)")
                 # `netlab reload` waits for a pass that began after it asked
                 began, began_at = time.monotonic(), _now()
+                self.backoff.release()  # asked again: everything is tried at once
                 self._read_generation(force=True)
                 if self.read_raced:
                     # the files changed while being read: read them again, and
@@ -254,21 +257,7 @@ class Daemon:
 
     def _drift_pass(self) -> None:
         self.drift_seen.clear()
-        changes = self._reconcile("drift")
-        if not changes:
-            self.health.drift_delay = 0.0
-            return
-        now = time.monotonic()
-        self.health.repairs = [t for t in self.health.repairs if now - t < FIGHT_WINDOW] + [now]
-        if len(self.health.repairs) >= FIGHT_REPAIRS:
-            self.health.drift_delay = min(FIGHT_BACKOFF_MAX, max(1.0, self.health.drift_delay * 2))
-            self.log.warning(
-                "fighting another manager: the same objects keep being changed behind netlab's back; "
-                "backing off",
-                repairs_in_window=len(self.health.repairs),
-                window_s=FIGHT_WINDOW,
-                next_delay_s=self.health.drift_delay,
-            )
+        self._reconcile("drift")
 
     # -- generations --------------------------------------------------------------
 
@@ -354,6 +343,7 @@ class Daemon:
         contents = {name: data for name, data in snapshot.items() if data is not None}
         self.generation = Generation(number, digest, tuple(str(f) for f in files), desired, "config", contents)
         self.health.rejected = None
+        self.backoff.release()  # a new generation: what was left alone is tried again
         self.log.info("generation accepted", generation=number, digest=digest, files=[f.name for f in files])
         return True
 
@@ -415,14 +405,15 @@ class Daemon:
         desired = self.generation.desired
         scope = self._scope_of_pass(reason, desired)
         self._converged = None  # until this pass succeeds
+        hold = self.backoff.held(time.monotonic())
         try:
             with locked(self.settings.state_dir):
                 ledger = self._current_ledger()
                 self._forget_stale_reads(reason)
-                result = reconcile(desired, self.kernel, ledger, log, scope)
+                result = reconcile(desired, self.kernel, ledger, log, scope, hold)
                 self.objects_owned = ledger.count()
         except NotVerified as error:
-            if self._unverified_in_a_row == 0:
+            if self._unverified_in_a_row == 0 and not self.backoff.known_unverified(error.remaining):
                 # most likely a change made by someone else while the pass ran (its
                 # events are in): one more pass tells that from a kernel refusing
                 self._unverified_in_a_row = 1
@@ -430,11 +421,17 @@ class Daemon:
                 self.drift_seen.set()
                 self.wake.set()
                 return 0
+            # the kernel does not keep these as asked: rewriting them at every
+            # event would never end (each pass's own writes make the next one)
+            for held in self.backoff.unverified(error.remaining, time.monotonic()):
+                self._say_backing_off(log, held)
             return self._failed(log, error)
         except NetlabError as error:
             return self._failed(log, error)
         self._unverified_in_a_row = 0
-        self._converged = desired
+        self._converged = desired if not hold else None  # what was held may differ
+        now = time.monotonic()
+        self.backoff.verified(now)
         changes = len(result.plan.changes)
         self.health.last_pass = {
             "time": _now(),
@@ -454,14 +451,25 @@ class Daemon:
             self.health.drift_repairs += changes
             for change in result.plan.changes:
                 log.info("drift repaired", change=str(change), kind=change.kind, name=change.name)
+            for held in self.backoff.repaired(result.plan.changes, now):
+                self._say_backing_off(log, held)
         if self.health.rejected is None:
-            self.health.state = "healthy"
-            if reason in ("config", "start", "reload"):
+            # objects the kernel does not keep, left out of this pass: not healthy
+            self.health.state = "failing" if self.backoff.unconverged(now) else "healthy"
+            if reason in ("config", "start", "reload") and self.health.state == "healthy":
                 self._keep_as_last_good()
         self._watch_namespace_directory()
         self._publish()
         self.log.debug("pass done", seconds=round(time.time() - began, 3))
         return changes
+
+    def _say_backing_off(self, log: Any, held: Hold) -> None:
+        """Once per step of an object's back-off, in the journal."""
+        fields = held.to_json(time.monotonic())
+        if held.reason == "fight":
+            log.warning("fighting another manager: an object keeps being changed behind netlab's back; leaving it alone for a while", **fields)
+        else:
+            log.warning("backing off: the kernel does not keep an object as asked; leaving it alone for a while", **fields)
 
     def _scope_of_pass(self, reason: str, desired: DesiredState) -> frozenset[str | None] | None:
         """What a pass plans: after an edit, only the namespaces where the files
@@ -544,6 +552,7 @@ class Daemon:
 
     def _write_status(self, running: bool) -> None:
         generation = self.generation
+        now = time.monotonic()
         status = {
             "format_version": STATUS_FORMAT_VERSION,
             "daemon": "running" if running else "stopped",
@@ -559,6 +568,7 @@ class Daemon:
             "last_reload": self.last_reload,
             "last_error": self.health.last_error,
             "waiting_for_writers": [{"file": writer.path, "pid": writer.pid} for writer in self._held],
+            "backing_off": [held.to_json(now) for held in self.backoff.holds(now)],
             "drift_repairs": self.health.drift_repairs,
             "objects_owned": self.objects_owned,
             "updated": _now(),
