@@ -24,8 +24,10 @@ from netlab.controller.backends.kernel import Kernel
 from netlab.controller.backends.namespaces import NETNS_RUN_DIR
 from netlab.controller.backing_off import Backoff, Hold
 from netlab.controller.guards import load_desired, locked
+from netlab.controller.kinds import dns, hosts
+from netlab.controller.kinds.managed_files import etc_path
 from netlab.controller.planning import scope_of_edit
-from netlab.controller.watching import ConfigWatcher, OpenWrite, writers_in
+from netlab.controller.watching import ConfigWatcher, FileWatcher, OpenWrite, writers_in
 from netlab.state.errors import ConfigError, NetlabError, Problem
 from netlab.state.ledger import Ledger, write_atomically
 from netlab.state.loading import list_config_files, load_generation
@@ -121,6 +123,7 @@ class Daemon:
         self._converged: DesiredState | None = None
         self.kernel = Kernel(on_event=self._on_kernel_event)
         self.watcher: ConfigWatcher | None = None
+        self.file_watcher: FileWatcher | None = None  # the resolver files netlab manages
         # the writers that held config files open at the last look: while there
         # are any, the files are not read; the loop looks again at `_next_look`
         self._held: tuple[OpenWrite, ...] = ()
@@ -137,6 +140,7 @@ class Daemon:
         self.settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.settings.run_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
         watcher = self.watcher = ConfigWatcher(self.settings.config_dir, self.wake)
+        self.file_watcher = FileWatcher(self._on_kernel_event)
         try:
             if self._look_for_writers(everything=True):
                 # the files may be half written: the kept last good generation
@@ -152,6 +156,7 @@ class Daemon:
         finally:
             notifying.notify("STOPPING=1")
             watcher.stop()
+            self.file_watcher.stop()
             self.kernel.close()
             self._write_status(running=False)
             self.log.info("daemon stopped: the network stays as it is")
@@ -459,6 +464,7 @@ class Daemon:
             if reason in ("config", "start", "reload") and self.health.state == "healthy":
                 self._keep_as_last_good()
         self._watch_namespace_directory()
+        self._watch_managed_files()
         self._publish()
         self.log.debug("pass done", seconds=round(time.time() - began, 3))
         return changes
@@ -528,6 +534,17 @@ class Daemon:
         to: the directory of namespaces is watched too."""
         if self.watcher is not None:
             self.watcher.watch_entries(NETNS_RUN_DIR, self._on_kernel_event)
+
+    def _watch_managed_files(self) -> None:
+        """The resolver files netlab manages make no netlink event: they are
+        watched, so that an edit by hand is drift repaired at once (not at the
+        next resync). netlab's own writes wake a pass too, which finds nothing
+        to do and writes nothing: no loop."""
+        if self.file_watcher is None or self._ledger is None:
+            return
+        paths = {etc_path(key[0], dns.FILE_NAME) for key in self._ledger.keys(dns.KIND)}
+        paths |= {etc_path(key[0], hosts.FILE_NAME) for key in self._ledger.keys(hosts.KIND)}
+        self.file_watcher.watch(paths)
 
     def _on_kernel_event(self) -> None:
         self.drift_seen.set()

@@ -4,11 +4,16 @@ watch follows the link's new target. Every event only sets a flag: the daemon
 reads the directory once it has been quiet for the debounce interval, and once
 no writer holds a file of it open (a modify not yet followed by its close, or a
 process found holding one in /proc: see `writers_in`).
-Used by the daemon, which also watches /run/netns here for namespaces deleted by hand."""
+Used by the daemon, which also watches /run/netns here for namespaces deleted by
+hand, and the resolver files it manages (`FileWatcher`)."""
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
+import select
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -210,3 +215,138 @@ class ConfigWatcher:
     def stop(self) -> None:
         self._observer.stop()
         self._observer.join(timeout=2)
+
+
+_IN_MODIFY, _IN_ATTRIB, _IN_CLOSE_WRITE = 0x2, 0x4, 0x8
+_IN_MOVED_FROM, _IN_MOVED_TO, _IN_CREATE, _IN_DELETE = 0x40, 0x80, 0x100, 0x200
+_IN_DELETE_SELF, _IN_MOVE_SELF, _IN_IGNORED, _IN_Q_OVERFLOW = 0x400, 0x800, 0x8000, 0x4000
+_IN_NONBLOCK, _IN_CLOEXEC = os.O_NONBLOCK, os.O_CLOEXEC
+# the file itself: written in place, replaced or removed
+_FILE_MASK = _IN_MODIFY | _IN_ATTRIB | _IN_CLOSE_WRITE | _IN_DELETE_SELF | _IN_MOVE_SELF
+# its directory: the file made, removed or renamed over (reads make no event)
+_DIRECTORY_MASK = _IN_MODIFY | _IN_CLOSE_WRITE | _IN_MOVED_FROM | _IN_MOVED_TO | _IN_CREATE | _IN_DELETE
+_EVENT = struct.Struct("iIII")
+
+
+class FileWatcher:
+    """Calls `on_change` when one of the watched files changes: written in
+    place, replaced by a rename, made or removed. The daemon watches the
+    resolver files it manages with it, so their drift is repaired at once.
+
+    Raw inotify, not watchdog: watchdog 7 watches a file through its directory,
+    and a directory hears nothing of an in-place write to a file with a bind
+    mount on it (a container's /etc/resolv.conf and /etc/hosts; tried here).
+    So each file is watched itself, and its directory for a file renamed over
+    it or made anew; `watch` is called again after each pass, and watches a
+    file that is another inode by now."""
+
+    def __init__(self, on_change: Callable[[], None]) -> None:
+        self._on_change = on_change
+        self._libc = ctypes.CDLL(None, use_errno=True)
+        self._fd = self._libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC)
+        if self._fd < 0:
+            raise OSError(ctypes.get_errno(), "inotify_init1")
+        self._lock = threading.Lock()
+        self._files: dict[str, tuple[int, int, int]] = {}  # path: (wd, device, inode)
+        self._directories: dict[str, int] = {}  # directory: wd
+        self._names: dict[int, set[str]] = {}  # a directory's wd: the names watched in it
+        self._stopping = False
+        self._thread = threading.Thread(target=self._read, name="netlab-file-watch", daemon=True)
+        self._thread.start()
+
+    @property
+    def watched(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._files) | frozenset(
+                os.path.join(directory, name)
+                for directory, wd in self._directories.items()
+                for name in self._names.get(wd, ())
+            )
+
+    def watch(self, paths: set[str]) -> None:
+        """Watches these files (and no others): a file that does not exist yet
+        is watched through its directory, once that exists."""
+        with self._lock:
+            for path in set(self._files) - paths:
+                self._unwatch_file(path)
+            names: dict[str, set[str]] = {}
+            for path in paths:
+                directory, name = os.path.split(path)
+                names.setdefault(directory, set()).add(name)
+                self._watch_file(path)
+            for directory in set(self._directories) - set(names):
+                self._remove(self._directories.pop(directory))
+            for directory, wanted in names.items():
+                wd = self._directories.get(directory)
+                if wd is None:
+                    wd = self._add(directory, _DIRECTORY_MASK)
+                    if wd < 0:
+                        continue  # not there yet: the next pass tries again
+                    self._directories[directory] = wd
+                self._names[wd] = wanted
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._thread.join(timeout=2)
+        os.close(self._fd)
+
+    def _watch_file(self, path: str) -> None:
+        try:
+            info = os.stat(path)
+        except OSError:
+            self._unwatch_file(path)
+            return
+        known = self._files.get(path)
+        if known is not None and known[1:] == (info.st_dev, info.st_ino):
+            return
+        self._unwatch_file(path)
+        wd = self._add(path, _FILE_MASK)
+        if wd >= 0:
+            self._files[path] = (wd, info.st_dev, info.st_ino)
+
+    def _unwatch_file(self, path: str) -> None:
+        known = self._files.pop(path, None)
+        if known is not None and known[0] not in self._directories.values():
+            self._remove(known[0])
+
+    def _add(self, path: str, mask: int) -> int:
+        return int(self._libc.inotify_add_watch(self._fd, os.fsencode(path), mask))
+
+    def _remove(self, wd: int) -> None:
+        self._libc.inotify_rm_watch(self._fd, wd)  # gone already (the file removed): nothing to do
+        self._names.pop(wd, None)
+
+    def _read(self) -> None:
+        poller = select.poll()
+        poller.register(self._fd, select.POLLIN)
+        while not self._stopping:
+            if not poller.poll(200):
+                continue
+            try:
+                data = os.read(self._fd, 64 * 1024)
+            except OSError as error:
+                if error.errno in (errno.EAGAIN, errno.EINTR):
+                    continue
+                return  # closed by stop()
+            if self._matters(data):
+                self._on_change()
+
+    def _matters(self, data: bytes) -> bool:
+        """Whether a batch of events names a watched file (a directory's events
+        name every file in it; /etc has many)."""
+        found = False
+        offset = 0
+        with self._lock:
+            while offset + _EVENT.size <= len(data):
+                wd, mask, _cookie, length = _EVENT.unpack_from(data, offset)
+                name = data[offset + _EVENT.size : offset + _EVENT.size + length].rstrip(b"\0")
+                offset += _EVENT.size + length
+                if mask & _IN_Q_OVERFLOW:
+                    found = True  # events were lost: one look at everything
+                elif mask & _IN_IGNORED:
+                    continue  # a watch ended (its file removed): the directory said so
+                elif name:
+                    found |= os.fsdecode(name) in self._names.get(wd, ())
+                else:
+                    found = True  # the file itself
+        return found

@@ -505,18 +505,53 @@ def test_a_flushed_nat_chain_is_restored_by_the_resync(sandbox: Sandbox, start: 
     assert wait(masquerade, 1 + REPAIRED_WITHIN)
 
 
-def test_a_managed_resolv_conf_edited_by_hand_is_put_back(sandbox: Sandbox, start: Callable[..., Daemon]) -> None:
+# Files only, no links: nothing else makes events (IPv6 addresses settling,
+# bridge port notices) that would bring a pass, and the repair, by chance.
+MANAGED_FILES = """version: 1
+namespaces:
+  - {name: red, dns: {nameservers: [10.5.0.1]}, hosts: [{address: 10.5.0.1, names: [gw]}]}
+dns: {nameservers: [10.5.0.1], search: [lab.internal]}
+hosts: [{address: 10.5.0.2, names: [red]}]
+"""
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        # bind mounts here (as in containers): edited in place, where a watch of /etc hears nothing
+        "echo nameserver 203.0.113.1 > /etc/resolv.conf",
+        "sed '/BEGIN netlab/,/END netlab/d' /etc/hosts > /run/netlab/hosts.new && cat /run/netlab/hosts.new > /etc/hosts",
+        # regular files: replaced by a rename, or removed
+        "sed -i 's/10.5.0.1/203.0.113.1/' /etc/netns/red/resolv.conf",
+        "rm /etc/netns/red/hosts",
+    ],
+    ids=["resolv.conf-in-place", "hosts-block-removed", "netns-resolv.conf-renamed-over", "netns-hosts-removed"],
+)
+def test_a_managed_file_edited_by_hand_is_put_back_without_waiting_for_the_resync(
+    sandbox: Sandbox, start: Callable[..., Daemon], edit: str
+) -> None:
     from netlab.controller.kinds import REGISTRY
 
-    if "dns" not in {kind.name for kind in REGISTRY}:
-        pytest.skip("the dns kind is not registered in controller/kinds/__init__.py yet")
-    sandbox.write_config("lab.yaml", LAB + "dns: {nameservers: [10.5.0.1], search: [lab.internal]}\n")
-    start("--resync-interval", "1")
-    assert "nameserver 10.5.0.1" in sandbox.read("/etc/resolv.conf")
-    # /etc/resolv.conf is a bind mount here (as in containers): edited in place
-    sandbox.path("/etc/resolv.conf").write_text("nameserver 203.0.113.1\n")
-    assert wait(lambda: "nameserver 10.5.0.1" in sandbox.read("/etc/resolv.conf"), 1 + REPAIRED_WITHIN)
-    assert "203.0.113.1" not in sandbox.read("/etc/resolv.conf")
+    if not {"dns", "hosts"} <= {kind.name for kind in REGISTRY}:
+        pytest.skip("the dns and hosts kinds are not registered in controller/kinds/__init__.py yet")
+    sandbox.write_config("lab.yaml", MANAGED_FILES)
+    daemon = start("--resync-interval", "3600")  # the timer is no help here
+    paths = ("/etc/resolv.conf", "/etc/hosts", "/etc/netns/red/resolv.conf", "/etc/netns/red/hosts")
+
+    def files() -> dict[str, str | None]:
+        return {path: sandbox.read(path) if sandbox.path(path).exists() else None for path in paths}
+
+    before = files()
+    assert "nameserver 10.5.0.1" in str(before["/etc/resolv.conf"]) and "gw" in str(before["/etc/netns/red/hosts"])
+    time.sleep(1)  # the passes woken by the start's own writes are over
+    sandbox.sh(edit)
+    assert files() != before
+    assert wait(lambda: files() == before, REPAIRED_WITHIN), daemon.log.read_text()[-3000:]
+    # its own write wakes a pass that finds nothing to do: no loop of passes
+    writes = len(daemon.named("change applied"))
+    time.sleep(1.5)
+    assert len(daemon.named("change applied")) == writes
+    assert status(sandbox)["state"] == "healthy"
 
 
 # -- the lock -------------------------------------------------------------------------------

@@ -175,7 +175,8 @@ def test_a_git_sync_symlink_swap_is_one_new_generation(sandbox: Sandbox) -> None
 
 def test_a_managed_resolv_conf_edited_by_hand_is_put_back(sandbox: Sandbox) -> None:
     sandbox.write_config("lab.yaml", LAB.replace("namespaces: [{name: red}]", "namespaces: [{name: red, dns: {nameservers: [10.5.0.1]}}]"))
-    process = sandbox.spawn(NETLAB, "daemon", "--debounce", "0.25", "--resync-interval", "1")
+    # the resync (an hour away) is not what repairs it: the file is watched
+    process = sandbox.spawn(NETLAB, "daemon", "--debounce", "0.25", "--resync-interval", "3600")
     try:
         path = sandbox.path("/etc/netns/red/resolv.conf")
         assert sandbox.wait_for(lambda: path.exists() and "nameserver 10.5.0.1" in path.read_text(), timeout=10)
