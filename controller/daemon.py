@@ -28,9 +28,9 @@ from netlab.controller.kinds import dns, hosts
 from netlab.controller.kinds.managed_files import etc_path
 from netlab.controller.planning import scope_of_edit
 from netlab.controller.watching import ConfigWatcher, FileWatcher, OpenWrite, writers_in
-from netlab.state.errors import ConfigError, NetlabError, Problem
+from netlab.state.errors import ApplyError, ConfigError, NetlabError, Problem
 from netlab.state.ledger import Ledger, write_atomically
-from netlab.state.loading import list_config_files, load_generation
+from netlab.state.loading import list_config_files, load_generation, validate_paths
 from netlab.state.model import DesiredState
 
 LAST_GOOD_DIR = "last-good"
@@ -130,6 +130,8 @@ class Daemon:
         self._next_look: float | None = None
         # objects left alone for a while: fought over, or never verified
         self.backoff = Backoff()
+        self._keep_pending = False  # the generation read is not kept as the last good one yet
+        self._status_unwritten = False
 
     # -- the loop -----------------------------------------------------------------
 
@@ -341,6 +343,13 @@ class Daemon:
             if self.generation is None:
                 self._enforce_last_good()
             return False
+        except Exception as error:  # noqa: BLE001 - no input may end the daemon
+            # a bug of netlab's that some input meets (it may raise anything): the
+            # generation is rejected like an invalid one, naming the file
+            self._reject(self._load_failure(error), digest)
+            if self.generation is None:
+                self._enforce_last_good()
+            return False
         number = 1
         if self.generation is not None:
             same = self.generation.source == "config" and digest == self.generation.digest
@@ -349,8 +358,29 @@ class Daemon:
         self.generation = Generation(number, digest, tuple(str(f) for f in files), desired, "config", contents)
         self.health.rejected = None
         self.backoff.release()  # a new generation: what was left alone is tried again
+        self._keep_pending = True  # by the first pass that applies it cleanly
         self.log.info("generation accepted", generation=number, digest=digest, files=[f.name for f in files])
         return True
+
+    def _load_failure(self, error: Exception) -> ConfigError:
+        """A problem for each file whose loading alone raises what loading the
+        directory raised unexpectedly (the directory, when none does alone)."""
+        self.log.error("loading the files failed unexpectedly: a bug of netlab's", exc_info=error)
+        try:
+            files = list_config_files(self.settings.config_dir)
+        except ConfigError:
+            files = []
+        culprits = []
+        for path in files:
+            try:
+                validate_paths([path])
+            except Exception:  # noqa: BLE001 - the one that raises is the one to name
+                culprits.append(str(path))
+        message = (
+            f"netlab could not load this ({type(error).__name__}: {error}); this is a bug of netlab's, "
+            "please report it. Until a fix, change what this file holds; the last good generation stays in force"
+        )
+        return ConfigError([Problem(name, 0, 0, "", message) for name in culprits or [str(self.settings.config_dir)]])
 
     def _reject(self, error: ConfigError, digest: str | None) -> None:
         problems = [_problem_json(p) for p in error.problems]
@@ -372,6 +402,9 @@ class Daemon:
             desired = load_generation(kept)
         except ConfigError as error:
             self.log.error("the kept last good generation does not load", problems=[str(p) for p in error.problems])
+            return
+        except Exception as error:  # noqa: BLE001 - no input may end the daemon
+            self.log.error("the kept last good generation does not load: a bug of netlab's", exc_info=error)
             return
         files = list_config_files(kept)
         self.generation = Generation(0, digest_of(snapshot_of(files)), tuple(str(f) for f in files), desired, "last-good")
@@ -433,6 +466,11 @@ class Daemon:
             return self._failed(log, error)
         except NetlabError as error:
             return self._failed(log, error)
+        except OSError as error:
+            # the state directory (the lock, the ledger) cannot be written: a full
+            # disk. The pass is failed (what it did was undone or is in the ledger
+            # kept in memory); the next one tries again
+            return self._failed(log, ApplyError(f"could not complete the pass: {error}"))
         self._unverified_in_a_row = 0
         self._converged = desired if not hold else None  # what was held may differ
         now = time.monotonic()
@@ -461,8 +499,17 @@ class Daemon:
         if self.health.rejected is None:
             # objects the kernel does not keep, left out of this pass: not healthy
             self.health.state = "failing" if self.backoff.unconverged(now) else "healthy"
-            if reason in ("config", "start", "reload") and self.health.state == "healthy":
-                self._keep_as_last_good()
+            if self._keep_pending and self.health.state == "healthy":
+                try:
+                    self._keep_as_last_good()
+                    self._keep_pending = False
+                except OSError as error:
+                    # the network is as the files say; only a restart with broken
+                    # files would miss this generation: say so, try at the next pass
+                    self.health.state = "failing"
+                    message = f"could not keep the last good generation in {self.settings.state_dir / LAST_GOOD_DIR}: {error}"
+                    self.health.last_error = {"time": _now(), "message": message, "problems": []}
+                    log.error("could not keep the last good generation: tried again at the next pass", error=str(error))
         self._watch_namespace_directory()
         self._watch_managed_files()
         self._publish()
@@ -590,7 +637,17 @@ class Daemon:
             "objects_owned": self.objects_owned,
             "updated": _now(),
         }
-        write_atomically(self.settings.run_dir / "status.json", json.dumps(status, indent=2) + "\n")
+        try:
+            write_atomically(self.settings.run_dir / "status.json", json.dumps(status, indent=2) + "\n")
+        except OSError as error:
+            # a full /run: the journal and systemd's STATUS= still say how it goes
+            if not self._status_unwritten:
+                self.log.error("could not write status.json: `netlab status` shows an older one", error=str(error))
+            self._status_unwritten = True
+            return
+        if self._status_unwritten:
+            self.log.info("status.json is written again")
+            self._status_unwritten = False
 
     # -- signals --------------------------------------------------------------------
 

@@ -554,6 +554,90 @@ def test_a_managed_file_edited_by_hand_is_put_back_without_waiting_for_the_resyn
     assert status(sandbox)["state"] == "healthy"
 
 
+# -- no input, no full disk ends the daemon ----------------------------------------------
+
+# netlab's daemon with a loader that raises what no test input could make it
+# raise today (a bug of netlab's): any file holding the marker makes it fail.
+BROKEN_LOADER = """
+import sys
+import netlab.state.loading as loading
+real = loading._evaluate
+def evaluate(sources, hostname):
+    for source in sources:
+        if b"# make the loader fail" in source.path.read_bytes():
+            raise RecursionError("maximum recursion depth exceeded (a stand-in for a bug)")
+    return real(sources, hostname)
+loading._evaluate = evaluate
+from netlab.controller.cli import main
+sys.exit(main())
+"""
+
+
+def test_an_unexpected_error_while_loading_rejects_the_generation_naming_the_file(
+    sandbox: Sandbox, start: Callable[..., Daemon]
+) -> None:
+    sandbox.write_config("lab.yaml", LAB)
+    daemon = start(command=(sys.executable, "-c", BROKEN_LOADER))
+    sandbox.write_config("blue.yaml", BLUE + "# make the loader fail\n")
+    assert wait(lambda: status(sandbox).get("state") == "degraded", 5), daemon.log.read_text()[-3000:]
+    assert daemon.process.poll() is None
+    (problem,) = status(sandbox)["last_error"]["problems"]  # type: ignore[index]
+    assert problem["file"] == "/etc/netlab.d/blue.yaml" and "RecursionError" in problem["message"], problem
+    assert sandbox.namespaces() == ["red"] and lab_is_up(sandbox)
+    sandbox.write_config("blue.yaml", BLUE)
+    assert wait(has_address(sandbox, "blue", "veth-blue", "10.5.0.3/24"), 5)
+    assert wait(lambda: status(sandbox).get("state") == "healthy", 3)
+
+
+def test_a_file_with_a_huge_integer_is_rejected_and_the_daemon_lives(sandbox: Sandbox, start: Callable[..., Daemon]) -> None:
+    # Python refuses to convert integers of over 4300 digits (ValueError)
+    sandbox.write_config("lab.yaml", LAB)
+    daemon = start()
+    sandbox.write_config("big.yaml", "version: 1\ninterfaces:\n  - {name: x0, type: bridge, mtu: " + "1" * 5000 + "}\n")
+    assert wait(lambda: status(sandbox).get("state") == "degraded", 5), daemon.log.read_text()[-3000:]
+    assert daemon.process.poll() is None
+    problems = status(sandbox)["last_error"]["problems"]  # type: ignore[index]
+    assert [p["file"] for p in problems] == ["/etc/netlab.d/big.yaml"], problems
+    assert lab_is_up(sandbox) and "x0" not in sandbox.run("ip", "-br", "link").stdout
+
+
+def fill(sandbox: Sandbox, directory: str) -> None:
+    """Makes the tmpfs at `directory` full: small, then filled."""
+    sandbox.sh(f"mount -o remount,size=1m {directory} && (dd if=/dev/zero of={directory}/fill bs=4k 2>/dev/null; true)")
+
+
+def test_a_full_state_directory_fails_the_pass_keeps_the_network_and_recovers(
+    sandbox: Sandbox, start: Callable[..., Daemon]
+) -> None:
+    sandbox.write_config("lab.yaml", LAB)
+    daemon = start("--resync-interval", "2")
+    fill(sandbox, "/var/lib/netlab")
+    sandbox.write_config("lab.yaml", LAB.replace("10.5.0.2/24", "10.5.0.25/24"))
+    assert wait(lambda: status(sandbox).get("state") == "failing", 5), daemon.log.read_text()[-3000:]
+    assert "No space left on device" in status(sandbox)["last_error"]["message"]  # type: ignore[index]
+    assert daemon.process.poll() is None
+    assert lab_is_up(sandbox)  # the previous state stays: nothing was written without its ledger entry
+    sandbox.run("rm", "/var/lib/netlab/fill")
+    # the next pass (the resync here) applies it, and keeps it as the last good generation
+    assert wait(has_address(sandbox, "red", "veth-red", "10.5.0.25/24"), 5), daemon.log.read_text()[-3000:]
+    assert wait(lambda: status(sandbox).get("state") == "healthy", 5)
+    assert "10.5.0.25/24" in sandbox.read("/var/lib/netlab/last-good/lab.yaml")
+
+
+def test_a_full_run_directory_does_not_stop_the_daemon(sandbox: Sandbox, start: Callable[..., Daemon]) -> None:
+    sandbox.write_config("lab.yaml", LAB)
+    daemon = start()
+    fill(sandbox, "/run/netlab")
+    sandbox.write_config("lab.yaml", LAB.replace("10.5.0.2/24", "10.5.0.26/24"))
+    assert wait(has_address(sandbox, "red", "veth-red", "10.5.0.26/24"), 5), daemon.log.read_text()[-3000:]
+    assert wait(lambda: daemon.named("could not write status.json: `netlab status` shows an older one"), 3)
+    assert daemon.process.poll() is None
+    sandbox.run("rm", "/run/netlab/fill")
+    sandbox.run("ip", "-n", "red", "addr", "del", "10.5.0.26/24", "dev", "veth-red")  # a pass, to write it
+    assert wait(lambda: status(sandbox).get("last_apply", {}).get("reason") == "drift", 5)  # type: ignore[union-attr]
+    assert daemon.named("status.json is written again")
+
+
 # -- the lock -------------------------------------------------------------------------------
 
 
