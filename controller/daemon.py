@@ -605,6 +605,11 @@ class Daemon:
         generation = self.generation
         text = f"{self.health.state}; generation {generation.number} ({generation.digest})" if generation else f"{self.health.state}; no generation"
         text += f"; {self.objects_owned} objects owned"
+        held = self.backoff.holds(time.monotonic())
+        if held:
+            text += f"; {len(held)} backed off"
+        if self._held:
+            text += f"; waiting for {len(self._held)} file(s) open for writing"
         if self.health.last_error and self.health.state != "healthy":
             first = self.health.last_error["message"].splitlines()
             text += f"; last error: {first[-1] if first else ''}"
