@@ -55,9 +55,13 @@ class NotVerified(ApplyError):
     `remaining`): the kernel did not keep a change as asked, or something else
     changed it meanwhile. The pass was rolled back (the message says how far)."""
 
-    def __init__(self, message: str, remaining: tuple[Change, ...]) -> None:
+    def __init__(self, message: str, remaining: tuple[Change, ...] = ()) -> None:
         super().__init__(message)
         self.remaining = remaining
+
+
+# an object as the daemon's back-off names it: (kind, key)
+Held = frozenset[tuple[str, tuple[Any, ...]]]
 
 
 @dataclass(frozen=True)
@@ -242,21 +246,27 @@ def _enter(change: Change, ledger: Ledger, gone: bool = False) -> None:
 
 
 def reconcile(
-    desired: DesiredState, kernel: Kernel, ledger: Ledger, log: Any, scope: frozenset[str | None] | None = None
+    desired: DesiredState,
+    kernel: Kernel,
+    ledger: Ledger,
+    log: Any,
+    scope: frozenset[str | None] | None = None,
+    hold: Held = frozenset(),
 ) -> ApplyResult:
-    """One pass: plan, apply, verify (of the namespaces in `scope`, when given).
+    """One pass: plan, apply, verify (of the namespaces in `scope`, when given;
+    the objects in `hold`, which the daemon backs off from, are left alone).
     Raises ConfigError (refused plan) or ApplyError (failed step, rolled back),
     NotVerified among them: the kernel did not show what was applied, and the
     pass was rolled back like a refused step."""
     began = time.monotonic()
-    plan = make_plan(desired, kernel, ledger, scope)
+    plan = _without(make_plan(desired, kernel, ledger, scope), hold)
     if plan:
         applied = apply_plan(plan, kernel, ledger, log)
         # the run closures go before verifying reads again; the undo closures
         # of what was done stay until the pass is verified
         plan = plan.done()
         try:
-            verify(desired, kernel, ledger, scope)
+            verify(desired, kernel, ledger, scope, hold)
         except NotVerified as error:
             log.error("pass not verified: rolling it back", remaining=[str(change) for change in error.remaining])
             try:
@@ -268,15 +278,27 @@ def reconcile(
     return ApplyResult(plan, (time.monotonic() - began) * 1000)
 
 
-def verify(desired: DesiredState, kernel: Kernel, ledger: Ledger, scope: frozenset[str | None] | None = None) -> None:
+def verify(
+    desired: DesiredState,
+    kernel: Kernel,
+    ledger: Ledger,
+    scope: frozenset[str | None] | None = None,
+    hold: Held = frozenset(),
+) -> None:
     """The kernel is right when a fresh plan is empty; else NotVerified, with
     the changes still to make (without their steps). The namespaces and files
     the pass wrote were forgotten after its writes, so they are read anew; what
     it did not touch is not read again."""
-    remaining = make_plan(desired, kernel, ledger, scope).done()
+    remaining = _without(make_plan(desired, kernel, ledger, scope), hold).done()
     if remaining:
         raise NotVerified(
             "the kernel does not show what was applied; still different:\n"
             + "\n".join(f"  {change}" for change in remaining.changes),
             remaining.changes,
         )
+
+
+def _without(plan: Plan, hold: Held) -> Plan:
+    if not hold:
+        return plan
+    return Plan(tuple(change for change in plan.changes if (change.kind, change.key) not in hold))

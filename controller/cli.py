@@ -274,7 +274,9 @@ def cmd_reload(args: argparse.Namespace) -> int:
     while True:
         status = reporting.daemon_status(path)
         reload = status.get("last_reload")
-        if isinstance(reload, dict) and reload.get("began", -1.0) >= asked and status.get("pid") == pid:
+        # `began` was the monotonic time before status.json's format_version 1
+        began = reload.get("began_monotonic", reload.get("began")) if isinstance(reload, dict) else None
+        if isinstance(reload, dict) and isinstance(began, float) and began >= asked and status.get("pid") == pid:
             break
         if not reporting.is_alive(pid):
             return _reload_failed(args, f"the daemon (process {pid}) ended before its reload pass did")

@@ -22,20 +22,31 @@ from netlab.controller import notifying
 from netlab.controller.applying import NotVerified, reconcile
 from netlab.controller.backends.kernel import Kernel
 from netlab.controller.backends.namespaces import NETNS_RUN_DIR
+from netlab.controller.backing_off import Backoff, Hold
 from netlab.controller.guards import load_desired, locked
+from netlab.controller.kinds import dns, hosts
+from netlab.controller.kinds.managed_files import etc_path
 from netlab.controller.planning import scope_of_edit
-from netlab.controller.watching import ConfigWatcher
-from netlab.state.errors import ConfigError, NetlabError, Problem
+from netlab.controller.watching import ConfigWatcher, FileWatcher, OpenWrite, writers_in
+from netlab.state.errors import ApplyError, ConfigError, NetlabError, Problem
 from netlab.state.ledger import Ledger, write_atomically
-from netlab.state.loading import list_config_files, load_generation
+from netlab.state.loading import list_config_files, load_generation, validate_paths
 from netlab.state.model import DesiredState
 
 LAST_GOOD_DIR = "last-good"
 DEBOUNCE_CAP = 2.0
 DRIFT_QUIET = 0.05
-FIGHT_WINDOW = 30.0
-FIGHT_REPAIRS = 5
-FIGHT_BACKOFF_MAX = 60.0
+STATUS_FORMAT_VERSION = 1
+# while a writer holds a config file open: how often to look again (its close
+# is an event too: this is for writers seen in /proc only)
+WRITERS_LOOK_AGAIN = 1.0
+# a write inotify saw begin, that no process holds open (all of /proc seen) and
+# that made no event for this long: its close was lost
+WRITE_LOST_AFTER = 30.0
+# passes someone asked for (the files changed, a start, a reload): always reported
+ASKED_PASSES = ("start", "config", "reload")
+# passes for the generation in force: what they change is drift repaired
+REPAIR_PASSES = ("drift", "resync")
 
 
 @dataclass
@@ -63,11 +74,10 @@ class Generation:
 class Health:
     state: str = "starting"  # healthy | degraded (files invalid) | failing (apply failed)
     last_error: dict[str, Any] | None = None
-    last_apply: dict[str, Any] | None = None
+    last_apply: dict[str, Any] | None = None  # the last pass that changed something or was asked for
+    last_pass: dict[str, Any] | None = None  # the last pass of any kind
     drift_repairs: int = 0
     rejected: dict[str, Any] | None = None
-    repairs: list[float] = field(default_factory=list)
-    drift_delay: float = 0.0
 
 
 def snapshot_of(files: list[Path]) -> dict[str, bytes | None]:
@@ -96,7 +106,8 @@ class Daemon:
         self.wake = threading.Event()
         self.stopping = False
         self.reload_requested = False
-        # the latest reload pass: when it began (CLOCK_MONOTONIC) and the state it left
+        # the latest reload pass: when it began (UTC, and CLOCK_MONOTONIC for
+        # `netlab reload` to compare with its own clock) and the state it left
         self.last_reload: dict[str, object] | None = None
         self.read_raced = False  # the last read of the files met a write: not taken
         self.drift_seen = threading.Event()
@@ -112,6 +123,15 @@ class Daemon:
         self._converged: DesiredState | None = None
         self.kernel = Kernel(on_event=self._on_kernel_event)
         self.watcher: ConfigWatcher | None = None
+        self.file_watcher: FileWatcher | None = None  # the resolver files netlab manages
+        # the writers that held config files open at the last look: while there
+        # are any, the files are not read; the loop looks again at `_next_look`
+        self._held: tuple[OpenWrite, ...] = ()
+        self._next_look: float | None = None
+        # objects left alone for a while: fought over, or never verified
+        self.backoff = Backoff()
+        self._keep_pending = False  # the generation read is not kept as the last good one yet
+        self._status_unwritten = False
 
     # -- the loop -----------------------------------------------------------------
 
@@ -122,8 +142,14 @@ class Daemon:
         self.settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.settings.run_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
         watcher = self.watcher = ConfigWatcher(self.settings.config_dir, self.wake)
+        self.file_watcher = FileWatcher(self._on_kernel_event)
         try:
-            self._read_generation()
+            if self._look_for_writers(everything=True):
+                # the files may be half written: the kept last good generation
+                # is enforced until the writers are done
+                self._enforce_last_good()
+            else:
+                self._read_generation()
             self._reconcile("start")
             _collect_garbage()
             notifying.notify("READY=1", f"STATUS={self.status_line()}")
@@ -132,6 +158,7 @@ class Daemon:
         finally:
             notifying.notify("STOPPING=1")
             watcher.stop()
+            self.file_watcher.stop()
             self.kernel.close()
             self._write_status(running=False)
             self.log.info("daemon stopped: the network stays as it is")
@@ -141,28 +168,35 @@ class Daemon:
         interval = notifying.watchdog_interval()
         next_ping = time.monotonic()
         next_resync = time.monotonic() + self.settings.resync_interval
-        # A drift pass is due a moment after the first event (more may follow), and
-        # later while backing off from a fight; the loop keeps serving the
-        # watchdog, signals and the files meanwhile.
+        # A drift pass is due a moment after the first event (more may follow),
+        # and when an object's back-off ends (it is tried again); the loop keeps
+        # serving the watchdog, signals and the files meanwhile.
         drift_due: float | None = None
+        hold_ends: float | None = None
         while not self.stopping:
             now = time.monotonic()
             if interval and now >= next_ping:
                 notifying.notify("WATCHDOG=1")
                 next_ping = now + interval
+            if hold_ends is not None and now >= hold_ends:
+                self.drift_seen.set()
+            hold_ends = self.backoff.next_end(now)
             if drift_due is None and self.drift_seen.is_set():
-                drift_due = now + DRIFT_QUIET + self.health.drift_delay
+                drift_due = now + DRIFT_QUIET
             deadlines = [next_resync] + ([next_ping] if interval else []) + ([drift_due] if drift_due else [])
+            deadlines += [t for t in (self._next_look, hold_ends) if t is not None]
             self.wake.wait(max(0.0, min(deadlines) - time.monotonic()))
             self.wake.clear()
             if self.stopping:
                 break
-            if self.reload_requested:
+            # a reload waits for writers too: it must not read half a file either
+            if self.reload_requested and not self._held and not watcher.being_written():
                 self.reload_requested = False
                 notifying.reloading()
                 self.log.info("reload requested (SIGHUP)")
                 # `netlab reload` waits for a pass that began after it asked
-                began = time.monotonic()
+                began, began_at = time.monotonic(), _now()
+                self.backoff.release()  # asked again: everything is tried at once
                 self._read_generation(force=True)
                 if self.read_raced:
                     # the files changed while being read: read them again, and
@@ -175,16 +209,18 @@ class Daemon:
                     # someone changed the kernel while it ran: once more settles
                     # it, as after any unverified pass, before the answer is given
                     self._reconcile("reload")
-                self.last_reload = {"began": began, "state": self.health.state}
+                self.last_reload = {"began": began_at, "began_monotonic": began, "state": self.health.state}
                 self._publish()
                 _collect_garbage()
                 notifying.notify("READY=1", f"STATUS={self.status_line()}")
                 next_resync = time.monotonic() + self.settings.resync_interval
-            elif watcher.touched.is_set():
+            elif watcher.touched.is_set() or (self._next_look is not None and time.monotonic() >= self._next_look):
                 self._debounce(watcher)
                 watcher.follow()
-                if self.stopping or self.reload_requested:
-                    continue  # a stop reads nothing more; a reload reads the files itself, now
+                if self.stopping or self._look_for_writers() or self.reload_requested:
+                    # a stop reads nothing more; a writer's close is an event (and
+                    # the loop looks again anyway); a reload reads the files itself
+                    continue
                 if self._read_generation():
                     self._reconcile("config")
             elif drift_due is not None and time.monotonic() >= drift_due:
@@ -196,7 +232,8 @@ class Daemon:
                 # everything is planned from fresh reads even when they changed
                 watcher.follow()
                 self._read_everything = True
-                self._reconcile("config" if self._read_generation() else "resync")
+                fresh = not self._look_for_writers(everything=True) and self._read_generation()
+                self._reconcile("config" if fresh else "resync")
                 _collect_garbage()
                 next_resync = time.monotonic() + self.settings.resync_interval
             # What lives on after a pass (the generation, the kernel's dumps, the
@@ -227,23 +264,50 @@ class Daemon:
 
     def _drift_pass(self) -> None:
         self.drift_seen.clear()
-        changes = self._reconcile("drift")
-        if not changes:
-            self.health.drift_delay = 0.0
-            return
-        now = time.monotonic()
-        self.health.repairs = [t for t in self.health.repairs if now - t < FIGHT_WINDOW] + [now]
-        if len(self.health.repairs) >= FIGHT_REPAIRS:
-            self.health.drift_delay = min(FIGHT_BACKOFF_MAX, max(1.0, self.health.drift_delay * 2))
-            self.log.warning(
-                "fighting another manager: the same objects keep being changed behind netlab's back; "
-                "backing off",
-                repairs_in_window=len(self.health.repairs),
-                window_s=FIGHT_WINDOW,
-                next_delay_s=self.health.drift_delay,
-            )
+        self._reconcile("drift")
 
     # -- generations --------------------------------------------------------------
+
+    def _look_for_writers(self, everything: bool = False) -> bool:
+        """True while a writer holds a config file open (scp, `rsync --inplace`,
+        configuration tools and editors writing in place): what is there may be
+        half of it, and is not read. inotify tells of the writes it saw begin
+        (a modify not yet followed by its close); /proc is looked at too where
+        that is not enough: at the start and on the resync (`everything`: a
+        writer that opened a file before the daemon watched it), and while
+        waiting (to name the process, and for writers only /proc knows of).
+        A save by rename leaves no file open: it never waits, nor scans."""
+        watcher = self.watcher
+        if watcher is None:
+            return False
+        seen = watcher.being_written()
+        found: tuple[OpenWrite, ...] = ()
+        if everything or seen or self._held:
+            scan = writers_in(str(watcher.config_dir))
+            found = scan.writers
+            if scan.complete:
+                held_open = {writer.path for writer in found}
+                lost = watcher.forget_writes({w.path for w in seen} - held_open, WRITE_LOST_AFTER)
+                if lost:
+                    self.log.warning("a write's end was not heard, and no process holds the file open: reading it", files=lost)
+                    seen = watcher.being_written()
+        named = {writer.path for writer in found}
+        held = tuple(sorted({*found, *(writer for writer in seen if writer.path not in named)}))
+        if held and set(held) != set(self._held):
+            # once per writer: it may take long (no limit; the loop serves the
+            # watchdog, signals and drift meanwhile)
+            self.log.info(
+                "waiting for writers to close the files before reading them",
+                files=[str(writer) for writer in held],
+            )
+        elif self._held and not held:
+            self.log.info("the writers closed the files: reading them")
+        changed = held != self._held
+        self._held = held
+        self._next_look = time.monotonic() + WRITERS_LOOK_AGAIN if held else None
+        if changed:
+            self._publish()
+        return bool(held)
 
     def _read_generation(self, force: bool = False) -> bool:
         """Reads the config directory; True when a new valid generation is in force.
@@ -279,6 +343,13 @@ class Daemon:
             if self.generation is None:
                 self._enforce_last_good()
             return False
+        except Exception as error:  # noqa: BLE001 - no input may end the daemon
+            # a bug of netlab's that some input meets (it may raise anything): the
+            # generation is rejected like an invalid one, naming the file
+            self._reject(self._load_failure(error), digest)
+            if self.generation is None:
+                self._enforce_last_good()
+            return False
         number = 1
         if self.generation is not None:
             same = self.generation.source == "config" and digest == self.generation.digest
@@ -286,8 +357,30 @@ class Daemon:
         contents = {name: data for name, data in snapshot.items() if data is not None}
         self.generation = Generation(number, digest, tuple(str(f) for f in files), desired, "config", contents)
         self.health.rejected = None
+        self.backoff.release()  # a new generation: what was left alone is tried again
+        self._keep_pending = True  # by the first pass that applies it cleanly
         self.log.info("generation accepted", generation=number, digest=digest, files=[f.name for f in files])
         return True
+
+    def _load_failure(self, error: Exception) -> ConfigError:
+        """A problem for each file whose loading alone raises what loading the
+        directory raised unexpectedly (the directory, when none does alone)."""
+        self.log.error("loading the files failed unexpectedly: a bug of netlab's", exc_info=error)
+        try:
+            files = list_config_files(self.settings.config_dir)
+        except ConfigError:
+            files = []
+        culprits = []
+        for path in files:
+            try:
+                validate_paths([path])
+            except Exception:  # noqa: BLE001 - the one that raises is the one to name
+                culprits.append(str(path))
+        message = (
+            f"netlab could not load this ({type(error).__name__}: {error}); this is a bug of netlab's, "
+            "please report it. Until a fix, change what this file holds; the last good generation stays in force"
+        )
+        return ConfigError([Problem(name, 0, 0, "", message) for name in culprits or [str(self.settings.config_dir)]])
 
     def _reject(self, error: ConfigError, digest: str | None) -> None:
         problems = [_problem_json(p) for p in error.problems]
@@ -309,6 +402,9 @@ class Daemon:
             desired = load_generation(kept)
         except ConfigError as error:
             self.log.error("the kept last good generation does not load", problems=[str(p) for p in error.problems])
+            return
+        except Exception as error:  # noqa: BLE001 - no input may end the daemon
+            self.log.error("the kept last good generation does not load: a bug of netlab's", exc_info=error)
             return
         files = list_config_files(kept)
         self.generation = Generation(0, digest_of(snapshot_of(files)), tuple(str(f) for f in files), desired, "last-good")
@@ -347,14 +443,15 @@ class Daemon:
         desired = self.generation.desired
         scope = self._scope_of_pass(reason, desired)
         self._converged = None  # until this pass succeeds
+        hold = self.backoff.held(time.monotonic())
         try:
             with locked(self.settings.state_dir):
                 ledger = self._current_ledger()
                 self._forget_stale_reads(reason)
-                result = reconcile(desired, self.kernel, ledger, log, scope)
+                result = reconcile(desired, self.kernel, ledger, log, scope, hold)
                 self.objects_owned = ledger.count()
         except NotVerified as error:
-            if self._unverified_in_a_row == 0:
+            if self._unverified_in_a_row == 0 and not self.backoff.known_unverified(error.remaining):
                 # most likely a change made by someone else while the pass ran (its
                 # events are in): one more pass tells that from a kernel refusing
                 self._unverified_in_a_row = 1
@@ -362,31 +459,70 @@ class Daemon:
                 self.drift_seen.set()
                 self.wake.set()
                 return 0
+            # the kernel does not keep these as asked: rewriting them at every
+            # event would never end (each pass's own writes make the next one)
+            for held in self.backoff.unverified(error.remaining, time.monotonic()):
+                self._say_backing_off(log, held)
             return self._failed(log, error)
         except NetlabError as error:
             return self._failed(log, error)
+        except OSError as error:
+            # the state directory (the lock, the ledger) cannot be written: a full
+            # disk. The pass is failed (what it did was undone or is in the ledger
+            # kept in memory); the next one tries again
+            return self._failed(log, ApplyError(f"could not complete the pass: {error}"))
         self._unverified_in_a_row = 0
-        self._converged = desired
+        self._converged = desired if not hold else None  # what was held may differ
+        now = time.monotonic()
+        self.backoff.verified(now)
         changes = len(result.plan.changes)
-        self.health.last_apply = {
+        self.health.last_pass = {
             "time": _now(),
             "reason": reason,
             "changes": changes,
             "duration_ms": round(result.duration_ms, 1),
             "generation": self.generation.number,
         }
-        if reason == "drift" and changes:
-            self.health.drift_repairs += 1
+        if changes or reason in ASKED_PASSES:
+            # A pass that found nothing to do, after events (often the echo of
+            # the previous pass's own writes) or on the timer, applied nothing:
+            # it must not hide the edit's pass from `netlab status`.
+            self.health.last_apply = self.health.last_pass
+        if reason in REPAIR_PASSES and changes:
+            # the generation in force did not change: whatever the pass did undid
+            # something done behind netlab's back (the resync finds what made no event)
+            self.health.drift_repairs += changes
             for change in result.plan.changes:
                 log.info("drift repaired", change=str(change), kind=change.kind, name=change.name)
+            for held in self.backoff.repaired(result.plan.changes, now):
+                self._say_backing_off(log, held)
         if self.health.rejected is None:
-            self.health.state = "healthy"
-            if reason in ("config", "start", "reload"):
-                self._keep_as_last_good()
+            # objects the kernel does not keep, left out of this pass: not healthy
+            self.health.state = "failing" if self.backoff.unconverged(now) else "healthy"
+            if self._keep_pending and self.health.state == "healthy":
+                try:
+                    self._keep_as_last_good()
+                    self._keep_pending = False
+                except OSError as error:
+                    # the network is as the files say; only a restart with broken
+                    # files would miss this generation: say so, try at the next pass
+                    self.health.state = "failing"
+                    message = f"could not keep the last good generation in {self.settings.state_dir / LAST_GOOD_DIR}: {error}"
+                    self.health.last_error = {"time": _now(), "message": message, "problems": []}
+                    log.error("could not keep the last good generation: tried again at the next pass", error=str(error))
         self._watch_namespace_directory()
+        self._watch_managed_files()
         self._publish()
         self.log.debug("pass done", seconds=round(time.time() - began, 3))
         return changes
+
+    def _say_backing_off(self, log: Any, held: Hold) -> None:
+        """Once per step of an object's back-off, in the journal."""
+        fields = held.to_json(time.monotonic())
+        if held.reason == "fight":
+            log.warning("fighting another manager: an object keeps being changed behind netlab's back; leaving it alone for a while", **fields)
+        else:
+            log.warning("backing off: the kernel does not keep an object as asked; leaving it alone for a while", **fields)
 
     def _scope_of_pass(self, reason: str, desired: DesiredState) -> frozenset[str | None] | None:
         """What a pass plans: after an edit, only the namespaces where the files
@@ -446,6 +582,17 @@ class Daemon:
         if self.watcher is not None:
             self.watcher.watch_entries(NETNS_RUN_DIR, self._on_kernel_event)
 
+    def _watch_managed_files(self) -> None:
+        """The resolver files netlab manages make no netlink event: they are
+        watched, so that an edit by hand is drift repaired at once (not at the
+        next resync). netlab's own writes wake a pass too, which finds nothing
+        to do and writes nothing: no loop."""
+        if self.file_watcher is None or self._ledger is None:
+            return
+        paths = {etc_path(key[0], dns.FILE_NAME) for key in self._ledger.keys(dns.KIND)}
+        paths |= {etc_path(key[0], hosts.FILE_NAME) for key in self._ledger.keys(hosts.KIND)}
+        self.file_watcher.watch(paths)
+
     def _on_kernel_event(self) -> None:
         self.drift_seen.set()
         self.wake.set()
@@ -458,6 +605,11 @@ class Daemon:
         generation = self.generation
         text = f"{self.health.state}; generation {generation.number} ({generation.digest})" if generation else f"{self.health.state}; no generation"
         text += f"; {self.objects_owned} objects owned"
+        held = self.backoff.holds(time.monotonic())
+        if held:
+            text += f"; {len(held)} backed off"
+        if self._held:
+            text += f"; waiting for {len(self._held)} file(s) open for writing"
         if self.health.last_error and self.health.state != "healthy":
             first = self.health.last_error["message"].splitlines()
             text += f"; last error: {first[-1] if first else ''}"
@@ -469,7 +621,9 @@ class Daemon:
 
     def _write_status(self, running: bool) -> None:
         generation = self.generation
+        now = time.monotonic()
         status = {
+            "format_version": STATUS_FORMAT_VERSION,
             "daemon": "running" if running else "stopped",
             "pid": os.getpid(),
             "state": self.health.state,
@@ -479,13 +633,26 @@ class Daemon:
             else {"number": generation.number, "digest": generation.digest, "source": generation.source, "files": list(generation.files)},
             "rejected": self.health.rejected,
             "last_apply": self.health.last_apply,
+            "last_pass": self.health.last_pass,
             "last_reload": self.last_reload,
             "last_error": self.health.last_error,
+            "waiting_for_writers": [{"file": writer.path, "pid": writer.pid} for writer in self._held],
+            "backing_off": [held.to_json(now) for held in self.backoff.holds(now)],
             "drift_repairs": self.health.drift_repairs,
             "objects_owned": self.objects_owned,
             "updated": _now(),
         }
-        write_atomically(self.settings.run_dir / "status.json", json.dumps(status, indent=2) + "\n")
+        try:
+            write_atomically(self.settings.run_dir / "status.json", json.dumps(status, indent=2) + "\n")
+        except OSError as error:
+            # a full /run: the journal and systemd's STATUS= still say how it goes
+            if not self._status_unwritten:
+                self.log.error("could not write status.json: `netlab status` shows an older one", error=str(error))
+            self._status_unwritten = True
+            return
+        if self._status_unwritten:
+            self.log.info("status.json is written again")
+            self._status_unwritten = False
 
     # -- signals --------------------------------------------------------------------
 

@@ -269,6 +269,11 @@ def daemon_status_text(status: dict[str, Any]) -> str:
     if error and status.get("state") != "healthy":
         lines.append(f"last error ({error['time']}):")
         lines.extend(f"  {line}" for line in error["message"].splitlines())
+    for writer in status.get("waiting_for_writers") or []:
+        held = f" (process {writer['pid']})" if writer.get("pid") else ""
+        lines.append(f"waiting: {writer['file']}{held} is open for writing; the files are read once it is closed")
+    for held in status.get("backing_off") or []:
+        lines.append(f"backing off: {held['kind']} {held['netns']}/{held['name']} until {held['until']}: {held['detail']}")
     if "drift_repairs" in status:
         lines.append(f"drift repairs: {status['drift_repairs']}")
     if "objects_owned" in status:

@@ -175,7 +175,8 @@ def test_a_git_sync_symlink_swap_is_one_new_generation(sandbox: Sandbox) -> None
 
 def test_a_managed_resolv_conf_edited_by_hand_is_put_back(sandbox: Sandbox) -> None:
     sandbox.write_config("lab.yaml", LAB.replace("namespaces: [{name: red}]", "namespaces: [{name: red, dns: {nameservers: [10.5.0.1]}}]"))
-    process = sandbox.spawn(NETLAB, "daemon", "--debounce", "0.25", "--resync-interval", "1")
+    # the resync (an hour away) is not what repairs it: the file is watched
+    process = sandbox.spawn(NETLAB, "daemon", "--debounce", "0.25", "--resync-interval", "3600")
     try:
         path = sandbox.path("/etc/netns/red/resolv.conf")
         assert sandbox.wait_for(lambda: path.exists() and "nameserver 10.5.0.1" in path.read_text(), timeout=10)
@@ -205,3 +206,24 @@ def test_fighting_another_manager_backs_off(sandbox: Sandbox, daemon: subprocess
     assert "fighting another manager" in out
     repairs = sum(1 for line in out.splitlines() if '"drift repaired"' in line)
     assert repairs < 40, f"{repairs} repairs in 6 s: the daemon did not back off"
+
+
+def test_after_an_edit_status_names_the_edit_and_the_times_are_clear(
+    sandbox: Sandbox, daemon: subprocess.Popen[str]
+) -> None:
+    sandbox.write_config("lab.yaml", LAB.replace("10.5.0.2/24", "10.5.0.23/24"))
+    assert sandbox.wait_for(lambda: "10.5.0.23/24" in addresses(sandbox, "red", "veth-red"), timeout=5)
+    # the edit's own writes make netlink events, and those a drift pass that
+    # finds nothing to do: that pass is no apply, and must not hide the edit's
+    time.sleep(1.0)
+    report = status(sandbox)
+    last = report["last_apply"]
+    assert last["reason"] == "config" and last["changes"] >= 1, report  # type: ignore[index]
+    assert report["format_version"] == 1
+    daemon.send_signal(signal.SIGHUP)
+    assert sandbox.wait_for(lambda: (status(sandbox).get("last_reload") or {}).get("state") == "healthy", timeout=5)
+    reload = status(sandbox)["last_reload"]
+    # a wall-clock time for people, a monotonic one for `netlab reload` to compare with
+    assert isinstance(reload["began"], str) and reload["began"].endswith("Z"), reload  # type: ignore[index]
+    assert time.strptime(reload["began"], "%Y-%m-%dT%H:%M:%SZ")  # type: ignore[index]
+    assert isinstance(reload["began_monotonic"], float)  # type: ignore[index]
