@@ -282,10 +282,10 @@ def daemon_status(path: Path) -> dict[str, Any]:
     written = status.get("updated") or "at an unknown time"
     if status.get("daemon") == "running":
         pid = status.get("pid")
-        if not is_alive(pid):
+        if not isinstance(pid, int) or not is_alive(pid):
             status["daemon"] = "dead"
             status["detail"] = f"the daemon that wrote this status (process {pid}) is gone: it crashed or was killed"
-        elif not is_netlab_daemon(int(pid)):  # an int: is_alive says so
+        elif not is_netlab_daemon(pid):
             status["daemon"] = "dead"
             status["detail"] = f"the daemon that wrote this status is gone: process {pid} is another program now"
     elif status.get("daemon") == "stopped":
