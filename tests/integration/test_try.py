@@ -42,3 +42,13 @@ def test_try_works_where_proc_sys_is_read_only() -> None:
     result = try_example("bridge", "mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys && ")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert " 0% packet loss" in result.stdout
+
+
+def test_try_says_which_capability_a_container_withholds() -> None:
+    # systemd-nspawn without --private-network, or Docker without --cap-add NET_ADMIN
+    if _WHY_NOT is not None:
+        pytest.skip(f"scripts/try makes a sandbox: {_WHY_NOT}")
+    argv = ["setpriv", "--bounding-set", "-net_admin", "--inh-caps", "-net_admin", str(ROOT / "scripts/try")]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert "lacks CAP_NET_ADMIN" in result.stderr and "--private-network" in result.stderr
