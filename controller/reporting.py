@@ -287,7 +287,7 @@ def daemon_status(path: Path) -> dict[str, Any]:
             status["detail"] = f"the daemon that wrote this status (process {pid}) is gone: it crashed or was killed"
         elif not is_netlab_daemon(pid):
             status["daemon"] = "dead"
-            status["detail"] = f"the daemon that wrote this status is gone: process {pid} is another program now"
+            status["detail"] = f"the daemon that wrote this status is gone: process {pid} is not `netlab daemon` now, but another program"
     elif status.get("daemon") == "stopped":
         status["detail"] = "the daemon stopped (systemctl stop netlab, or SIGTERM)"
     if status.get("daemon") in ("dead", "stopped"):

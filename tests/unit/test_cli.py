@@ -85,7 +85,7 @@ def test_a_pid_that_is_another_program_now_is_a_dead_daemon(tmp_path: Path, caps
     write_status(tmp_path / "run", pid=os.getpid())  # pytest: alive, but not `netlab daemon`
     code, text = status(tmp_path, capsys)
     assert code == cli.STATUS_DEAD
-    assert "is another program now" in text
+    assert "is not `netlab daemon` now, but another program" in text
 
 
 def test_a_stopped_daemon_is_not_running(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
