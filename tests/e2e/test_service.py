@@ -12,10 +12,11 @@ import pytest
 
 from tests.e2e.prerequisites import why_not
 
+pytestmark = [pytest.mark.e2e, pytest.mark.kernel]
+
 SCRIPT = Path(__file__).with_name("service.sh")
 
 
-@pytest.mark.kernel
 def test_the_service_under_systemd() -> None:
     why = why_not()
     if why:
