@@ -1,7 +1,8 @@
 """The `netlab` command line: validate, plan, apply, show, destroy, status,
 reload (the service's ExecReload) and daemon.
 Each subcommand takes --config-dir, --state-dir and --log-format after its name.
-Exit codes: 0 success, 1 error, 2 only for `plan --detailed-exitcode` with changes.
+Exit codes: 0 success, 1 error, 2 for `plan --detailed-exitcode` with changes;
+`netlab status` has its own (STATUS_EXIT_CODES), for monitoring checks.
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ DEFAULT_STATE_DIR = "/var/lib/netlab"
 DEFAULT_RUN_DIR = "/run/netlab"
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+
+# `netlab status`: 0 only while a live daemon says the kernel matches the files,
+# as `systemctl is-active` is 0 only for an active unit; 1 stays "cannot tell".
+STATUS_EXIT_CODES = {"healthy": 0, "degraded": 2, "failing": 3, "starting": 4}
+STATUS_NOT_RUNNING = 5  # no status since boot, or the daemon stopped
+STATUS_DEAD = 6  # the status says running, but its writer is gone
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,7 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     destroy = commands.add_parser("destroy", parents=[common], help="remove everything netlab owns")
     destroy.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
-    status = commands.add_parser("status", parents=[common], help="the daemon's view: generation, last apply, errors, drift repairs")
+    status = commands.add_parser(
+        "status",
+        parents=[common],
+        help="the daemon's view: generation, last apply, errors, drift repairs",
+        epilog="exit codes: 0 healthy, 1 the status cannot be read, 2 degraded (invalid files), 3 failing "
+        "(the last apply failed), 4 starting, 5 not running (or stopped), 6 dead (crashed: its status is history)",
+    )
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument("--run-dir", type=Path, default=Path(DEFAULT_RUN_DIR), help="where the daemon writes status.json (default %(default)s)")
 
@@ -116,16 +129,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(COMMANDS[args.command](args))
     except NetlabError as error:
-        print(_error_text(error), file=sys.stderr)
-        return EXIT_ERROR
+        return _failed(args, error, _error_text(error))
     except PermissionError as error:
-        print(f"netlab: {error.strerror}: {error.filename or ''} (netlab needs root to change the network)", file=sys.stderr)
-        return EXIT_ERROR
+        return _failed(args, error, f"netlab: {error.strerror}: {error.filename or ''} (netlab needs root to change the network)")
     except OSError as error:
-        print(f"netlab: {error}", file=sys.stderr)
-        return EXIT_ERROR
+        return _failed(args, error, f"netlab: {error}")
     except KeyboardInterrupt:
         return 130
+
+
+def _failed(args: argparse.Namespace, error: Exception, text: str) -> int:
+    """The error for a person on stderr; for `plan --json`, also a JSON document
+    on stdout, so that a program reading it always gets one."""
+    if args.command == "plan" and args.json:
+        from netlab.controller import reporting
+
+        print(reporting.plan_error_json(error, text.removeprefix("netlab: ")), end="")
+    print(text, file=sys.stderr)
+    return EXIT_ERROR
 
 
 def _error_text(error: Exception) -> str:
@@ -199,7 +220,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         desired = DesiredState()
     with Kernel() as kernel:
         document = reporting.live_state(desired, kernel, _ledger(args))
-    print(json.dumps(document, indent=2) if args.json else reporting.live_state_yaml(document), end="\n" if args.json else "")
+    print(reporting.live_state_json(document) if args.json else reporting.live_state_yaml(document), end="")
     return EXIT_OK
 
 
@@ -211,6 +232,10 @@ def cmd_destroy(args: argparse.Namespace) -> int:
     from netlab.controller.planning import make_plan
     from netlab.state.model import DesiredState
 
+    if not args.yes and not sys.stdin.isatty():
+        # no one can be asked: a script or a pipe must say it means it
+        print("netlab: destroy removes everything netlab owns; without a terminal to ask on, pass --yes", file=sys.stderr)
+        return EXIT_ERROR
     nothing = DesiredState()
     log = logs.get_logger(command="destroy")
     with locked(args.state_dir):
@@ -221,7 +246,7 @@ def cmd_destroy(args: argparse.Namespace) -> int:
                 print("Nothing to remove: netlab owns nothing here.")
                 return EXIT_OK
             print(reporting.plan_text(plan), end="")
-            if not args.yes and sys.stdin.isatty():
+            if not args.yes:
                 answer = input("Remove all of this? Type 'yes' to go on: ")
                 if answer.strip() != "yes":
                     print("Nothing was changed.")
@@ -237,7 +262,19 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     status = reporting.daemon_status(args.run_dir / "status.json")
     print(json.dumps(status, indent=2) if args.json else reporting.daemon_status_text(status), end="\n" if args.json else "")
-    return EXIT_OK
+    return status_exit_code(status)
+
+
+def status_exit_code(status: dict[str, Any]) -> int:
+    """What a monitoring check of `netlab status` reads (see STATUS_EXIT_CODES)."""
+    daemon = status.get("daemon")
+    if daemon == "running":
+        return STATUS_EXIT_CODES.get(str(status.get("state")), EXIT_ERROR)
+    if daemon == "dead":
+        return STATUS_DEAD
+    if daemon in ("stopped", "not running"):
+        return STATUS_NOT_RUNNING
+    return EXIT_ERROR
 
 
 def cmd_reload(args: argparse.Namespace) -> int:

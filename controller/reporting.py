@@ -16,8 +16,14 @@ from netlab.controller.kinds.managed_files import etc_path, has_header
 from netlab.controller.kinds.nat import rule_id, rule_of_key
 from netlab.controller.kinds.route import route_name
 from netlab.controller.planning import Plan
+from netlab.state.errors import ConfigError
 from netlab.state.ledger import Ledger
 from netlab.state.model import DesiredState
+
+# The version of the JSON documents of `plan --json`, `show --json` and `status
+# --json` (docs/json.md). A field added keeps it; a field renamed, removed or
+# given another meaning raises it.
+FORMAT_VERSION = 1
 
 
 def plan_text(plan: Plan) -> str:
@@ -30,7 +36,24 @@ def plan_text(plan: Plan) -> str:
 
 
 def plan_json(plan: Plan) -> str:
-    return json.dumps({"changes": [change.to_json() for change in plan.changes], "summary": plan.counts()}, indent=2) + "\n"
+    document = {"format_version": FORMAT_VERSION, "changes": [change.to_json() for change in plan.changes], "summary": plan.counts()}
+    return json.dumps(document, indent=2) + "\n"
+
+
+def plan_error_json(error: Exception, message: str) -> str:
+    """What `plan --json` prints when there is no plan: the error, and for
+    invalid files each problem with its place (and `error` says how many)."""
+    problems = error.problems if isinstance(error, ConfigError) else ()
+    if problems:
+        message = message.split("\n", 1)[0].rstrip(":")
+    document = {
+        "format_version": FORMAT_VERSION,
+        "error": message,
+        "problems": [
+            {"file": p.file, "line": p.line, "column": p.column, "path": p.path, "message": p.message} for p in problems
+        ],
+    }
+    return json.dumps(document, indent=2) + "\n"
 
 
 def live_state(desired: DesiredState, kernel: KernelReader, ledger: Ledger) -> dict[str, Any]:
@@ -107,12 +130,12 @@ def live_state(desired: DesiredState, kernel: KernelReader, ledger: Ledger) -> d
         interfaces.append({**found, "type": "device"})
     document["interfaces"] = interfaces
     document["routes"] = routes
-    sysctl_keys = {s.ident for s in desired.sysctls} | set(ledger.keys("sysctl"))
-    host_sysctls = {key: kernel.sysctl(None, key) for netns, key in sorted(sysctl_keys, key=repr) if netns is None}
+    sysctl_keys = sorted({s.ident for s in desired.sysctls} | set(ledger.keys("sysctl")), key=repr)
+    host_sysctls = _sysctl_values(kernel, None, [key for netns, key in sysctl_keys if netns is None])
     if host_sysctls:
         document["sysctls"] = host_sysctls
     for entry in document["namespaces"]:
-        values = {key: kernel.sysctl(entry["name"], key) for netns, key in sorted(sysctl_keys, key=repr) if netns == entry["name"]}
+        values = _sysctl_values(kernel, entry["name"], [key for netns, key in sysctl_keys if netns == entry["name"]])
         if values:
             entry["sysctls"] = values
     nat = _nat_rules(desired, kernel, ledger, [None, *names])
@@ -126,6 +149,20 @@ def live_state(desired: DesiredState, kernel: KernelReader, ledger: Ledger) -> d
         if entries:
             place["hosts"] = entries
     return document
+
+
+def _sysctl_values(kernel: KernelReader, netns: str | None, keys: list[str]) -> dict[str, int | str]:
+    """The sysctls as the files write them: a number as a number
+    (`net.ipv4.ip_forward: 1`), several values as one string of words. A key
+    the kernel does not have (a link's, before the link) is left out."""
+    values: dict[str, int | str] = {}
+    for key in keys:
+        value = kernel.sysctl(netns, key)
+        if value is None:
+            continue
+        words = " ".join(value.split())
+        values[key] = int(words) if words.lstrip("-").isdigit() else words
+    return values
 
 
 NAT_FIELDS = ("source", "destination", "out_interface", "in_interface", "to_source", "protocol", "port", "to")
@@ -189,6 +226,12 @@ def _hosts_entries(kernel: KernelReader, netns: str | None) -> list[dict[str, An
     ]
 
 
+def live_state_json(document: dict[str, Any]) -> str:
+    """`show --json`: the document of `live_state` and the format's version (the
+    YAML leaves that out, as it is not part of a desired-state file)."""
+    return json.dumps({"format_version": FORMAT_VERSION, **document}, indent=2) + "\n"
+
+
 def live_state_yaml(document: dict[str, Any]) -> str:
     """YAML in the file format; `owned` becomes a comment so the text can be
     pasted back into a file."""
@@ -217,32 +260,57 @@ def live_state_yaml(document: dict[str, Any]) -> str:
 
 
 def daemon_status(path: Path) -> dict[str, Any]:
-    """status.json as the daemon last wrote it, with whether that daemon still runs."""
+    """status.json as the daemon last wrote it, with whether that daemon still
+    runs: `daemon` is "running" only while the process that wrote it is alive
+    and is `netlab daemon`; "stopped" when it said it stopped, "dead" when it
+    ended without saying so (crashed, killed), "not running" without a status,
+    "unknown" when the status cannot be read. Carries `format_version` even when
+    an older daemon wrote it."""
     try:
-        status: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        status = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return {"daemon": "not running", "detail": f"{path} does not exist: the daemon has not run since boot"}
+        return {
+            "format_version": FORMAT_VERSION,
+            "daemon": "not running",
+            "detail": f"{path} does not exist: the daemon has not run since boot",
+        }
     except (OSError, ValueError) as error:
-        return {"daemon": "unknown", "detail": f"cannot read {path}: {error}"}
-    if status.get("daemon") == "running" and not is_alive(status.get("pid")):
-        status["daemon"] = "not running"
-        status["detail"] = "the daemon that wrote this status is gone (crashed or killed); this is its last word"
+        return {"format_version": FORMAT_VERSION, "daemon": "unknown", "detail": f"cannot read {path}: {error}"}
+    if not isinstance(status, dict):
+        return {"format_version": FORMAT_VERSION, "daemon": "unknown", "detail": f"{path} is not a status document"}
+    status = {"format_version": FORMAT_VERSION, **status}
+    written = status.get("updated") or "at an unknown time"
+    if status.get("daemon") == "running":
+        pid = status.get("pid")
+        if not isinstance(pid, int) or not is_alive(pid):
+            status["daemon"] = "dead"
+            status["detail"] = f"the daemon that wrote this status (process {pid}) is gone: it crashed or was killed"
+        elif not is_netlab_daemon(pid):
+            status["daemon"] = "dead"
+            status["detail"] = f"the daemon that wrote this status is gone: process {pid} is not `netlab daemon` now, but another program"
+    elif status.get("daemon") == "stopped":
+        status["detail"] = "the daemon stopped (systemctl stop netlab, or SIGTERM)"
+    if status.get("daemon") in ("dead", "stopped"):
+        status["detail"] += f"; nothing is reconciling: what follows was written {written} and is history, not the health of the network now"
     return status
 
 
 def is_netlab_daemon(pid: int) -> bool:
-    """Whether the process runs `netlab daemon` (from its command line)."""
+    """Whether the process runs `netlab daemon` (from its command line; where
+    /proc hides it, a live process is taken at its word)."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
             words = cmdline.read().split(b"\0")
+    except PermissionError:
+        return is_alive(pid)
     except OSError:
         return False
     return b"daemon" in words and any(b"netlab" in word for word in words)
 
 
 def is_alive(pid: object) -> bool:
-    if not isinstance(pid, int):
-        return False
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False  # 0 and -1 would ask about a process group, not a process
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -257,8 +325,17 @@ def daemon_status_text(status: dict[str, Any]) -> str:
     if status.get("detail"):
         lines.append(f"  {status['detail']}")
     if "state" in status:
-        health = {"healthy": "healthy: the kernel matches the files", "degraded": "degraded: the files are invalid; the last good generation stays in force", "failing": "failing: the last apply failed"}
-        lines.append(f"state: {health.get(status['state'], status['state'])}")
+        if status.get("daemon") == "running":
+            health = {
+                "healthy": "healthy: the kernel matches the files",
+                "degraded": "degraded: the files are invalid; the last good generation stays in force",
+                "failing": "failing: the last apply failed",
+                "starting": "starting: the first pass has not finished",
+            }
+            lines.append(f"state: {health.get(status['state'], status['state'])}")
+        else:
+            # no process stands behind it: the state is what was true then
+            lines.append(f"last state, written {status.get('updated') or 'at an unknown time'}: {status['state']}")
     generation = status.get("generation")
     if generation:
         lines.append(f"generation: {generation['number']} ({generation['digest']}, from {generation['source']}), files: {', '.join(Path(f).name for f in generation['files']) or 'none'}")

@@ -5,12 +5,15 @@ through the Kernel.
 
 Writes never follow a symlink, keep the file's mode, and are atomic (a temp
 file in the same directory, fsync, rename) except where a bind mount sits on
-the file (see `write`).
+the file (see `write`). A temp file left by a writer that was killed is
+removed by the next write or removal of that file, and before netlab removes
+a directory it made.
 """
 
 from __future__ import annotations
 
 import errno
+import fnmatch
 import os
 import stat
 import tempfile
@@ -18,6 +21,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 FileType = Literal["absent", "file", "symlink", "directory", "other"]
+
+TEMP_SUFFIX = ".netlab.tmp"
 
 
 @dataclass(frozen=True)
@@ -75,7 +80,8 @@ def write(path: str, data: bytes, mode: int) -> None:
         _rewrite_in_place(path, data, mode)
         return
     directory, name = os.path.split(path)
-    fd, temp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".netlab.tmp")
+    _remove_leftover_temps(directory, name)
+    fd, temp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -113,11 +119,13 @@ def _rewrite_in_place(path: str, data: bytes, mode: int) -> None:
 
 
 def remove(path: str) -> None:
+    directory, name = os.path.split(path)
+    _remove_leftover_temps(directory, name)
     try:
         os.unlink(path)
     except FileNotFoundError:
         return
-    _fsync_directory(os.path.dirname(path))
+    _fsync_directory(directory)
 
 
 def make_directory(path: str, mode: int) -> None:
@@ -126,12 +134,28 @@ def make_directory(path: str, mode: int) -> None:
 
 def remove_directory_if_empty(path: str) -> None:
     """Removes a directory netlab made once nothing is left in it; files someone
-    else put there keep it."""
+    else put there keep it; netlab's own leftover temp files do not."""
+    _remove_leftover_temps(path, "*")
     try:
         os.rmdir(path)
     except OSError as error:
         if error.errno not in (errno.ENOENT, errno.ENOTEMPTY, errno.EEXIST):
             raise
+
+
+def _remove_leftover_temps(directory: str, name: str) -> None:
+    """Removes the temp files of an earlier write of `name` (a glob) that never
+    reached its rename: the writer was killed. Every writer holds netlab's lock,
+    so no write of netlab's is under way now."""
+    try:
+        entries = os.listdir(directory or ".")
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for entry in fnmatch.filter(entries, f".{name}.*{TEMP_SUFFIX}"):
+        try:
+            os.unlink(os.path.join(directory, entry))
+        except FileNotFoundError:
+            continue
 
 
 def _mounted_from_elsewhere(path: str) -> bool:

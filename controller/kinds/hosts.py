@@ -80,19 +80,29 @@ def find_block(content: bytes) -> tuple[int, int] | None:
     return offsets[begins[0]], end
 
 
-def splice(content: bytes, block: bytes | None) -> bytes:
+def splice(content: bytes, block: bytes | None, newline_added: bool = False) -> bytes:
     """`content` with netlab's block replaced by `block` (None: taken out); a new
-    block goes at the end. Everything outside the block stays as it is (a last
-    line without its newline gets one before a new block)."""
+    block goes at the end. Everything outside the block stays as it is: a last
+    line without its newline gets one before a new block, and when
+    `newline_added` says netlab gave it that newline, taking the block out from
+    the end of the file takes the newline away again."""
     span = find_block(content)
     if span is not None:
         start, end = span
-        return content[:start] + (block or b"") + content[end:]
+        before, after = content[:start], content[end:]
+        if block is None and newline_added and not after and before.endswith(b"\n"):
+            before = before[:-1]
+        return before + (block or b"") + after
     if block is None:
         return content
-    if content and not content.endswith(b"\n"):
+    if lacks_newline(content):
         content += b"\n"
     return content + block
+
+
+def lacks_newline(content: bytes) -> bool:
+    """Whether the file's last line has no newline (a block added gives it one)."""
+    return bool(content) and not content.endswith(b"\n")
 
 
 def describe(current: bytes | None, desired: bytes | None) -> tuple[AttributeChange, ...]:
@@ -160,8 +170,9 @@ class HostsKind:
         if current == desired:
             return None
         action = "+" if current is None else "-" if desired is None else "~"
-        updated: bytes | None = splice(content, desired)
-        if not updated and (ctx.ledger.get(KIND, (None,)) or {}).get("existed") is False:
+        recorded = ctx.ledger.get(KIND, (None,)) or {}
+        updated: bytes | None = splice(content, desired, newline_added=bool(recorded.get("newline_added")))
+        if not updated and recorded.get("existed") is False:
             updated = None  # netlab made the file for its block: it goes with the block
         note = ""
         if current is not None and desired is not None and render_block(_entries(current)) != current:
@@ -183,7 +194,9 @@ class HostsKind:
                     undo=_writer(state, state.content),
                 ),
             ),
-            record={"existed": state.exists},
+            # kept from the pass that added the block (the ledger keeps a first
+            # record): whether the foreign last line got its newline from netlab
+            record={"existed": state.exists, "newline_added": span is None and lacks_newline(content)},
         )
 
 

@@ -1,4 +1,4 @@
-"""The end-to-end tests' marker: `pytest -m "not e2e"` leaves them out."""
+"""The end-to-end tests' marker: `pytest -k "not e2e"` leaves them out (`-m` would replace the default `-m "not stress"`)."""
 
 from __future__ import annotations
 

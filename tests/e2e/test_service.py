@@ -5,21 +5,21 @@ visible to `ip netns` outside the service, reload, JSON journal, stop)."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.e2e.prerequisites import why_not
+
+pytestmark = [pytest.mark.e2e, pytest.mark.kernel]
+
 SCRIPT = Path(__file__).with_name("service.sh")
 
 
-@pytest.mark.kernel
 def test_the_service_under_systemd() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root: builds a Debian tree and boots it with systemd-nspawn")
-    if shutil.which("apt-get") is None:
-        pytest.skip("needs a Debian machine (apt-get, mmdebstrap, systemd-nspawn)")
+    why = why_not()
+    if why:
+        pytest.skip(why)
     result = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0 and "E2E OK" in result.stdout, result.stdout[-4000:] + result.stderr[-4000:]

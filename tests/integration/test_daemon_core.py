@@ -30,8 +30,9 @@ def daemon(sandbox: Sandbox) -> Iterator[subprocess.Popen[str]]:
 
 
 def status(sandbox: Sandbox) -> dict[str, object]:
+    # printed whatever the state; the exit code says the state (0 healthy only)
     result = sandbox.netlab("status", "--json", check=False)
-    return json.loads(result.stdout) if result.returncode == 0 else {}
+    return json.loads(result.stdout) if result.stdout.strip() else {}
 
 
 def addresses(sandbox: Sandbox, netns: str, link: str) -> str:
@@ -99,8 +100,8 @@ def test_broken_files_keep_the_last_good_generation_enforced_and_healed(
     report = status(sandbox)
     problems = report["last_error"]["problems"]  # type: ignore[index]
     assert problems[0]["file"].endswith("broken.yaml") and problems[0]["line"] == 3
-    human = sandbox.netlab("status").stdout
-    assert "degraded" in human and "broken.yaml:3:" in human
+    human = sandbox.netlab("status", check=False)
+    assert human.returncode == 2 and "degraded" in human.stdout and "broken.yaml:3:" in human.stdout
     sandbox.run("ip", "link", "del", "veth-red-br")  # drift while degraded
     assert sandbox.wait_for(lambda: "veth-red-br" in sandbox.run("ip", "-br", "link").stdout, timeout=3)
     sandbox.ping("red", "10.5.0.1", check=True)
@@ -121,7 +122,8 @@ def test_sighup_rereads_and_sigterm_leaves_the_network(sandbox: Sandbox, daemon:
     assert daemon.wait(timeout=10) == 0
     assert "red" in sandbox.namespaces()
     sandbox.ping("red", "10.5.0.1", check=True)
-    assert "not running" in sandbox.netlab("status").stdout or "stopped" in sandbox.netlab("status").stdout
+    stopped = sandbox.netlab("status", check=False)
+    assert stopped.returncode == 5 and "daemon: stopped" in stopped.stdout and "nothing is reconciling" in stopped.stdout
 
 
 def test_a_restart_with_broken_files_enforces_the_last_good_generation(
@@ -129,6 +131,8 @@ def test_a_restart_with_broken_files_enforces_the_last_good_generation(
 ) -> None:
     daemon.send_signal(signal.SIGKILL)
     daemon.wait(timeout=10)
+    dead = sandbox.netlab("status", check=False)  # its status.json still says "running"
+    assert dead.returncode == 6 and "daemon: dead" in dead.stdout and "state: healthy" not in dead.stdout, dead.stdout
     sandbox.write_config("lab.yaml", "version: 1\nnamespaces: [\n")
     sandbox.run("ip", "link", "del", "veth-red-br")
     again = sandbox.spawn(NETLAB, "daemon", "--debounce", "0.25")

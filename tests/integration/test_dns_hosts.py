@@ -183,3 +183,12 @@ def test_show_gives_the_resolver_hosts_and_nat_files_as_they_are_now(sandbox: Sa
     assert red["dns"]["nameservers"] == ["192.168.15.5", "203.0.113.7"]
     text = sandbox.netlab("show").stdout
     assert "nat:" in text and "dns:" in text and "owned by netlab" in text
+
+
+def test_a_killed_writers_temp_file_does_not_keep_etc_netns(sandbox: Sandbox) -> None:
+    sandbox.write_config("lab.yaml", LAB)
+    sandbox.netlab("apply")
+    # what a kill between a resolver file's temp file and its rename leaves
+    sandbox.path("/etc/netns/red/.resolv.conf.k2j4x9.netlab.tmp").write_text("nameserver 192.168")
+    sandbox.netlab("destroy", "--yes")
+    assert not sandbox.path("/etc/netns/red").exists(), os.listdir(sandbox.path("/etc/netns"))

@@ -68,6 +68,10 @@ def test_the_block_goes_after_foreign_lines_and_leaves_them_byte_for_byte() -> N
     assert replaced.endswith(b"192.168.1.12\tdb\n# END netlab\n172.16.0.1 later\n")
     assert hosts.splice(moved, None) == FOREIGN_HOSTS + b"\n172.16.0.1 later\n"
     assert hosts.splice(FOREIGN_HOSTS, None) == FOREIGN_HOSTS
+    # the newline netlab gave the last line goes with the block, and only then
+    assert hosts.splice(added, None, newline_added=True) == FOREIGN_HOSTS
+    assert hosts.splice(added, None) == FOREIGN_HOSTS + b"\n"
+    assert hosts.splice(moved, None, newline_added=True) == FOREIGN_HOSTS + b"\n172.16.0.1 later\n"
 
 
 @pytest.mark.parametrize(
@@ -187,7 +191,7 @@ def test_a_lab_is_written_kept_and_given_back_byte_for_byte(tmp_path: Path) -> N
         "- namespace red: with everything in it",
     ]
     assert kernel.file("/etc/resolv.conf").content == ORIGINAL_RESOLV
-    assert kernel.file("/etc/hosts").content == FOREIGN_HOSTS + b"\n"
+    assert kernel.file("/etc/hosts").content == FOREIGN_HOSTS  # without the newline its block needed
     assert sorted(kernel.files) == ["/etc/hosts", "/etc/resolv.conf"]  # no copy, no directory left
     assert book.count() == 0
 

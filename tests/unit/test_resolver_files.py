@@ -93,3 +93,28 @@ def test_a_directory_goes_only_when_empty(tmp_path: Path) -> None:
     resolver_files.remove_directory_if_empty(str(directory))
     assert not directory.exists()
     resolver_files.remove_directory_if_empty(str(directory))  # gone already: fine
+
+
+def test_a_killed_writers_temp_files_go_with_the_next_write_removal_or_directory(tmp_path: Path) -> None:
+    netns_dir = tmp_path / "netns-red"
+    netns_dir.mkdir()
+    target = netns_dir / "resolv.conf"
+    target.write_bytes(b"nameserver 192.0.2.53\n")
+    # what a write killed between its temp file and its rename leaves
+    left = netns_dir / ".resolv.conf.k2j4x9.netlab.tmp"
+    left.write_bytes(b"nameserver 192.0")
+    (netns_dir / ".hosts.a1b2c3.netlab.tmp").write_bytes(b"127.0.0.1")
+    resolver_files.write(str(target), b"nameserver 192.0.2.1\n", 0o644)
+    assert sorted(os.listdir(netns_dir)) == [".hosts.a1b2c3.netlab.tmp", "resolv.conf"]  # only that file's own
+    left.write_bytes(b"nameserver 192.0")
+    resolver_files.remove(str(target))
+    assert sorted(os.listdir(netns_dir)) == [".hosts.a1b2c3.netlab.tmp"]
+    resolver_files.remove_directory_if_empty(str(netns_dir))  # destroy: netlab made the directory
+    assert not netns_dir.exists()
+
+
+def test_a_directory_with_someone_elses_file_stays_with_it(tmp_path: Path) -> None:
+    (tmp_path / ".resolv.conf.k2j4x9.netlab.tmp").write_bytes(b"")
+    (tmp_path / ".resolv.conf.swp").write_bytes(b"an editor's")
+    resolver_files.remove_directory_if_empty(str(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == [".resolv.conf.swp"]
