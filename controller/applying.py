@@ -117,16 +117,19 @@ class Applied:
         )
 
 
-def apply_plan(plan: Plan, kernel: Kernel, ledger: Ledger, log: Any) -> Applied:
+def apply_plan(plan: Plan, kernel: Kernel, ledger: Ledger, log: Any, applied: Applied | None = None) -> Applied:
     """Runs every step; a change is entered in (or struck from) the ledger once
     all its steps are done. If a step fails, the steps done so far are undone in
     reverse order (`Applied.roll_back`) and ApplyError says what failed and what
     could not be undone; an error of any other type is raised as it is, after
     the same rollback. The ledger is saved whatever happens. Returns what was
-    done, for the caller to roll back if verification fails."""
+    done, for the caller to roll back if verification fails; given `applied`
+    (an earlier round of the same pass), the steps join it, and a failure
+    undoes both rounds."""
     steps_left = Counter({id(change): len(change.steps) for change in plan.changes})
     spent: dict[int, float] = {id(change): 0.0 for change in plan.changes}
-    applied = Applied(ledger.snapshot())
+    if applied is None:
+        applied = Applied(ledger.snapshot())
     _record_intent(plan, ledger)
     if any(change.kind == "nat" and change.steps for change in plan.changes):
         kernel.prepare_nat_changes()
@@ -266,7 +269,18 @@ def reconcile(
         # of what was done stay until the pass is verified
         plan = plan.done()
         try:
-            verify(desired, kernel, ledger, scope, hold)
+            try:
+                verify(desired, kernel, ledger, scope, hold)
+            except NotVerified as first:
+                # Someone else may have changed what the pass had just written
+                # (an editor saving a managed file, a script racing it): the
+                # differences are made once more, in the same pass. What the
+                # kernel does not keep as asked stays different, and only then
+                # is the whole pass rolled back.
+                remaining = [str(change) for change in first.remaining]
+                log.info("the kernel changed while the pass ran: making the differences once more", remaining=remaining)
+                apply_plan(_without(make_plan(desired, kernel, ledger, scope), hold), kernel, ledger, log, applied)
+                verify(desired, kernel, ledger, scope, hold)
         except NotVerified as error:
             log.error("pass not verified: rolling it back", remaining=[str(change) for change in error.remaining])
             try:

@@ -109,14 +109,8 @@ class Backoff:
         self._forget_quiet(now)
         return new
 
-    def known_unverified(self, changes: Iterable[Change]) -> bool:
-        """Whether every one of these objects failed verification before: no
-        retry is needed to tell a race from a refusal then."""
-        records = [self._records.get(_ident(change)) for change in changes]
-        return bool(records) and all(record is not None and record.unverified_delay > 0 for record in records)
-
     def unverified(self, changes: Iterable[Change], now: float) -> list[Hold]:
-        """These objects still differed after a pass and its retry: each is held
+        """These objects still differed after a pass made them twice: each is held
         UNVERIFIED_FIRST, doubling at each further failure (up to
         UNVERIFIED_MAX), until a pass verifies it. Returns the new holds."""
         new = []

@@ -27,6 +27,7 @@ from netlab.controller.guards import load_desired, locked
 from netlab.controller.kinds import dns, hosts
 from netlab.controller.kinds.managed_files import etc_path
 from netlab.controller.planning import scope_of_edit
+from netlab.controller.reporting import FORMAT_VERSION
 from netlab.controller.watching import ConfigWatcher, FileWatcher, OpenWrite, writers_in
 from netlab.state.errors import ApplyError, ConfigError, NetlabError, Problem
 from netlab.state.ledger import Ledger, write_atomically
@@ -36,7 +37,6 @@ from netlab.state.model import DesiredState
 LAST_GOOD_DIR = "last-good"
 DEBOUNCE_CAP = 2.0
 DRIFT_QUIET = 0.05
-STATUS_FORMAT_VERSION = 1
 # while a writer holds a config file open: how often to look again (its close
 # is an event too: this is for writers seen in /proc only)
 WRITERS_LOOK_AGAIN = 1.0
@@ -116,7 +116,6 @@ class Daemon:
         # The kernel facade lives from pass to pass, and listens in what it reads:
         # a pass reads again what was heard changing and trusts the rest.
         self._read_everything = True
-        self._unverified_in_a_row = 0
         self._ledger: Ledger | None = None  # kept while the file is as it left it
         # the desired state the kernel matched after the last pass that succeeded:
         # an edit's pass plans only the namespaces where the new one differs
@@ -205,10 +204,6 @@ class Daemon:
                     self.wake.set()
                     continue
                 self._reconcile("reload")
-                if self._unverified_in_a_row:
-                    # someone changed the kernel while it ran: once more settles
-                    # it, as after any unverified pass, before the answer is given
-                    self._reconcile("reload")
                 self.last_reload = {"began": began_at, "began_monotonic": began, "state": self.health.state}
                 self._publish()
                 _collect_garbage()
@@ -451,16 +446,10 @@ class Daemon:
                 result = reconcile(desired, self.kernel, ledger, log, scope, hold)
                 self.objects_owned = ledger.count()
         except NotVerified as error:
-            if self._unverified_in_a_row == 0 and not self.backoff.known_unverified(error.remaining):
-                # most likely a change made by someone else while the pass ran (its
-                # events are in): one more pass tells that from a kernel refusing
-                self._unverified_in_a_row = 1
-                log.info("the kernel changed while the pass ran: checking again", error=str(error))
-                self.drift_seen.set()
-                self.wake.set()
-                return 0
-            # the kernel does not keep these as asked: rewriting them at every
-            # event would never end (each pass's own writes make the next one)
+            # the pass made the differences twice (a change racing it is made
+            # good by the second round) and was rolled back: the kernel does not
+            # keep these as asked, and rewriting them at every event would never
+            # end (each pass's own writes make the next one)
             for held in self.backoff.unverified(error.remaining, time.monotonic()):
                 self._say_backing_off(log, held)
             return self._failed(log, error)
@@ -471,7 +460,6 @@ class Daemon:
             # disk. The pass is failed (what it did was undone or is in the ledger
             # kept in memory); the next one tries again
             return self._failed(log, ApplyError(f"could not complete the pass: {error}"))
-        self._unverified_in_a_row = 0
         self._converged = desired if not hold else None  # what was held may differ
         now = time.monotonic()
         self.backoff.verified(now)
@@ -542,7 +530,6 @@ class Daemon:
 
     def _failed(self, log: Any, error: NetlabError) -> int:
         self._ledger = None
-        self._unverified_in_a_row = 0
         self.health.state = "failing"
         problems = [_problem_json(p) for p in error.problems] if isinstance(error, ConfigError) else []
         self.health.last_error = {"time": _now(), "message": str(error), "problems": problems}
@@ -623,7 +610,7 @@ class Daemon:
         generation = self.generation
         now = time.monotonic()
         status = {
-            "format_version": STATUS_FORMAT_VERSION,
+            "format_version": FORMAT_VERSION,
             "daemon": "running" if running else "stopped",
             "pid": os.getpid(),
             "state": self.health.state,

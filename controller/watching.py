@@ -77,9 +77,21 @@ def writers_in(directory: str, proc: str = "/proc") -> WriterScan:
             name = target[len(prefix) :]
             if not target.startswith(prefix) or "/" in name or not is_config_file_name(name):
                 continue  # " (deleted)" ends no config file name either
-            if _open_for_writing(f"{proc}/{pid}/fdinfo/{fd}"):
+            if _open_for_writing(f"{proc}/{pid}/fdinfo/{fd}") and _same_file(f"{fd_dir}/{fd}", target):
                 found.append(OpenWrite(target, int(pid)))
     return WriterScan(tuple(sorted(set(found))), complete)
+
+
+def _same_file(descriptor: str, path: str) -> bool:
+    """Whether an open descriptor is the file `path` names here: the path a
+    descriptor's link shows is as its process sees it, which in another mount
+    namespace (a container, a test sandbox) can be another file of the same
+    name; and a file replaced by a rename since is not the one to be read."""
+    try:
+        held, here = os.stat(descriptor), os.stat(path)
+    except OSError:
+        return False
+    return (held.st_dev, held.st_ino) == (here.st_dev, here.st_ino)
 
 
 def _open_for_writing(fdinfo: str) -> bool:

@@ -332,7 +332,10 @@ class Kernel:
 
     def write_sysctl(self, netns: str | None, key: str, value: str) -> None:
         sysctls.write(netns, key, value)
-        self._sysctls.pop((netns, key), None)
+        # One write can move other keys (`ip_forward` is `conf.all.forwarding`,
+        # and `conf.all` sets every link's): all of the namespace's are read again.
+        for known in [known for known in self._sysctls if known[0] == netns]:
+            del self._sysctls[known]
 
     def prepare_nat_changes(self) -> None:
         """A pass that will change NAT says so before its first write: the

@@ -554,7 +554,7 @@ def test_a_managed_file_edited_by_hand_is_put_back_without_waiting_for_the_resyn
     # its own write wakes a pass that finds nothing to do: no loop of passes
     writes = len(daemon.named("change applied"))
     time.sleep(1.5)
-    assert len(daemon.named("change applied")) == writes
+    assert len(daemon.named("change applied")) == writes, daemon.log.read_text()[-6000:]
     assert status(sandbox)["state"] == "healthy"
 
 
@@ -835,7 +835,9 @@ def test_an_object_the_kernel_does_not_keep_is_backed_off_not_rewritten_at_every
     (held,) = report["backing_off"]  # type: ignore[misc]
     assert (held["kind"], held["name"], held["reason"]) == ("sysctl", "net.ipv4.ping_group_range", "unverified")
     assert report["state"] == "failing" and "ping_group_range" in report["last_error"]["message"]  # type: ignore[index]
-    assert "backing off: sysctl host/net.ipv4.ping_group_range" in sandbox.netlab("status").stdout
+    shown = sandbox.netlab("status", check=False)
+    assert shown.returncode == 3  # failing, for a monitoring check
+    assert "backing off: sysctl host/net.ipv4.ping_group_range" in shown.stdout
 
     def writes() -> int:
         return len([e for e in daemon.named("change applied") if e.get("kind") == "sysctl"])
@@ -848,8 +850,9 @@ def test_an_object_the_kernel_does_not_keep_is_backed_off_not_rewritten_at_every
     assert wait(lambda: lab_is_up(sandbox), REPAIRED_WITHIN)
     churn.kill()
     churn.wait(timeout=5)
-    # held 2 s, 4 s, 8 s...: a retry at the end of each hold, one write each
-    assert writes() - before <= 3, writes() - before
+    # held 2 s, 4 s, 8 s...: a retry at the end of each hold, whose pass makes
+    # the write twice (the second round that tells a race from the kernel)
+    assert writes() - before <= 6, writes() - before
     steps = [e["delay_s"] for e in daemon.events() if str(e.get("event")).startswith("backing off:")]
     assert steps == sorted(steps) and len(set(steps)) == len(steps) and steps[0] == 2.0, steps
     assert daemon.process.poll() is None

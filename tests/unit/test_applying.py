@@ -11,12 +11,14 @@ from typing import Any
 import pytest
 import structlog
 
+from netlab.controller import applying
 from netlab.controller.applying import apply_plan
 from netlab.controller.backends.netlink import KernelRefused
 from netlab.controller.changes import Change, Phase, Step
 from netlab.controller.planning import Plan
 from netlab.state.errors import ApplyError
 from netlab.state.ledger import Ledger
+from netlab.state.model import DesiredState
 
 
 class RecordingKernel:
@@ -141,3 +143,36 @@ def test_a_link_deleted_to_be_made_anew_and_then_undone_is_no_longer_netlabs(tmp
     assert kernel.calls == ["delete br0", "create br0", "undo br0", "forget written"]
     saved = Ledger.load(tmp_path)
     assert saved.count() == 0, saved.to_json()
+
+
+def scripted_plans(monkeypatch: pytest.MonkeyPatch, *plans: Plan) -> None:
+    """`make_plan` answers with these plans in turn: the pass's, then each verification's and round's."""
+    answers = iter(plans)
+    monkeypatch.setattr(applying, "make_plan", lambda *args, **kwargs: next(answers))
+
+
+def test_a_change_made_meanwhile_is_made_good_in_the_same_pass_not_rolled_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone edits what the pass has just written (a managed file saved by an
+    editor): verification finds it different, the pass makes it once more and
+    verifies; nothing of the pass is undone."""
+    kernel, ledger = RecordingKernel(), Ledger(tmp_path / "ledger.json")
+    a, b = creation("a", Phase.ADD_ADDRESS), creation("b", Phase.ADD_ADDRESS)
+    scripted_plans(monkeypatch, Plan((a, b)), Plan((b,)), Plan((b,)), Plan(()))
+    applying.reconcile(DesiredState(), kernel, ledger, LOG)  # type: ignore[arg-type]
+    assert [call for call in kernel.calls if call != "forget written"] == ["create a", "create b", "create b"]
+
+
+def test_what_stays_different_after_the_second_round_rolls_both_rounds_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kernel, ledger = RecordingKernel(), Ledger(tmp_path / "ledger.json")
+    a, b = creation("a", Phase.ADD_ADDRESS), creation("b", Phase.ADD_ADDRESS)
+    scripted_plans(monkeypatch, Plan((a, b)), Plan((b,)), Plan((b,)), Plan((b,)))
+    with pytest.raises(applying.NotVerified) as raised:
+        applying.reconcile(DesiredState(), kernel, ledger, LOG)  # type: ignore[arg-type]
+    assert [change.name for change in raised.value.remaining] == ["b"]
+    calls = [call for call in kernel.calls if call != "forget written"]
+    assert calls == ["create a", "create b", "create b", "undo b", "undo b", "undo a"]
+    assert list(ledger.keys("address")) == []

@@ -62,13 +62,12 @@ def test_a_fight_is_forgotten_after_a_quiet_window() -> None:
 def test_an_object_the_kernel_does_not_keep_is_held_longer_each_time_until_it_verifies() -> None:
     backoff = Backoff()
     route = Change("route", "+", (None, 254, "2001:db8:5::/64", 0), None, "2001:db8:5::/64")
-    assert not backoff.known_unverified([route])
+    assert backoff.unconverged(0.0) == []
     (hold,) = backoff.unverified([route], 0.0)
     assert (hold.reason, hold.delay) == ("unverified", UNVERIFIED_FIRST)
     assert backoff.unconverged(0.0) == [hold]
-    assert backoff.known_unverified([route])  # its next failure needs no retry to be told apart
     backoff.verified(1.0)  # a pass that held it verified the rest: it is not right yet
-    assert backoff.known_unverified([route])
+    assert [held.reason for held in backoff.unconverged(1.0)] == ["unverified"]
     now, delays = 0.0, []
     for _ in range(12):
         now = backoff.next_end(now) or now
@@ -77,7 +76,7 @@ def test_an_object_the_kernel_does_not_keep_is_held_longer_each_time_until_it_ve
     assert delays[:3] == [4.0, 8.0, 16.0] and delays[-1] == UNVERIFIED_MAX
     now = backoff.next_end(now) or now
     backoff.verified(now)  # tried again at the end of its hold, and verified
-    assert not backoff.known_unverified([route]) and backoff.unconverged(now) == []
+    assert backoff.unconverged(now) == []
 
 
 def test_a_new_generation_or_a_reload_tries_everything_again_at_the_next_step() -> None:
