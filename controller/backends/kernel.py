@@ -225,10 +225,67 @@ class Kernel:
     def replaced_namespaces(self) -> list[str]:
         """Namespaces listened to whose name now leads elsewhere or nowhere (`ip
         netns del`, and maybe add again): the sockets held in them keep the old
-        one alive, so this kernel must be closed and made anew."""
+        one alive, and must be dropped (`drop_namespaces`)."""
         if self._events is None:
             return []
         return sorted(str(ns) for ns in self._events.listening() if not self._events.is_current(ns))
+
+    def heard_changing(self) -> frozenset[str | None]:
+        """The namespaces heard changing since they were read."""
+        with self._changed_lock:
+            return frozenset(self._changed)
+
+    def drop_namespaces(self, names: Iterable[str]) -> frozenset[str | None]:
+        """Lets go of namespaces deleted or replaced behind netlab's back: their
+        connection and listener (which keep the old namespace alive: writes
+        through them would go where nobody can see), their remembered link
+        indexes, and everything read of them; the next read opens the new one.
+        Returns the other namespaces read whose links had their other end in
+        one of them (a veth goes with either end's namespace, once the kernel
+        destroys it): what was read of those is forgotten too. The rest of
+        what this kernel knows stays."""
+        gone = set(names)
+        peers = self._peers_in(gone)
+        for netns in gone:
+            self.netlink.forget(netns)
+            if self._events is not None:
+                self._events.forget(netns)
+            self._legacy_nat.pop(netns, None)
+            self._nat.pop(netns, None)
+            self._nftables.pop(netns, None)
+        with self._changed_lock:
+            self._changed -= gone  # listened to again by the read that follows
+        namespaces.forget_listing()
+        self.forget_namespaces({*gone, *peers})
+        return frozenset(peers)
+
+    def _peers_in(self, gone: set[str]) -> set[str | None]:
+        """The namespaces read that hold a link whose other end is in one of
+        `gone`: a link in another namespace (IFLA_LINK_NETNSID) pointing at a
+        link of a gone one that points back. An index names a link in its own
+        namespace only, so a pair can match by chance: such a namespace is read
+        again for nothing, never missed. A gone namespace not read (or forgotten
+        since) tells nothing: then every namespace with a link into another is
+        taken."""
+        ends: set[tuple[int, int]] = set()
+        unknown = False
+        for netns in gone:
+            dump = self._dumps.get(netns)
+            if dump is None:
+                unknown = True
+                continue
+            ends |= {(link.index, link.link_index) for link in dump.links if link.link_netnsid is not None and link.link_index}
+        peers: set[str | None] = set()
+        for netns, dump in self._dumps.items():
+            if netns in gone:
+                continue
+            for link in dump.links:
+                if link.link_netnsid is None or not link.link_index:
+                    continue
+                if unknown or (link.link_index, link.index) in ends:
+                    peers.add(netns)
+                    break
+        return peers
 
     def sysctl(self, netns: str | None, key: str) -> str | None:
         if (netns, key) not in self._sysctls:
