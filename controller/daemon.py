@@ -584,11 +584,11 @@ class Daemon:
     def _forget_replaced_namespaces(self) -> None:
         """A namespace deleted by hand lives on in the sockets the daemon holds in
         it (its links too): writes through them would go to a namespace nobody
-        can see. Those sockets are dropped, with what was read of the namespace
-        and of the namespaces its links reached into (a veth's other end goes
-        with it), so that the pass rebuilds a new one; the rest of what the
-        kernel facade knows is kept. When the last pass left the kernel as the
-        files say, the repair plans only those namespaces (`_scope_of_pass`)."""
+        can see. Those sockets are dropped, with what was read of it, so that
+        the pass rebuilds a new one; the rest of what the kernel facade knows
+        is kept (`Kernel.drop_namespaces`). When the last pass left the kernel
+        as the files say, the repair plans only the namespace and those its
+        links reach into (a veth's other end goes with it): `_scope_of_pass`."""
         replaced = self.kernel.replaced_namespaces()
         if not replaced:
             return
@@ -596,7 +596,7 @@ class Daemon:
         affected = {*replaced, *peers, *self._reached_from(replaced)}
         self._repair_scope = (self._repair_scope or frozenset()) | affected
         self.log.info(
-            "namespaces replaced or deleted behind netlab's back: only they and the namespaces their links reach are read again",
+            "namespaces replaced or deleted behind netlab's back: they are read again, and planned with the namespaces their links reach",
             netns=replaced,
             scope=sorted(netns_label(netns) for netns in affected),
         )

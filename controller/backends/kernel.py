@@ -240,10 +240,15 @@ class Kernel:
         connection and listener (which keep the old namespace alive: writes
         through them would go where nobody can see), their remembered link
         indexes, and everything read of them; the next read opens the new one.
-        Returns the other namespaces read whose links had their other end in
-        one of them (a veth goes with either end's namespace, once the kernel
-        destroys it): what was read of those is forgotten too. The rest of
-        what this kernel knows stays."""
+        Returns the other namespaces read whose links have their other end in
+        one of them: a veth goes with either end's namespace, so a pass must
+        plan those too. What was read of them stays true for now: the old
+        namespace lives until its last socket closes (these were among them),
+        and the kernel destroys it later, on its own; its links go then, which
+        the listeners in those namespaces hear. A plan made meanwhile replaces
+        such a link by name (its removal counts a link already gone as
+        removed), so it holds whichever comes first. The rest of what this
+        kernel knows stays."""
         gone = set(names)
         peers = self._peers_in(gone)
         for netns in gone:
@@ -256,7 +261,7 @@ class Kernel:
         with self._changed_lock:
             self._changed -= gone  # listened to again by the read that follows
         namespaces.forget_listing()
-        self.forget_namespaces({*gone, *peers})
+        self.forget_namespaces(gone)
         return frozenset(peers)
 
     def _peers_in(self, gone: set[str]) -> set[str | None]:
