@@ -89,6 +89,7 @@ class Kernel:
         # A file is read again only when lstat shows it changed (no events come
         # for files): (device, inode, mode, size, mtime, ctime) when it was read.
         self._files: dict[str, tuple[tuple[int, ...] | None, FileState]] = {}
+        self.netlink.reached_by_deleting = self._reached_by_deleting
 
     def close(self) -> None:
         if self._events is not None:
@@ -291,6 +292,25 @@ class Kernel:
                     peers.add(netns)
                     break
         return peers
+
+    def _reached_by_deleting(self, netns: str | None, name: str, index: int) -> set[str | None] | None:
+        """The other namespaces read that a link's deletion changes: those with a
+        link in another namespace (IFLA_LINK_NETNSID) whose IFLA_LINK is the
+        link's index (a veth's peer; a vlan, macvlan or ipvlan on it, which go
+        with their parent). An index names a link in its own namespace only,
+        so one can match by chance: read again for nothing, never missed. None
+        (everything) when the link read is not the one there now (`index`, just
+        asked), or its namespace was not read: who points at it is not known.
+        Namespaces not read hold nothing to forget."""
+        dump = self._dumps.get(netns)
+        link = dump.link(name) if dump is not None else None
+        if link is None or link.index != index:
+            return None
+        return {
+            other
+            for other, found in self._dumps.items()
+            if other != netns and any(each.link_netnsid is not None and each.link_index == link.index for each in found.links)
+        }
 
     def sysctl(self, netns: str | None, key: str) -> str | None:
         if (netns, key) not in self._sysctls:

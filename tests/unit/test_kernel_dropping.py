@@ -44,3 +44,22 @@ def test_a_dropped_namespace_never_read_names_every_namespace_with_links_elsewhe
             "white": dump(link("white", "lo", 1)),
         })
         assert kernel.drop_namespaces(["red"]) == {None, "blue"}
+
+
+def test_deleting_a_link_reaches_the_namespaces_pointing_at_it() -> None:
+    """What a pass forgets after deleting a link (and so reads again to verify):
+    the namespaces holding its veth peer, or links on it as their parent; not
+    everything, unless the link read is not the one deleted."""
+    with Kernel() as kernel:
+        kernel._dumps.update({
+            None: dump(link(None, "lo", 1), link(None, "vh-red", 7, 2, 0), link(None, "eth-out", 9)),
+            "red": dump(link("red", "lo", 1), link("red", "eth0", 2, 7, 0)),
+            "blue": dump(link("blue", "lo", 1), link("blue", "mv0", 3, 9, 0)),  # a macvlan on host/eth-out
+            "white": dump(link("white", "lo", 1)),
+        })
+        assert kernel._reached_by_deleting(None, "vh-red", 7) == {"red"}
+        assert kernel._reached_by_deleting("red", "eth0", 2) == {None}
+        assert kernel._reached_by_deleting(None, "eth-out", 9) == {"blue"}
+        assert kernel._reached_by_deleting("blue", "mv0", 3) == set()  # its parent stays
+        assert kernel._reached_by_deleting(None, "vh-red", 11) is None  # replaced since it was read
+        assert kernel._reached_by_deleting("green", "eth0", 2) is None  # never read
