@@ -248,6 +248,7 @@ def render(results: dict[str, Any], analysis: str = "") -> str:
     w("```sh")
     w("benchmarks/run                             # the full suite: sizes 10,100,500,1000, 3 runs each (~40 min on 2 cores)")
     w("benchmarks/run --sizes 10 --repeat 1       # a quick look (the smoke test runs this)")
+    w("benchmarks/run --tools daemon --no-profile --sizes 1000 --repeat 1 --out /tmp/daemon   # the daemon alone, one size")
     w("benchmarks/run --report benchmarks/results.json   # re-write this report from saved results")
     w("python3 benchmarks/sandbox.py bash         # a shell in a fresh sandbox, to try things by hand")
     w("```")
