@@ -8,7 +8,8 @@ after a pass forgets what its writes touched (so verifying re-reads only that);
 a kernel made with `on_event` (the daemon's) listens for rtnetlink events in
 every namespace it reads, from just before its first read, and `forget_heard`
 forgets the namespaces that changed since; `forget_reads` forgets everything
-(a resync). Many namespaces about to be read are read by two processes
+(a resync); `drop_namespaces` lets go of namespaces deleted by hand (their
+sockets too) and keeps the rest. Many namespaces about to be read are read by two processes
 (`read_ahead`).
 """
 
