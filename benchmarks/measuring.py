@@ -323,7 +323,7 @@ def _log_times(path: Path) -> list[tuple[float, dict[str, Any]]]:
 
 
 def run_daemon(tools: Tools, topology: Topology, workdir: Path, rep: int) -> dict[str, Any]:
-    """The daemon from empty to ready, then three drifts, two edits by rename, its
+    """The daemon from empty to ready, then four drifts, two edits by rename, its
     memory and idle cost. Latencies are from the act to the kernel showing the
     answer, seen by a netlink listener in the namespace."""
     record: dict[str, Any] = {"samples": []}
@@ -370,6 +370,11 @@ def run_daemon(tools: Tools, topology: Topology, workdir: Path, rep: int) -> dic
                     wait_idle(box, pid)
                 answer = _probe(box, tools, "del-link", f"ns{k}", f"vh{k}")
                 record["samples"].append({"kind": "drift-link", "netns": f"ns{k}", **answer})
+                wait_idle(box, pid)
+                # a namespace deleted by hand (`ip netns del`): made anew, with its
+                # veth, address, route and resolver file
+                answer = _probe(box, tools, "del-netns", f"ns{k}", topology.address(k))
+                record["samples"].append({"kind": "drift-netns", "netns": f"ns{k}", **answer})
                 wait_idle(box, pid)
                 rename(edited, topology.address(k, edited=True))
                 rename(original, topology.address(k))

@@ -1,5 +1,5 @@
 """Times the daemon from inside a sandbox: does one thing (renames an edited file
-into the config directory, deletes an address, or deletes a veth) and waits for
+into the config directory, deletes an address, a veth or a namespace) and waits for
 the kernel to show netlab's answer, listening on an rtnetlink socket opened in
 the namespace beforehand. Stdlib only, so it judges netlab without its libraries.
 
@@ -8,6 +8,8 @@ usage (inside the sandbox):
   probe.py del-addr NETNS ADDRESS               delete ADDRESS (a/len) from eth0 in NETNS; wait for it back
   probe.py del-link NETNS LINK                  delete LINK (a veth end) in the root namespace; wait
                                                 until NETNS has its address and default route again
+  probe.py del-netns NETNS ADDRESS              remove NETNS as `ip netns del` does; wait until a new
+                                                NETNS is bound and shows ADDRESS and its default route
 Prints one JSON object: seconds from the act to the address coming back and to
 the default route coming back (0 when the act did not take the route away; null
 when nothing came within the timeout), and the act's wall-clock time (for
@@ -27,7 +29,7 @@ import time
 
 CLONE_NEWNET = 0x40000000
 RTMGRP_LINK, RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE = 0x1, 0x10, 0x40
-RTM_DELLINK, RTM_NEWADDR, RTM_DELADDR, RTM_NEWROUTE, RTM_GETROUTE = 17, 20, 21, 24, 26
+RTM_DELLINK, RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR, RTM_NEWROUTE, RTM_GETROUTE = 17, 20, 21, 22, 24, 26
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_DUMP = 0x1, 0x4, 0x300
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 IFA_ADDRESS, IFA_LOCAL = 1, 2
@@ -35,6 +37,7 @@ RTA_GATEWAY, RTA_TABLE = 5, 15
 RT_TABLE_MAIN = 254
 GATEWAY = "10.0.0.1"
 TIMEOUT = 60.0
+MNT_DETACH = 2
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -102,6 +105,70 @@ def _is_default_route(data: bytes, offset: int, length: int) -> bool:
     return family == socket.AF_INET and dst_len == 0 and table == RT_TABLE_MAIN and gateway == GATEWAY
 
 
+def _addresses() -> set[str]:
+    """The IPv4 addresses of the current namespace."""
+    found = set()
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
+        header = struct.pack("BBBBI", socket.AF_INET, 0, 0, 0, 0)
+        sock.send(struct.pack("IHHII", 16 + len(header), RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + header)
+        while True:
+            data = sock.recv(1 << 20)
+            offset = 0
+            while offset + 16 <= len(data):
+                length, kind = struct.unpack_from("IH", data, offset)
+                if kind in (NLMSG_DONE, NLMSG_ERROR):
+                    return found
+                attrs = _attributes(data, offset + 24, offset + length)
+                raw = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
+                if raw:
+                    found.add(socket.inet_ntoa(raw))
+                offset += (length + 3) & ~3
+
+
+def _del_netns(netns: str, expected: str, own: int) -> dict[str, object]:
+    """Unmounts and unlinks /run/netns/NETNS (what `ip netns del` does), then
+    waits for a namespace bound on that name again (a mount: another device
+    than /run/netns's) that holds the address and the default route: listening
+    in it from the moment it is seen, and looking again at each event."""
+    if _libc.setns(own, CLONE_NEWNET) != 0:
+        raise OSError(ctypes.get_errno(), "setns back to the root namespace")
+    path = f"/run/netns/{netns}"
+    if _libc.umount2(path.encode(), MNT_DETACH) != 0:
+        raise OSError(ctypes.get_errno(), f"umount {path}")
+    os.unlink(path)
+    began_wall, began = time.time(), time.perf_counter()
+    deadline = began + TIMEOUT
+    bound_s = address_s = route_s = None
+    while time.perf_counter() < deadline:
+        try:
+            if os.stat(path).st_dev != os.stat("/run/netns").st_dev:
+                break
+        except FileNotFoundError:
+            pass
+        time.sleep(0.001)
+    else:
+        return {"action": "del-netns", "began_wall": began_wall, "bound_s": None, "address_s": None, "route_s": None}
+    bound_s = time.perf_counter() - began
+    _setns(path)
+    listener = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    listener.bind((0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE))
+    while (address_s is None or route_s is None) and time.perf_counter() < deadline:
+        # looked at after the listener is bound: nothing made since is missed
+        now = time.perf_counter() - began
+        if address_s is None and expected in _addresses():
+            address_s = now
+        if route_s is None and _has_default_route():
+            route_s = now
+        if address_s is not None and route_s is not None:
+            break
+        ready, _, _ = select.select([listener], [], [], max(0.0, deadline - time.perf_counter()))
+        if not ready:
+            break
+        listener.recv(1 << 20)
+    return {"action": "del-netns", "began_wall": began_wall, "bound_s": bound_s, "address_s": address_s, "route_s": route_s}
+
+
 def main() -> None:
     action, netns = sys.argv[1], sys.argv[2]
     own = os.open("/proc/self/ns/net", os.O_RDONLY)
@@ -130,6 +197,9 @@ def main() -> None:
         _request(RTM_DELLINK, body)
         began_wall, began = time.time(), time.perf_counter()
         expected = None
+    elif action == "del-netns":
+        print(json.dumps(_del_netns(netns, sys.argv[3].split("/")[0], own)))
+        return
     else:
         sys.exit(f"unknown action {action}")
 

@@ -248,6 +248,7 @@ def render(results: dict[str, Any], analysis: str = "") -> str:
     w("```sh")
     w("benchmarks/run                             # the full suite: sizes 10,100,500,1000, 3 runs each (~40 min on 2 cores)")
     w("benchmarks/run --sizes 10 --repeat 1       # a quick look (the smoke test runs this)")
+    w("benchmarks/run --tools daemon --no-profile --sizes 1000 --repeat 1 --out /tmp/daemon   # the daemon alone, one size")
     w("benchmarks/run --report benchmarks/results.json   # re-write this report from saved results")
     w("python3 benchmarks/sandbox.py bash         # a shell in a fresh sandbox, to try things by hand")
     w("```")
@@ -474,12 +475,13 @@ def _daemon(results: dict[str, Any], w: Any) -> None:
     w("namespace beforehand (`benchmarks/probe.py`). *Edit*: an edited copy of the file is renamed over it")
     w("(editor-style), the middle namespace's address changes, and back again: time to the new address, and that")
     w(f"minus the {debounce * 1000:.0f} ms debounce. *Drift*: an address deleted with netlink (in the middle namespace")
-    w("and in ns1), and one veth deleted in the root namespace: time until the address and the default route are")
-    w("back. Peak RSS is VmHWM over the whole run (its cold start included); idle CPU over 3 s with nothing")
+    w("and in ns1), one veth deleted in the root namespace, and the middle namespace removed as `ip netns del` does")
+    w("(the listener then opened in the new one as soon as it is bound): time until the address and the default")
+    w("route are back. Peak RSS is VmHWM over the whole run (its cold start included); idle CPU over 3 s with nothing")
     w("happening.")
     w("")
-    w("| N | ready from empty | edit: to the address | after the debounce | drift, address: back | route back | drift, veth: route back | peak RSS | threads | idle CPU | verified |")
-    w("|---|---|---|---|---|---|---|---|---|---|---|")
+    w("| N | ready from empty | edit: to the address | after the debounce | drift, address: back | route back | drift, veth: route back | drift, namespace: route back | peak RSS | threads | idle CPU | verified |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for n in sizes:
         runs = [d for d in results["daemon"] if d["n"] == n]
         if not runs:
@@ -492,6 +494,7 @@ def _daemon(results: dict[str, Any], w: Any) -> None:
         w(f"| {n} | {seconds(median([d.get('ready_s') for d in runs]))} | {seconds(rename)} | "  # type: ignore[misc]
           f"{seconds(rename - debounce) if rename is not None else '—'} | {_drift(results, n, 'drift-addr', 'address_s')} | "
           f"{_drift(results, n, 'drift-addr', 'route_s')} | {_drift(results, n, 'drift-link', 'route_s')} | "
+          f"{_drift(results, n, 'drift-netns', 'route_s')} | "
           f"{f'{max(rss):.0f} MiB' if rss else '—'} | {max(t for t in threads if t) if any(threads) else '—'} | "
           f"{'—' if idle is None else f'{idle:.0f} %'} | {verified}/{len(runs)} |")
     accepted = {n: median(_samples(results, n, "rename", "log_accepted_s")) for n in sizes}

@@ -32,7 +32,7 @@ from netlab.controller.watching import ConfigWatcher, FileWatcher, OpenWrite, wr
 from netlab.state.errors import ApplyError, ConfigError, NetlabError, Problem
 from netlab.state.ledger import Ledger, write_atomically
 from netlab.state.loading import list_config_files, load_generation, validate_paths
-from netlab.state.model import DesiredState
+from netlab.state.model import DesiredState, netns_label
 
 LAST_GOOD_DIR = "last-good"
 DEBOUNCE_CAP = 2.0
@@ -116,6 +116,11 @@ class Daemon:
         # The kernel facade lives from pass to pass, and listens in what it reads:
         # a pass reads again what was heard changing and trusts the rest.
         self._read_everything = True
+        # namespaces deleted by hand, to be planned by the next drift pass alone
+        # (`_forget_replaced_namespaces`), and whether a change no namespace's
+        # events name (a managed file edited) came since the last pass
+        self._repair_scope: frozenset[str | None] | None = None
+        self._unplaced_drift = False
         self._ledger: Ledger | None = None  # kept while the file is as it left it
         # the desired state the kernel matched after the last pass that succeeded:
         # an edit's pass plans only the namespaces where the new one differs
@@ -141,7 +146,7 @@ class Daemon:
         self.settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.settings.run_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
         watcher = self.watcher = ConfigWatcher(self.settings.config_dir, self.wake)
-        self.file_watcher = FileWatcher(self._on_kernel_event)
+        self.file_watcher = FileWatcher(self._on_file_event)
         try:
             if self._look_for_writers(everything=True):
                 # the files may be half written: the kept last good generation
@@ -516,10 +521,22 @@ class Daemon:
         """What a pass plans: after an edit, only the namespaces where the files
         changed, when the last pass left the kernel matching the generation
         before (drift elsewhere has its own pass, from its events, and the
-        periodic resync plans everything). Otherwise everything (None)."""
-        if reason != "config" or self._converged is None or self._read_everything:
+        periodic resync plans everything). A drift pass after namespaces were
+        deleted by hand plans those, the namespaces their links reach, and the
+        namespaces heard changing (all that can differ from the files), unless
+        something it cannot place changed too (a managed file). Otherwise
+        everything (None)."""
+        repair, self._repair_scope = self._repair_scope, None
+        unplaced, self._unplaced_drift = self._unplaced_drift, False
+        if self._converged is None or self._read_everything:
             return None
-        return scope_of_edit(self._converged, desired)
+        if reason == "config":
+            return scope_of_edit(self._converged, desired) | (repair or frozenset())
+        if reason == "drift" and repair is not None and not unplaced:
+            # events come in on another thread: one heard after this look is
+            # followed by a pass of its own (it sets `drift_seen` after it is noted)
+            return repair | self.kernel.heard_changing()
+        return None
 
     def _current_ledger(self) -> Ledger:
         """The ledger of the last pass, unless its file changed since (a `netlab
@@ -554,14 +571,37 @@ class Daemon:
     def _forget_replaced_namespaces(self) -> None:
         """A namespace deleted by hand lives on in the sockets the daemon holds in
         it (its links too): writes through them would go to a namespace nobody
-        can see. Those sockets are dropped so that the pass rebuilds a new one."""
+        can see. Those sockets are dropped, with what was read of it, so that
+        the pass rebuilds a new one; the rest of what the kernel facade knows
+        is kept (`Kernel.drop_namespaces`). When the last pass left the kernel
+        as the files say, the repair plans only the namespace and those its
+        links reach into (a veth's other end goes with it): `_scope_of_pass`."""
         replaced = self.kernel.replaced_namespaces()
         if not replaced:
             return
-        self.log.info("namespaces replaced or deleted behind netlab's back", netns=replaced)
-        self.kernel.close()
-        self.kernel = Kernel(on_event=self._on_kernel_event)
-        self._read_everything = True
+        peers = self.kernel.drop_namespaces(replaced)
+        affected = {*replaced, *peers, *self._reached_from(replaced)}
+        self._repair_scope = (self._repair_scope or frozenset()) | affected
+        self.log.info(
+            "namespaces replaced or deleted behind netlab's back: they are read again, and planned with the namespaces their links reach",
+            netns=replaced,
+            scope=sorted(netns_label(netns) for netns in affected),
+        )
+
+    def _reached_from(self, names: list[str]) -> set[str | None]:
+        """The namespaces that the desired links of these namespaces reach into,
+        or that reach into them: a veth's other end, a parent (in the host)."""
+        desired = self.generation.desired if self.generation is not None else None
+        reached: set[str | None] = set()
+        for link in desired.links if desired is not None else ():
+            if link.netns in names:
+                if link.peer_name is not None:
+                    reached.add(link.peer_netns)
+                if link.parent is not None:
+                    reached.add(None)
+            elif link.peer_name is not None and link.peer_netns in names:
+                reached.add(link.netns)
+        return reached
 
     def _watch_namespace_directory(self) -> None:
         """`ip netns del` makes no netlink event in any namespace netlab listens
@@ -583,6 +623,10 @@ class Daemon:
     def _on_kernel_event(self) -> None:
         self.drift_seen.set()
         self.wake.set()
+
+    def _on_file_event(self) -> None:
+        self._unplaced_drift = True
+        self._on_kernel_event()
 
     # -- reporting ------------------------------------------------------------------
 

@@ -8,7 +8,8 @@ after a pass forgets what its writes touched (so verifying re-reads only that);
 a kernel made with `on_event` (the daemon's) listens for rtnetlink events in
 every namespace it reads, from just before its first read, and `forget_heard`
 forgets the namespaces that changed since; `forget_reads` forgets everything
-(a resync). Many namespaces about to be read are read by two processes
+(a resync); `drop_namespaces` lets go of namespaces deleted by hand (their
+sockets too) and keeps the rest. Many namespaces about to be read are read by two processes
 (`read_ahead`).
 """
 
@@ -89,6 +90,7 @@ class Kernel:
         # A file is read again only when lstat shows it changed (no events come
         # for files): (device, inode, mode, size, mtime, ctime) when it was read.
         self._files: dict[str, tuple[tuple[int, ...] | None, FileState]] = {}
+        self.netlink.reached_by_deleting = self._reached_by_deleting
 
     def close(self) -> None:
         if self._events is not None:
@@ -225,10 +227,91 @@ class Kernel:
     def replaced_namespaces(self) -> list[str]:
         """Namespaces listened to whose name now leads elsewhere or nowhere (`ip
         netns del`, and maybe add again): the sockets held in them keep the old
-        one alive, so this kernel must be closed and made anew."""
+        one alive, and must be dropped (`drop_namespaces`)."""
         if self._events is None:
             return []
         return sorted(str(ns) for ns in self._events.listening() if not self._events.is_current(ns))
+
+    def heard_changing(self) -> frozenset[str | None]:
+        """The namespaces heard changing since they were read."""
+        with self._changed_lock:
+            return frozenset(self._changed)
+
+    def drop_namespaces(self, names: Iterable[str]) -> frozenset[str | None]:
+        """Lets go of namespaces deleted or replaced behind netlab's back: their
+        connection and listener (which keep the old namespace alive: writes
+        through them would go where nobody can see), their remembered link
+        indexes, and everything read of them; the next read opens the new one.
+        Returns the other namespaces read whose links have their other end in
+        one of them: a veth goes with either end's namespace, so a pass must
+        plan those too. What was read of them stays true for now: the old
+        namespace lives until its last socket closes (these were among them),
+        and the kernel destroys it later, on its own; its links go then, which
+        the listeners in those namespaces hear. A plan made meanwhile replaces
+        such a link by name (its removal counts a link already gone as
+        removed), so it holds whichever comes first. The rest of what this
+        kernel knows stays."""
+        gone = set(names)
+        peers = self._peers_in(gone)
+        for netns in gone:
+            self.netlink.forget(netns)
+            if self._events is not None:
+                self._events.forget(netns)
+            self._legacy_nat.pop(netns, None)
+            self._nat.pop(netns, None)
+            self._nftables.pop(netns, None)
+        with self._changed_lock:
+            self._changed -= gone  # listened to again by the read that follows
+        namespaces.forget_listing()
+        self.forget_namespaces(gone)
+        return frozenset(peers)
+
+    def _peers_in(self, gone: set[str]) -> set[str | None]:
+        """The namespaces read that hold a link whose other end is in one of
+        `gone`: a link in another namespace (IFLA_LINK_NETNSID) pointing at a
+        link of a gone one that points back. An index names a link in its own
+        namespace only, so a pair can match by chance: such a namespace is read
+        again for nothing, never missed. A gone namespace not read (or forgotten
+        since) tells nothing: then every namespace with a link into another is
+        taken."""
+        ends: set[tuple[int, int]] = set()
+        unknown = False
+        for netns in gone:
+            dump = self._dumps.get(netns)
+            if dump is None:
+                unknown = True
+                continue
+            ends |= {(link.index, link.link_index) for link in dump.links if link.link_netnsid is not None and link.link_index}
+        peers: set[str | None] = set()
+        for netns, dump in self._dumps.items():
+            if netns in gone:
+                continue
+            for link in dump.links:
+                if link.link_netnsid is None or not link.link_index:
+                    continue
+                if unknown or (link.link_index, link.index) in ends:
+                    peers.add(netns)
+                    break
+        return peers
+
+    def _reached_by_deleting(self, netns: str | None, name: str, index: int) -> set[str | None] | None:
+        """The other namespaces read that a link's deletion changes: those with a
+        link in another namespace (IFLA_LINK_NETNSID) whose IFLA_LINK is the
+        link's index (a veth's peer; a vlan, macvlan or ipvlan on it, which go
+        with their parent). An index names a link in its own namespace only,
+        so one can match by chance: read again for nothing, never missed. None
+        (everything) when the link read is not the one there now (`index`, just
+        asked), or its namespace was not read: who points at it is not known.
+        Namespaces not read hold nothing to forget."""
+        dump = self._dumps.get(netns)
+        link = dump.link(name) if dump is not None else None
+        if link is None or link.index != index:
+            return None
+        return {
+            other
+            for other, found in self._dumps.items()
+            if other != netns and any(each.link_netnsid is not None and each.link_index == link.index for each in found.links)
+        }
 
     def sysctl(self, netns: str | None, key: str) -> str | None:
         if (netns, key) not in self._sysctls:

@@ -191,6 +191,10 @@ class Netlink:
         # its peer along) touches everything.
         self._touched: set[str | None] = set()
         self._touched_everything = False
+        # The other namespaces a link's deletion changes (a veth's peer, the
+        # links on a parent), or None when that is not known: given by whoever
+        # holds what was read (the kernel facade); without one, everything.
+        self.reached_by_deleting: Callable[[str | None, str, int], set[str | None] | None] = lambda netns, name, index: None
         # The process's own namespace as an fd, so a veth peer can be placed in
         # it from inside another namespace. /proc/1 would be the machine's, not ours.
         self._own_netns_fd = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
@@ -377,8 +381,13 @@ class Netlink:
         index = self._lookup(netns, name, fresh=True)
         if index is None:
             return
-        # a veth's peer goes too, wherever it is; a bridge's ports lose their master
-        self.touch_everything()
+        # a veth's peer goes too, wherever it is, and the links on it; a bridge's
+        # ports (beside it) lose their master
+        reached = self.reached_by_deleting(netns, name, index)
+        if reached is None:
+            self.touch_everything()
+        else:
+            self._touched |= {netns, *reached}
         try:
             _call(f"delete link {_where(netns, name)}", self.connection(netns).request, RTM_DELLINK, _message(ifinfmsg, index=index))
         except KernelRefused as error:

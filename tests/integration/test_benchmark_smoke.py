@@ -64,7 +64,7 @@ def test_the_benchmark_runs_at_n_10_and_every_tool_builds_the_topology(tmp_path:
     assert daemon["verify"]["ok"], daemon["verify"]["problems"]
     assert _number(daemon["ready_s"]) and daemon["memory_kb"]["VmHWM"] > 0
     kinds = [sample["kind"] for sample in daemon["samples"]]
-    assert kinds == ["drift-addr", "drift-addr", "drift-link", "rename", "rename"]
+    assert kinds == ["drift-addr", "drift-addr", "drift-link", "drift-netns", "rename", "rename"]
     assert all(_number(sample["address_s"]) for sample in daemon["samples"]), daemon["samples"]
 
     startup = results["startup"]

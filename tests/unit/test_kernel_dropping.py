@@ -1,0 +1,65 @@
+"""The kernel facade letting go of namespaces deleted by hand (`drop_namespaces`):
+what it forgets, what it keeps, and which other namespaces it names as reached
+by their links. No kernel: the dumps are put in by hand."""
+
+from __future__ import annotations
+
+from netlab.controller.backends.kernel import Kernel
+from netlab.controller.backends.netlink import NetnsDump, ObservedLink
+
+
+def link(netns: str | None, name: str, index: int, peer_index: int | None = None, netnsid: int | None = None) -> ObservedLink:
+    return ObservedLink(
+        netns=netns, name=name, index=index, kind="veth" if peer_index else None, state="up", mtu=1500, mac=None,
+        master=None, alias=None, link_index=peer_index, link_netnsid=netnsid,
+    )
+
+
+def dump(*links: ObservedLink) -> NetnsDump:
+    return NetnsDump(links, (), ())
+
+
+def test_only_the_dropped_namespace_is_forgotten_and_its_peers_are_named() -> None:
+    with Kernel() as kernel:
+        # red's eth0 (index 2) pairs with the host's vh-red (index 7); blue's
+        # eth0 pairs with the host's vh-blue; green holds a veth into blue only
+        kernel._dumps.update({
+            None: dump(link(None, "lo", 1), link(None, "vh-red", 7, 2, 0), link(None, "vh-blue", 8, 2, 1)),
+            "red": dump(link("red", "lo", 1), link("red", "eth0", 2, 7, 0)),
+            "blue": dump(link("blue", "lo", 1), link("blue", "eth0", 2, 8, 0), link("blue", "to-green", 3, 2, 1)),
+            "green": dump(link("green", "lo", 1), link("green", "to-blue", 2, 3, 0)),
+        })
+        kernel._sysctls.update({("red", "net.ipv4.ip_forward"): "1", ("blue", "net.ipv4.ip_forward"): "0"})
+        assert kernel.drop_namespaces(["red"]) == {None}
+        assert "red" not in kernel._dumps and ("red", "net.ipv4.ip_forward") not in kernel._sysctls
+        assert set(kernel._dumps) == {None, "blue", "green"}  # true until the old red is destroyed
+        assert ("blue", "net.ipv4.ip_forward") in kernel._sysctls
+
+
+def test_a_dropped_namespace_never_read_names_every_namespace_with_links_elsewhere() -> None:
+    with Kernel() as kernel:
+        kernel._dumps.update({
+            None: dump(link(None, "lo", 1), link(None, "vh-blue", 8, 2, 1)),
+            "blue": dump(link("blue", "lo", 1), link("blue", "eth0", 2, 8, 0)),
+            "white": dump(link("white", "lo", 1)),
+        })
+        assert kernel.drop_namespaces(["red"]) == {None, "blue"}
+
+
+def test_deleting_a_link_reaches_the_namespaces_pointing_at_it() -> None:
+    """What a pass forgets after deleting a link (and so reads again to verify):
+    the namespaces holding its veth peer, or links on it as their parent; not
+    everything, unless the link read is not the one deleted."""
+    with Kernel() as kernel:
+        kernel._dumps.update({
+            None: dump(link(None, "lo", 1), link(None, "vh-red", 7, 2, 0), link(None, "eth-out", 9)),
+            "red": dump(link("red", "lo", 1), link("red", "eth0", 2, 7, 0)),
+            "blue": dump(link("blue", "lo", 1), link("blue", "mv0", 3, 9, 0)),  # a macvlan on host/eth-out
+            "white": dump(link("white", "lo", 1)),
+        })
+        assert kernel._reached_by_deleting(None, "vh-red", 7) == {"red"}
+        assert kernel._reached_by_deleting("red", "eth0", 2) == {None}
+        assert kernel._reached_by_deleting(None, "eth-out", 9) == {"blue"}
+        assert kernel._reached_by_deleting("blue", "mv0", 3) == set()  # its parent stays
+        assert kernel._reached_by_deleting(None, "vh-red", 11) is None  # replaced since it was read
+        assert kernel._reached_by_deleting("green", "eth0", 2) is None  # never read
