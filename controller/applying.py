@@ -264,32 +264,47 @@ def reconcile(
     began = time.monotonic()
     plan = _without(make_plan(desired, kernel, ledger, scope), hold)
     if plan:
-        applied = apply_plan(plan, kernel, ledger, log)
-        # the run closures go before verifying reads again; the undo closures
-        # of what was done stay until the pass is verified
+        apply_and_verify(plan, desired, kernel, ledger, log, scope, hold)
         plan = plan.done()
-        try:
-            try:
-                verify(desired, kernel, ledger, scope, hold)
-            except NotVerified as first:
-                # Someone else may have changed what the pass had just written
-                # (an editor saving a managed file, a script racing it): the
-                # differences are made once more, in the same pass. What the
-                # kernel does not keep as asked stays different, and only then
-                # is the whole pass rolled back.
-                remaining = [str(change) for change in first.remaining]
-                log.info("the kernel changed while the pass ran: making the differences once more", remaining=remaining)
-                apply_plan(_without(make_plan(desired, kernel, ledger, scope), hold), kernel, ledger, log, applied)
-                verify(desired, kernel, ledger, scope, hold)
-        except NotVerified as error:
-            log.error("pass not verified: rolling it back", remaining=[str(change) for change in error.remaining])
-            try:
-                outcome = applied.roll_back(kernel, ledger, log)
-            finally:
-                kernel.forget_written()
-                ledger.save()
-            raise NotVerified(f"{error}\n{outcome}", error.remaining) from None
     return ApplyResult(plan, (time.monotonic() - began) * 1000)
+
+
+def apply_and_verify(
+    plan: Plan,
+    desired: DesiredState,
+    kernel: Kernel,
+    ledger: Ledger,
+    log: Any,
+    scope: frozenset[str | None] | None = None,
+    hold: Held = frozenset(),
+) -> None:
+    """Applies a plan made for `desired` and verifies it; a pass that does not
+    verify is rolled back (NotVerified). `reconcile` plans first; `netlab
+    destroy` applies the plan the operator was shown and agreed to."""
+    applied = apply_plan(plan, kernel, ledger, log)
+    # the run closures go when the caller lets go of the plan; the undo
+    # closures of what was done stay until the pass is verified
+    try:
+        try:
+            verify(desired, kernel, ledger, scope, hold)
+        except NotVerified as first:
+            # Someone else may have changed what the pass had just written
+            # (an editor saving a managed file, a script racing it): the
+            # differences are made once more, in the same pass. What the
+            # kernel does not keep as asked stays different, and only then
+            # is the whole pass rolled back.
+            remaining = [str(change) for change in first.remaining]
+            log.info("the kernel changed while the pass ran: making the differences once more", remaining=remaining)
+            apply_plan(_without(make_plan(desired, kernel, ledger, scope), hold), kernel, ledger, log, applied)
+            verify(desired, kernel, ledger, scope, hold)
+    except NotVerified as error:
+        log.error("pass not verified: rolling it back", remaining=[str(change) for change in error.remaining])
+        try:
+            outcome = applied.roll_back(kernel, ledger, log)
+        finally:
+            kernel.forget_written()
+            ledger.save()
+        raise NotVerified(f"{error}\n{outcome}", error.remaining) from None
 
 
 def verify(

@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from netlab.state.errors import Problem
 from netlab.state.formats import parse_interface, parse_ip, parse_network, split_dnat_target
+from netlab.state.link_types import LINK_TYPES
 from netlab.state.model import (
     MAIN_TABLE,
     Address,
@@ -33,7 +34,13 @@ T = TypeVar("T")
 
 NAMED_TABLES = {"main": MAIN_TABLE, "local": 255, "default": 253}
 DEFAULT_METRIC = {4: 0, 6: 1024}  # what the kernel fills in, so keys match
-DEFAULT_MODE = {"macvlan": "bridge", "ipvlan": "l2"}
+# the modes an undeclared `mode` means, from the table of link types
+DEFAULT_MODE = {
+    name: attribute.default
+    for name, link_type in LINK_TYPES.items()
+    for attribute in link_type.attributes
+    if attribute.key == "mode"
+}
 LINK_LOCAL_V6 = ipaddress.ip_network("fe80::/10")
 # the sections that are lists of objects, in the order they are built; then the
 # sections of the host itself
