@@ -81,7 +81,8 @@ def write(path: str, data: bytes, mode: int) -> None:
         return
     directory, name = os.path.split(path)
     _remove_leftover_temps(directory, name)
-    fd, temp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=TEMP_SUFFIX)
+    # the writer's pid in the name: a leftover is told from a write under way
+    fd, temp = tempfile.mkstemp(dir=directory, prefix=f".{name}.{os.getpid()}.", suffix=TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -145,17 +146,37 @@ def remove_directory_if_empty(path: str) -> None:
 
 def _remove_leftover_temps(directory: str, name: str) -> None:
     """Removes the temp files of an earlier write of `name` (a glob) that never
-    reached its rename: the writer was killed. Every writer holds netlab's lock,
-    so no write of netlab's is under way now."""
+    reached its rename: the writer was killed. netlab's lock keeps its own
+    writes apart, but not those of a netlab with another state directory
+    sharing this directory (a container or a test sandbox with a private
+    /var/lib/netlab and the host's /etc): a temp file whose writer still runs
+    is left alone."""
     try:
         entries = os.listdir(directory or ".")
     except (FileNotFoundError, NotADirectoryError):
         return
     for entry in fnmatch.filter(entries, f".{name}.*{TEMP_SUFFIX}"):
+        if _writer_alive(entry):
+            continue
         try:
             os.unlink(os.path.join(directory, entry))
         except FileNotFoundError:
             continue
+
+
+def _writer_alive(temp_name: str) -> bool:
+    """Whether the process named in a temp file's name (`.NAME.PID.XXXX` plus
+    the suffix) is running; a name without a pid is an older netlab's leftover."""
+    parts = temp_name[: -len(TEMP_SUFFIX)].split(".")
+    if len(parts) < 4 or not parts[-2].isdigit() or int(parts[-2]) == os.getpid():
+        return False
+    try:
+        os.kill(int(parts[-2]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _mounted_from_elsewhere(path: str) -> bool:

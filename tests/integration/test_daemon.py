@@ -651,6 +651,8 @@ def test_a_managed_file_edited_by_hand_is_put_back_without_waiting_for_the_resyn
     sandbox.sh(edit)
     assert files() != before
     assert wait(lambda: files() == before, REPAIRED_WITHIN), daemon.log.read_text()[-3000:]
+    # the file is back a moment before the pass logs it: count once it has
+    assert wait(lambda: daemon.named("drift repaired"), REPAIRED_WITHIN), daemon.log.read_text()[-3000:]
     # its own write wakes a pass that finds nothing to do: no loop of passes
     writes = len(daemon.named("change applied"))
     time.sleep(1.5)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import errno
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -118,3 +120,22 @@ def test_a_directory_with_someone_elses_file_stays_with_it(tmp_path: Path) -> No
     (tmp_path / ".resolv.conf.swp").write_bytes(b"an editor's")
     resolver_files.remove_directory_if_empty(str(tmp_path))
     assert sorted(os.listdir(tmp_path)) == [".resolv.conf.swp"]
+
+
+def test_a_temp_file_whose_writer_still_runs_is_not_a_leftover(tmp_path: Path) -> None:
+    """Another netlab with its own state directory (a container, a test sandbox
+    sharing the host's /etc) may be writing beside this one: its temp file,
+    named with its pid, stays; a dead writer's goes."""
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        dead = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead.wait()
+        running = tmp_path / f".hosts.{other.pid}.x1y2z3.netlab.tmp"
+        killed = tmp_path / f".hosts.{dead.pid}.a1b2c3.netlab.tmp"
+        running.write_bytes(b"127.0.0.1")
+        killed.write_bytes(b"127.0.0.1")
+        resolver_files.write(str(tmp_path / "hosts"), b"127.0.0.1 localhost\n", 0o644)
+        assert sorted(os.listdir(tmp_path)) == sorted(["hosts", running.name])
+    finally:
+        other.kill()
+        other.wait()
