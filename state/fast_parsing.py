@@ -2,7 +2,7 @@
 text into events, and one pass over them builds the data and the positions, with
 plain scalars resolved by the YAML 1.2 rules ruamel applies. It declines (returns
 None) on anything outside the common subset - a syntax error, a duplicate key, an
-anchor, a tag, a directive, a value that is not text, true/false, null or a plain
+anchor, a tag, a directive, a block scalar (`|`, `>`), a value that is not text, true/false, null or a plain
 number - and `state.parsing` then reads the file with ruamel, the reference, so
 every problem and every odd construct is reported as before.
 """
@@ -128,6 +128,10 @@ def _text(event: Any) -> Any:
         raise _Decline
     if not event.style:  # plain: '' from the C parser
         return _plain(event.value)
+    if event.style in ("|", ">"):
+        # block scalars: libyaml and ruamel read their headers differently
+        # (`>#` passes one and not the other); rare in these files
+        raise _Decline
     value: str = event.value
     if event.style == '"' and ("\x00" in value or not value.isascii() and not _encodable(value)):
         raise _Decline  # a NUL or a lone surrogate from an escape: the reference reports it

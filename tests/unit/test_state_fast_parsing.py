@@ -258,3 +258,10 @@ def test_json_positions_agree(data: dict[str, Any], indent: int | None) -> None:
     doc, problems = reference(text, is_json=True)
     if fast is not None and doc is not None:
         assert fast.values == dict(doc.values) and fast.keys == dict(doc.keys), text
+
+
+def test_a_block_scalar_header_is_read_by_the_reference() -> None:
+    # libyaml takes `>#-` as a folded scalar; ruamel (the reference) refuses it
+    text = "version: 1\nmatch: >#-\n these hosts\n"
+    assert read(text, MAX_NODES) is None
+    assert reference(text)[1], "the reference reports the header"
