@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from netlab.controller.backends.kernel import Kernel
-from netlab.controller.backends.netlink import KernelRefused
 from netlab.controller.changes import Change, Step
 from netlab.controller.planning import Plan, make_plan
-from netlab.state.errors import ApplyError
+from netlab.state.errors import ApplyError, KernelRefused
 from netlab.state.ledger import Ledger
 from netlab.state.model import DesiredState, netns_label
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
-from netlab.controller.backends.netlink import KernelRefused
 from netlab.controller.changes import Change, Step
 from netlab.controller.kinds import REGISTRY
 from netlab.controller.kinds.contract import KernelReader, PlanContext
-from netlab.state.errors import ApplyError, ConfigError
+from netlab.state.errors import ApplyError, ConfigError, KernelRefused
 from netlab.state.ledger import Ledger
 from netlab.state.model import DesiredState, Link, Namespace
 

@@ -1,6 +1,8 @@
 """The few error types of netlab, each a policy for the caller:
 `ConfigError` - the operator must fix a file (exit 1, nothing changed);
-`ApplyError` - the kernel refused or a pass failed (exit 1, previous generation kept);
+`ApplyError` - the kernel (or the system: a full disk) refused, or a pass failed
+(exit 1, what the pass did is undone, the previous generation kept);
+`KernelRefused` is the ApplyError of one refused request, with its errno;
 anything else escaping is a bug of ours."""
 
 from __future__ import annotations
@@ -59,3 +61,13 @@ class ConfigError(NetlabError):
 class ApplyError(NetlabError):
     """A reconcile pass could not complete; the message says which change failed,
     what the kernel said and what was undone."""
+
+
+class KernelRefused(ApplyError):
+    """The kernel answered a request with an error; the message says which request
+    and, when the kernel said more than an errno, its own words."""
+
+    def __init__(self, what: str, code: int, message: str, kernel_message: str | None = None) -> None:
+        self.code = code
+        said = f" (the kernel: {kernel_message})" if kernel_message else ""
+        super().__init__(f"{what}: {message} (errno {code}){said}")

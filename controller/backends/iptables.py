@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from netlab.controller.backends import namespaces
 from netlab.controller.backends.nat_rules import RULE_COMMENT_PREFIX, Family, RuleSpec
-from netlab.controller.backends.netlink import KernelRefused
+from netlab.state.errors import KernelRefused
 
 WORKER_MODULE = "netlab.controller.backends.iptables_worker"
 WORKER_TIMEOUT = 60.0

@@ -35,6 +35,7 @@ from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from netlab.controller.backends import namespaces
 from netlab.controller.backends.rtnl import Refused, RtnlSocket, decode_as, narrowed
+from netlab.state.errors import KernelRefused
 from netlab.state.link_types import OBSERVED_DATA, kernel_module
 
 # Routes netlab installs carry this protocol number (`ip route` shows `proto 213`):
@@ -164,16 +165,6 @@ class NetnsDump:
             object.__setattr__(self, "_by_index", {link.index: link for link in self.links})
         assert self._by_index is not None
         return self._by_index.get(index)
-
-
-class KernelRefused(Exception):
-    """The kernel answered a request with an error; the message says which request
-    and, when the kernel said more than an errno, its own words."""
-
-    def __init__(self, what: str, code: int, message: str, kernel_message: str | None = None) -> None:
-        self.code = code
-        said = f" (the kernel: {kernel_message})" if kernel_message else ""
-        super().__init__(f"{what}: {message} (errno {code}){said}")
 
 
 class Netlink:

@@ -8,10 +8,11 @@ import errno
 import ipaddress
 from typing import TYPE_CHECKING
 
-from netlab.controller.backends.netlink import KernelRefused, ObservedAddress, ObservedRoute
+from netlab.controller.backends.netlink import ObservedAddress, ObservedRoute
 from netlab.controller.changes import Change, Phase, Step
 from netlab.controller.kinds.contract import PlanContext
 from netlab.controller.kinds.route import put_back_route
+from netlab.state.errors import KernelRefused
 from netlab.state.model import Address, netns_label
 
 if TYPE_CHECKING:

@@ -9,9 +9,10 @@ import errno
 import ipaddress
 from typing import TYPE_CHECKING
 
-from netlab.controller.backends.netlink import RT_TABLE_MAIN, KernelRefused, ObservedRoute
+from netlab.controller.backends.netlink import RT_TABLE_MAIN, ObservedRoute
 from netlab.controller.changes import Action, AttributeChange, Change, Phase, Step
 from netlab.controller.kinds.contract import PlanContext
+from netlab.state.errors import KernelRefused
 from netlab.state.model import Route, netns_label
 
 if TYPE_CHECKING:

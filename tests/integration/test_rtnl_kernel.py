@@ -20,7 +20,8 @@ pytestmark = pytest.mark.kernel
 
 SCRIPT = """
 import json, sys
-from netlab.controller.backends.netlink import KernelRefused, Netlink
+from netlab.controller.backends.netlink import Netlink
+from netlab.state.errors import KernelRefused
 out = {}
 with Netlink() as nl:
     nl.link_add(None, "d0", "veth", peer=(None, "d1"))

@@ -13,10 +13,9 @@ import structlog
 
 from netlab.controller import applying
 from netlab.controller.applying import apply_plan
-from netlab.controller.backends.netlink import KernelRefused
 from netlab.controller.changes import Change, Phase, Step
 from netlab.controller.planning import Plan
-from netlab.state.errors import ApplyError
+from netlab.state.errors import ApplyError, KernelRefused
 from netlab.state.ledger import Ledger
 from netlab.state.model import DesiredState
 
