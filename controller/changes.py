@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any, Literal
 
+from netlab.state.ledger import Entry
 from netlab.state.model import Origin, netns_label
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ class Change:
     # what the ledger learns once every step of this change is done (added to
     # an entry it has: what it knows already is kept), and the keys of that
     # entry it then forgets (a device's original value, given back)
-    record: dict[str, Any] | None = field(default=None, compare=False)
+    record: Entry | None = field(default=None, compare=False)
     record_drops: tuple[str, ...] = field(default=(), compare=False)
 
     @property

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 import structlog
 
@@ -43,5 +43,21 @@ def configure(log_format: str, stream: TextIO | None = None, level: int = loggin
     root.setLevel(logging.WARNING)
 
 
-def get_logger(**context: Any) -> Any:
-    return structlog.get_logger("netlab").bind(**context)
+class Log(Protocol):
+    """What netlab logs through (a structlog bound logger): an event name and
+    its fields."""
+
+    def bind(self, **fields: Any) -> Log: ...
+
+    def debug(self, event: str, **fields: Any) -> Any: ...
+
+    def info(self, event: str, **fields: Any) -> Any: ...
+
+    def warning(self, event: str, **fields: Any) -> Any: ...
+
+    def error(self, event: str, **fields: Any) -> Any: ...
+
+
+def get_logger(**context: Any) -> Log:
+    logger: Log = structlog.get_logger("netlab").bind(**context)
+    return logger

@@ -51,7 +51,8 @@ class NetlabError(Exception):
 
 
 class ConfigError(NetlabError):
-    """The files of a generation are invalid; the operator must fix them."""
+    """The files of a generation are invalid (or the ledger in the state
+    directory is not one); the operator must fix them. Nothing was changed."""
 
     def __init__(self, problems: list[Problem] | tuple[Problem, ...]) -> None:
         self.problems = tuple(sorted(problems))

@@ -10,21 +10,61 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, cast
+
+from netlab.state.errors import ConfigError, Problem
 
 LEDGER_FILE = "ledger.json"
 FORMAT_VERSION = 1
 
+# an object's identity within its kind: (netns, name...), as the kinds make it
 Key = tuple[Any, ...]
+
+
+class Entry(TypedDict, total=False):
+    """What the ledger remembers of one object, by the kinds that record it
+    (most record nothing but the object's being netlab's: `{}`)."""
+
+    original: str | None  # sysctl: the value before netlab first set it
+    type: str  # link: the type netlab created it as
+    # device: each attribute's value before netlab first changed it
+    mtu: int
+    mac: str | None
+    master: str | None
+    state: str
+    # managed file (dns, hosts): whether a file was there before netlab's, its
+    # permission bits, and whether netlab made its directory
+    existed: bool | None
+    mode: int | None
+    made_dir: bool
+    newline_added: bool  # hosts: netlab added the final newline the file lacked
+    id: str  # nat: the rule's id, as its comment in the kernel carries it
+
+
+class StoredEntry(TypedDict):
+    """One entry as ledger.json keeps it: the key as a JSON list."""
+
+    key: list[Any]
+    data: Entry
+
+
+class LedgerFile(TypedDict):
+    """ledger.json: `{"version": 1, "objects": {kind: [entry, ...]}}`."""
+
+    version: int
+    objects: dict[str, list[StoredEntry]]
+
+
+Entries = dict[str, dict[Key, Entry]]
 
 
 class Ledger:
     """Entries per kind: key tuple -> a small dict of what is worth remembering
     (a sysctl's original value, a link's type)."""
 
-    def __init__(self, path: Path, entries: dict[str, dict[Key, dict[str, Any]]] | None = None) -> None:
+    def __init__(self, path: Path, entries: Entries | None = None) -> None:
         self.path = path
-        self._entries: dict[str, dict[Key, dict[str, Any]]] = entries or {}
+        self._entries: Entries = entries or {}
         self._changed = False  # since loaded or saved
         self._file = _signature(path)  # the file as this ledger last saw it
         # derived, until a change: netns_of_entries, and each kind's entries as JSON
@@ -34,24 +74,32 @@ class Ledger:
     @classmethod
     def load(cls, state_dir: Path) -> Ledger:
         path = state_dir / LEDGER_FILE
+        """The ledger of a state directory (empty when it has none); ConfigError
+        when its file is not one (torn by hand, another program's): netlab
+        cannot tell what is its own, so it changes nothing until the operator
+        puts a good copy back (or moves the file away, and netlab then owns
+        nothing it made before)."""
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
+            raw: LedgerFile = json.loads(path.read_text(encoding="utf-8"))
+            entries: Entries = {
+                kind: {tuple(item["key"]): item.get("data", {}) for item in items}
+                for kind, items in raw.get("objects", {}).items()
+            }
         except FileNotFoundError:
             return cls(path)
-        entries = {
-            kind: {tuple(item["key"]): item.get("data", {}) for item in items}
-            for kind, items in raw.get("objects", {}).items()
-        }
+        except (ValueError, LookupError, TypeError, AttributeError) as error:
+            problem = f"not a ledger netlab can read ({type(error).__name__}: {error}); put a good copy back"
+            raise ConfigError([Problem(str(path), 0, 0, "", problem)]) from error
         return cls(path, entries)
 
     def owns(self, kind: str, key: Key) -> bool:
         return key in self._entries.get(kind, {})
 
-    def get(self, kind: str, key: Key) -> dict[str, Any] | None:
+    def get(self, kind: str, key: Key) -> Entry | None:
         """A copy: what is recorded changes through `record` only (each kind's
         encoding is kept until then)."""
         data = self._entries.get(kind, {}).get(key)
-        return None if data is None else dict(data)
+        return None if data is None else data.copy()
 
     def keys(self, kind: str) -> Iterator[Key]:
         return iter(list(self._entries.get(kind, {})))
@@ -69,8 +117,8 @@ class Ledger:
         its ledger from pass to pass while it is."""
         return self._file is not None and _signature(self.path) == self._file
 
-    def record(self, kind: str, key: Key, data: dict[str, Any] | None = None) -> None:
-        self._entries.setdefault(kind, {})[key] = dict(data or {})
+    def record(self, kind: str, key: Key, data: Entry | None = None) -> None:
+        self._entries.setdefault(kind, {})[key] = data.copy() if data else {}
         self._changed_kind(kind)
 
     def forget(self, kind: str, key: Key) -> None:
@@ -86,12 +134,12 @@ class Ledger:
                 del items[key]
                 self._changed_kind(kind)
 
-    def snapshot(self) -> dict[str, dict[Key, dict[str, Any]]]:
+    def snapshot(self) -> Entries:
         """A copy to go back to when a pass is rolled back."""
-        return {kind: {key: dict(data) for key, data in items.items()} for kind, items in self._entries.items()}
+        return {kind: {key: data.copy() for key, data in items.items()} for kind, items in self._entries.items()}
 
-    def restore(self, snapshot: dict[str, dict[Key, dict[str, Any]]]) -> None:
-        self._entries = {kind: {key: dict(data) for key, data in items.items()} for kind, items in snapshot.items()}
+    def restore(self, snapshot: Entries) -> None:
+        self._entries = {kind: {key: data.copy() for key, data in items.items()} for kind, items in snapshot.items()}
         self._changed = True
         self._namespaces = None
         self._encoded.clear()
@@ -104,8 +152,8 @@ class Ledger:
     def count(self) -> int:
         return sum(len(items) for items in self._entries.values())
 
-    def to_json(self) -> dict[str, Any]:
-        return json.loads(self._text())
+    def to_json(self) -> LedgerFile:
+        return cast(LedgerFile, json.loads(self._text()))
 
     def _text(self) -> str:
         """The file's text. Entries are in the order they were recorded (sorting
@@ -117,7 +165,7 @@ class Ledger:
             if not items:
                 continue
             if kind not in self._encoded:
-                entries = [{"key": list(key), "data": data} for key, data in items.items()]
+                entries: list[StoredEntry] = [{"key": list(key), "data": data} for key, data in items.items()]
                 self._encoded[kind] = json.dumps(entries, separators=(",", ":"))
             parts.append(f"{json.dumps(kind)}:{self._encoded[kind]}")
         return f'{{"version":{FORMAT_VERSION},"objects":{{{",".join(parts)}}}}}\n'

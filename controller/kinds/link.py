@@ -5,12 +5,13 @@ only the attributes the file declares and never deletes it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 from netlab.controller.backends.netlink import NETLAB_LINK_ALIAS, ObservedLink
 from netlab.controller.changes import AttributeChange, Change, Phase, Step
 from netlab.controller.kinds.contract import PlanContext
+from netlab.state.ledger import Entry
 from netlab.state.link_types import LINK_TYPES
 from netlab.state.model import Link, netns_label
 
@@ -393,14 +394,14 @@ def _modify_device(ctx: PlanContext, link: Link, observed: ObservedLink) -> list
             note=", ".join(notes),
             origin=link.origin,
             steps=tuple(_set_steps(link.key, attributes + given_back)),
-            record={**kept, **originals},
+            record=cast(Entry, {**kept, **originals}),
             record_drops=tuple(undeclared),
         )
     ]
 
 
 def _given_back(
-    ctx: PlanContext, netns: str | None, observed: ObservedLink, originals: dict[str, Any]
+    ctx: PlanContext, netns: str | None, observed: ObservedLink, originals: Mapping[str, Any]
 ) -> tuple[list[AttributeChange], list[str]]:
     """The changes that put back a device's original values, where they differ
     from now; and what cannot be (a master that is gone, or goes in this pass)."""
@@ -418,7 +419,7 @@ def _given_back(
     return attributes, notes
 
 
-def _give_back(ctx: PlanContext, key: LinkKey, observed: ObservedLink | None, originals: dict[str, Any]) -> Change:
+def _give_back(ctx: PlanContext, key: LinkKey, observed: ObservedLink | None, originals: Entry) -> Change:
     """Puts back what a device that left the files had before netlab changed it,
     and strikes it from the ledger. Shown as `-` (netlab no longer manages it),
     as a sysctl's is; the device itself is never deleted."""

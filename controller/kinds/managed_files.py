@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from netlab.controller.backends.resolver_files import FileState
 from netlab.controller.changes import Action, AttributeChange, Change, Phase, Step
 from netlab.controller.kinds.contract import PlanContext
+from netlab.state.ledger import Entry
 from netlab.state.model import Origin
 
 if TYPE_CHECKING:
@@ -145,7 +146,7 @@ def _write(
     attributes: tuple[AttributeChange, ...],
     note: str,
     origin: Origin | None,
-    record: dict[str, Any],
+    record: Entry,
     keep: bool,
 ) -> Change:
     path, copy = target.path, original_copy(ctx, target.path)
@@ -182,7 +183,7 @@ def _write(
     )
 
 
-def _give_back(ctx: PlanContext, target: ManagedFile, state: FileState, recorded: dict[str, Any] | None) -> Change:
+def _give_back(ctx: PlanContext, target: ManagedFile, state: FileState, recorded: Entry | None) -> Change:
     """Restores the original, or removes the file where there was none, or (the
     original lost) leaves the content without netlab's header."""
     path, copy = target.path, original_copy(ctx, target.path)

@@ -24,6 +24,7 @@ from netlab.controller.backends.iptables import NatOp, NatTables, ObservedNatRul
 from netlab.controller.backends.nat_rules import CHAINS, RULE_COMMENT_PREFIX, Family, RuleSpec
 from netlab.controller.changes import Action, Change, Phase, Step
 from netlab.controller.kinds.contract import PlanContext
+from netlab.state.ledger import Entry
 from netlab.state.model import NatRule, Origin, netns_label
 
 if TYPE_CHECKING:
@@ -165,7 +166,7 @@ class _Planned:
     note: str = ""
     rule: NatRule | None = None
     writes: bool = True
-    record: dict[str, Any] | None = None
+    record: Entry | None = None
 
 
 class NatKind:

@@ -7,6 +7,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
+from netlab.state.errors import ConfigError
 from netlab.state.ledger import LEDGER_FILE, Ledger
 
 
@@ -78,3 +81,41 @@ def test_what_is_saved_is_what_was_recorded_after_any_sequence_of_changes(tmp_pa
     ledger.restore(before)
     ledger.save()
     assert list(Ledger.load(tmp_path).keys("address")) == []
+
+
+# a ledger.json as netlab has written it since format version 1 (entries of each kind's shape)
+WRITTEN = (
+    '{"version":1,"objects":{'
+    '"address":[{"key":["red","veth-red","10.0.0.1/24"],"data":{}}],'
+    '"device":[{"key":[null,"eth1"],"data":{"mtu":1500,"master":null}}],'
+    '"hosts":[{"key":[null],"data":{"existed":true,"newline_added":false}}],'
+    '"link":[{"key":[null,"br0"],"data":{"type":"bridge"}}],'
+    '"nat":[{"key":[null,"masquerade","10.0.0.0/24","eth0"],"data":{"id":"a1b2c3"}}],'
+    '"sysctl":[{"key":[null,"net.ipv4.ip_forward"],"data":{"original":"0"}}]'
+    "}}\n"
+)
+
+
+def test_the_file_format_is_kept_byte_for_byte(tmp_path: Path) -> None:
+    """State directories written by earlier versions stay readable, and a
+    ledger saved again writes the same bytes."""
+    (tmp_path / LEDGER_FILE).write_text(WRITTEN)
+    ledger = Ledger.load(tmp_path)
+    assert ledger.get("device", (None, "eth1")) == {"mtu": 1500, "master": None}
+    assert ledger.get("sysctl", (None, "net.ipv4.ip_forward")) == {"original": "0"}
+    ledger.record("namespace", ("blue",))
+    ledger.forget("namespace", ("blue",))
+    os.unlink(tmp_path / LEDGER_FILE)
+    ledger.save()
+    assert (tmp_path / LEDGER_FILE).read_text() == WRITTEN
+    assert ledger.to_json()["objects"]["link"] == [{"key": [None, "br0"], "data": {"type": "bridge"}}]
+
+
+@pytest.mark.parametrize("text", ['{"version": 1, "obj', '["not", "a", "ledger"]', '{"objects": {"link": [{"data": {}}]}}'])
+def test_a_file_that_is_not_a_ledger_is_a_problem_naming_it(tmp_path: Path, text: str) -> None:
+    (tmp_path / LEDGER_FILE).write_text(text)
+    with pytest.raises(ConfigError) as raised:
+        Ledger.load(tmp_path)
+    (problem,) = raised.value.problems
+    assert problem.file == str(tmp_path / LEDGER_FILE)
+    assert problem.message.startswith("not a ledger netlab can read (")
