@@ -2,9 +2,11 @@
 keeps the ledger in step with what was done, logs one event per change, and
 verifies by planning again. Called by the cli and the daemon.
 
-A pass that fails part way (a refused step, a bug of ours in a step, or a
-kernel that does not show what was applied) is rolled back: its steps are
-undone newest first, and the ledger keeps only what is still in the kernel."""
+A pass that fails part way is rolled back, whatever made it fail: a refused
+step, a kernel that does not show what was applied, a read refused while
+verifying, a bug of ours in a step or an undo, an interrupt (Ctrl-C). Its steps
+are undone newest first, the ledger keeps only what is still in the kernel, and
+then the error goes on: a refusal as ApplyError, anything else as it was."""
 
 from __future__ import annotations
 
@@ -15,14 +17,17 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 from netlab.controller.backends.kernel import Kernel
 from netlab.controller.changes import Change, Step
 from netlab.controller.planning import Plan, make_plan
-from netlab.state.errors import ApplyError, KernelRefused
-from netlab.state.ledger import Ledger
+from netlab.state.errors import ApplyError, KernelRefused, NetlabError
+from netlab.state.ledger import Entries, Entry, Key, Ledger
 from netlab.state.model import DesiredState, netns_label
+
+if TYPE_CHECKING:
+    from netlab.controller.logs import Log  # a sibling layer: only its type
 
 # Test-only: the step of that index (from 0) in every pass fails as if the kernel
 # had refused it, so tests can prove that each step's failure is rolled back.
@@ -52,15 +57,41 @@ def _pause(path: Path) -> None:
 class NotVerified(ApplyError):
     """Every step was done, but planning again still found differences (in
     `remaining`): the kernel did not keep a change as asked, or something else
-    changed it meanwhile. The pass was rolled back (the message says how far)."""
+    changed it meanwhile. The pass was rolled back (the message says how far).
+    It stays here, not in state/errors: what it carries are the controller's
+    changes, and state/ does not import the controller."""
 
     def __init__(self, message: str, remaining: tuple[Change, ...] = ()) -> None:
         super().__init__(message)
         self.remaining = remaining
 
 
+class _StepRefused(ApplyError):
+    """A step the kernel (or the system) refused, named with its change; never
+    leaves `apply_plan`, which adds what the rollback did."""
+
+
 # an object as the daemon's back-off names it: (kind, key)
-Held = frozenset[tuple[str, tuple[Any, ...]]]
+Held = frozenset[tuple[str, Key]]
+
+
+@dataclass(frozen=True)
+class Pass:
+    """What a reconcile pass works with: the generation to make true, the
+    kernel and ledger it reads and writes, its log, the namespaces it looks at
+    (`scope`, None for all) and the objects it leaves alone (`hold`, which the
+    daemon backs off from)."""
+
+    desired: DesiredState
+    kernel: Kernel
+    ledger: Ledger
+    log: Log
+    scope: frozenset[str | None] | None = None
+    hold: Held = frozenset()
+
+    def plan(self) -> Plan:
+        """What differs now, of the scope, without the held objects."""
+        return _without(make_plan(self.desired, self.kernel, self.ledger, self.scope), self.hold)
 
 
 @dataclass(frozen=True)
@@ -72,21 +103,29 @@ class ApplyResult:
 @dataclass
 class Applied:
     """What a pass did, to undo it: each step carried out with its change, in the
-    order they ran, and the ledger as it was before the pass."""
+    order they ran, and the ledger as it was before the pass; once rolled back,
+    what the rollback told (a second call does nothing more)."""
 
-    before: dict[str, Any]
+    before: Entries
     done: list[tuple[Change, Step]] = field(default_factory=list)
+    outcome: str | None = None
 
-    def roll_back(self, kernel: Kernel, ledger: Ledger, log: Any) -> str:
+    def roll_back(self, kernel: Kernel, ledger: Ledger, log: Log) -> str:
         """Undoes the steps, newest first, and leaves in the ledger what the
         kernel still holds: the entry of a change none of whose writes remains
         is as before the pass (an entry recorded ahead of a write never done, or
         undone, goes). A change whose undo failed counts as made; one of which
         only a deletion stays (it cannot be undone: a link replaced, whose new
-        link was undone) counts as removed. Returns what to tell the operator."""
+        link was undone) counts as removed. An undo that raises anything else (a
+        bug of ours, an interrupt) counts as failed too; the other steps are
+        undone all the same, and it is raised once the ledger is right. Returns
+        what to tell the operator."""
+        if self.outcome is not None:
+            return self.outcome
         left: list[str] = []
         undo_failed: list[Change] = []
         deleted: list[Change] = []
+        unexpected: BaseException | None = None
         for change, step in reversed(self.done):
             if step.irreversible:
                 left.append(f"{step.describe}: cannot be undone ({step.irreversible})")
@@ -96,76 +135,98 @@ class Applied:
                 continue  # nothing of its own to undo (a fresh link's settings go with it)
             try:
                 step.undo(kernel)
-            except (KernelRefused, OSError) as error:
-                left.append(f"{step.describe}: undo failed: {error}")
+            except BaseException as error:  # noqa: BLE001 - raised below, once the rest is undone
+                left.append(f"{step.describe}: undo failed: {str(error) or type(error).__name__}")
                 undo_failed.append(change)
-                log.error("undo failed", step=step.describe, error=str(error))
-        ledger.restore(self.before)
-        for change in _once(reversed(undo_failed)):
-            _enter(change, ledger)
-        for change in _once(reversed(deleted)):
-            if not any(change is other for other in undo_failed):
-                _enter(change, ledger, gone=True)
-        if not left:
-            log.warning("pass rolled back", steps_undone=len(self.done))
-            return f"The {len(self.done)} steps done before it were undone; the previous state stays in force."
-        log.error("pass rolled back only in part", left=left)
-        return (
-            "Rolled back in part; the next pass will finish the job. Not undone:\n"
-            + "\n".join(f"  {line}" for line in left)
-        )
+                log.error("undo failed", step=step.describe, error=repr(error))
+                if not isinstance(error, (KernelRefused, OSError)):
+                    unexpected = unexpected or error
+        _settle(ledger, self.before, undo_failed, deleted)
+        self.outcome = _told(log, left, len(self.done))
+        if unexpected is not None:
+            raise unexpected
+        return self.outcome
 
 
-def apply_plan(plan: Plan, kernel: Kernel, ledger: Ledger, log: Any, applied: Applied | None = None) -> Applied:
+def _settle(ledger: Ledger, before: Entries, undo_failed: list[Change], deleted: list[Change]) -> None:
+    """The ledger after a rollback: as before the pass, but for the changes
+    whose undo failed (still made) and those of which only a deletion stays."""
+    ledger.restore(before)
+    for change in _once(reversed(undo_failed)):
+        _enter(change, ledger)
+    for change in _once(reversed(deleted)):
+        if not any(change is other for other in undo_failed):
+            _enter(change, ledger, gone=True)
+
+
+def _told(log: Log, left: list[str], undone: int) -> str:
+    if not left:
+        log.warning("pass rolled back", steps_undone=undone)
+        return f"The {undone} steps done before it were undone; the previous state stays in force."
+    log.error("pass rolled back only in part", left=left)
+    return "Rolled back in part; the next pass will finish the job. Not undone:\n" + "\n".join(f"  {line}" for line in left)
+
+
+def apply_plan(plan: Plan, kernel: Kernel, ledger: Ledger, log: Log, applied: Applied | None = None) -> Applied:
     """Runs every step; a change is entered in (or struck from) the ledger once
-    all its steps are done. If a step fails, the steps done so far are undone in
-    reverse order (`Applied.roll_back`) and ApplyError says what failed and what
-    could not be undone; an error of any other type is raised as it is, after
-    the same rollback. The ledger is saved whatever happens. Returns what was
-    done, for the caller to roll back if verification fails; given `applied`
-    (an earlier round of the same pass), the steps join it, and a failure
-    undoes both rounds."""
-    steps_left = Counter({id(change): len(change.steps) for change in plan.changes})
-    spent: dict[int, float] = {id(change): 0.0 for change in plan.changes}
+    all its steps are done. Whatever fails part way (a refused step, a bug of
+    ours, an interrupt), the steps done so far are undone in reverse order and
+    the ledger is put back (`Applied.roll_back`): a refused step raises
+    ApplyError saying what failed and what could not be undone; anything else
+    is raised as it is, after the rollback. The ledger is saved whatever
+    happens. Returns what was done, for the caller to roll back if verification
+    fails; given `applied` (an earlier round of the same pass), the steps join
+    it, and a failure undoes both rounds."""
     if applied is None:
         applied = Applied(ledger.snapshot())
-    _record_intent(plan, ledger)
-    if any(change.kind == "nat" and change.steps for change in plan.changes):
-        kernel.prepare_nat_changes()
     try:
-        for change in plan.changes:
-            if not change.steps:
-                _account(change, ledger, log, 0.0)
-        fail_at = _injected_fault()
-        pause = _injected_pause()
-        for index, (change, step) in enumerate(plan.steps()):
-            if pause is not None and index == pause[0]:
-                _pause(pause[1])
-            began = time.monotonic()
-            try:
-                if index == fail_at:
-                    raise KernelRefused(step.describe, errno.EIO, f"fault injected by {FAULT_VARIABLE} at step {index}")
-                step.run(kernel)
-            except (KernelRefused, OSError) as error:
-                failure = f"{change}: could not {step.describe}: {error}"
-                if change.origin:
-                    failure += f" (declared at {change.origin})"
-                raise ApplyError(failure + "\n" + applied.roll_back(kernel, ledger, log)) from error
-            except Exception:
-                # a bug of ours, mid-pass: the kernel is put back before it is reported
-                log.error("step failed unexpectedly", step=step.describe, change=str(change))
-                applied.roll_back(kernel, ledger, log)
-                raise
-            applied.done.append((change, step))
-            spent[id(change)] += time.monotonic() - began
-            steps_left[id(change)] -= 1
-            if steps_left[id(change)] == 0:
-                _account(change, ledger, log, spent[id(change)])
+        _record_intent(plan, ledger)
+        if any(change.kind == "nat" and change.steps for change in plan.changes):
+            kernel.prepare_nat_changes()
+        _run_steps(plan, kernel, ledger, log, applied)
+    except _StepRefused as error:
+        raise ApplyError(f"{error}\n{applied.roll_back(kernel, ledger, log)}") from error.__cause__
+    except BaseException as error:
+        if not isinstance(error, (NetlabError, OSError)):
+            # a bug of ours (or an interrupt) mid-pass: the kernel is put back before it is reported
+            log.error("pass failed unexpectedly: rolling it back", error=repr(error))
+        applied.roll_back(kernel, ledger, log)
+        raise
     finally:
         # what the writes touched is read again; the rest is as it was
         kernel.forget_written()
         ledger.save()
     return applied
+
+
+def _run_steps(plan: Plan, kernel: Kernel, ledger: Ledger, log: Log, applied: Applied) -> None:
+    """The plan's steps in phase order, each added to `applied` once done; a
+    step refused raises _StepRefused (and a test's injected fault as one)."""
+    steps_left = Counter({id(change): len(change.steps) for change in plan.changes})
+    spent: dict[int, float] = {id(change): 0.0 for change in plan.changes}
+    for change in plan.changes:
+        if not change.steps:
+            _account(change, ledger, log, 0.0)
+    fail_at = _injected_fault()
+    pause = _injected_pause()
+    for index, (change, step) in enumerate(plan.steps()):
+        if pause is not None and index == pause[0]:
+            _pause(pause[1])
+        began = time.monotonic()
+        try:
+            if index == fail_at:
+                raise KernelRefused(step.describe, errno.EIO, f"fault injected by {FAULT_VARIABLE} at step {index}")
+            step.run(kernel)
+        except (KernelRefused, OSError) as error:
+            failure = f"{change}: could not {step.describe}: {error}"
+            if change.origin:
+                failure += f" (declared at {change.origin})"
+            raise _StepRefused(failure) from error
+        applied.done.append((change, step))
+        spent[id(change)] += time.monotonic() - began
+        steps_left[id(change)] -= 1
+        if steps_left[id(change)] == 0:
+            _account(change, ledger, log, spent[id(change)])
 
 
 def _record_intent(plan: Plan, ledger: Ledger) -> None:
@@ -197,17 +258,20 @@ def _drop(change: Change, ledger: Ledger) -> None:
     after its steps (a write-ahead never drops: a pass cut short keeps them)."""
     recorded = ledger.get(change.kind, change.key)
     if recorded is not None and any(key in recorded for key in change.record_drops):
-        ledger.record(change.kind, change.key, {k: v for k, v in recorded.items() if k not in change.record_drops})
+        kept = {k: v for k, v in recorded.items() if k not in change.record_drops}
+        ledger.record(change.kind, change.key, cast(Entry, kept))
 
 
 def _learn(change: Change, ledger: Ledger) -> None:
     """Adds the change's record to the ledger; what the ledger holds already (an
     original value) is kept."""
     assert change.record is not None
-    ledger.record(change.kind, change.key, {**change.record, **(ledger.get(change.kind, change.key) or {})})
+    entry = change.record.copy()
+    entry.update(ledger.get(change.kind, change.key) or {})
+    ledger.record(change.kind, change.key, entry)
 
 
-def _account(change: Change, ledger: Ledger, log: Any, seconds: float) -> None:
+def _account(change: Change, ledger: Ledger, log: Log, seconds: float) -> None:
     _enter(change, ledger)
     log.info(
         "change applied",
@@ -251,7 +315,7 @@ def reconcile(
     desired: DesiredState,
     kernel: Kernel,
     ledger: Ledger,
-    log: Any,
+    log: Log,
     scope: frozenset[str | None] | None = None,
     hold: Held = frozenset(),
 ) -> ApplyResult:
@@ -261,63 +325,65 @@ def reconcile(
     NotVerified among them: the kernel did not show what was applied, and the
     pass was rolled back like a refused step."""
     began = time.monotonic()
-    plan = _without(make_plan(desired, kernel, ledger, scope), hold)
+    work = Pass(desired, kernel, ledger, log, scope, hold)
+    plan = work.plan()
     if plan:
-        apply_and_verify(plan, desired, kernel, ledger, log, scope, hold)
+        apply_and_verify(plan, work)
         plan = plan.done()
     return ApplyResult(plan, (time.monotonic() - began) * 1000)
 
 
-def apply_and_verify(
-    plan: Plan,
-    desired: DesiredState,
-    kernel: Kernel,
-    ledger: Ledger,
-    log: Any,
-    scope: frozenset[str | None] | None = None,
-    hold: Held = frozenset(),
-) -> None:
-    """Applies a plan made for `desired` and verifies it; a pass that does not
-    verify is rolled back (NotVerified). `reconcile` plans first; `netlab
-    destroy` applies the plan the operator was shown and agreed to."""
-    applied = apply_plan(plan, kernel, ledger, log)
+def apply_and_verify(plan: Plan, work: Pass) -> None:
+    """Applies a plan made for `work.desired` and verifies it; whatever fails
+    after the steps (a pass that does not verify, a read refused or a bug while
+    verifying) rolls the whole pass back, then is raised: NotVerified, an
+    ApplyError saying what could not be verified, or the error as it is.
+    `reconcile` plans first; `netlab destroy` applies the plan the operator was
+    shown and agreed to."""
+    applied = apply_plan(plan, work.kernel, work.ledger, work.log)
     # the run closures go when the caller lets go of the plan; the undo
     # closures of what was done stay until the pass is verified
     try:
+        _verify_or_make_again(work, applied)
+    except BaseException as error:
+        if applied.outcome is not None:
+            raise  # a second round that failed, rolled back with the first
+        if isinstance(error, NotVerified):
+            work.log.error("pass not verified: rolling it back", remaining=[str(change) for change in error.remaining])
+        else:
+            work.log.error("pass could not be verified: rolling it back", error=repr(error))
         try:
-            verify(desired, kernel, ledger, scope, hold)
-        except NotVerified as first:
-            # Someone else may have changed what the pass had just written
-            # (an editor saving a managed file, a script racing it): the
-            # differences are made once more, in the same pass. What the
-            # kernel does not keep as asked stays different, and only then
-            # is the whole pass rolled back.
-            remaining = [str(change) for change in first.remaining]
-            log.info("the kernel changed while the pass ran: making the differences once more", remaining=remaining)
-            apply_plan(_without(make_plan(desired, kernel, ledger, scope), hold), kernel, ledger, log, applied)
-            verify(desired, kernel, ledger, scope, hold)
-    except NotVerified as error:
-        log.error("pass not verified: rolling it back", remaining=[str(change) for change in error.remaining])
-        try:
-            outcome = applied.roll_back(kernel, ledger, log)
+            outcome = applied.roll_back(work.kernel, work.ledger, work.log)
         finally:
-            kernel.forget_written()
-            ledger.save()
-        raise NotVerified(f"{error}\n{outcome}", error.remaining) from None
+            work.kernel.forget_written()
+            work.ledger.save()
+        if isinstance(error, NotVerified):
+            raise NotVerified(f"{error}\n{outcome}", error.remaining) from None
+        if isinstance(error, ApplyError):
+            raise ApplyError(f"could not verify the pass: {error}\n{outcome}") from error
+        raise
 
 
-def verify(
-    desired: DesiredState,
-    kernel: Kernel,
-    ledger: Ledger,
-    scope: frozenset[str | None] | None = None,
-    hold: Held = frozenset(),
-) -> None:
+def _verify_or_make_again(work: Pass, applied: Applied) -> None:
+    """Someone else may have changed what the pass had just written (an editor
+    saving a managed file, a script racing it): the differences are made once
+    more, in the same pass. What the kernel does not keep as asked stays
+    different (NotVerified)."""
+    try:
+        verify(work)
+    except NotVerified as first:
+        remaining = [str(change) for change in first.remaining]
+        work.log.info("the kernel changed while the pass ran: making the differences once more", remaining=remaining)
+        apply_plan(work.plan(), work.kernel, work.ledger, work.log, applied)
+        verify(work)
+
+
+def verify(work: Pass) -> None:
     """The kernel is right when a fresh plan is empty; else NotVerified, with
     the changes still to make (without their steps). The namespaces and files
     the pass wrote were forgotten after its writes, so they are read anew; what
     it did not touch is not read again."""
-    remaining = _without(make_plan(desired, kernel, ledger, scope), hold).done()
+    remaining = work.plan().done()
     if remaining:
         raise NotVerified(
             "the kernel does not show what was applied; still different:\n"

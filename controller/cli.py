@@ -226,7 +226,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_destroy(args: argparse.Namespace) -> int:
     from netlab.controller import logs, reporting
-    from netlab.controller.applying import apply_and_verify
+    from netlab.controller.applying import Pass, apply_and_verify
     from netlab.controller.backends.kernel import Kernel
     from netlab.controller.guards import locked
     from netlab.controller.planning import make_plan
@@ -251,7 +251,7 @@ def cmd_destroy(args: argparse.Namespace) -> int:
                 if answer.strip() != "yes":
                     print("Nothing was changed.")
                     return EXIT_ERROR
-            apply_and_verify(plan, nothing, kernel, ledger, log)
+            apply_and_verify(plan, Pass(nothing, kernel, ledger, log))
     print("Removed everything netlab owned.")
     return EXIT_OK
 

@@ -5,6 +5,7 @@ keeps only what the kernel still holds. No root, no kernel."""
 from __future__ import annotations
 
 import errno
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -53,19 +54,79 @@ def removal(name: str, phase: Phase) -> Change:
 LOG = structlog.get_logger()
 
 
-def test_an_unexpected_error_in_a_step_rolls_the_pass_back_and_is_raised(tmp_path: Path) -> None:
+def recorded_ahead(tmp_path: Path, name: str) -> Any:
+    """A step's run that first checks that the pass's intent is on disk (so that
+    the rollback has something to take back), then raises a bug."""
+
+    def run(kernel: Any) -> None:
+        assert list(Ledger.load(tmp_path).keys("address")) == [(None, "br0", "a"), (None, "br0", "b"), (None, "br0", name)]
+        raise RuntimeError("a bug")
+
+    return run
+
+
+UNEXPECTED = [RuntimeError("a bug"), TypeError("a bug"), KeyboardInterrupt(), SystemExit(143)]
+
+
+@pytest.mark.parametrize("raised", UNEXPECTED, ids=lambda error: type(error).__name__)
+def test_whatever_a_step_raises_rolls_the_pass_back_and_is_raised(tmp_path: Path, raised: BaseException) -> None:
+    """A bug of ours in step 3 (or an interrupt: Ctrl-C, SIGTERM as SystemExit):
+    steps 1 and 2 are undone, the intent recorded ahead is gone from the ledger
+    on disk, and the error goes on as it was."""
     kernel, ledger = RecordingKernel(), Ledger(tmp_path / "ledger.json")
     plan = Plan(
         (
             creation("a", Phase.ADD_ADDRESS),
             creation("b", Phase.ADD_ADDRESS),
-            creation("c", Phase.ADD_ROUTE, fails=RuntimeError("a bug")),
+            creation("c", Phase.ADD_ROUTE, fails=raised),
         )
     )
-    with pytest.raises(RuntimeError, match="a bug"):
+    with pytest.raises(type(raised)) as caught:
         apply_plan(plan, kernel, ledger, LOG)
+    assert caught.value is raised
     assert kernel.calls == ["create a", "create b", "undo b", "undo a", "forget written"]
     assert list(ledger.keys("address")) == []
+    assert Ledger.load(tmp_path).count() == 0
+
+
+def test_the_intent_is_on_disk_while_the_steps_run_and_gone_after_a_bug(tmp_path: Path) -> None:
+    kernel, ledger = RecordingKernel(), Ledger(tmp_path / "ledger.json")
+    c = creation("c", Phase.ADD_ROUTE)
+    c = replace(c, steps=(replace(c.steps[0], run=recorded_ahead(tmp_path, "c")),))
+    plan = Plan((creation("a", Phase.ADD_ADDRESS), creation("b", Phase.ADD_ADDRESS), c))
+    with pytest.raises(RuntimeError, match="a bug"):
+        apply_plan(plan, kernel, ledger, LOG)
+    assert Ledger.load(tmp_path).count() == 0
+
+
+def test_a_bug_in_an_undo_undoes_the_rest_and_is_raised_with_the_ledger_right(tmp_path: Path) -> None:
+    """Step 3 is refused; the undo of step 2 raises a bug: step 1 is undone all
+    the same, step 2's change stays netlab's (it is still in the kernel), the
+    intent of the others is gone, and the bug is raised."""
+    kernel, ledger = RecordingKernel(), Ledger(tmp_path / "ledger.json")
+    b = creation("b", Phase.ADD_ADDRESS)
+    b = replace(b, steps=(replace(b.steps[0], undo=write("undo b", RuntimeError("a bug in an undo"))),))
+    refused = KernelRefused("create c", errno.EEXIST, "File exists")
+    plan = Plan((creation("a", Phase.ADD_ADDRESS), b, creation("c", Phase.ADD_ROUTE, fails=refused)))
+    with pytest.raises(RuntimeError, match="a bug in an undo"):
+        apply_plan(plan, kernel, ledger, LOG)
+    assert kernel.calls == ["create a", "create b", "undo a", "forget written"]
+    assert list(Ledger.load(tmp_path).keys("address")) == [(None, "br0", "b")]
+
+
+def test_what_fails_before_the_first_step_takes_the_intent_back(tmp_path: Path) -> None:
+    """The NAT worker failing to start, after the intent was saved: nothing was
+    written, and the ledger is as before the pass."""
+
+    class NoNat(RecordingKernel):
+        def prepare_nat_changes(self) -> None:
+            raise KernelRefused("start the iptables worker", errno.EIO, "it died")
+
+    kernel, ledger = NoNat(), Ledger(tmp_path / "ledger.json")
+    rule = replace(creation("a", Phase.ADD_ADDRESS), kind="nat")
+    with pytest.raises(KernelRefused, match="it died"):
+        apply_plan(Plan((rule,)), kernel, ledger, LOG)
+    assert kernel.calls == ["forget written"]
     assert Ledger.load(tmp_path).count() == 0
 
 
@@ -175,3 +236,51 @@ def test_what_stays_different_after_the_second_round_rolls_both_rounds_back(
     calls = [call for call in kernel.calls if call != "forget written"]
     assert calls == ["create a", "create b", "create b", "undo b", "undo b", "undo a"]
     assert list(ledger.keys("address")) == []
+
+
+def failing_plan(error: BaseException) -> Any:
+    def make_plan(*args: object, **kwargs: object) -> Plan:
+        raise error
+
+    return make_plan
+
+
+@pytest.mark.parametrize(
+    "raised",
+    [RuntimeError("a bug while verifying"), KernelRefused("read netns red", errno.ENOENT, "No such file or directory")],
+    ids=["a bug", "a refused read"],
+)
+def test_verification_that_raises_rolls_the_pass_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, raised: BaseException
+) -> None:
+    """Every step done, but planning again to verify raises: the whole pass is
+    undone and the ledger is as before it; a refusal says it could not verify
+    and what was undone, a bug is raised as it is."""
+    kernel, ledger = RecordingKernel(), Ledger(tmp_path / "ledger.json")
+    a, b = creation("a", Phase.ADD_ADDRESS), creation("b", Phase.ADD_ADDRESS)
+    answers = iter([lambda *args, **kwargs: Plan((a, b)), failing_plan(raised)])
+    monkeypatch.setattr(applying, "make_plan", lambda *args, **kwargs: next(answers)(*args, **kwargs))
+    expected: type[BaseException] = ApplyError if isinstance(raised, KernelRefused) else type(raised)
+    with pytest.raises(expected) as caught:
+        applying.reconcile(DesiredState(), kernel, ledger, LOG)  # type: ignore[arg-type]
+    if isinstance(raised, KernelRefused):
+        assert str(caught.value).startswith(f"could not verify the pass: {raised}\nThe 2 steps done before it were undone")
+        assert caught.value.__cause__ is raised
+    else:
+        assert caught.value is raised
+    assert [call for call in kernel.calls if call != "forget written"] == ["create a", "create b", "undo b", "undo a"]
+    assert Ledger.load(tmp_path).count() == 0
+
+
+def test_a_second_round_that_fails_is_rolled_back_once_with_the_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kernel, ledger = RecordingKernel(), Ledger(tmp_path / "ledger.json")
+    a, b = creation("a", Phase.ADD_ADDRESS), creation("b", Phase.ADD_ADDRESS)
+    c = creation("c", Phase.ADD_ROUTE, fails=KernelRefused("create c", errno.EEXIST, "File exists"))
+    scripted_plans(monkeypatch, Plan((a, b)), Plan((c,)), Plan((c,)))
+    with pytest.raises(ApplyError, match="could not create c") as caught:
+        applying.reconcile(DesiredState(), kernel, ledger, LOG, frozenset({None}), hold=frozenset())  # type: ignore[arg-type]
+    assert not isinstance(caught.value, applying.NotVerified)
+    assert [call for call in kernel.calls if call != "forget written"] == ["create a", "create b", "undo b", "undo a"]
+    assert Ledger.load(tmp_path).count() == 0
