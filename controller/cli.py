@@ -1,25 +1,35 @@
 """The `netlab` command line: validate, plan, apply, show, destroy, status,
 reload (the service's ExecReload) and daemon.
 Each subcommand takes --config-dir, --state-dir and --log-format after its name.
-Exit codes: 0 success, 1 error, 2 for `plan --detailed-exitcode` with changes;
-`netlab status` has its own (STATUS_EXIT_CODES), for monitoring checks.
+Exit codes: 0 success, 1 error, 2 for `plan --detailed-exitcode` with changes,
+130 interrupted; `netlab status` has its own (STATUS_EXIT_CODES), for
+monitoring checks. What an error becomes is decided in one place, `run`.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
 import sys
+import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+if TYPE_CHECKING:
+    from netlab.controller.daemon import Settings
+    from netlab.state.ledger import Ledger
+    from netlab.state.model import DesiredState
 
 DEFAULT_CONFIG_DIR = "/etc/netlab.d"
 DEFAULT_STATE_DIR = "/var/lib/netlab"
 DEFAULT_RUN_DIR = "/run/netlab"
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
+REPORT_A_BUG = "this is a bug in netlab, not in your files or your system: please report it with the traceback above"
 
 # `netlab status`: 0 only while a live daemon says the kernel matches the files,
 # as `systemctl is-active` is 0 only for an active unit; 1 stays "cannot tell".
@@ -29,6 +39,18 @@ STATUS_DEAD = 6  # the status says running, but its writer is gone
 
 
 def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="netlab",
+        description="Declarative Linux host networking: namespaces, links, addresses, routes, sysctls.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = _common_options()
+    _add_reading_commands(commands, common)
+    _add_writing_commands(commands, common)
+    return parser
+
+
+def _common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--config-dir",
@@ -51,16 +73,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common.add_argument(
         "--allow-untrusted-config",
+        dest="allow_untrusted",
         action="store_true",
         default=os.environ.get("NETLAB_ALLOW_UNTRUSTED_CONFIG") == "1",
         help="read a config dir or files that users other than root could write (labs and tests only)",
     )
-    parser = argparse.ArgumentParser(
-        prog="netlab",
-        description="Declarative Linux host networking: namespaces, links, addresses, routes, sysctls.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    return common
 
+
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def _add_reading_commands(commands: Subcommands, common: argparse.ArgumentParser) -> None:
+    """The commands that change nothing: validate, plan, show, status."""
     validate = commands.add_parser("validate", parents=[common], help="check files without touching the kernel")
     validate.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="files or directories (default: the config dir)")
     validate.add_argument(
@@ -70,25 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="check the files as host NAME loads them (match.hostname); repeat for each host (default: this host)",
     )
-
     plan = commands.add_parser("plan", parents=[common], help="show what apply would change")
-    plan.add_argument("--json", action="store_true", help="machine-readable output")
+    _json_option(plan)
     plan.add_argument("--detailed-exitcode", action="store_true", help="exit 0 with nothing to do, 2 with changes, 1 on error")
     plan.add_argument("--allow-empty", action="store_true", help=argparse.SUPPRESS)
-
-    apply = commands.add_parser("apply", parents=[common], help="make the kernel match the files, once")
-    apply.add_argument(
-        "--allow-empty",
-        action="store_true",
-        help="accept a config dir with no files, removing everything netlab owns",
-    )
-
     show = commands.add_parser("show", parents=[common], help="live state of managed namespaces in the file format")
-    show.add_argument("--json", action="store_true", help="machine-readable output")
-
-    destroy = commands.add_parser("destroy", parents=[common], help="remove everything netlab owns")
-    destroy.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-
+    _json_option(show)
     status = commands.add_parser(
         "status",
         parents=[common],
@@ -96,28 +108,46 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit codes: 0 healthy, 1 the status cannot be read, 2 degraded (invalid files), 3 failing "
         "(the last apply failed), 4 starting, 5 not running (or stopped), 6 dead (crashed: its status is history)",
     )
-    status.add_argument("--json", action="store_true", help="machine-readable output")
-    status.add_argument("--run-dir", type=Path, default=Path(DEFAULT_RUN_DIR), help="where the daemon writes status.json (default %(default)s)")
+    _json_option(status)
+    _run_dir_option(status, "where the daemon writes status.json")
 
+
+def _add_writing_commands(commands: Subcommands, common: argparse.ArgumentParser) -> None:
+    """The commands that change the network (or make the daemon do it)."""
+    apply = commands.add_parser("apply", parents=[common], help="make the kernel match the files, once")
+    _allow_empty_option(apply)
+    destroy = commands.add_parser("destroy", parents=[common], help="remove everything netlab owns")
+    destroy.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     reload = commands.add_parser(
         "reload", parents=[common], help="make the running daemon read the files now, and wait for that pass (ExecReload)"
     )
     reload.add_argument("--pid", type=int, help="the daemon's process (default: the one status.json names)")
     reload.add_argument("--timeout", type=float, default=100.0, help="seconds to wait for the pass (default %(default)s)")
-    reload.add_argument("--run-dir", type=Path, default=Path(DEFAULT_RUN_DIR), help="where the daemon writes status.json (default %(default)s)")
-
+    _run_dir_option(reload, "where the daemon writes status.json")
     daemon = commands.add_parser("daemon", parents=[common], help="the service: watch, reconcile, repair drift, notify systemd")
-    daemon.add_argument("--run-dir", type=Path, default=Path(DEFAULT_RUN_DIR), help="where status.json is written (default %(default)s)")
+    _run_dir_option(daemon, "where status.json is written")
     daemon.add_argument("--debounce", type=float, default=0.25, help="seconds of quiet in the config dir before it is read (default %(default)s)")
     daemon.add_argument("--resync-interval", type=float, default=60.0, help="seconds between full resyncs (default %(default)s)")
-    daemon.add_argument("--allow-empty", action="store_true", help="accept a config dir with no files, removing everything netlab owns")
-    return parser
+    _allow_empty_option(daemon)
+
+
+def _json_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--json", action="store_true", help="machine-readable output (errors too)")
+
+
+def _run_dir_option(command: argparse.ArgumentParser, what: str) -> None:
+    command.add_argument("--run-dir", type=Path, default=Path(DEFAULT_RUN_DIR), help=f"{what} (default %(default)s)")
+
+
+def _allow_empty_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--allow-empty", action="store_true", help="accept a config dir with no files, removing everything netlab owns"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from netlab.controller import logs
-    from netlab.state.errors import NetlabError
 
     if args.command == "daemon":
         # journald keeps stdout; JSON lines unless a person is watching
@@ -126,22 +156,39 @@ def main(argv: list[str] | None = None) -> int:
         # A person reads the command's own output; the per-change events are
         # for when a log format is asked for (and warnings and errors always).
         logs.configure(args.log_format or "console", level=logging.INFO if args.log_format else logging.WARNING)
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs a command; the one place that decides what an error escaping it
+    becomes, whichever command it is. ConfigError (the files are invalid;
+    nothing was changed) and ApplyError (the kernel or the system refused, or
+    a pass failed and was rolled back; KernelRefused and NotVerified among
+    them): their message, exit 1. OSError (the state or run directory cannot
+    be written, no permission): what and where, exit 1. Ctrl-C: exit 130,
+    after the pass it interrupted was rolled back. Anything else is a bug of
+    netlab: its traceback and a line asking to report it, exit 1. With --json,
+    each error is also a JSON document on stdout."""
+    from netlab.state.errors import NetlabError
+
     try:
         return int(COMMANDS[args.command](args))
     except NetlabError as error:
         return _failed(args, error, _error_text(error))
-    except PermissionError as error:
-        return _failed(args, error, f"netlab: {error.strerror}: {error.filename or ''} (netlab needs root to change the network)")
     except OSError as error:
-        return _failed(args, error, f"netlab: {error}")
+        return _failed(args, error, _os_error_text(error))
     except KeyboardInterrupt:
-        return 130
+        print("netlab: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as error:  # noqa: BLE001 - a bug of ours: shown as one, not hidden
+        traceback.print_exc()
+        return _failed(args, error, f"netlab: {REPORT_A_BUG} ({type(error).__name__}: {error})")
 
 
 def _failed(args: argparse.Namespace, error: Exception, text: str) -> int:
-    """The error for a person on stderr; for `plan --json`, also a JSON document
-    on stdout, so that a program reading it always gets one."""
-    if args.command == "plan" and args.json:
+    """The error for a person on stderr; with --json, also a JSON document on
+    stdout, so that a program reading it always gets one."""
+    if getattr(args, "json", False):
         from netlab.controller import reporting
 
         print(reporting.plan_error_json(error, text.removeprefix("netlab: ")), end="")
@@ -157,6 +204,16 @@ def _error_text(error: Exception) -> str:
         head = f"netlab: {count} problem{'s' if count != 1 else ''}; nothing was changed:"
         return head + "\n" + "\n".join(str(problem) for problem in error.problems)
     return f"netlab: {error}"
+
+
+def _os_error_text(error: OSError) -> str:
+    """An OSError at the edges (the state directory, the run directory, a
+    signal to the daemon) as what failed and where."""
+    where = f": {error.filename}" if error.filename else ""
+    said = error.strerror or str(error)
+    if isinstance(error, PermissionError):
+        return f"netlab: {said}{where} (netlab needs root to change the network)"
+    return f"netlab: {said}{where}"
 
 
 # -- commands --------------------------------------------------------------------
@@ -307,18 +364,38 @@ def cmd_reload(args: argparse.Namespace) -> int:
         # it says nothing of its reload passes, so there is nothing to wait for
         _say(args, "warning", "reload requested; this daemon does not report its reload passes (restart it to have them)")
         return EXIT_OK
+    passed = _reload_pass(args, path, pid, asked)
+    return _reload_done(args, passed, pid) if passed is not None else EXIT_ERROR
+
+
+def _reload_pass(args: argparse.Namespace, path: Path, pid: int, asked: float) -> dict[str, Any] | None:
+    """status.json once it shows the daemon's reload pass begun after `asked`
+    (monotonic); None, said, when the daemon ended or the time ran out first."""
+    import time
+
+    from netlab.controller import reporting
+
     while True:
         status = reporting.daemon_status(path)
         reload = status.get("last_reload")
         # `began` was the monotonic time before status.json's format_version 1
         began = reload.get("began_monotonic", reload.get("began")) if isinstance(reload, dict) else None
-        if isinstance(reload, dict) and isinstance(began, float) and began >= asked and status.get("pid") == pid:
-            break
+        if isinstance(began, float) and began >= asked and status.get("pid") == pid:
+            return status
         if not reporting.is_alive(pid):
-            return _reload_failed(args, f"the daemon (process {pid}) ended before its reload pass did")
+            _reload_failed(args, f"the daemon (process {pid}) ended before its reload pass did")
+            return None
         if time.monotonic() - asked > args.timeout:
-            return _reload_failed(args, f"the daemon (process {pid}) has not finished a reload pass within {args.timeout:g} s")
+            _reload_failed(args, f"the daemon (process {pid}) has not finished a reload pass within {args.timeout:g} s")
+            return None
         time.sleep(0.02)
+
+
+def _reload_done(args: argparse.Namespace, status: dict[str, Any], pid: int) -> int:
+    """How the reload pass in `status` ended: exit 0 when it is healthy."""
+    from netlab.controller import reporting
+
+    reload = status["last_reload"]
     healthy = reload.get("state") == "healthy"
     if args.log_format == "json":
         error = status.get("last_error")
@@ -349,18 +426,18 @@ def _say(args: argparse.Namespace, level: str, text: str, **fields: object) -> N
 
 def cmd_daemon(args: argparse.Namespace) -> int:
     from netlab.controller import logs
-    from netlab.controller.daemon import Daemon, Settings
+    from netlab.controller.daemon import Daemon
 
-    settings = Settings(
-        config_dir=args.config_dir,
-        state_dir=args.state_dir,
-        run_dir=args.run_dir,
-        debounce=args.debounce,
-        resync_interval=args.resync_interval,
-        allow_empty=args.allow_empty,
-        allow_untrusted=args.allow_untrusted_config,
-    )
-    return Daemon(settings, logs.get_logger()).run()
+    return Daemon(daemon_settings(args), logs.get_logger()).run()
+
+
+def daemon_settings(args: argparse.Namespace) -> Settings:
+    """The daemon's settings are its options, by name (`--resync-interval` is
+    `resync_interval`); a setting no option names keeps its default."""
+    from netlab.controller.daemon import Settings
+
+    given = vars(args)
+    return Settings(**{setting.name: given[setting.name] for setting in dataclasses.fields(Settings) if setting.name in given})
 
 
 COMMANDS = {
@@ -378,13 +455,13 @@ COMMANDS = {
 # -- shared helpers ----------------------------------------------------------------
 
 
-def _load(args: argparse.Namespace) -> Any:
+def _load(args: argparse.Namespace) -> DesiredState:
     from netlab.controller.guards import load_desired
 
-    return load_desired(args.config_dir, args.state_dir, getattr(args, "allow_empty", False), args.allow_untrusted_config)
+    return load_desired(args.config_dir, args.state_dir, getattr(args, "allow_empty", False), args.allow_untrusted)
 
 
-def _ledger(args: argparse.Namespace) -> Any:
+def _ledger(args: argparse.Namespace) -> Ledger:
     from netlab.state.ledger import Ledger
 
     return Ledger.load(args.state_dir)

@@ -41,7 +41,8 @@ def plan_json(plan: Plan) -> str:
 
 
 def plan_error_json(error: Exception, message: str) -> str:
-    """What `plan --json` prints when there is no plan: the error, and for
+    """What `plan --json` prints when there is no plan (and `show --json`,
+    `status --json` when they fail): the error, and for
     invalid files each problem with its place (and `error` says how many)."""
     problems = error.problems if isinstance(error, ConfigError) else ()
     if problems:
