@@ -258,6 +258,16 @@ class Sandbox:
         """Runs netlab inside with its real default paths; `env` adds variables."""
         return self.run(NETLAB, *args, check=check, timeout=timeout, env={**self.layout.env, **env} if env else None)
 
+    def refused_apply(self, name: str, text: str) -> str:
+        """Writes a config file and runs `netlab apply`, which must refuse it as it
+        refuses what a user must fix or the kernel will not do: exit 1 and no
+        traceback. Returns what it said on stderr."""
+        self.write_config(name, text)
+        result = self.netlab("apply", check=False)
+        assert result.returncode == 1, f"apply exited {result.returncode}, not 1\n{result.stdout}\n{result.stderr}"
+        assert "Traceback" not in result.stderr, result.stderr
+        return result.stderr
+
     def spawn(self, *argv: str, stdout: object = subprocess.PIPE) -> Background:
         """A background process inside the sandbox, killed at close."""
         process = Background(  # type: ignore[call-overload]
