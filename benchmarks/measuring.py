@@ -18,8 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sandbox import ENV as SANDBOX_ENV
-from sandbox import Sandbox
+from sandbox import Sandbox, sandbox
 from topology import Topology
 
 HERE = Path(__file__).resolve().parent
@@ -163,21 +162,13 @@ def sample_namespaces(topology: Topology) -> list[str]:
     return sorted({f"ns{i}" for i in (1, topology.edited, topology.n)}, key=lambda name: int(name[2:]))
 
 
-def _write_inside(box: Sandbox, inside: str, text: str) -> None:
-    """Writes a file in the sandbox the way an editor saves: a temp file, then rename."""
-    target = box.path(inside)
-    temp = target.with_name(f".{target.name}.bench-tmp")
-    temp.write_text(text)
-    temp.rename(target)
-
-
 # -- the baselines ------------------------------------------------------------------------
 
 
 def run_script(tools: Tools, topology: Topology, workdir: Path, script: str) -> dict[str, Any]:
     """`ip -batch` (batch.sh) or the shell script (shell.sh): cold apply only; neither
     can be run a second time over what it made."""
-    with Sandbox() as box:
+    with sandbox() as box:
         seconds, result = box.timed(str(workdir / script), check=False)
         record: dict[str, Any] = {"cold_s": seconds}
         if result.returncode != 0:
@@ -192,8 +183,8 @@ def run_script(tools: Tools, topology: Topology, workdir: Path, script: str) -> 
 def run_netlab(tools: Tools, topology: Topology, workdir: Path, phases: bool = True) -> dict[str, Any]:
     record: dict[str, Any] = {}
     sample = sample_namespaces(topology)
-    with Sandbox() as box:
-        _write_inside(box, CONFIG, (workdir / "netlab" / "topology.yaml").read_text())
+    with sandbox() as box:
+        box.write(CONFIG, (workdir / "netlab" / "topology.yaml").read_text())
         seconds, result = box.timed(tools.netlab, "apply", check=False)
         record["cold_s"] = seconds
         if result.returncode != 0:
@@ -219,7 +210,7 @@ def run_netlab(tools: Tools, topology: Topology, workdir: Path, phases: bool = T
             except json.JSONDecodeError:
                 record["phases"] = {"error": result.stderr.strip()[-1000:]}
 
-        _write_inside(box, CONFIG, (workdir / "netlab-edited" / "topology.yaml").read_text())
+        box.write(CONFIG, (workdir / "netlab-edited" / "topology.yaml").read_text())
         with Witness(box, sample) as witness:
             seconds, result = box.timed(tools.netlab, "apply", check=False)
         record["edit_s"] = seconds
@@ -241,7 +232,7 @@ def run_ifstate(tools: Tools, topology: Topology, workdir: Path) -> dict[str, An
     record: dict[str, Any] = {}
     sample = sample_namespaces(topology)
     ifstate = [tools.ifstatecli, "-q", "-c"]
-    with Sandbox() as box:
+    with sandbox() as box:
         seconds, result = box.timed(*ifstate, str(workdir / "ifstate.yaml"), "apply", check=False)
         record["cold_s"] = seconds
         if result.returncode != 0:
@@ -331,15 +322,15 @@ def run_daemon(tools: Tools, topology: Topology, workdir: Path, rep: int) -> dic
     original = (workdir / "netlab" / "topology.yaml").read_text()
     edited = (workdir / "netlab-edited" / "topology.yaml").read_text()
     log_path = workdir / f"daemon-{topology.n}-{rep}.log"
-    with Sandbox() as box:
-        _write_inside(box, CONFIG, original)
+    with sandbox() as box:
+        box.write(CONFIG, original)
         with open(log_path, "w") as log_file:
             began = time.perf_counter()
             daemon = subprocess.Popen(
                 box.argv(tools.netlab, "daemon", "--debounce", str(DEBOUNCE), "--resync-interval", "3600", "--log-format", "json"),
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
-                env=SANDBOX_ENV,
+                env=box.layout.env,
             )
             try:
                 status = None
@@ -418,7 +409,7 @@ def run_startup(tools: Tools, repeat: int) -> dict[str, Any]:
     """`netlab --help` and `netlab plan` on an empty config dir, and the bare
     interpreter for scale; and which imports a `plan` pays for (-X importtime)."""
     record: dict[str, Any] = {"python_s": [], "help_s": [], "plan_empty_s": []}
-    with Sandbox() as box:
+    with sandbox() as box:
         box.run(tools.netlab, "--help")  # warm the page cache
         for _ in range(repeat):
             record["python_s"].append(box.timed(tools.netlab_python, "-c", "pass")[0])
@@ -456,8 +447,8 @@ def run_profiles(tools: Tools, topology: Topology, workdir: Path, rate: int = 10
     over a cold `netlab apply` and then a no-op one. Returns the raw stack files."""
     assert tools.py_spy is not None
     files = {}
-    with Sandbox() as box:
-        _write_inside(box, CONFIG, (workdir / "netlab" / "topology.yaml").read_text())
+    with sandbox() as box:
+        box.write(CONFIG, (workdir / "netlab" / "topology.yaml").read_text())
         for name in ("cold", "noop"):
             out = workdir / f"profile-{name}-{topology.n}.txt"
             box.run(tools.py_spy, "record", "--idle", "--subprocesses", "--rate", str(rate), "--format", "raw",

@@ -27,102 +27,34 @@ import struct
 import sys
 import time
 
-CLONE_NEWNET = 0x40000000
-RTMGRP_LINK, RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE = 0x1, 0x10, 0x40
-RTM_DELLINK, RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR, RTM_NEWROUTE, RTM_GETROUTE = 17, 20, 21, 22, 24, 26
-NLM_F_REQUEST, NLM_F_ACK, NLM_F_DUMP = 0x1, 0x4, 0x300
-NLMSG_ERROR, NLMSG_DONE = 2, 3
-IFA_ADDRESS, IFA_LOCAL = 1, 2
-RTA_GATEWAY, RTA_TABLE = 5, 15
-RT_TABLE_MAIN = 254
+import rtnetlink as nl
+
 GATEWAY = "10.0.0.1"
 TIMEOUT = 60.0
 MNT_DETACH = 2
+GROUPS = nl.RTMGRP_LINK | nl.RTMGRP_IPV4_IFADDR | nl.RTMGRP_IPV4_ROUTE
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def _setns(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if _libc.setns(fd, CLONE_NEWNET) != 0:
-            code = ctypes.get_errno()
-            raise OSError(code, f"setns {path}: {os.strerror(code)}")
-    finally:
-        os.close(fd)
-
-
-def _attributes(data: bytes, offset: int, end: int) -> dict[int, bytes]:
-    found = {}
-    while offset + 4 <= end:
-        length, kind = struct.unpack_from("HH", data, offset)
-        if length < 4:
-            break
-        found[kind & 0x3FFF] = data[offset + 4 : offset + length]
-        offset += (length + 3) & ~3
-    return found
-
-
-def _request(message_type: int, body: bytes) -> None:
-    """Sends one request in the current namespace and waits for its acknowledgement."""
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
-        sock.send(struct.pack("IHHII", 16 + len(body), message_type, NLM_F_REQUEST | NLM_F_ACK, 1, 0) + body)
-        answer = sock.recv(65536)
-        kind = struct.unpack_from("H", answer, 4)[0]
-        error = struct.unpack_from("i", answer, 16)[0] if kind == NLMSG_ERROR else 0
-        if error:
-            raise OSError(-error, os.strerror(-error))
-
-
-def _rtattr(kind: int, value: bytes) -> bytes:
-    data = struct.pack("HH", 4 + len(value), kind) + value
-    return data + b"\0" * ((4 - len(data) % 4) % 4)
+def _is_default_route(message: bytes) -> bool:
+    route = nl.main_default_route(message)
+    return route is not None and route[0] == GATEWAY
 
 
 def _has_default_route() -> bool:
     """Whether the current namespace's main table has the default route via GATEWAY."""
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
-        header = struct.pack("BBBBBBBBI", socket.AF_INET, 0, 0, 0, 0, 0, 0, 0, 0)
-        sock.send(struct.pack("IHHII", 16 + len(header), RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + header)
-        found = False
-        while True:
-            data = sock.recv(1 << 20)
-            offset = 0
-            while offset + 16 <= len(data):
-                length, kind = struct.unpack_from("IH", data, offset)
-                if kind in (NLMSG_DONE, NLMSG_ERROR):
-                    return found
-                found = found or _is_default_route(data, offset, length)
-                offset += (length + 3) & ~3
-
-
-def _is_default_route(data: bytes, offset: int, length: int) -> bool:
-    family, dst_len, _, _, table = struct.unpack_from("BBBBB", data, offset + 16)
-    attrs = _attributes(data, offset + 28, offset + length)
-    if RTA_TABLE in attrs:
-        table = struct.unpack("I", attrs[RTA_TABLE])[0]
-    gateway = socket.inet_ntoa(attrs[RTA_GATEWAY]) if RTA_GATEWAY in attrs else None
-    return family == socket.AF_INET and dst_len == 0 and table == RT_TABLE_MAIN and gateway == GATEWAY
+    with nl.open_socket() as sock:
+        header = struct.pack(nl.RTMSG, socket.AF_INET, 0, 0, 0, 0, 0, 0, 0, 0)
+        return any(_is_default_route(message) for message in nl.dump(sock, nl.RTM_GETROUTE, header))
 
 
 def _addresses() -> set[str]:
     """The IPv4 addresses of the current namespace."""
-    found = set()
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
-        header = struct.pack("BBBBI", socket.AF_INET, 0, 0, 0, 0)
-        sock.send(struct.pack("IHHII", 16 + len(header), RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + header)
-        while True:
-            data = sock.recv(1 << 20)
-            offset = 0
-            while offset + 16 <= len(data):
-                length, kind = struct.unpack_from("IH", data, offset)
-                if kind in (NLMSG_DONE, NLMSG_ERROR):
-                    return found
-                attrs = _attributes(data, offset + 24, offset + length)
-                raw = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
-                if raw:
-                    found.add(socket.inet_ntoa(raw))
-                offset += (length + 3) & ~3
+    with nl.open_socket() as sock:
+        header = struct.pack(nl.IFADDRMSG, socket.AF_INET, 0, 0, 0, 0)
+        found = (nl.ipv4_address(message) for message in nl.dump(sock, nl.RTM_GETADDR, header))
+        return {address.split("/")[0] for _, address in filter(None, found)}
 
 
 def _del_netns(netns: str, expected: str, own: int) -> dict[str, object]:
@@ -130,8 +62,7 @@ def _del_netns(netns: str, expected: str, own: int) -> dict[str, object]:
     waits for a namespace bound on that name again (a mount: another device
     than /run/netns's) that holds the address and the default route: listening
     in it from the moment it is seen, and looking again at each event."""
-    if _libc.setns(own, CLONE_NEWNET) != 0:
-        raise OSError(ctypes.get_errno(), "setns back to the root namespace")
+    nl.setns(own, "back to the root namespace")
     path = f"/run/netns/{netns}"
     if _libc.umount2(path.encode(), MNT_DETACH) != 0:
         raise OSError(ctypes.get_errno(), f"umount {path}")
@@ -149,10 +80,8 @@ def _del_netns(netns: str, expected: str, own: int) -> dict[str, object]:
     else:
         return {"action": "del-netns", "began_wall": began_wall, "bound_s": None, "address_s": None, "route_s": None}
     bound_s = time.perf_counter() - began
-    _setns(path)
-    listener = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-    listener.bind((0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE))
+    nl.enter(path)
+    listener = nl.listen(GROUPS)
     while (address_s is None or route_s is None) and time.perf_counter() < deadline:
         # looked at after the listener is bound: nothing made since is missed
         now = time.perf_counter() - began
@@ -172,10 +101,8 @@ def _del_netns(netns: str, expected: str, own: int) -> dict[str, object]:
 def main() -> None:
     action, netns = sys.argv[1], sys.argv[2]
     own = os.open("/proc/self/ns/net", os.O_RDONLY)
-    _setns(f"/run/netns/{netns}")
-    listener = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-    listener.bind((0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE))
+    nl.enter(f"/run/netns/{netns}")
+    listener = nl.listen(GROUPS)
 
     if action == "rename":
         expected, source, target = sys.argv[3], sys.argv[4], sys.argv[5]
@@ -185,16 +112,15 @@ def main() -> None:
         expected = sys.argv[3].split("/")[0]
         prefixlen = int(sys.argv[3].split("/")[1])
         raw = socket.inet_aton(expected)
-        body = struct.pack("BBBBI", socket.AF_INET, prefixlen, 0, 0, socket.if_nametoindex("eth0"))
-        body += _rtattr(IFA_LOCAL, raw) + _rtattr(IFA_ADDRESS, raw)
-        _request(RTM_DELADDR, body)
+        body = struct.pack(nl.IFADDRMSG, socket.AF_INET, prefixlen, 0, 0, socket.if_nametoindex("eth0"))
+        body += nl.rtattr(nl.IFA_LOCAL, raw) + nl.rtattr(nl.IFA_ADDRESS, raw)
+        nl.request(nl.RTM_DELADDR, body)
         began_wall, began = time.time(), time.perf_counter()
     elif action == "del-link":
         link = sys.argv[3]
-        if _libc.setns(own, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), "setns back to the root namespace")
-        body = struct.pack("BxHiII", socket.AF_UNSPEC, 0, socket.if_nametoindex(link), 0, 0)
-        _request(RTM_DELLINK, body)
+        nl.setns(own, "back to the root namespace")
+        body = struct.pack(nl.IFINFOMSG, socket.AF_UNSPEC, 0, socket.if_nametoindex(link), 0, 0)
+        nl.request(nl.RTM_DELLINK, body)
         began_wall, began = time.time(), time.perf_counter()
         expected = None
     elif action == "del-netns":
@@ -216,20 +142,15 @@ def main() -> None:
             break
         data = listener.recv(1 << 20)
         now = time.perf_counter() - began
-        offset = 0
-        while offset + 16 <= len(data):
-            length, kind = struct.unpack_from("IH", data, offset)
-            if kind == RTM_NEWADDR and address_s is None:
-                family = data[offset + 16]
-                attrs = _attributes(data, offset + 24, offset + length)
-                raw = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
-                if family == socket.AF_INET and raw and (expected is None or socket.inet_ntoa(raw) == expected):
+        for kind, message in nl.messages(data):
+            if kind == nl.RTM_NEWADDR and address_s is None:
+                found = nl.ipv4_address(message)
+                if found and (expected is None or found[1].split("/")[0] == expected):
                     address_s = now
                     if route_s is None and action != "del-link" and _has_default_route():
                         route_s = now  # it never went (another address of its subnet stayed)
-            elif kind == RTM_NEWROUTE and route_s is None and _is_default_route(data, offset, length):
+            elif kind == nl.RTM_NEWROUTE and route_s is None and _is_default_route(message):
                 route_s = now
-            offset += (length + 3) & ~3
     print(json.dumps({"action": action, "began_wall": began_wall, "address_s": address_s, "route_s": route_s}))
 
 

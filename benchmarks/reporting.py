@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import statistics
 import subprocess
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -217,7 +218,7 @@ def render(results: dict[str, Any], analysis: str = "") -> str:
     w("  sizes would take hours.")
     w("- netlab: `netlab apply` with the topology as one file in `/etc/netlab.d`, and `netlab daemon --debounce 0.25`.")
     w("")
-    w("Every run happens in a fresh private network + mount + PID namespace (`benchmarks/sandbox.py`), with tmpfs")
+    w("Every run happens in a fresh private network + mount + PID namespace (`tests/sandbox.py`'s benchmark layout), with tmpfs")
     w("over `/run`, `/etc/netns`, `/etc/netlab.d` and `/var/lib/netlab` and temporary files over `/etc/resolv.conf`")
     w("and `/etc/hosts`: the host's network is never touched. Every result is checked by `benchmarks/verify.py`,")
     w("which asks the kernel directly (raw rtnetlink, not the tools' libraries): the namespace count, N + 2 links")
@@ -249,7 +250,7 @@ def render(results: dict[str, Any], analysis: str = "") -> str:
     w("benchmarks/run                             # the full suite: sizes 10,100,500,1000, 3 runs each (~40 min on 2 cores)")
     w("benchmarks/run --sizes 10 --repeat 1       # a quick look (the smoke test runs this)")
     w("benchmarks/run --tools daemon --no-profile --sizes 1000 --repeat 1 --out /tmp/daemon   # the daemon alone, one size")
-    w("benchmarks/run --report benchmarks/results.json   # re-write this report from saved results")
+    w("benchmarks/run --report benchmarks/results.json   # re-write this report from a run's saved results")
     w("python3 benchmarks/sandbox.py bash         # a shell in a fresh sandbox, to try things by hand")
     w("```")
     w("")
@@ -257,9 +258,18 @@ def render(results: dict[str, Any], analysis: str = "") -> str:
     w("and `benchmarks/.netlab-venv` (netlab and its dependencies only, as `scripts/install` has them: the")
     w("repository's `.venv` also holds the test tools, whose `rich` structlog would import) when missing.")
     w("`results.json` holds every run's figures, verdicts and witnessed events; `profile-*.txt`")
-    w("are py-spy's raw stacks (load them into speedscope or flamegraph.pl).")
+    w("are py-spy's raw stacks (load them into speedscope or flamegraph.pl). The run writes both next to this")
+    w("report (its `--out`), and they are not committed: this report and `cold-apply.png` are.")
     w("")
     return "\n".join(lines)
+
+
+def _section(w: Any, title: str, text: str) -> None:
+    """A heading and the paragraphs under it (`text` indented as in the source)."""
+    w(f"## {title}")
+    w("")
+    w(textwrap.dedent(text).strip("\n"))
+    w("")
 
 
 def _targets(results: dict[str, Any], w: Any) -> None:
@@ -357,10 +367,9 @@ def _targets(results: dict[str, Any], w: Any) -> None:
 def _cold(results: dict[str, Any], w: Any) -> None:
     sizes = results["settings"]["sizes"]
     cold = cold_medians(results)
-    w("## Cold apply: from nothing to the whole topology")
-    w("")
-    w("Median wall time of verified runs, and each tool's ratio to `ip -batch`. ![cold apply against N](cold-apply.png)")
-    w("")
+    _section(w, "Cold apply: from nothing to the whole topology", """
+        Median wall time of verified runs, and each tool's ratio to `ip -batch`. ![cold apply against N](cold-apply.png)
+    """)
     w("| N | netlab | `ip -batch` | shell script | ifstate | netlab / batch | shell / batch | ifstate / batch | shell / netlab | netlab per namespace |")
     w("|---|---|---|---|---|---|---|---|---|---|")
     for n in sizes:
@@ -389,15 +398,14 @@ def _cold(results: dict[str, Any], w: Any) -> None:
 
 def _noop(results: dict[str, Any], w: Any) -> None:
     sizes = results["settings"]["sizes"]
-    w("## No-op reconcile: nothing changed")
-    w("")
-    w("`netlab apply` and `netlab plan` as processes (start-up, loading the files, observing, planning), then")
-    w("observe + plan alone (`benchmarks/netlab_phases.py`, connections kept, the median of passes 2..n of the")
-    w("first run) in two ways: reading every namespace again (what `netlab apply` and the daemon's start, reload")
-    w("and hourly-style resync do), and the daemon's event-fed pass when no event came (it re-reads only the")
-    w("namespaces its listeners heard changing, plus the namespace list, the sysctls, the file signatures and the")
-    w("ledger); and the kernel writes witnessed during the no-op `apply` (sum over all runs; 0 expected).")
-    w("")
+    _section(w, "No-op reconcile: nothing changed", """
+        `netlab apply` and `netlab plan` as processes (start-up, loading the files, observing, planning), then
+        observe + plan alone (`benchmarks/netlab_phases.py`, connections kept, the median of passes 2..n of the
+        first run) in two ways: reading every namespace again (what `netlab apply` and the daemon's start, reload
+        and hourly-style resync do), and the daemon's event-fed pass when no event came (it re-reads only the
+        namespaces its listeners heard changing, plus the namespace list, the sysctls, the file signatures and the
+        ledger); and the kernel writes witnessed during the no-op `apply` (sum over all runs; 0 expected).
+    """)
     w("| N | netlab apply | netlab plan | load files | observe + plan, all read again | of which plan | daemon pass, event-fed | netlab writes | ifstate apply | ifstate writes |")
     w("|---|---|---|---|---|---|---|---|---|---|")
     for n in sizes:
@@ -432,17 +440,16 @@ def _noop(results: dict[str, Any], w: Any) -> None:
 
 def _edit(results: dict[str, Any], w: Any) -> None:
     sizes = results["settings"]["sizes"]
-    w("## One change among N: the middle namespace's address edited")
-    w("")
-    w("Wall time of `netlab apply` (and `ifstatecli apply`) after the file changed, and what the kernel saw change")
-    w("(`ip monitor` in the root namespace, ns1, the edited namespace and nsN; NAT table; resolver files).")
-    w("For comparison, by hand this is three `ip` commands (delete the old address, add the new one, put back the")
-    w("default route the kernel drops with the namespace's last IPv4 address).")
-    w("")
-    w("*only that object changed* means the witnessed writes are the edited namespace's old address going, its")
-    w("new address coming and its default route put back, and nothing else;")
-    w("*verified* checks that the namespace then holds exactly the new address.")
-    w("")
+    _section(w, "One change among N: the middle namespace's address edited", """
+        Wall time of `netlab apply` (and `ifstatecli apply`) after the file changed, and what the kernel saw change
+        (`ip monitor` in the root namespace, ns1, the edited namespace and nsN; NAT table; resolver files).
+        For comparison, by hand this is three `ip` commands (delete the old address, add the new one, put back the
+        default route the kernel drops with the namespace's last IPv4 address).
+
+        *only that object changed* means the witnessed writes are the edited namespace's old address going, its
+        new address coming and its default route put back, and nothing else;
+        *verified* checks that the namespace then holds exactly the new address.
+    """)
     w("| N | netlab | only that object changed | verified | ifstate | only that object changed | verified |")
     w("|---|---|---|---|---|---|---|")
     examples: dict[str, list[str]] = {}
@@ -469,17 +476,16 @@ def _daemon(results: dict[str, Any], w: Any) -> None:
         return
     sizes = results["settings"]["sizes"]
     debounce = results["settings"]["debounce_s"]
-    w("## The daemon (`netlab daemon --debounce 0.25`)")
-    w("")
-    w("Latencies are from the act to the kernel showing the answer, seen by a netlink listener opened in the")
-    w("namespace beforehand (`benchmarks/probe.py`). *Edit*: an edited copy of the file is renamed over it")
-    w("(editor-style), the middle namespace's address changes, and back again: time to the new address, and that")
-    w(f"minus the {debounce * 1000:.0f} ms debounce. *Drift*: an address deleted with netlink (in the middle namespace")
-    w("and in ns1), one veth deleted in the root namespace, and the middle namespace removed as `ip netns del` does")
-    w("(the listener then opened in the new one as soon as it is bound): time until the address and the default")
-    w("route are back. Peak RSS is VmHWM over the whole run (its cold start included); idle CPU over 3 s with nothing")
-    w("happening.")
-    w("")
+    _section(w, "The daemon (`netlab daemon --debounce 0.25`)", f"""
+        Latencies are from the act to the kernel showing the answer, seen by a netlink listener opened in the
+        namespace beforehand (`benchmarks/probe.py`). *Edit*: an edited copy of the file is renamed over it
+        (editor-style), the middle namespace's address changes, and back again: time to the new address, and that
+        minus the {debounce * 1000:.0f} ms debounce. *Drift*: an address deleted with netlink (in the middle namespace
+        and in ns1), one veth deleted in the root namespace, and the middle namespace removed as `ip netns del` does
+        (the listener then opened in the new one as soon as it is bound): time until the address and the default
+        route are back. Peak RSS is VmHWM over the whole run (its cold start included); idle CPU over 3 s with nothing
+        happening.
+    """)
     w("| N | ready from empty | edit: to the address | after the debounce | drift, address: back | route back | drift, veth: route back | drift, namespace: route back | peak RSS | threads | idle CPU | verified |")
     w("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for n in sizes:

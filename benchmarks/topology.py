@@ -27,6 +27,14 @@ def address(i: int) -> str:
     return f"10.0.{i // 250}.{i % 250 + 2}/16"
 
 
+def _ifstate_veth(indent: str, peer: str, peer_netns: str, master: str | None = None) -> list[str]:
+    """The `link:` block of one veth end in an ifstate file, up."""
+    lines = ["link:", "  kind: veth", f"  peer: {peer}", f"  peer_netns: {peer_netns}"]
+    if master is not None:
+        lines.append(f"  master: {master}")
+    return [indent + line for line in [*lines, "  state: up"]]
+
+
 @dataclass(frozen=True)
 class Topology:
     n: int
@@ -139,15 +147,7 @@ class Topology:
             "      state: up",
         ]
         for i in range(1, self.n + 1):
-            lines += [
-                f"  vh{i}:",
-                "    link:",
-                "      kind: veth",
-                "      peer: eth0",
-                f"      peer_netns: ns{i}",
-                f"      master: {BRIDGE}",
-                "      state: up",
-            ]
+            lines += [f"  vh{i}:", *_ifstate_veth("    ", "eth0", f"ns{i}", master=BRIDGE)]
         lines.append("namespaces:")
         for i in range(1, self.n + 1):
             lines += [
@@ -156,11 +156,7 @@ class Topology:
                 "      eth0:",
                 "        addresses:",
                 f"          - {self.address(i, edited)}",
-                "        link:",
-                "          kind: veth",
-                f"          peer: vh{i}",
-                "          peer_netns: null",
-                "          state: up",
+                *_ifstate_veth("        ", f"vh{i}", "null"),
                 "    routing:",
                 "      routes:",
                 "        - to: 0.0.0.0/0",

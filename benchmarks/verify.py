@@ -10,7 +10,6 @@ Run by `benchmarks/run` after every apply; stdlib only.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
 import socket
@@ -20,78 +19,34 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import rtnetlink as nl  # noqa: E402
 from topology import BRIDGE, BRIDGE_ADDRESS, GATEWAY, NAMESERVER, SUBNET, Topology  # noqa: E402
-
-CLONE_NEWNET = 0x40000000
-NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
-NLMSG_ERROR, NLMSG_DONE = 2, 3
-RTM_GETLINK, RTM_GETADDR, RTM_GETROUTE = 18, 22, 26
-IFLA_IFNAME, IFLA_MASTER = 3, 10
-IFA_ADDRESS, IFA_LOCAL = 1, 2
-RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_TABLE = 1, 4, 5, 15
-IFF_UP, IFF_LOWER_UP = 0x1, 0x10000
-RT_TABLE_MAIN = 254
-
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _attributes(data: bytes, offset: int, end: int) -> dict[int, bytes]:
-    found = {}
-    while offset + 4 <= end:
-        length, kind = struct.unpack_from("HH", data, offset)
-        if length < 4:
-            break
-        found[kind & 0x3FFF] = data[offset + 4 : offset + length]
-        offset += (length + 3) & ~3
-    return found
-
-
-def _dump(sock: socket.socket, kind: int, header: bytes) -> list[tuple[bytes, int]]:
-    """(message, offset of its attributes) for every answer to one dump request."""
-    sock.send(struct.pack("IHHII", 16 + len(header), kind, NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + header)
-    messages = []
-    while True:
-        data = sock.recv(1 << 20)
-        offset = 0
-        while offset + 16 <= len(data):
-            length, msg_type = struct.unpack_from("IH", data, offset)
-            if msg_type == NLMSG_DONE:
-                return messages
-            if msg_type == NLMSG_ERROR:
-                raise OSError(-struct.unpack_from("i", data, offset + 16)[0], "netlink dump failed")
-            messages.append((data[offset : offset + length], 16 + len(header)))
-            offset += (length + 3) & ~3
 
 
 def observe(sock: socket.socket) -> dict[str, object]:
     """Links {name: (flags, master name)}, IPv4 addresses {name: [a/len]}, main-table
     IPv4 default routes [(gateway, dev)]."""
     links, names, masters = {}, {}, {}
-    for message, start in _dump(sock, RTM_GETLINK, struct.pack("BxHiII", socket.AF_UNSPEC, 0, 0, 0, 0)):
-        _, _, index, flags, _ = struct.unpack_from("BxHiII", message, 16)
-        attrs = _attributes(message, start, len(message))
-        name = attrs[IFLA_IFNAME].rstrip(b"\0").decode()
+    link_header = struct.pack(nl.IFINFOMSG, socket.AF_UNSPEC, 0, 0, 0, 0)
+    for message in nl.dump(sock, nl.RTM_GETLINK, link_header):
+        _, _, index, flags, _ = struct.unpack_from(nl.IFINFOMSG, message, 16)
+        attrs = nl.attributes(message, 16 + len(link_header), len(message))
+        name = attrs[nl.IFLA_IFNAME].rstrip(b"\0").decode()
         names[index] = name
         links[name] = flags
-        if IFLA_MASTER in attrs:
-            masters[name] = struct.unpack("I", attrs[IFLA_MASTER])[0]
+        if nl.IFLA_MASTER in attrs:
+            masters[name] = struct.unpack("I", attrs[nl.IFLA_MASTER])[0]
     addresses: dict[str, list[str]] = {}
-    for message, start in _dump(sock, RTM_GETADDR, struct.pack("BBBBI", socket.AF_INET, 0, 0, 0, 0)):
-        family, prefixlen, _, _, index = struct.unpack_from("BBBBI", message, 16)
-        attrs = _attributes(message, start, len(message))
-        raw = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
-        if family == socket.AF_INET and raw:
-            addresses.setdefault(names.get(index, "?"), []).append(f"{socket.inet_ntoa(raw)}/{prefixlen}")
+    for message in nl.dump(sock, nl.RTM_GETADDR, struct.pack(nl.IFADDRMSG, socket.AF_INET, 0, 0, 0, 0)):
+        found = nl.ipv4_address(message)
+        if found:
+            addresses.setdefault(names.get(found[0], "?"), []).append(found[1])
     defaults = []
-    for message, start in _dump(sock, RTM_GETROUTE, struct.pack("BBBBBBBBI", socket.AF_INET, 0, 0, 0, 0, 0, 0, 0, 0)):
-        family, dst_len, _, _, table = struct.unpack_from("BBBBB", message, 16)
-        attrs = _attributes(message, start, len(message))
-        if RTA_TABLE in attrs:
-            table = struct.unpack("I", attrs[RTA_TABLE])[0]
-        if family == socket.AF_INET and dst_len == 0 and table == RT_TABLE_MAIN:
-            gateway = socket.inet_ntoa(attrs[RTA_GATEWAY]) if RTA_GATEWAY in attrs else None
-            dev = names.get(struct.unpack("I", attrs[RTA_OIF])[0]) if RTA_OIF in attrs else None
-            defaults.append((gateway, dev))
+    for message in nl.dump(sock, nl.RTM_GETROUTE, struct.pack(nl.RTMSG, socket.AF_INET, 0, 0, 0, 0, 0, 0, 0, 0)):
+        route = nl.main_default_route(message)
+        if route:
+            gateway, oif = route
+            defaults.append((gateway, names.get(oif) if oif is not None else None))
     return {
         "links": links,
         "masters": {name: names.get(index) for name, index in masters.items()},
@@ -100,18 +55,8 @@ def observe(sock: socket.socket) -> dict[str, object]:
     }
 
 
-def _setns(fd: int) -> None:
-    if _libc.setns(fd, CLONE_NEWNET) != 0:
-        code = ctypes.get_errno()
-        raise OSError(code, os.strerror(code))
-
-
-def _netlink() -> socket.socket:
-    return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
-
-
 def _up(flags: int) -> bool:
-    return bool(flags & IFF_UP) and bool(flags & IFF_LOWER_UP)
+    return bool(flags & nl.IFF_UP) and bool(flags & nl.IFF_LOWER_UP)
 
 
 def verify(topology: Topology, edited: bool) -> dict[str, object]:
@@ -128,13 +73,13 @@ def verify(topology: Topology, edited: bool) -> dict[str, object]:
     if len(namespaces) != n:
         problem(f"{len(namespaces)} namespaces, not {n}")
 
-    with _netlink() as sock:
+    with nl.open_socket() as sock:
         root = observe(sock)
     links = root["links"]
     assert isinstance(links, dict)
     if len(links) != n + 2:
         problem(f"{len(links)} links in the root namespace, not {n + 2} (lo, {BRIDGE}, vh1..vh{n})")
-    if not links.get(BRIDGE, 0) & IFF_UP:
+    if not links.get(BRIDGE, 0) & nl.IFF_UP:
         problem(f"{BRIDGE} is missing or down")
     if BRIDGE_ADDRESS not in root["addresses"].get(BRIDGE, []):  # type: ignore[attr-defined]
         problem(f"{BRIDGE} lacks {BRIDGE_ADDRESS}")
@@ -154,18 +99,18 @@ def verify(topology: Topology, edited: bool) -> dict[str, object]:
                 problem(f"ns{i} is missing")
                 continue
             try:
-                _setns(fd)
-                with _netlink() as sock:
+                nl.setns(fd)
+                with nl.open_socket() as sock:
                     seen = observe(sock)
             finally:
                 os.close(fd)
-                _setns(own)
+                nl.setns(own)
             wrong = []
             ns_links = seen["links"]
             assert isinstance(ns_links, dict)
             if sorted(ns_links) != ["eth0", "lo"]:
                 wrong.append(f"links {sorted(ns_links)}")
-            if not ns_links.get("lo", 0) & IFF_UP:
+            if not ns_links.get("lo", 0) & nl.IFF_UP:
                 wrong.append("lo down")
             if not _up(ns_links.get("eth0", 0)):
                 wrong.append("eth0 not up")

@@ -1,8 +1,25 @@
-"""A throwaway kernel for one test: a private network + mount namespace held open
-by a sleeping process, with tmpfs over the paths netlab writes and temporary
-files bound over /etc/resolv.conf and /etc/hosts. Commands run inside it with
-nsenter; netlab runs there with its real default paths. Nothing reaches the
-host's network: the namespaces die with the holder process.
+"""A throwaway kernel: a private network + mount namespace held open by a
+sleeping process, with tmpfs over the paths netlab writes and temporary files
+bound over /etc/resolv.conf and /etc/hosts. Commands run inside it with nsenter;
+netlab runs there with its real default paths. Nothing reaches the host's
+network: the namespaces die with the holder process.
+
+One class for the tests and the benchmark, in two layouts (`Layout`):
+
+- `TESTS`, every kernel test's (the `sandbox` fixture of tests/conftest.py):
+  tmpfs over /run/netns, /etc/netns, /etc/netlab.d, /var/lib/netlab and
+  /run/netlab; the caller's environment, with iptables' lock inside.
+- `BENCHMARK`, each run of `benchmarks/run` (benchmarks/sandbox.py): a PID
+  namespace of its own too, whose PID 1 holds it (ifstate refuses to run unless
+  PID 1 shares its network namespace, and takes PID 1's namespace for the root
+  one), with /proc mounted afresh; tmpfs over the whole of /run (so
+  /run/libifstate and the xtables lock are its own), /etc/netns, /etc/netlab.d
+  and /var/lib/netlab; /sys mounted again for its network namespace; an
+  environment of its own that points nothing back at the host.
+
+`can_sandbox(layout)` says why a layout cannot be made here; `host_footprint()`
+is what a leaking sandbox would change on the machine. Stdlib only: the
+benchmark imports this module with whatever interpreter runs it.
 """
 
 from __future__ import annotations
@@ -10,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -17,44 +35,161 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 NETLAB = str(Path(sys.executable).with_name("netlab"))
-PRIVATE_DIRS = ("/run/netns", "/etc/netns", "/etc/netlab.d", "/var/lib/netlab", "/run/netlab")
 RESOLV_CONF = "# resolver of the sandbox host\nnameserver 192.0.2.53\n"
 HOSTS = "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n192.0.2.10 foreign-host # a line netlab must keep\n"
 
-# iptables (and netlab's iptables worker) lock /run/xtables.lock, which is not on
-# one of the sandbox's own tmpfs mounts: point them at one that is.
-SANDBOX_ENV = {**os.environ, "XTABLES_LOCKFILE": "/run/netlab/xtables.lock"}
 
-SETUP = """
-set -e
-for dir in {dirs}; do mount -t tmpfs -o mode=755 tmpfs "$dir"; done
-mount --bind "$1" /etc/resolv.conf
-mount --bind "$2" /etc/hosts
-ip link set lo up
-echo ready
-exec sleep infinity
-"""
+@dataclass(frozen=True, eq=False)
+class Layout:
+    """What a sandbox makes its own besides its network namespace, and how
+    commands run in it."""
+
+    name: str  # in the names of its temporary files
+    tmpfs: tuple[str, ...]  # mounted over, in this order (the host gets empty mount points)
+    resolv_conf: str  # bound over /etc/resolv.conf
+    hosts: str  # bound over /etc/hosts
+    env: Mapping[str, str]  # what commands inside see
+    timeout: float  # seconds a command may take, unless told
+    made: tuple[str, ...] = ()  # directories made inside, after the tmpfs mounts
+    pid: bool = False  # a PID namespace of its own, PID 1 its holder, /proc mounted afresh
+    sysfs: bool = False  # /sys mounted again, for its own network namespace
+    tools: tuple[str, ...] = ("unshare", "nsenter", "ip")  # what must be installed
+
+    def unshare(self) -> list[str]:
+        pid = ["--pid", "--fork", "--mount-proc"] if self.pid else []
+        return ["unshare", "--net", "--mount", *pid, "--propagation", "private"]
+
+    def setup(self) -> str:
+        """The holder's script: the mounts, then `ready`, then sleep until killed."""
+        lines = ["set -e", *(f"mount -t tmpfs -o mode=755 tmpfs {shlex.quote(path)}" for path in self.tmpfs)]
+        if self.made:
+            lines.append("mkdir -p " + " ".join(map(shlex.quote, self.made)))
+        if self.sysfs:
+            lines.append("mount -t sysfs sysfs /sys")
+        lines += ['mount --bind "$1" /etc/resolv.conf', 'mount --bind "$2" /etc/hosts', "ip link set lo up"]
+        return "\n".join([*lines, "echo ready", "exec sleep infinity", ""])
+
+
+TESTS = Layout(
+    name="sandbox",
+    tmpfs=("/run/netns", "/etc/netns", "/etc/netlab.d", "/var/lib/netlab", "/run/netlab"),
+    resolv_conf=RESOLV_CONF,
+    hosts=HOSTS,
+    # iptables (and netlab's iptables worker) lock /run/xtables.lock, which is not on
+    # one of the sandbox's own tmpfs mounts: point them at one that is.
+    env={**os.environ, "XTABLES_LOCKFILE": "/run/netlab/xtables.lock"},
+    timeout=60,
+)
+BENCHMARK = Layout(
+    name="bench",
+    tmpfs=("/run", "/etc/netns", "/etc/netlab.d", "/var/lib/netlab"),
+    made=("/run/netns", "/run/netlab", "/run/libifstate"),
+    pid=True,
+    sysfs=True,
+    resolv_conf="# resolver of the benchmark sandbox\nnameserver 192.0.2.53\n",
+    hosts="127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n",
+    # the caller's PATH and nothing that would point a tool back at the host
+    # (XTABLES_LOCKFILE is under the private /run)
+    env={
+        "PATH": os.environ.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+        "LANG": "C.UTF-8",
+        "HOME": "/root",
+        "XTABLES_LOCKFILE": "/run/xtables.lock",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    },
+    timeout=3600,
+    tools=("unshare", "nsenter", "ip", "ping"),
+)
+PRIVATE_DIRS = TESTS.tmpfs  # what host_footprint() watches
+
+
+class CommandFailed(RuntimeError):
+    """A command run with check=True exited non-zero inside a sandbox."""
+
+
+class Background(subprocess.Popen[str]):
+    """A process started inside a sandbox by `Sandbox.spawn`. Signals (`send_signal`,
+    `terminate`, `kill`) reach the program itself: in a PID namespace nsenter forks
+    it and passes no signal on, so they go to nsenter's child through a pidfd (which
+    no other process can take over when that one has ended)."""
+
+    program: int | None = None  # the pidfd, in a PID namespace
+
+    def send_signal(self, sig: int) -> None:
+        if self.program is None:
+            super().send_signal(sig)
+        elif self.poll() is None:
+            with suppress(ProcessLookupError):
+                signal.pidfd_send_signal(self.program, sig)
+
+    def stop(self, timeout: float = 10) -> str:
+        """Ends it with SIGTERM; returns what it wrote on stdout (when that is piped)."""
+        self.terminate()
+        out, _ = self.communicate(timeout=timeout)
+        return out or ""
+
+    def release(self) -> None:
+        if self.program is not None:
+            os.close(self.program)
+            self.program = None
+
+
+def _only_child(process: subprocess.Popen[str], wait: float = 1.0) -> int | None:
+    """The one child of a process that forks one (unshare and nsenter do), as the
+    host numbers it; None when none came (the process ended first)."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        with suppress(FileNotFoundError):
+            children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+            if children:
+                return int(children[0])
+        if process.poll() is not None:
+            return None
+        time.sleep(0.01)
+    return None
+
+
+def _child_pidfd(process: subprocess.Popen[str]) -> int | None:
+    """A pidfd of the one child of a process (nsenter's, the program it runs in a
+    PID namespace); None when it has none (any more)."""
+    child = _only_child(process)
+    if child is None:
+        return None
+    try:
+        pidfd = os.pidfd_open(child)
+    except ProcessLookupError:
+        return None
+    try:
+        # still that process's child once the pidfd holds it: not another of that number
+        parent = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[1]
+    except FileNotFoundError:
+        parent = None
+    if parent == str(process.pid):
+        return pidfd
+    os.close(pidfd)
+    return None
 
 
 class Sandbox:
-    def __init__(self) -> None:
-        self._files = Path(tempfile.mkdtemp(prefix="netlab-sandbox-"))
+    def __init__(self, layout: Layout = TESTS) -> None:
+        self.layout = layout
+        self._files = Path(tempfile.mkdtemp(prefix=f"netlab-{layout.name}-"))
         resolv, hosts = self._files / "resolv.conf", self._files / "hosts"
-        resolv.write_text(RESOLV_CONF)
-        hosts.write_text(HOSTS)
-        for path in PRIVATE_DIRS:
+        resolv.write_text(layout.resolv_conf)
+        hosts.write_text(layout.hosts)
+        for path in layout.tmpfs:
             # mount points must exist; empty directories on the host change nothing
             os.makedirs(path, exist_ok=True)
-        script = SETUP.format(dirs=" ".join(PRIVATE_DIRS))
         self._holder = subprocess.Popen(
-            ["unshare", "--net", "--mount", "--propagation", "private", "--", "sh", "-c", script, "sh", str(resolv), str(hosts)],
+            [*layout.unshare(), "--", "sh", "-c", layout.setup(), "sh", str(resolv), str(hosts)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -65,26 +200,54 @@ class Sandbox:
         if line.strip() != "ready":
             self._holder.kill()
             raise RuntimeError(f"sandbox did not start: {self._holder.stderr.read() if self._holder.stderr else ''}")
-        self.pid = self._holder.pid
-        self._background: list[subprocess.Popen[str]] = []
+        pid = _only_child(self._holder) if layout.pid else self._holder.pid
+        if pid is None:
+            self._holder.kill()
+            raise RuntimeError("sandbox: no PID 1 found")
+        self.pid = pid  # the holder (in a PID namespace, its PID 1), as the host numbers it
+        self._background: list[Background] = []
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def root(self) -> Path:
         """The sandbox's view of the file system, from outside (its mount namespace)."""
         return Path(f"/proc/{self.pid}/root")
 
+    # -- running things inside ---------------------------------------------------------
+
     def argv(self, *argv: str) -> list[str]:
-        return ["nsenter", f"--target={self.pid}", "--net", "--mount", "--", *argv]
+        pid = ["--pid"] if self.layout.pid else []
+        return ["nsenter", f"--target={self.pid}", "--net", "--mount", *pid, "--", *argv]
 
     def run(
-        self, *argv: str, check: bool = True, input: str | None = None, timeout: float = 60, env: dict[str, str] | None = None
+        self, *argv: str, check: bool = True, input: str | None = None, timeout: float | None = None, env: Mapping[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
+        """Runs a command inside; `env` replaces the layout's environment."""
         result = subprocess.run(
-            self.argv(*argv), input=input, capture_output=True, text=True, timeout=timeout, env=env or SANDBOX_ENV
+            self.argv(*argv),
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=self.layout.timeout if timeout is None else timeout,
+            env=env or self.layout.env,
         )
         if check and result.returncode != 0:
-            raise AssertionError(f"{' '.join(argv)} exited {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}")
+            raise CommandFailed(
+                f"in the sandbox, {' '.join(argv)} exited {result.returncode}\n"
+                f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}"
+            )
         return result
+
+    def timed(self, *argv: str, check: bool = True, timeout: float | None = None) -> tuple[float, subprocess.CompletedProcess[str]]:
+        """Runs a command and returns its wall time in seconds (nsenter's own ~2 ms included)."""
+        began = time.perf_counter()
+        result = self.run(*argv, check=check, timeout=timeout)
+        return time.perf_counter() - began, result
 
     def sh(self, script: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return self.run("sh", "-c", script, check=check, timeout=timeout)
@@ -93,14 +256,26 @@ class Sandbox:
         self, *args: str, check: bool = True, timeout: float = 120, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
         """Runs netlab inside with its real default paths; `env` adds variables."""
-        return self.run(NETLAB, *args, check=check, timeout=timeout, env={**SANDBOX_ENV, **env} if env else None)
+        return self.run(NETLAB, *args, check=check, timeout=timeout, env={**self.layout.env, **env} if env else None)
 
-    def spawn(self, *argv: str, stdout: object = subprocess.PIPE) -> subprocess.Popen[str]:
-        """A background process inside the sandbox, killed at teardown."""
-        process = subprocess.Popen(  # type: ignore[call-overload]
-            self.argv(*argv), stdout=stdout, stderr=subprocess.PIPE, text=True, env=SANDBOX_ENV
+    def refused_apply(self, name: str, text: str) -> str:
+        """Writes a config file and runs `netlab apply`, which must refuse it as it
+        refuses what a user must fix or the kernel will not do: exit 1 and no
+        traceback. Returns what it said on stderr."""
+        self.write_config(name, text)
+        result = self.netlab("apply", check=False)
+        assert result.returncode == 1, f"apply exited {result.returncode}, not 1\n{result.stdout}\n{result.stderr}"
+        assert "Traceback" not in result.stderr, result.stderr
+        return result.stderr
+
+    def spawn(self, *argv: str, stdout: object = subprocess.PIPE) -> Background:
+        """A background process inside the sandbox, killed at close."""
+        process = Background(  # type: ignore[call-overload]
+            self.argv(*argv), stdout=stdout, stderr=subprocess.PIPE, text=True, env=self.layout.env
         )
         self._background.append(process)
+        if self.layout.pid:
+            process.program = _child_pidfd(process)
         return process
 
     # -- files inside -----------------------------------------------------------------
@@ -108,11 +283,15 @@ class Sandbox:
     def path(self, inside: str) -> Path:
         return self.root / inside.lstrip("/")
 
-    def write_config(self, name: str, text: str) -> None:
-        target = self.path(f"/etc/netlab.d/{name}")
-        temp = target.with_name(f".{name}.tmp")
+    def write(self, inside: str, text: str) -> None:
+        """Writes a file inside the way an editor saves: a temp file beside it, then rename."""
+        target = self.path(inside)
+        temp = target.with_name(f".{target.name}.tmp")
         temp.write_text(text)
         temp.rename(target)
+
+    def write_config(self, name: str, text: str) -> None:
+        self.write(f"/etc/netlab.d/{name}", text)
 
     def remove_config(self, name: str) -> None:
         self.path(f"/etc/netlab.d/{name}").unlink()
@@ -200,12 +379,22 @@ class Sandbox:
                 monitor.stop()
 
     def close(self) -> None:
+        """Kills the holder and every background process: the namespaces go with
+        their last process. In a PID namespace, killing its PID 1 kills everything
+        inside (unshare, its parent, reaps it and ends)."""
+        if self.layout.pid:
+            os.kill(self.pid, signal.SIGKILL)
+        else:
+            os.killpg(self.pid, signal.SIGKILL)
         for process in self._background:
             if process.poll() is None:
                 process.kill()
-                process.communicate()
-        os.killpg(self.pid, signal.SIGKILL)
-        self._holder.wait(timeout=10)
+            process.communicate(timeout=30)
+            process.release()
+        self._holder.wait(timeout=30)
+        for pipe in (self._holder.stdout, self._holder.stderr):
+            if pipe is not None:
+                pipe.close()
         shutil.rmtree(self._files, ignore_errors=True)
 
 
@@ -277,30 +466,31 @@ class _Monitor:
         self._reader.join(timeout=5)
 
 
-def can_sandbox() -> str | None:
-    """Why sandboxed kernel tests cannot run here, or None. It tries what a
-    sandbox does: a private network + mount namespace with a tmpfs mounted."""
+def can_sandbox(layout: Layout = TESTS) -> str | None:
+    """Why a sandbox of this layout cannot be made here, or None. It tries what
+    the sandbox does: its private namespaces, with a tmpfs mounted and lo up."""
+    namespaces = "network, mount and PID namespaces" if layout.pid else "network and mount namespaces"
     if os.geteuid() != 0:
-        return "needs root (a private network namespace and tmpfs mounts)"
-    for tool in ("unshare", "nsenter", "ip"):
+        return f"needs root (private {namespaces}, tmpfs mounts)"
+    for tool in layout.tools:
         if shutil.which(tool) is None:
-            return f"needs {tool} (Debian: util-linux, iproute2)"
+            return f"needs {tool} (Debian: util-linux, iproute2, iputils-ping)"
     with tempfile.TemporaryDirectory(prefix="netlab-probe-") as mountpoint:
         probe = subprocess.run(
-            ["unshare", "--net", "--mount", "--propagation", "private", "--",
-             "sh", "-c", 'mount -t tmpfs -o mode=755 tmpfs "$1" && ip link set lo up', "sh", mountpoint],
+            [*layout.unshare(), "--", "sh", "-c", 'mount -t tmpfs -o mode=755 tmpfs "$1" && ip link set lo up', "sh", mountpoint],
             capture_output=True,
             text=True,
         )
     if probe.returncode != 0:
-        return f"cannot make a private network + mount namespace here: {probe.stderr.strip()}"
+        return f"cannot make private {namespaces} here: {probe.stderr.strip()}"
     return None
 
 
 def host_footprint() -> dict[str, list[str]]:
     """What a leaking sandbox would change on the machine itself: its named
-    network namespaces, its links, and the paths the sandbox covers with tmpfs
-    (a missing directory counts as empty: the sandbox creates mount points)."""
+    network namespaces, its links, and the paths the tests' sandbox covers with
+    tmpfs, which are netlab's paths in both layouts (a missing directory counts as
+    empty: the sandbox creates mount points)."""
     footprint = {
         "ip netns list": sorted(subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout.split("\n")),
         "links": sorted(link["ifname"] for link in json.loads(subprocess.run(["ip", "-j", "link"], capture_output=True, text=True, check=True).stdout)),

@@ -1,4 +1,5 @@
-"""The harness itself: a sandbox is private and leaves nothing behind, and the
+"""The harness itself: a sandbox is private and leaves nothing behind, in both
+layouts (the tests' and the benchmark's, with its PID namespace), and the
 witness sees writes (a witness that cannot fail would prove nothing). These run
 without netlab."""
 
@@ -7,28 +8,94 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
-from tests.sandbox import HOSTS, PRIVATE_DIRS, RESOLV_CONF, Sandbox, can_sandbox, host_footprint, is_background
+from tests.sandbox import BENCHMARK, TESTS, Layout, Sandbox, can_sandbox, host_footprint, is_background
 
 pytestmark = pytest.mark.kernel
+LAYOUTS = pytest.mark.parametrize("layout", [TESTS, BENCHMARK], ids=["tests-layout", "benchmark-layout"])
 
 
-def test_the_sandbox_has_a_network_and_mounts_of_its_own(sandbox: Sandbox) -> None:
-    assert os.readlink(f"/proc/{sandbox.pid}/ns/net") != os.readlink("/proc/self/ns/net")
-    assert os.readlink(f"/proc/{sandbox.pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt")
-    links = sandbox.run("ip", "-br", "link").stdout.split("\n")
+def _skip_unless(layout: Layout) -> None:
+    why_not = can_sandbox(layout)
+    if why_not is not None:
+        pytest.skip(f"sandboxed kernel tests: {why_not}")
+
+
+def _host_mounts(paths: set[str]) -> list[str]:
+    """The host's mounts at these paths (mount point and file system type, from
+    this process's mount namespace)."""
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        point, fstype = fields[4], fields[fields.index("-") + 1]
+        if point in paths:
+            found.append(f"{point} {fstype}")
+    return sorted(found)
+
+
+def _nspid(pid: int) -> list[str]:
+    """A process's PID in each PID namespace it is in, the host's first."""
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return next(line.split()[1:] for line in status if line.startswith("NSpid:"))
+
+
+def test_the_sandbox_has_a_network_and_mounts_of_its_own(any_sandbox: Sandbox) -> None:
+    box, layout = any_sandbox, any_sandbox.layout
+    assert os.readlink(f"/proc/{box.pid}/ns/net") != os.readlink("/proc/self/ns/net")
+    assert os.readlink(f"/proc/{box.pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt")
+    assert box.run("readlink", "/proc/self/ns/net").stdout.strip() == os.readlink(f"/proc/{box.pid}/ns/net")
+    links = box.run("ip", "-br", "link").stdout.split("\n")
     assert [line.split()[0] for line in links if line.strip()] == ["lo"]
-    assert "UP" in sandbox.run("ip", "link", "show", "lo").stdout
-    for path in PRIVATE_DIRS:
-        assert sandbox.run("findmnt", "-n", "-o", "FSTYPE", path).stdout.strip() == "tmpfs", path
-        assert sandbox.run("ls", "-A", path).stdout == "", f"{path} is not empty in a fresh sandbox"
-    assert sandbox.run("cat", "/etc/resolv.conf").stdout == RESOLV_CONF
-    assert sandbox.run("cat", "/etc/hosts").stdout == HOSTS
+    assert "UP" in box.run("ip", "link", "show", "lo").stdout
+    for path in layout.tmpfs:
+        assert box.run("findmnt", "-n", "-o", "FSTYPE", path).stdout.strip() == "tmpfs", path
+        made = sorted(Path(inner).name for inner in layout.made if Path(inner).parent == Path(path))
+        # /run/mount: util-linux's record of the mounts the setup made (utab)
+        listed = [name for name in box.run("ls", "-A", path).stdout.split() if (path, name) != ("/run", "mount")]
+        assert listed == made, f"{path} is not as made in a fresh sandbox"
+    for path in (*layout.tmpfs, "/etc/resolv.conf", "/etc/hosts"):
+        assert box.run("findmnt", "-n", "-o", "PROPAGATION", path).stdout.strip() == "private", path
+    assert box.run("cat", "/etc/resolv.conf").stdout == layout.resolv_conf
+    assert box.run("cat", "/etc/hosts").stdout == layout.hosts
+    if layout.sysfs:  # /sys of its own network namespace
+        assert box.run("ls", "/sys/class/net").stdout.split() == ["lo"]
 
 
-def test_what_happens_inside_stays_inside(sandbox: Sandbox) -> None:
+def test_only_the_benchmark_layout_has_a_pid_namespace_whose_pid_1_holds_it(any_sandbox: Sandbox) -> None:
+    box = any_sandbox
+    own = os.readlink(f"/proc/{box.pid}/ns/pid")
+    assert box.run("readlink", "/proc/self/ns/pid").stdout.strip() == own
+    if not box.layout.pid:
+        assert own == os.readlink("/proc/self/ns/pid")
+        assert _nspid(box.pid) == [str(box.pid)]
+        return
+    assert own != os.readlink("/proc/self/ns/pid")
+    assert _nspid(box.pid)[-1] == "1"
+    assert box.run("cat", "/proc/1/cmdline").stdout.split("\0")[:2] == ["sleep", "infinity"]
+    # /proc inside is the sandbox's own: PID 1, the command and what it started
+    inside = [entry for entry in box.run("ls", "/proc").stdout.split() if entry.isdigit()]
+    assert "1" in inside and len(inside) <= 3, inside
+
+
+@LAYOUTS
+def test_the_sandbox_mounts_reach_nothing_of_the_host(layout: Layout) -> None:
+    _skip_unless(layout)
+    watched = {*layout.tmpfs, *layout.made, "/etc/resolv.conf", "/etc/hosts", "/sys", "/proc"}
+    before = _host_mounts(watched)
+    with Sandbox(layout) as box:
+        assert _host_mounts(watched) == before
+        box.run("mount", "-t", "tmpfs", "tmpfs", "/etc/netlab.d")  # one more, made inside
+        box.run("mount", "--bind", "/etc/hosts", "/etc/resolv.conf")
+        assert box.run("cat", "/etc/resolv.conf").stdout == layout.hosts
+        assert _host_mounts(watched) == before
+    assert _host_mounts(watched) == before
+
+
+def test_what_happens_inside_stays_inside(any_sandbox: Sandbox) -> None:
+    sandbox = any_sandbox
     sandbox.run("ip", "netns", "add", "inside")
     sandbox.run("ip", "link", "add", "inside0", "type", "bridge")
     sandbox.run("mkdir", "-p", "/etc/netns/inside")
@@ -43,12 +110,19 @@ def test_what_happens_inside_stays_inside(sandbox: Sandbox) -> None:
     assert "192.0.2.99" not in open("/etc/resolv.conf").read()
 
 
-def test_closing_a_sandbox_leaves_nothing_on_the_host() -> None:
-    why_not = can_sandbox()
-    if why_not is not None:
-        pytest.skip(f"sandboxed kernel tests: {why_not}")
+def test_a_background_process_gets_the_signals_sent_to_it(any_sandbox: Sandbox) -> None:
+    # in a PID namespace nsenter forks the program and passes no signal on
+    process = any_sandbox.spawn("sh", "-c", "trap 'echo got TERM; exit 3' TERM; echo up; while :; do sleep 0.05; done")
+    assert process.stdout is not None and process.stdout.readline() == "up\n"
+    assert process.stop() == "got TERM\n"
+    assert process.returncode == 3
+
+
+@LAYOUTS
+def test_closing_a_sandbox_leaves_nothing_on_the_host(layout: Layout) -> None:
+    _skip_unless(layout)
     before = host_footprint()
-    box = Sandbox()
+    box = Sandbox(layout)
     box.run("ip", "netns", "add", "leak-me")
     box.run("ip", "link", "add", "leak0", "type", "veth", "peer", "name", "leak1", "netns", "leak-me")
     box.write_config("leak.yaml", "version: 1\n")

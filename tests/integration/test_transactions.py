@@ -132,22 +132,17 @@ def test_kernel_refusals_change_nothing(sandbox: Sandbox) -> None:
     sandbox.netlab("apply")
     before = sandbox.dump()
     # a name that exists already as someone else's link
-    sandbox.write_config("taken.yaml", "version: 1\ninterfaces:\n  - {name: foreign0, type: bridge}\n")
-    result = sandbox.netlab("apply", check=False)
-    assert result.returncode == 1
-    assert "taken.yaml:3:" in result.stderr and "not created by netlab" in result.stderr
+    said = sandbox.refused_apply("taken.yaml", "version: 1\ninterfaces:\n  - {name: foreign0, type: bridge}\n")
+    assert "taken.yaml:3:" in said and "not created by netlab" in said
     # a host route through a gateway outside every subnet of the host
-    sandbox.write_config("taken.yaml", "version: 1\nroutes:\n  - {to: 10.200.0.0/16, via: 172.31.9.9}\n")
-    result = sandbox.netlab("apply", check=False)
-    assert result.returncode == 1 and "gateway 172.31.9.9" in result.stderr
+    said = sandbox.refused_apply("taken.yaml", "version: 1\nroutes:\n  - {to: 10.200.0.0/16, via: 172.31.9.9}\n")
+    assert "gateway 172.31.9.9" in said
     # a bridge port in another namespace than its bridge
-    sandbox.write_config(
+    said = sandbox.refused_apply(
         "taken.yaml",
         "version: 1\ninterfaces:\n  - {name: veth-x, type: veth, netns: red, master: br0, peer: {name: veth-x-h}}\n",
     )
-    result = sandbox.netlab("apply", check=False)
-    assert result.returncode == 1 and "taken.yaml:3:" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert "taken.yaml:3:" in said
     assert sandbox.dump() == before
 
 

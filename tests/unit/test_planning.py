@@ -3,7 +3,6 @@ No root, no kernel: the kinds read through the `KernelReader` protocol."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,15 +34,6 @@ class FakeKernel(EmptyKernel):  # no NAT rules, no resolver files
     routes: dict[str | None, list[ObservedRoute]] = field(default_factory=dict)
     sysctls: dict[tuple[str | None, str], str] = field(default_factory=dict)
     dumps: list[str | None] = field(default_factory=list)
-
-    def namespaces(self) -> frozenset[str]:
-        return frozenset(self.names)
-
-    def has_netns(self, netns: str | None) -> bool:
-        return netns is None or netns in self.names
-
-    def read_ahead(self, wanted: Iterable[str | None]) -> None:
-        pass
 
     def dump(self, netns: str | None) -> NetnsDump:
         self.dumps.append(netns)
