@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from netlab.controller.changes import Change
 from netlab.state.model import netns_label
@@ -33,6 +33,18 @@ REASONS = {
 }
 
 
+class HoldJson(TypedDict):
+    """One object backed off, in status.json's `backing_off`."""
+
+    kind: str
+    netns: str
+    name: str
+    reason: Reason
+    detail: str
+    delay_s: float
+    until: str
+
+
 @dataclass(frozen=True)
 class Hold:
     """One object left alone until `until` (time.monotonic())."""
@@ -44,7 +56,7 @@ class Hold:
     until: float
     delay: float  # seconds of this step of the back-off
 
-    def to_json(self, now: float) -> dict[str, Any]:
+    def to_json(self, now: float) -> HoldJson:
         wall = time.time() + (self.until - now)
         return {
             "kind": self.kind,
