@@ -3,7 +3,8 @@ changing without it staying changed. Two ways to get there: someone (another
 manager) undoes the object again and again, or the kernel never shows it as
 asked (a failed verification, twice in a row). Either way the daemon leaves that
 object alone for a while, doubling each time, while every other object is still
-repaired at once. Used by the daemon, which passes `held()` to each pass."""
+repaired at once. Used by the daemon's passes (passes.py), which hand `held()`
+to each pass and tell it what each pass repaired or could not verify."""
 
 from __future__ import annotations
 

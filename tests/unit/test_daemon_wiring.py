@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import errno
 import json
+import signal
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -150,3 +153,32 @@ def test_a_full_run_directory_fails_the_health_and_recovers(settings: Settings, 
     written = status(settings)
     assert written["state"] == "healthy" and written["drift_repairs"] == 1
     assert log(daemon).said("status.json is written again")
+
+
+def test_the_loop_does_what_the_schedule_says_until_a_stop(settings: Settings) -> None:
+    # the real loop, in a thread, woken as the listeners and signal handlers do
+    daemon = daemon_of(settings)
+    daemon._start()
+    loop = threading.Thread(target=daemon._loop)
+    loop.start()
+    try:
+        daemon._on_kernel_event()  # drift heard: a pass DRIFT_QUIET later
+        assert _eventually(lambda: len(fake(daemon).calls) == 2)
+        assert _eventually(lambda: status(settings)["last_pass"]["reason"] == "drift")
+        daemon._on_hup(signal.SIGHUP, None)
+        assert _eventually(lambda: daemon.last_reload is not None)
+        assert status(settings)["last_pass"]["reason"] == "reload"
+    finally:
+        daemon._on_term(signal.SIGTERM, None)
+        loop.join(5)
+    assert not loop.is_alive()
+    assert len(fake(daemon).calls) == 3  # start, drift, reload
+
+
+def _eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.005)
+    return False
