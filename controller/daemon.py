@@ -72,7 +72,7 @@ class Daemon:
             allow_empty=settings.allow_empty,
             allow_untrusted=settings.allow_untrusted,
         )
-        facade = kernel if kernel is not None else Kernel(on_event=self._on_kernel_event)
+        facade: DaemonKernel = kernel if kernel is not None else Kernel(on_event=self._on_kernel_event)
         self.passes: Passes[Any] = Passes(facade, reconcile_pass, settings.state_dir, self.health, log)
         self.status_file = StatusFile(settings.run_dir, log)
         self.deadlines = Deadlines(resync=math.inf)
