@@ -122,7 +122,9 @@ class Generations:
         self.current = Generation(number, digest, files, desired, "config", contents)
         self.health.rejected = None
         self.keep_pending = True  # by the first pass that applies it cleanly
-        self.log.info("generation accepted", generation=number, digest=digest, files=[path.name for path in snapshot.files])
+        self.log.info(
+            "generation accepted", generation=number, digest=digest, files=[path.name for path in snapshot.files]
+        )
 
     def _reject(self, error: ConfigError, digest: str | None) -> Outcome:
         self.health.reject(str(error), error.problems, digest)

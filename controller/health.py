@@ -150,7 +150,11 @@ def status_line(status: StatusJson) -> str:
     """systemd's STATUS= (`systemctl status netlab`): the state in one line."""
     generation = status["generation"]
     state = status["state"]
-    text = f"{state}; generation {generation['number']} ({generation['digest']})" if generation else f"{state}; no generation"
+    text = (
+        f"{state}; generation {generation['number']} ({generation['digest']})"
+        if generation
+        else f"{state}; no generation"
+    )
     text += f"; {status['objects_owned']} objects owned"
     if status["backing_off"]:
         text += f"; {len(status['backing_off'])} backed off"
@@ -188,7 +192,13 @@ class StatusFile:
 
 
 def problem_json(problem: Problem) -> ProblemJson:
-    return {"file": problem.file, "line": problem.line, "column": problem.column, "path": problem.path, "message": problem.message}
+    return {
+        "file": problem.file,
+        "line": problem.line,
+        "column": problem.column,
+        "path": problem.path,
+        "message": problem.message,
+    }
 
 
 def now_utc() -> str:

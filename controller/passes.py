@@ -123,7 +123,9 @@ class Passes(Generic[K]):
         """A new generation, a reload: what was left alone is tried again at once."""
         self.backoff.release()
 
-    def _reconcile(self, reason: Reason, desired: DesiredState, log: Any, scope: Scope | None, hold: Held) -> ApplyResult:
+    def _reconcile(
+        self, reason: Reason, desired: DesiredState, log: Any, scope: Scope | None, hold: Held
+    ) -> ApplyResult:
         with locked(self.state_dir):
             ledger = self._current_ledger()
             self._forget_stale_reads(reason)
@@ -164,9 +166,14 @@ class Passes(Generic[K]):
         """Once per step of an object's back-off, in the journal."""
         fields = held.to_json(self.clock())
         if held.reason == "fight":
-            log.warning("fighting another manager: an object keeps being changed behind netlab's back; leaving it alone for a while", **fields)
+            log.warning(
+                "fighting another manager: an object keeps being changed behind netlab's back; leaving it alone for a while",
+                **fields,
+            )
         else:
-            log.warning("backing off: the kernel does not keep an object as asked; leaving it alone for a while", **fields)
+            log.warning(
+                "backing off: the kernel does not keep an object as asked; leaving it alone for a while", **fields
+            )
 
     def _failed(self, log: Any, error: NetlabError) -> bool:
         self.ledger = None

@@ -111,7 +111,9 @@ class FakeReconcile:
 class RecordingLog:
     """A structlog logger as the daemon uses it: `bind` and one method per level."""
 
-    def __init__(self, events: list[tuple[str, str, dict[str, Any]]] | None = None, bound: dict[str, Any] | None = None):
+    def __init__(
+        self, events: list[tuple[str, str, dict[str, Any]]] | None = None, bound: dict[str, Any] | None = None
+    ) -> None:
         self.events = events if events is not None else []
         self.bound = bound or {}
 

@@ -58,7 +58,9 @@ def test_each_file_is_read_once_per_generation(dirs: tuple[Path, Path], monkeypa
     assert sorted(opened) == ["blue.yaml", "lab.yaml"]
 
 
-def test_a_write_after_the_snapshot_is_not_in_the_generation(dirs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_write_after_the_snapshot_is_not_in_the_generation(
+    dirs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     # the race the second read looked for: what is validated, hashed and kept as
     # the last good copy are the bytes of the snapshot, even when the file changes
     # before it is parsed (that write makes its own event, and a new generation)
@@ -140,7 +142,9 @@ def test_a_start_with_broken_files_and_nothing_kept_enforces_nothing(dirs: tuple
     assert log.said("no last good generation kept yet: enforcing nothing until the files are fixed")
 
 
-def test_the_last_good_copy_is_kept_once_after_a_clean_pass(dirs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_last_good_copy_is_kept_once_after_a_clean_pass(
+    dirs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     (dirs[0] / "lab.yaml").write_text(LAB)
     generations = reader(dirs)
     generations.read()

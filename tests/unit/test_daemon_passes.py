@@ -148,7 +148,9 @@ def test_an_object_repaired_again_and_again_is_fought_over_and_counted(
     assert fake(passes).calls[-1].hold == frozenset()
 
 
-def test_a_pass_that_changes_nothing_does_not_hide_the_last_apply(passes: Passes[FakeKernel], lab: DesiredState) -> None:
+def test_a_pass_that_changes_nothing_does_not_hide_the_last_apply(
+    passes: Passes[FakeKernel], lab: DesiredState
+) -> None:
     fake(passes).outcomes.append((address(3),))
     passes.run("config", generation(lab))
     applied = passes.health.last_apply

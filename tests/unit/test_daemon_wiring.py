@@ -122,13 +122,18 @@ def test_a_full_disk_for_the_ledger_fails_keeps_the_network_and_recovers(
     assert (settings.state_dir / LAST_GOOD_DIR / "blue.yaml").read_text() == BLUE
 
 
-def test_a_full_disk_for_the_last_good_copy_fails_and_recovers(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_full_disk_for_the_last_good_copy_fails_and_recovers(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     daemon = daemon_of(settings)
     monkeypatch.setattr(Path, "write_bytes", full)
     daemon._start()
     written = status(settings)
     assert written["state"] == "failing"
-    assert f"could not keep the last good generation in {settings.state_dir / LAST_GOOD_DIR}" in written["last_error"]["message"]
+    assert (
+        f"could not keep the last good generation in {settings.state_dir / LAST_GOOD_DIR}"
+        in written["last_error"]["message"]
+    )
     assert len(fake(daemon).calls) == 1  # nothing undone: the network is as the files say
     monkeypatch.undo()
     daemon._pass("drift")
@@ -136,7 +141,9 @@ def test_a_full_disk_for_the_last_good_copy_fails_and_recovers(settings: Setting
     assert (settings.state_dir / LAST_GOOD_DIR / "lab.yaml").read_text() == LAB
 
 
-def test_a_full_run_directory_fails_the_health_and_recovers(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_full_run_directory_fails_the_health_and_recovers(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     daemon = daemon_of(settings)
     daemon._start()
     before = status(settings)
