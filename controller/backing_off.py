@@ -3,14 +3,15 @@ changing without it staying changed. Two ways to get there: someone (another
 manager) undoes the object again and again, or the kernel never shows it as
 asked (a failed verification, twice in a row). Either way the daemon leaves that
 object alone for a while, doubling each time, while every other object is still
-repaired at once. Used by the daemon, which passes `held()` to each pass."""
+repaired at once. Used by the daemon's passes (passes.py), which hand `held()`
+to each pass and tell it what each pass repaired or could not verify."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from netlab.controller.changes import Change
 from netlab.state.model import netns_label
@@ -33,6 +34,18 @@ REASONS = {
 }
 
 
+class HoldJson(TypedDict):
+    """One object backed off, in status.json's `backing_off`."""
+
+    kind: str
+    netns: str
+    name: str
+    reason: Reason
+    detail: str
+    delay_s: float
+    until: str
+
+
 @dataclass(frozen=True)
 class Hold:
     """One object left alone until `until` (time.monotonic())."""
@@ -44,7 +57,7 @@ class Hold:
     until: float
     delay: float  # seconds of this step of the back-off
 
-    def to_json(self, now: float) -> dict[str, Any]:
+    def to_json(self, now: float) -> HoldJson:
         wall = time.time() + (self.until - now)
         return {
             "kind": self.kind,

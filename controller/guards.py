@@ -11,7 +11,7 @@ from pathlib import Path
 
 from netlab.state.errors import ConfigError, Problem
 from netlab.state.ledger import Ledger
-from netlab.state.loading import load_generation
+from netlab.state.loading import Snapshot, load_generation
 from netlab.state.model import DesiredState
 
 LOCK_FILE = "lock"
@@ -27,12 +27,17 @@ def locked(state_dir: Path) -> Iterator[None]:
 
 
 def load_desired(
-    config_dir: Path, state_dir: Path, allow_empty: bool = False, allow_untrusted: bool = False
+    config_dir: Path,
+    state_dir: Path,
+    allow_empty: bool = False,
+    allow_untrusted: bool = False,
+    snapshot: Snapshot | None = None,
 ) -> DesiredState:
-    """The generation in the config directory; ConfigError when it is invalid, or
-    when it has no files while netlab owns objects and `allow_empty` is not given
-    (a failed mount or sync looks exactly like that)."""
-    desired = load_generation(config_dir, strict_modes=not allow_untrusted)
+    """The generation in the config directory (as read in `snapshot`, when given);
+    ConfigError when it is invalid, or when it has no files while netlab owns
+    objects and `allow_empty` is not given (a failed mount or sync looks exactly
+    like that)."""
+    desired = load_generation(config_dir, strict_modes=not allow_untrusted, snapshot=snapshot)
     if not desired.files and not allow_empty and Ledger.load(state_dir).count():
         raise ConfigError(
             [

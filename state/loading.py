@@ -93,6 +93,8 @@ def list_config_files(config_dir: Path) -> list[Path]:
 class _Source:
     shown: str  # how the file is named in problems and origins
     path: Path
+    # what reading it gave, when it was read already (a `Snapshot`): not read again
+    taken: tuple[bytes | None, tuple[Problem, ...]] | None = None
 
 
 _FILE_TYPES = (
@@ -111,6 +113,8 @@ def _not_regular(source: _Source, mode: int) -> Problem:
 
 
 def _read(source: _Source) -> tuple[bytes | None, list[Problem]]:
+    if source.taken is not None:
+        return source.taken[0], list(source.taken[1])
     try:
         # the type first, from the inode: opening a FIFO blocks until a writer
         # comes, and opening a device can do something (a watchdog starts)
@@ -291,18 +295,49 @@ def _merge(applying: list[Contribution], sources: list[_Source]) -> DesiredState
     )
 
 
-def load_generation(config_dir: Path, hostname: str | None = None, *, strict_modes: bool = True) -> DesiredState:
+@dataclass(frozen=True)
+class Snapshot:
+    """The config directory read once: each file's bytes (or why it could not be
+    read) and whether the directory and its files can be trusted, as they were
+    then. What is loaded from it is what was read: a write after it is not in it
+    (the daemon hears of that write and takes a snapshot of its own)."""
+
+    files: tuple[Path, ...]  # the config files (`list_config_files`)
+    sources: tuple[_Source, ...]  # every entry of a config file's name, read
+    distrusted: tuple[Problem, ...]  # why the directory or a file is not trusted (strict modes)
+
+    def contents(self) -> dict[str, bytes | None]:
+        """Each config file's bytes (None: unreadable), by path."""
+        read = {source.path: source.taken[0] if source.taken else None for source in self.sources}
+        return {str(path): read[path] for path in self.files}
+
+
+def take_snapshot(config_dir: Path) -> Snapshot:
+    """Lists the directory, looks at who may write it, and reads its files once;
+    ConfigError when the directory itself cannot be listed."""
+    files, special = _listing(config_dir)
+    distrusted = trust_problems(os.path.realpath(config_dir), [str(path) for path in files])
+    sources = []
+    for path in sorted(files + special):
+        source = _Source(str(path), path)
+        raw, problems = _read(source)
+        sources.append(replace(source, taken=(raw, tuple(problems))))
+    return Snapshot(tuple(files), tuple(sources), tuple(distrusted))
+
+
+def load_generation(
+    config_dir: Path, hostname: str | None = None, *, strict_modes: bool = True, snapshot: Snapshot | None = None
+) -> DesiredState:
     """The desired state of the directory's files; `ConfigError` with every problem
     of every file when anything is wrong (nothing of the generation may be applied).
     Files whose `match.hostname` does not match `hostname` (default: this host's
     name) are checked but contribute nothing. An empty directory gives an empty state.
-    With `strict_modes`, a directory or file another user could write is refused."""
-    files, special = _listing(config_dir)
-    if strict_modes:
-        distrusted = trust_problems(os.path.realpath(config_dir), [str(path) for path in files])
-        if distrusted:
-            raise ConfigError(distrusted)
-    state, problems = _evaluate([_Source(str(path), path) for path in sorted(files + special)], hostname)
+    With `strict_modes`, a directory or file another user could write is refused.
+    From `snapshot` when given (the files as read then), else from the directory now."""
+    taken = snapshot if snapshot is not None else take_snapshot(config_dir)
+    if strict_modes and taken.distrusted:
+        raise ConfigError(list(taken.distrusted))
+    state, problems = _evaluate(list(taken.sources), hostname)
     if problems:
         raise ConfigError(problems)
     return state

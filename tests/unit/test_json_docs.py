@@ -11,6 +11,7 @@ from pathlib import Path
 import structlog
 
 from netlab.controller.daemon import Daemon, Settings
+from netlab.controller.health import StatusJson
 from netlab.controller.reporting import FORMAT_VERSION
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "json.md").read_text()
@@ -28,13 +29,17 @@ def _documented(section: str) -> set[str]:
 
 
 def test_every_field_of_status_json_is_documented(tmp_path: Path) -> None:
+    fields = set(StatusJson.__required_keys__)
+    missing = fields - {"format_version"} - _documented(_section("netlab status"))
+    assert not missing, f"docs/json.md does not document status.json's {sorted(missing)}"
+    # and what the daemon writes is that shape
     settings = Settings(config_dir=tmp_path / "conf", state_dir=tmp_path / "state", run_dir=tmp_path / "run")
     settings.run_dir.mkdir()
-    Daemon(settings, structlog.get_logger())._write_status(running=True)
+    daemon = Daemon(settings, structlog.get_logger())
+    assert daemon.status_file.write(daemon._status(running=True)) is None
     status = json.loads((settings.run_dir / "status.json").read_text())
     assert status["format_version"] == FORMAT_VERSION
-    missing = set(status) - {"format_version"} - _documented(_section("netlab status"))
-    assert not missing, f"docs/json.md does not document status.json's {sorted(missing)}"
+    assert set(status) == fields
 
 
 def test_the_documented_examples_carry_the_format_version() -> None:
