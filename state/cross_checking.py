@@ -123,11 +123,11 @@ _NAMED_ONCE: tuple[tuple[str, Callable[[Any], Hashable], Callable[[Any], str], C
     ("namespaces", lambda ns: ns.key, lambda ns: f"namespace {ns.name!r}", _nothing_more),
     ("links", lambda link: link.key, _describe_link, _link_as_what),
     ("routes", lambda r: r.key, lambda r: f"the route to {r.to} (table {r.table}, metric {r.metric}) in {_label(r.netns)}", _nothing_more),
-    ("sysctls", lambda sysctl: sysctl.ident, lambda sysctl: f"sysctl {sysctl.key} in {_label(sysctl.netns)}", _nothing_more),
+    ("sysctls", lambda s: s.ident, lambda s: f"sysctl {s.key} in {_label(s.netns)}", _nothing_more),
     ("nat", lambda rule: rule.key, lambda rule: f"this {rule.type} rule in {_label(rule.netns)}", _nothing_more),
-    ("hosts", lambda entry: entry.key, lambda entry: f"the hosts entry for {entry.address} in {_label(entry.netns)}", _nothing_more),
+    ("hosts", lambda e: e.key, lambda e: f"the hosts entry for {e.address} in {_label(e.netns)}", _nothing_more),
     ("dns", lambda record: record.key, lambda record: f"dns for {_label(record.netns)}", _nothing_more),
-)
+)  # fmt: skip
 
 
 def _conflicts(contributions: list[Contribution]) -> list[Problem]:
