@@ -76,7 +76,7 @@ _NOT_TEXT = re.compile(
 )
 # No value of netlab's format is a number this long (a u64 has 20 digits), and
 # Python refuses to turn more than 4300 digits into an int: longer numbers decline
-# here, and `state.parsing` refuses them at their place in every reader.
+# here, and `state.reading` refuses them at their place in every reader.
 MAX_NUMBER_LENGTH = 100
 # netlab's format nests six deep: a deeper document is refused here, before ruamel
 # (which recurses per level and took seconds over 1000 `[`) reads it
