@@ -30,7 +30,7 @@ from topology import Topology  # noqa: E402
 from netlab.state import loading  # noqa: E402
 from netlab.state.building import build  # noqa: E402
 from netlab.state.cross_checking import cross_check  # noqa: E402
-from netlab.state.parsing import parse  # noqa: E402
+from netlab.state.reading import parse  # noqa: E402
 from netlab.state.validating import check_schema  # noqa: E402
 
 HOSTNAME = "bench"

@@ -11,6 +11,7 @@ import ipaddress
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
+from netlab.state.documents import DocPath, Document, Edit
 from netlab.state.errors import Problem
 from netlab.state.formats import parse_interface, parse_ip, parse_network, split_dnat_target
 from netlab.state.link_types import LINK_TYPES
@@ -26,8 +27,6 @@ from netlab.state.model import (
     Route,
     Sysctl,
 )
-from netlab.state.parsing import DocPath, Document
-from netlab.state.reparsing import Edit
 from netlab.state.validating import SchemaCheck
 
 T = TypeVar("T")
@@ -329,7 +328,7 @@ class _Builder:
         route = Route(
             netns=item.get("netns"),
             to=str(to),
-            table=NAMED_TABLES.get(table, table) if isinstance(table, str) else int(table),
+            table=NAMED_TABLES[table] if isinstance(table, str) else int(table),
             metric=_kernel_metric(to.version, int(item.get("metric", DEFAULT_METRIC[to.version]))),
             origin=self._origin(path),
             via=str(via) if via is not None else None,

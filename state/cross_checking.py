@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from netlab.state.building import LINK_LOCAL_V6, Contribution, Declared
 from netlab.state.errors import Problem
-from netlab.state.model import Address, Dns, HostsEntry, Link, Namespace, NatRule, Route, Sysctl, netns_label
+from netlab.state.model import Address, Link, Route, netns_label
 
 T = TypeVar("T")
 
@@ -79,7 +79,7 @@ def _first_wins(
     items: Iterable[Declared[T]],
     key: Callable[[T], Hashable],
     describe: Callable[[T], str],
-    as_what: Callable[[T], str] = lambda _: "",
+    as_what: Callable[[T], str],
 ) -> list[Problem]:
     """A problem at every declaration whose key was declared before, naming the
     first place (and, through `as_what`, what was declared there)."""
@@ -113,47 +113,29 @@ def _label(netns: str | None) -> str:
     return f"namespace {netns_label(netns)}"
 
 
-def _namespace_words(namespace: Namespace) -> str:
-    return f"namespace {namespace.name!r}"
+def _nothing_more(_: object) -> str:
+    return ""
 
 
-def _route_words(route: Route) -> str:
-    return f"the route to {route.to} (table {route.table}, metric {route.metric}) in {_label(route.netns)}"
-
-
-def _sysctl_words(sysctl: Sysctl) -> str:
-    return f"sysctl {sysctl.key} in {_label(sysctl.netns)}"
-
-
-def _nat_words(rule: NatRule) -> str:
-    return f"this {rule.type} rule in {_label(rule.netns)}"
-
-
-def _hosts_words(entry: HostsEntry) -> str:
-    return f"the hosts entry for {entry.address} in {_label(entry.netns)}"
-
-
-def _dns_words(record: Dns) -> str:
-    return f"dns for {_label(record.netns)}"
+# How an object declared twice is named, by bucket of a contribution: its key, its
+# words, and what is said of the first declaration (a link's type).
+_NAMED_ONCE: tuple[tuple[str, Callable[[Any], Hashable], Callable[[Any], str], Callable[[Any], str]], ...] = (
+    ("namespaces", lambda ns: ns.key, lambda ns: f"namespace {ns.name!r}", _nothing_more),
+    ("links", lambda link: link.key, _describe_link, _link_as_what),
+    ("routes", lambda r: r.key, lambda r: f"the route to {r.to} (table {r.table}, metric {r.metric}) in {_label(r.netns)}", _nothing_more),
+    ("sysctls", lambda s: s.ident, lambda s: f"sysctl {s.key} in {_label(s.netns)}", _nothing_more),
+    ("nat", lambda rule: rule.key, lambda rule: f"this {rule.type} rule in {_label(rule.netns)}", _nothing_more),
+    ("hosts", lambda e: e.key, lambda e: f"the hosts entry for {e.address} in {_label(e.netns)}", _nothing_more),
+    ("dns", lambda record: record.key, lambda record: f"dns for {_label(record.netns)}", _nothing_more),
+)  # fmt: skip
 
 
 def _conflicts(contributions: list[Contribution]) -> list[Problem]:
-    namespaces = [item for c in contributions for item in c.namespaces]
-    links = [item for c in contributions for item in c.links]
-    routes = [item for c in contributions for item in c.routes]
-    sysctls = [item for c in contributions for item in c.sysctls]
-    nat = [item for c in contributions for item in c.nat]
-    hosts = [item for c in contributions for item in c.hosts]
-    dns = [item for c in contributions for item in c.dns]
-    return [
-        *_first_wins(namespaces, lambda ns: ns.key, _namespace_words),
-        *_first_wins(links, lambda link: link.key, _describe_link, _link_as_what),
-        *_first_wins(routes, lambda route: route.key, _route_words),
-        *_first_wins(sysctls, lambda sysctl: sysctl.ident, _sysctl_words),
-        *_first_wins(nat, lambda rule: rule.key, _nat_words),
-        *_first_wins(hosts, lambda entry: entry.key, _hosts_words),
-        *_first_wins(dns, lambda record: record.key, _dns_words),
-    ]
+    """A problem at each object declared a second time, bucket by bucket."""
+    problems: list[Problem] = []
+    for bucket, key, words, as_what in _NAMED_ONCE:
+        problems += _first_wins((item for c in contributions for item in getattr(c, bucket)), key, words, as_what)
+    return problems
 
 
 def _duplicate_addresses(addresses: list[Declared[Address]]) -> list[Problem]:

@@ -20,8 +20,7 @@ from netlab.state.building import Contribution, build, build_items, splice
 from netlab.state.cross_checking import cross_check
 from netlab.state.errors import ConfigError, Problem
 from netlab.state.model import DesiredState
-from netlab.state.parsing import decode, parse
-from netlab.state.reparsing import reparse
+from netlab.state.reading import decode, parse, reparse
 from netlab.state.trusting import trust_problems
 from netlab.state.validating import check_schema, forget_valid_items, items_are_valid
 
@@ -374,7 +373,7 @@ def validate_paths(paths: list[Path], hostnames: Sequence[str] = ()) -> list[Pro
             problems.append(
                 Problem(str(given), 0, 0, "", "no such file or directory: name an existing file or directory")
             )
-    hosts = list(dict.fromkeys(hostnames)) or [None]
+    hosts: list[str | None] = [*dict.fromkeys(hostnames)] or [None]
     found = {host: set(_evaluate(sources, host)[1]) for host in hosts}
     everywhere = set.intersection(*found.values())
     for problem in sorted(set.union(*found.values()) - everywhere):

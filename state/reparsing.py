@@ -1,29 +1,18 @@
-"""Parsing a file again after a small edit: only the items of one top-level block
-list (`namespaces:`, `interfaces:`...) whose lines changed are read, in place, and
-spliced into the previous document of the same file. Used by `state.loading`;
-it returns None whenever the edit is anything but that, and the caller parses the
-whole file instead, so the result is always the one a full parse gives.
+"""Reading a file again after a small edit: only the items of one top-level block
+list (`namespaces:`, `interfaces:`...) whose lines changed are read, in place, by
+libyaml, and spliced into the previous document of the same file. Used through
+`state.reading.reparse`; it returns None whenever the edit is anything but that,
+and the whole file is parsed instead, so the result is always a full parse's.
 """
 
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
 from typing import Any
 
-from netlab.state.fast_parsing import DISPUTED, TooLarge
-from netlab.state.fast_parsing import read as read_fast
-from netlab.state.parsing import MAX_NODES, DocPath, Document, Position
-
-
-@dataclass(frozen=True)
-class Edit:
-    """The items `first`..`last` (inclusive) of `section` were read again; every
-    other item, and every position outside them, is the previous one."""
-
-    section: str
-    first: int
-    last: int
+from netlab.state.documents import DocPath, Document, Edit, Position
+from netlab.state.libyaml_reading import DISPUTED, MAX_NODES, TooLarge
+from netlab.state.libyaml_reading import read as read_fast
 
 
 def _changed_lines(old: list[str], new: list[str]) -> tuple[int, int, int]:
@@ -54,7 +43,7 @@ def _item_start(doc: Document, lines: list[str], section: str, index: int) -> tu
     return line - 1, dash
 
 
-def reparse(doc: Document, old_text: str, new_text: str) -> tuple[Document, Edit] | None:
+def reparse_items(doc: Document, old_text: str, new_text: str) -> tuple[Document, Edit] | None:
     """The document of `new_text`, built from `doc` (the full parse of `old_text`)
     and a parse of the changed items alone; None where that cannot be proven to
     equal a full parse of `new_text`."""
@@ -135,13 +124,20 @@ def _spliced(
             del (new_keys if is_key else new_values)[path]
     for path, position in values.items():
         if len(path) >= 2:
-            new_values[(section, first + path[1], *path[2:])] = position
+            new_values[_moved(path, section, first)] = position
     for path, position in keys.items():
         if len(path) >= 3:
-            new_keys[(section, first + path[1], *path[2:])] = position
+            new_keys[_moved(path, section, first)] = position
     if len(new_values) > MAX_NODES:
-        return None  # as `fast_parsing` declines, so that the reference reports it
+        return None  # as `libyaml_reading` declines, so that the reference reports it
     return Document(doc.file, data, new_values, new_keys, libyaml=True)
+
+
+def _moved(path: DocPath, section: str, first: int) -> DocPath:
+    """A path of the fragment `x: [items]` as the path of the same value in the file."""
+    index = path[1]
+    assert isinstance(index, int)  # below `x`, the fragment's list
+    return (section, first + index, *path[2:])
 
 
 def _paths(node: Any, path: DocPath) -> list[tuple[DocPath, bool]]:

@@ -17,9 +17,9 @@ from typing import Any
 from jsonschema import Draft202012Validator, FormatChecker, validators
 from jsonschema.exceptions import ValidationError, best_match
 
+from netlab.state.documents import DocPath, Document
 from netlab.state.errors import Problem
 from netlab.state.formats import FORMATS, Explainer
-from netlab.state.parsing import DocPath, Document
 
 SUPPORTED_VERSIONS = (1,)
 SECTIONS = ("namespaces", "interfaces", "routes", "sysctls", "nat", "dns", "hosts", "match", "peer")
@@ -131,7 +131,10 @@ def forget_valid_items() -> None:
     _valid_items.clear()
 
 
-_Validator = validators.extend(Draft202012Validator, {"items": _items_remembering_valid_ones})
+# jsonschema's stubs leave `extend` untyped
+_Validator = validators.extend(  # type: ignore[no-untyped-call]
+    Draft202012Validator, {"items": _items_remembering_valid_ones}
+)
 
 
 @functools.cache
@@ -318,7 +321,7 @@ def _missing_key(doc: Document, path: DocPath, error: ValidationError, seen: set
 def _alternatives(doc: Document, path: DocPath, error: ValidationError) -> Problem:
     context = list(error.context or [])
     if context and all(sub.validator == "required" for sub in context):
-        keys = [key for sub in context for key in sub.validator_value]
+        keys = [key for sub in context if isinstance(sub.validator_value, list) for key in sub.validator_value]
         listed = " or ".join(f"`{key}`" for key in keys)
         if set(keys) == {"via", "dev"}:
             return doc.problem(path, "a route needs `via` (a gateway), `dev` (an interface) or both")

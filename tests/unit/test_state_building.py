@@ -15,6 +15,11 @@ V1 = "version: 1\n"
 HOSTNAME = "node-a"  # the name the `load` and `problems` fixtures load as
 
 
+def one_file(*lines: str) -> dict[str, str | bytes]:
+    """A directory of one YAML file, `a.yaml`: `version: 1` and these lines."""
+    return {"a.yaml": V1 + "".join(f"{line}\n" for line in lines)}
+
+
 def test_design_example_loads_cleanly(tmp_path: Path, design_example: bytes) -> None:
     (tmp_path / "example.yaml").write_bytes(design_example)
     state = load_generation(tmp_path, hostname="node-a")
@@ -44,17 +49,14 @@ def test_design_example_contributes_nothing_on_other_hosts(tmp_path: Path, desig
 
 
 def test_veth_gives_two_links_pointing_at_each_other(load: Load) -> None:
-    state = load(
-        {
-            "a.yaml": V1
-            + "namespaces: [{name: red}]\n"
-            + "interfaces:\n"
-            + "  - {name: br0, type: bridge}\n"
-            + "  - name: v-red\n    type: veth\n    netns: red\n    mtu: 9000\n    mac: 02:AA:BB:CC:DD:EE\n"
-            + "    addresses: [10.0.0.1/24]\n"
-            + "    peer: {name: v-red-br, master: br0, state: down, addresses: ['2001:DB8::1/64']}\n"
-        }
-    )
+    state = load(one_file(
+        "namespaces: [{name: red}]",
+        "interfaces:",
+        "  - {name: br0, type: bridge}",
+        "  - name: v-red", "    type: veth", "    netns: red", "    mtu: 9000", "    mac: 02:AA:BB:CC:DD:EE",
+        "    addresses: [10.0.0.1/24]",
+        "    peer: {name: v-red-br, master: br0, state: down, addresses: ['2001:DB8::1/64']}",
+    ))  # fmt: skip
     veth, peer = state.links[1], state.links[2]
     assert veth == Link(
         netns="red", name="v-red", type="veth", origin=veth.origin, state="up", mtu=9000,
@@ -72,18 +74,15 @@ def test_veth_gives_two_links_pointing_at_each_other(load: Load) -> None:
 
 
 def test_link_defaults(load: Load) -> None:
-    state = load(
-        {
-            "a.yaml": V1
-            + "interfaces:\n"
-            + "  - {name: eth0, type: device}\n"
-            + "  - {name: d0, type: dummy}\n"
-            + "  - {name: eth0.10, type: vlan, parent: eth0, id: 10}\n"
-            + "  - {name: mv0, type: macvlan, parent: eth0}\n"
-            + "  - {name: iv0, type: ipvlan, parent: eth0}\n"
-            + "  - {name: mv1, type: macvlan, parent: eth0, mode: vepa, state: down}\n"
-        }
-    )
+    state = load(one_file(
+        "interfaces:",
+        "  - {name: eth0, type: device}",
+        "  - {name: d0, type: dummy}",
+        "  - {name: eth0.10, type: vlan, parent: eth0, id: 10}",
+        "  - {name: mv0, type: macvlan, parent: eth0}",
+        "  - {name: iv0, type: ipvlan, parent: eth0}",
+        "  - {name: mv1, type: macvlan, parent: eth0, mode: vepa, state: down}",
+    ))  # fmt: skip
     summary = [(link.name, link.state, link.mode, link.vlan_id, link.parent) for link in state.links]
     assert summary == [
         ("eth0", None, None, None, None),  # a device's state is managed only when declared
@@ -96,18 +95,15 @@ def test_link_defaults(load: Load) -> None:
 
 
 def test_routes_normalised(load: Load) -> None:
-    state = load(
-        {
-            "a.yaml": V1
-            + "routes:\n"
-            + "  - {to: default, via: 10.0.0.1}\n"
-            + "  - {to: default, via: '2001:db8::1'}\n"
-            + "  - {to: default, dev: eth0, table: 100}\n"
-            + "  - {to: 10.1.2.3, dev: eth0, table: local}\n"
-            + "  - {to: '2001:DB8:1::/48', dev: eth0, table: default, metric: 5}\n"
-            + "  - {to: 10.9.0.0/16, via: 10.0.0.1, table: main}\n"
-        }
-    )
+    state = load(one_file(
+        "routes:",
+        "  - {to: default, via: 10.0.0.1}",
+        "  - {to: default, via: '2001:db8::1'}",
+        "  - {to: default, dev: eth0, table: 100}",
+        "  - {to: 10.1.2.3, dev: eth0, table: local}",
+        "  - {to: '2001:DB8:1::/48', dev: eth0, table: default, metric: 5}",
+        "  - {to: 10.9.0.0/16, via: 10.0.0.1, table: main}",
+    ))  # fmt: skip
     assert [(r.to, r.table, r.metric, r.via, r.dev) for r in state.routes] == [
         ("0.0.0.0/0", 254, 0, "10.0.0.1", None),
         ("::/0", 254, 1024, "2001:db8::1", None),
@@ -120,8 +116,10 @@ def test_routes_normalised(load: Load) -> None:
 
 
 def test_sysctl_values_are_strings(load: Load) -> None:
-    state = load({"a.yaml": V1 + "sysctls:\n  net.ipv4.ip_forward: true\n  net.ipv6.conf.all.forwarding: false\n"
-                  "  net.core.somaxconn: 4096\n  net.ipv4.tcp_rmem: 4096 87380 6291456\n"})  # fmt: skip
+    state = load(one_file(
+        "sysctls:", "  net.ipv4.ip_forward: true", "  net.ipv6.conf.all.forwarding: false",
+        "  net.core.somaxconn: 4096", "  net.ipv4.tcp_rmem: 4096 87380 6291456",
+    ))  # fmt: skip
     assert [(s.key, s.value) for s in state.sysctls] == [
         ("net.ipv4.ip_forward", "1"),
         ("net.ipv6.conf.all.forwarding", "0"),
@@ -133,32 +131,26 @@ def test_sysctl_values_are_strings(load: Load) -> None:
 
 
 def test_namespace_children(load: Load) -> None:
-    state = load(
-        {
-            "a.yaml": V1
-            + "namespaces:\n"
-            + "  - name: red\n"
-            + "    sysctls: {net.ipv4.ip_forward: 1}\n"
-            + "    dns: {nameservers: ['2001:DB8::53'], search: [lab.internal], options: [ndots:2, rotate]}\n"
-            + "    hosts: [{address: 10.0.0.2, names: [db]}]\n"
-        }
-    )
+    state = load(one_file(
+        "namespaces:",
+        "  - name: red",
+        "    sysctls: {net.ipv4.ip_forward: 1}",
+        "    dns: {nameservers: ['2001:DB8::53'], search: [lab.internal], options: [ndots:2, rotate]}",
+        "    hosts: [{address: 10.0.0.2, names: [db]}]",
+    ))  # fmt: skip
     assert state.sysctls[0].netns == "red"
     assert state.dns == (Dns("red", ("2001:db8::53",), ("lab.internal",), ("ndots:2", "rotate"), Origin("", 0)),)
     assert state.hosts[0].netns == "red"
 
 
 def test_nat_rules_normalised(load: Load) -> None:
-    state = load(
-        {
-            "a.yaml": V1
-            + "nat:\n"
-            + "  - {type: masquerade, source: 10.0.0.0/8, out_interface: eth0}\n"
-            + "  - {type: snat, source: 10.0.0.5, to_source: 192.0.2.1, destination: 0.0.0.0/0}\n"
-            + "  - {type: dnat, protocol: udp, port: '053-053', to: '[2001:DB8::2]:53'}\n"
-            + "  - {type: dnat, protocol: tcp, port: 8000-8080, to: 10.0.0.2, in_interface: eth0}\n"
-        }
-    )
+    state = load(one_file(
+        "nat:",
+        "  - {type: masquerade, source: 10.0.0.0/8, out_interface: eth0}",
+        "  - {type: snat, source: 10.0.0.5, to_source: 192.0.2.1, destination: 0.0.0.0/0}",
+        "  - {type: dnat, protocol: udp, port: '053-053', to: '[2001:DB8::2]:53'}",
+        "  - {type: dnat, protocol: tcp, port: 8000-8080, to: 10.0.0.2, in_interface: eth0}",
+    ))  # fmt: skip
     origin = Origin("", 0)
     assert state.nat == (
         NatRule(None, "masquerade", origin, source="10.0.0.0/8", out_interface="eth0"),

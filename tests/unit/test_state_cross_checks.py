@@ -25,40 +25,49 @@ def problems(problems: Problems) -> Problems:
     return relative
 
 
-def test_interface_conflict_across_files(problems: Problems) -> None:
-    assert problems(
-        {
-            "a.yaml": V1 + "interfaces:\n  - {name: br0, type: bridge}\n",
-            "b.yaml": V1 + "interfaces:\n  - {name: br0, type: dummy}\n",
-        }
-    ) == [
-        "b.yaml:3:5: interfaces[0]: interface 'br0' in namespace host is already declared at "
-        "{dir}/a.yaml:3 (as a bridge): declare it once (all files of the directory are merged into one state)"
-    ]
+ONCE = ": declare it once (all files of the directory are merged into one state)"
 
 
-def test_veth_peer_collides_with_another_interface(problems: Problems) -> None:
-    assert problems(
-        {
-            "a.yaml": V1 + "interfaces:\n  - {name: uplink, type: bridge}\n",
-            "b.yaml": V1 + "interfaces:\n  - name: v0\n    type: veth\n    peer: {name: uplink}\n",
-        }
-    ) == [
-        "b.yaml:5:11: interfaces[0].peer: interface 'uplink' in namespace host, the peer of veth 'v0', is "
-        "already declared at {dir}/a.yaml:3 (as a bridge): declare it once (all files of the directory are "
-        "merged into one state)"
-    ]
-
-
-def test_interface_collides_with_an_earlier_peer(problems: Problems) -> None:
-    assert problems(
-        {
-            "a.yaml": V1 + "interfaces:\n  - {name: v0, type: veth, peer: {name: v1}}\n  - {name: v1, type: dummy}\n",
-        }
-    ) == [
-        "a.yaml:4:5: interfaces[1]: interface 'v1' in namespace host is already declared at {dir}/a.yaml:3 "
-        "(as the peer of veth 'v0'): declare it once (all files of the directory are merged into one state)"
-    ]
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        pytest.param(
+            {
+                "a.yaml": V1 + "interfaces:\n  - {name: br0, type: bridge}\n",
+                "b.yaml": V1 + "interfaces:\n  - {name: br0, type: dummy}\n",
+            },
+            "b.yaml:3:5: interfaces[0]: interface 'br0' in namespace host is already declared at "
+            "{dir}/a.yaml:3 (as a bridge)" + ONCE,
+            id="interface across files",
+        ),
+        pytest.param(
+            {
+                "a.yaml": V1 + "interfaces:\n  - {name: uplink, type: bridge}\n",
+                "b.yaml": V1 + "interfaces:\n  - name: v0\n    type: veth\n    peer: {name: uplink}\n",
+            },
+            "b.yaml:5:11: interfaces[0].peer: interface 'uplink' in namespace host, the peer of veth 'v0', is "
+            "already declared at {dir}/a.yaml:3 (as a bridge)" + ONCE,
+            id="veth peer and another interface",
+        ),
+        pytest.param(
+            {"a.yaml": V1 + "interfaces:\n  - {name: v0, type: veth, peer: {name: v1}}\n  - {name: v1, type: dummy}\n"},
+            "a.yaml:4:5: interfaces[1]: interface 'v1' in namespace host is already declared at {dir}/a.yaml:3 "
+            "(as the peer of veth 'v0')" + ONCE,
+            id="interface and an earlier peer",
+        ),
+        pytest.param(
+            {
+                "a.yaml": V1 + "interfaces:\n  - {name: d0, type: bridge, addresses: [10.0.0.1/24]}\n",
+                "b.yaml": V1 + "interfaces:\n  - {name: d1, type: bridge, addresses: [10.0.0.2/24, 10.0.0.1/16]}\n",
+            },
+            "b.yaml:3:55: interfaces[0].addresses[1]: address 10.0.0.1 is already assigned in namespace host at "
+            "{dir}/a.yaml:3 (10.0.0.1/24 on d0): an address can be assigned only once per namespace",
+            id="address assigned twice",
+        ),
+    ],
+)
+def test_a_second_declaration_names_the_first(problems: Problems, files: dict[str, str | bytes], expected: str) -> None:
+    assert problems(files) == [expected]
 
 
 def test_same_name_in_two_namespaces_is_no_conflict(problems: Problems) -> None:
@@ -113,8 +122,7 @@ def test_same_name_in_two_namespaces_is_no_conflict(problems: Problems) -> None:
     ids=["namespace", "route", "sysctl", "nat", "hosts", "dns"],
 )
 def test_conflicts_name_both_places(problems: Problems, first: str, second: str, expected: str) -> None:
-    suffix = ": declare it once (all files of the directory are merged into one state)"
-    assert problems({"a.yaml": first, "b.yaml": second}) == [expected + suffix]
+    assert problems({"a.yaml": first, "b.yaml": second}) == [expected + ONCE]
 
 
 def test_conflict_within_one_file(problems: Problems) -> None:
@@ -128,18 +136,6 @@ def test_routes_differing_in_metric_or_family_do_not_conflict(problems: Problems
     text = V1 + "routes:\n  - {to: default, dev: eth0}\n  - {to: default, dev: eth0, metric: 10}\n" \
         "  - {to: default, via: 'fe80::1', dev: eth0}\n"  # fmt: skip
     assert problems({"a.yaml": text}) == []
-
-
-def test_address_assigned_twice(problems: Problems) -> None:
-    assert problems(
-        {
-            "a.yaml": V1 + "interfaces:\n  - {name: d0, type: bridge, addresses: [10.0.0.1/24]}\n",
-            "b.yaml": V1 + "interfaces:\n  - {name: d1, type: bridge, addresses: [10.0.0.2/24, 10.0.0.1/16]}\n",
-        }
-    ) == [
-        "b.yaml:3:55: interfaces[0].addresses[1]: address 10.0.0.1 is already assigned in namespace host at "
-        "{dir}/a.yaml:3 (10.0.0.1/24 on d0): an address can be assigned only once per namespace"
-    ]
 
 
 def test_undeclared_namespaces(problems: Problems) -> None:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from netlab.state.errors import ConfigError
 from netlab.state.loading import load_generation
 from netlab.state.model import DesiredState
-from netlab.state.parsing import parse
+from netlab.state.reading import parse
 
 FIXTURE = (Path(__file__).parent / "fixtures" / "design-example.yaml").read_text()
 COMPANION = """version: 1

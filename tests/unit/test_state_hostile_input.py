@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from netlab.state import parsing
+from netlab.state import reading
 from netlab.state.errors import ConfigError
-from netlab.state.fast_parsing import TooLarge, check_limits, read
+from netlab.state.libyaml_reading import MAX_NODES, TooLarge, check_limits, read
 from netlab.state.loading import load_generation
-from netlab.state.parsing import MAX_NODES, parse
+from netlab.state.reading import parse
 
 DIGITS = "9" * 4301  # one more than Python turns into an int
 
@@ -58,7 +58,7 @@ def _never_read_by_ruamel(monkeypatch: pytest.MonkeyPatch) -> None:
     def slow_reader(file: str, text: str) -> Any:
         raise AssertionError("the reference reader was asked to read a file beyond the limits")
 
-    monkeypatch.setattr(parsing, "_load_yaml_tree", slow_reader)
+    monkeypatch.setattr(reading, "load_tree", slow_reader)
 
 
 MANY = ", ".join(["x"] * (MAX_NODES + 10))

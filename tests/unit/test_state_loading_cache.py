@@ -14,7 +14,7 @@ import pytest
 from netlab.state import loading
 from netlab.state.errors import ConfigError
 from netlab.state.loading import clear_cache, load_generation
-from netlab.state.parsing import parse
+from netlab.state.reading import parse
 from netlab.state.validating import check_schema
 
 HOST = "node-a"

@@ -1,6 +1,6 @@
 """Property: loading a directory again after an edit gives exactly what a cold load
 of the edited files gives - the same objects at the same file:line:col, or the same
-problems - whether the edit was read in place (`state.reparsing`) or not. And the
+problems - whether the edit was read in place (`state.reading.reparse`) or not. And the
 edits the daemon sees most (a value changed inside one item) are read in place."""
 
 from __future__ import annotations

@@ -1,38 +1,47 @@
-"""The fast path of `state.parsing`: libyaml (through PyYAML's C parser) turns the
+"""The fast reader of `state.reading`: libyaml (through PyYAML's C parser) turns the
 text into events, and one pass over them builds the data and the positions, with
 plain scalars resolved by the YAML 1.2 rules ruamel applies. It declines (returns
 None) on anything outside the common subset - a syntax error, a duplicate key, an
-anchor, a tag, a directive, a block scalar (`|`, `>`), a value that is not text, true/false, null or a plain
-number - and `state.parsing` then reads the file with ruamel, the reference, so
-every problem and every odd construct is reported as before.
+anchor, a tag, a directive, a block scalar (`|`, `>`), a value that is not text,
+true/false, null or a plain number - and `state.reading` then has the reference
+reader (`state.ruamel_reading`) read the file, so every problem and every odd
+construct is reported as before. It also holds the limits every reader keeps.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
-try:
-    from yaml import YAMLError
-    from yaml.cyaml import CParser
-    from yaml.events import (
-        AliasEvent,
-        DocumentEndEvent,
-        DocumentStartEvent,
-        MappingEndEvent,
-        MappingStartEvent,
-        ScalarEvent,
-        SequenceEndEvent,
-        SequenceStartEvent,
-        StreamEndEvent,
-        StreamStartEvent,
-    )
-except ImportError:  # PyYAML built without libyaml: every file takes the reference path
-    CParser = None
+from yaml import YAMLError
+from yaml.events import (
+    AliasEvent,
+    DocumentEndEvent,
+    DocumentStartEvent,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+    StreamEndEvent,
+    StreamStartEvent,
+)
 
-DocPath = tuple[str | int, ...]
-Position = tuple[int, int]
+from netlab.state.documents import DocPath, Parsed, Position
+
+_PARSER: Callable[[str], Any] | None
+try:
+    from yaml._yaml import CParser
+
+    _PARSER = CParser
+except ImportError:  # PyYAML built without libyaml: every file takes the reference path
+    _PARSER = None
+
+# Values in one file (aliases count as they expand: "billion laughs"). The
+# benchmark's 1000 namespaces are 18,000; this many are some 5,500 namespaces
+# (1 MiB of YAML), and a file beyond it is refused in a fraction of a second.
+MAX_NODES = 100_000
 
 # Plain scalars whose first character can start something other than text under
 # ruamel's YAML 1.2 resolver (ruamel.yaml.resolver.implicit_resolvers): the forms
@@ -67,7 +76,7 @@ _NOT_TEXT = re.compile(
 )
 # No value of netlab's format is a number this long (a u64 has 20 digits), and
 # Python refuses to turn more than 4300 digits into an int: longer numbers decline
-# here, and `state.parsing` refuses them at their place in every reader.
+# here, and `state.reading` refuses them at their place in every reader.
 MAX_NUMBER_LENGTH = 100
 # netlab's format nests six deep: a deeper document is refused here, before ruamel
 # (which recurses per level and took seconds over 1000 `[`) reads it
@@ -93,14 +102,27 @@ class TooLarge(Exception):
         self.position = position
 
 
+def _at(mark: Any) -> Position:
+    """The 1-based line and column of a libyaml mark."""
+    return (mark.line + 1, mark.column + 1)
+
+
 def _too_deep(mark: Any) -> TooLarge:
     message = f"the document nests deeper than {MAX_DEPTH} levels here (netlab's files nest 6 deep): flatten it"
-    return TooLarge(message, (mark.line + 1, mark.column + 1))
+    return TooLarge(message, _at(mark))
 
 
 def _too_many(mark: Any, max_nodes: int) -> TooLarge:
     message = f"the document holds more than {max_nodes} values (no netlab file needs that many): split it"
-    return TooLarge(message, (mark.line + 1, mark.column + 1))
+    return TooLarge(message, _at(mark))
+
+
+def number_too_long(length: int) -> str:
+    """The message for a number longer than `MAX_NUMBER_LENGTH`, from any reader."""
+    return (
+        f"this number is {length} characters long; no value in netlab's files needs more than "
+        f"{MAX_NUMBER_LENGTH}: shorten it (or quote it, if it is text)"
+    )
 
 
 def _plain(value: str) -> Any:
@@ -146,38 +168,22 @@ def _encodable(value: str) -> bool:
     return True
 
 
-@dataclass(frozen=True)
-class FastDocument:
-    data: dict[str, Any]
-    values: dict[DocPath, Position]
-    keys: dict[DocPath, Position]
-
-
-def read(text: str, max_nodes: int) -> FastDocument | None:
+def read(text: str, max_nodes: int) -> Parsed | None:
     """The data and positions of a YAML (or JSON) text whose top level is a mapping,
     or None when the reference parser must read it. Raises `TooLarge` when the
     text has more than `max_nodes` values or nests deeper than `MAX_DEPTH`."""
-    if CParser is None or text.startswith("%") or "\n%" in text or any(c in text for c in DISPUTED):
+    if _PARSER is None or text.startswith("%") or "\n%" in text or any(c in text for c in DISPUTED):
         return None  # directives (%YAML 1.1 changes what `on` means) and disputed characters
     try:
-        return _build(CParser(text), max_nodes)
+        return _build(_PARSER(text), max_nodes)
     except (_Decline, YAMLError, UnicodeError):
         return None
 
 
-def _build(parser: Any, max_nodes: int) -> FastDocument:
-    values: dict[DocPath, Position] = {}
-    keys: dict[DocPath, Position] = {}
+def _build(parser: Any, max_nodes: int) -> Parsed:
     get = parser.get_event
-    if type(get()) is not StreamStartEvent or type(start := get()) is not DocumentStartEvent:
-        raise _Decline
-    if start.version is not None or start.tags:
-        raise _Decline
-    root = get()
-    if type(root) is not MappingStartEvent or root.anchor is not None or root.tag is not None:
-        raise _Decline  # empty, a list or a single value: the reference says so
-    mark = root.start_mark
-    values[()] = (mark.line + 1, mark.column + 1)
+    values: dict[DocPath, Position] = {(): _at(_root(get).start_mark)}
+    keys: dict[DocPath, Position] = {}
     data: dict[str, Any] = {}
     # the open collection, its path, whether it is a mapping, and the key of a
     # mapping entry whose value comes next; `enclosing` holds the outer ones
@@ -196,34 +202,17 @@ def _build(parser: Any, max_nodes: int) -> FastDocument:
                 break
             container, path, in_mapping = enclosing.pop()
             continue
-        mark = event.start_mark
-        where = (mark.line + 1, mark.column + 1)
         if in_mapping and key is None:
-            # a key: text only, each once
-            if kind is not ScalarEvent:
-                raise _Decline
-            name = _text(event)
-            if type(name) is not str or name in container:
-                raise _Decline
-            key = name
-            key_path = (*path, name)
-            keys[key_path] = where
+            key = _key(event, container)
+            key_path = (*path, key)
+            keys[key_path] = _at(event.start_mark)
             continue
         nodes += 1
         if nodes > max_nodes:
-            raise _too_many(mark, max_nodes)
+            raise _too_many(event.start_mark, max_nodes)
         child = key_path if in_mapping else (*path, len(container))
-        values[child] = where
-        if kind is ScalarEvent:
-            value = _text(event)
-        elif kind is MappingStartEvent or kind is SequenceStartEvent:
-            if len(enclosing) >= MAX_DEPTH:
-                raise _too_deep(mark)
-            if event.anchor is not None or event.tag is not None:
-                raise _Decline
-            value = {} if kind is MappingStartEvent else []
-        else:
-            raise _Decline  # an alias
+        values[child] = _at(event.start_mark)
+        value = _value(event, kind, len(enclosing))
         if in_mapping:
             container[key] = value
             key = None
@@ -234,7 +223,42 @@ def _build(parser: Any, max_nodes: int) -> FastDocument:
             container, path, in_mapping = value, child, kind is MappingStartEvent
     if type(get()) is not DocumentEndEvent or type(get()) is not StreamEndEvent:
         raise _Decline  # a second document: the reference reports it
-    return FastDocument(data, values, keys)
+    return Parsed(data, values, keys)
+
+
+def _root(get: Callable[[], Any]) -> Any:
+    """The event that opens the top-level mapping of a plain single document."""
+    if type(get()) is not StreamStartEvent or type(start := get()) is not DocumentStartEvent:
+        raise _Decline
+    if start.version is not None or start.tags:
+        raise _Decline
+    root = get()
+    if type(root) is not MappingStartEvent or root.anchor is not None or root.tag is not None:
+        raise _Decline  # empty, a list or a single value: the reference says so
+    return root
+
+
+def _key(event: Any, mapping: dict[str, Any]) -> str:
+    """A key: text only, each once."""
+    if type(event) is not ScalarEvent:
+        raise _Decline
+    name = _text(event)
+    if type(name) is not str or name in mapping:
+        raise _Decline
+    return name
+
+
+def _value(event: Any, kind: type[Any], depth: int) -> Any:
+    """A scalar's value, or the empty collection an event opens."""
+    if kind is ScalarEvent:
+        return _text(event)
+    if kind is MappingStartEvent or kind is SequenceStartEvent:
+        if depth >= MAX_DEPTH:
+            raise _too_deep(event.start_mark)
+        if event.anchor is not None or event.tag is not None:
+            raise _Decline
+        return {} if kind is MappingStartEvent else []
+    raise _Decline  # an alias
 
 
 def check_limits(text: str, max_nodes: int) -> None:
@@ -243,13 +267,13 @@ def check_limits(text: str, max_nodes: int) -> None:
     events cost a fraction of ruamel's reading, which took minutes over a few
     megabytes before reaching its own bound. A syntax error ends the count: the
     reference reports it."""
-    if CParser is None:
+    if _PARSER is None:
         return
     # per open collection: _KEY or _VALUE (a mapping's next node), or _ITEM
     open_collections: list[int] = []
     nodes = 0
     try:
-        parser = CParser(text)
+        parser = _PARSER(text)
         while (event := parser.get_event()) is not None and type(event) is not StreamEndEvent:
             kind = type(event)
             if kind is MappingEndEvent or kind is SequenceEndEvent:
@@ -280,4 +304,4 @@ def check_limits(text: str, max_nodes: int) -> None:
 
 
 _ITEM, _KEY, _VALUE = range(3)
-_NODE_EVENTS = frozenset({ScalarEvent, MappingStartEvent, SequenceStartEvent, AliasEvent}) if CParser else frozenset()
+_NODE_EVENTS = frozenset({ScalarEvent, MappingStartEvent, SequenceStartEvent, AliasEvent})

@@ -15,9 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from netlab.state import parsing
-from netlab.state.fast_parsing import TooLarge, check_limits, read
-from netlab.state.parsing import MAX_NODES, Document, parse
+from netlab.state import reading
+from netlab.state.documents import Document
+from netlab.state.libyaml_reading import MAX_NODES, TooLarge, check_limits, read
+from netlab.state.reading import parse
 from tests.unit.test_state_fuzzing import edited
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,7 +34,7 @@ CHECKED = settings(
 
 def reference(text: str, is_json: bool = False) -> tuple[Document | None, list[Any]]:
     """What ruamel alone makes of the text."""
-    with mock.patch.object(parsing, "read_fast", lambda text, max_nodes: None):
+    with mock.patch.object(reading, "read_fast", lambda text, max_nodes: None):
         return parse("f", text.encode("utf-8", "surrogatepass"), is_json)
 
 

@@ -1,14 +1,12 @@
-"""Parsing one desired-state file (YAML 1.2 or JSON) into a `Document`: plain Python
-data plus the 1-based line:column of every key and value, so that every later
-problem can name `file:line:col`. Used by `state.loading`; raises nothing.
-Common files take `state.fast_parsing` (libyaml); ruamel.yaml reads the rest and
-is the reference for what every file means.
+"""The reference reader of `state.reading`: ruamel.yaml (round-trip mode, YAML 1.2)
+reads what the fast reader (`state.libyaml_reading`) declines - anchors, tags,
+block scalars, directives, rare number forms, every syntax error - and defines
+what each of those files means and the words and place of each of its problems.
 """
 
 from __future__ import annotations
 
 import datetime
-import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,77 +20,11 @@ from ruamel.yaml.events import AliasEvent
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 
+from netlab.state.documents import DocPath, Parsed, Position
 from netlab.state.errors import Problem
-from netlab.state.fast_parsing import MAX_NUMBER_LENGTH, TooLarge, check_limits
-from netlab.state.fast_parsing import read as read_fast
-from netlab.state.model import Origin
+from netlab.state.libyaml_reading import MAX_NODES, MAX_NUMBER_LENGTH, number_too_long
 
-DocPath = tuple[str | int, ...]
-Position = tuple[int, int]
-
-# Values in one file (aliases count as they expand: "billion laughs"). The
-# benchmark's 1000 namespaces are 18,000; this many are some 5,500 namespaces
-# (1 MiB of YAML), and a file beyond it is refused in a fraction of a second.
-MAX_NODES = 100_000
 EMPTY_MESSAGE = "the file is empty: start it with `version: 1`"
-
-
-def format_path(path: DocPath) -> str:
-    """`("interfaces", 2, "addresses", 0)` → `interfaces[2].addresses[0]`; keys that
-    are not plain words (sysctl names) are quoted: `sysctls["net.ipv4.ip_forward"]`."""
-    text = ""
-    for part in path:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        elif part.replace("_", "").replace("-", "").isalnum():
-            text += f".{part}" if text else part
-        else:
-            text += f"[{json.dumps(part)}]"
-    return text
-
-
-@dataclass(frozen=True)
-class Document:
-    """One parsed file. `values` maps a path to where its value starts; `keys` maps
-    the path of a mapping entry to where its key starts."""
-
-    file: str
-    data: dict[str, Any]
-    values: Mapping[DocPath, Position] = field(default_factory=dict)
-    keys: Mapping[DocPath, Position] = field(default_factory=dict)
-    # read by libyaml (`state.fast_parsing`): `state.reparsing` may splice into it
-    libyaml: bool = False
-
-    def position(self, path: DocPath, at_key: bool = False) -> Position:
-        """The position of `path`, or of its nearest ancestor that has one (a JSON
-        file whose positions could not be read falls back to line 1)."""
-        if at_key and path in self.keys:
-            return self.keys[path]
-        while path:
-            if path in self.values:
-                return self.values[path]
-            path = path[:-1]
-        return self.values.get((), (1, 1))
-
-    def problem(self, path: DocPath, message: str, at_key: bool = False) -> Problem:
-        line, column = self.position(path, at_key)
-        return Problem(self.file, line, column, format_path(path), message)
-
-    def origin(self, path: DocPath, at_key: bool = False) -> Origin:
-        line, column = self.position(path, at_key)
-        return Origin(self.file, line, column)
-
-    def get(self, path: DocPath) -> Any:
-        """The value at `path`, or None where the path does not lead anywhere."""
-        node: Any = self.data
-        for part in path:
-            if isinstance(part, int) and isinstance(node, list) and 0 <= part < len(node):
-                node = node[part]
-            elif isinstance(part, str) and isinstance(node, dict) and part in node:
-                node = node[part]
-            else:
-                return None
-        return node
 
 
 class _Unsupported(Exception):
@@ -201,18 +133,11 @@ def _scalar(node: Any, where: Position) -> Any:
     )
 
 
-def _number_too_long(length: int) -> str:
-    return (
-        f"this number is {length} characters long; no value in netlab's files needs more than "
-        f"{MAX_NUMBER_LENGTH}: shorten it (or quote it, if it is text)"
-    )
-
-
 def _refuse_long_number(node: Any) -> None:
     value = node.value if isinstance(node, ScalarNode) else ""
     if len(value) > MAX_NUMBER_LENGTH:
         mark = node.start_mark
-        raise _Unsupported(_number_too_long(len(value)), (mark.line + 1, mark.column + 1))
+        raise _Unsupported(number_too_long(len(value)), (mark.line + 1, mark.column + 1))
 
 
 class _Constructor(RoundTripConstructor):
@@ -301,19 +226,6 @@ def _reader_problem(file: str, text: str, error: ReaderError) -> Problem:
     return Problem(file, line, column, "", f"character {error.character!r} is not allowed in YAML: remove it")
 
 
-def decode(file: str, raw: bytes) -> tuple[str | None, list[Problem]]:
-    """UTF-8 text (a leading byte-order mark is dropped), or the problem saying where
-    the first byte that is not UTF-8 sits."""
-    try:
-        return raw.decode("utf-8-sig"), []
-    except UnicodeDecodeError as error:
-        line = raw.count(b"\n", 0, error.start) + 1
-        column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
-        byte = raw[error.start : error.start + 1].hex()
-        message = f"the file is not UTF-8 text (byte 0x{byte}): save it as UTF-8"
-        return None, [Problem(file, line, column, "", message)]
-
-
 def _nodes_inside_out(node: Node) -> Iterator[Node]:
     """Every node of a composed tree, children before their parent."""
     if isinstance(node, MappingNode):
@@ -335,7 +247,7 @@ def _constructor_problem(file: str, text: str, error: Exception) -> Problem:
     for node in _nodes_inside_out(root) if root is not None else ():
         try:
             _yaml().constructor.construct_object(node, deep=True)
-        except Exception as found:  # noqa: BLE001 - see _load_yaml_tree
+        except Exception as found:  # noqa: BLE001 - see load_tree
             tag = str(node.tag).rsplit(":", 1)[-1]
             shown = repr(node.value) if isinstance(node, ScalarNode) else f"this {tag}"
             message = f"{shown} cannot be read as {tag} ({found}): fix it, or quote it if it is text"
@@ -343,7 +255,7 @@ def _constructor_problem(file: str, text: str, error: Exception) -> Problem:
     return Problem(file, 1, 1, "", f"the YAML cannot be read: {error}")
 
 
-def _load_yaml_tree(file: str, text: str) -> tuple[Any, list[Problem]]:
+def load_tree(file: str, text: str) -> tuple[Any, list[Problem]]:
     try:
         return _yaml().load(text), []
     except MarkedYAMLError as error:
@@ -365,40 +277,9 @@ def _load_yaml_tree(file: str, text: str) -> tuple[Any, list[Problem]]:
         return None, [_constructor_problem(file, text, error)]
 
 
-def _unusable_text(node: Any, path: DocPath = ()) -> tuple[DocPath, bool] | None:
-    """The first string (value, or key when the flag is set) holding a NUL or a lone
-    surrogate (from escapes like "\\ud800"): no file, name or argument can carry those."""
-    if isinstance(node, str):
-        return (path, False) if _is_unusable(node) else None
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if _is_unusable(key):
-                return (path + (key,), True)
-            found = _unusable_text(value, path + (key,))
-            if found:
-                return found
-    if isinstance(node, list):
-        for index, item in enumerate(node):
-            found = _unusable_text(item, path + (index,))
-            if found:
-                return found
-    return None
-
-
-def _is_unusable(text: str) -> bool:
-    return "\x00" in text or any("\ud800" <= char <= "\udfff" for char in text)
-
-
-def _checked(doc: Document) -> tuple[Document | None, list[Problem]]:
-    found = _unusable_text(doc.data)
-    if found is None:
-        return doc, []
-    path, at_key = found
-    message = "this text holds a NUL character or a lone surrogate (an escape like \\ud800): remove it"
-    return None, [doc.problem(path, message, at_key)]
-
-
-def _to_document(file: str, tree: Any) -> tuple[Document | None, list[Problem]]:
+def to_parsed(file: str, tree: Any) -> tuple[Parsed | None, list[Problem]]:
+    """The data and positions of a loaded tree, or the problem that keeps it from
+    being netlab data (not a mapping, a date, a key that is a list...)."""
     if tree is None:
         return None, [Problem(file, 1, 1, "", EMPTY_MESSAGE)]
     root_at = _node_position(tree)
@@ -414,134 +295,4 @@ def _to_document(file: str, tree: Any) -> tuple[Document | None, list[Problem]]:
     except RecursionError:
         # ruamel turns a recursive alias into None, so only absurd nesting gets here
         return None, [Problem(file, 1, 1, "", "the document is nested too deeply: flatten it")]
-    return _checked(Document(file, data, converter.values, converter.keys))
-
-
-def _read_fast(file: str, text: str) -> tuple[Any, list[Problem]]:
-    """libyaml's reading of the text, or None for the reference to read it; a text
-    beyond the limits is refused here, by either, before the reference reads it."""
-    try:
-        fast = read_fast(text, MAX_NODES)
-    except TooLarge as error:
-        return None, [_too_large(file, error)]
-    return fast, [] if fast is not None else _limit_problems(file, text)
-
-
-def _limit_problems(file: str, text: str) -> list[Problem]:
-    try:
-        check_limits(text, MAX_NODES)
-    except TooLarge as error:
-        return [_too_large(file, error)]
-    return []
-
-
-def _too_large(file: str, error: TooLarge) -> Problem:
-    return Problem(file, error.position[0], error.position[1], "", error.message)
-
-
-def parse_yaml(file: str, text: str) -> tuple[Document | None, list[Problem]]:
-    fast, problems = _read_fast(file, text)
-    if problems:
-        return None, problems
-    if fast is not None:
-        # the fast path reads no text that `_checked` would refuse
-        return Document(file, fast.data, fast.values, fast.keys, libyaml=True), []
-    tree, problems = _load_yaml_tree(file, text)
-    if problems:
-        return None, problems
-    return _to_document(file, tree)
-
-
-def _json_problem(file: str, text: str, error: json.JSONDecodeError) -> Problem:
-    """json's error, at its place, with what to do for the commonest mistakes
-    (a comma after the last item, single quotes, a bracket never closed)."""
-    position = error.pos
-    before = text[:position].rstrip()
-    here = text[position : position + 1]
-    fix = None
-    if before.endswith(",") and here in ("}", "]"):
-        # point at the comma itself
-        position = len(before) - 1
-        fix = "remove the comma: JSON allows none after the last item"
-    elif here == "'":
-        fix = 'JSON writes strings and keys in double quotes: "like this"'
-    elif not text[position:].strip():
-        fix = "the text ends before every '{' and '[' is closed: close them"
-    line = text.count("\n", 0, position) + 1
-    column = position - (text.rfind("\n", 0, position) + 1) + 1
-    message = f"syntax error: {error.msg}" + (f": {fix}" if fix else "")
-    return Problem(file, line, column, "", message)
-
-
-class _LongNumber(Exception):
-    def __init__(self, length: int) -> None:
-        super().__init__(length)
-        self.length = length
-
-
-def _json_int(literal: str) -> int:
-    if len(literal) > MAX_NUMBER_LENGTH:
-        raise _LongNumber(len(literal))
-    return int(literal)
-
-
-def _json_float(literal: str) -> float:
-    if len(literal) > MAX_NUMBER_LENGTH:
-        raise _LongNumber(len(literal))
-    return float(literal)
-
-
-def parse_json(file: str, text: str) -> tuple[Document | None, list[Problem]]:
-    """JSON is parsed by `json` (its errors carry line:col); the YAML parsers then
-    read the same text for positions, which only degrade to line 1 when they cannot."""
-    duplicates: list[str] = []
-
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for key, value in items:
-            if key in result:
-                duplicates.append(key)
-            result[key] = value
-        return result
-
-    try:
-        data = json.loads(text, object_pairs_hook=pairs, parse_int=_json_int, parse_float=_json_float)
-    except json.JSONDecodeError as error:
-        return None, [_json_problem(file, text, error)]
-    except _LongNumber as error:
-        # JSON is YAML: ruamel finds the number's place and refuses it there
-        problems = _limit_problems(file, text) or _load_yaml_tree(file, text)[1]
-        return None, problems or [Problem(file, 1, 1, "", _number_too_long(error.length))]
-    except RecursionError:
-        return None, [Problem(file, 1, 1, "", "the document is nested too deeply: flatten it")]
-    if isinstance(data, dict) and not duplicates:
-        fast, problems = _read_fast(file, text)
-    else:  # ruamel reads it to place the problem: never beyond the limits
-        fast, problems = None, _limit_problems(file, text)
-    if problems:
-        return None, problems
-    if fast is not None:
-        return _checked(Document(file, data, fast.values, fast.keys))
-    tree, problems = _load_yaml_tree(file, text)
-    if problems and any("duplicate key" in p.message for p in problems):
-        return None, problems
-    if duplicates:
-        return None, [Problem(file, 1, 1, "", f"duplicate key {duplicates[0]!r}: write each key once")]
-    if not isinstance(data, dict):
-        found = "a list" if isinstance(data, list) else f"the single value {data!r}"
-        message = f'the top level must be an object that starts with "version": 1, but it is {found}'
-        return None, [Problem(file, 1, 1, "", message)]
-    positioned, _ = _to_document(file, tree) if not problems else (None, [])
-    if positioned is None:
-        return _checked(Document(file, data))
-    return _checked(Document(file, data, positioned.values, positioned.keys))
-
-
-def parse(file: str, raw: bytes, is_json: bool) -> tuple[Document | None, list[Problem]]:
-    """The document of one file's bytes, or the problems that prevent reading it."""
-    text, problems = decode(file, raw)
-    if text is None:
-        return None, problems
-    if not text.strip():
-        return None, [Problem(file, 1, 1, "", EMPTY_MESSAGE)]
-    return parse_json(file, text) if is_json else parse_yaml(file, text)
+    return Parsed(data, converter.values, converter.keys), []

@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from netlab.state.parsing import format_path, parse
+from netlab.state.documents import format_path
+from netlab.state.reading import parse
 
 Problems = Callable[[dict[str, str | bytes]], list[str]]
 
