@@ -6,11 +6,12 @@ only the attributes the file declares and never deletes it."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from netlab.controller.backends.netlink import NETLAB_LINK_ALIAS, ObservedLink
 from netlab.controller.changes import AttributeChange, Change, Phase, Step
-from netlab.controller.kinds.contract import PlanContext
+from netlab.controller.kinds.contract import Decided, LinkKey, PlanContext, Planned, ShowContext, Shown
 from netlab.state.link_types import LINK_TYPES
 from netlab.state.model import Link, netns_label
 
@@ -25,33 +26,77 @@ DEVICE_KIND = "device"
 # What the kernel reports as IFLA_INFO_KIND for each type of the file format.
 KERNEL_KIND = {name: link_type.kind for name, link_type in LINK_TYPES.items() if link_type.kind}
 
-LinkKey = tuple[str | None, str]
+
+
+@dataclass
+class _Made:
+    """The links this plan has decided so far to create and to delete: what the
+    links planned after them look at (a peer whose veth is created, a port whose
+    master is made anew). Handed on, frozen, as the kind's `Decided`."""
+
+    created: set[LinkKey] = field(default_factory=set)
+    removed: set[LinkKey] = field(default_factory=set)
 
 
 class LinkKind:
     name = KIND
 
-    def plan(self, ctx: PlanContext) -> list[Change]:
+    def plan(self, ctx: PlanContext) -> Planned:
         wanted = {link.key: link for link in ctx.desired.links}
         changes: list[Change] = []
+        made = _Made()
         ordered = sorted(wanted.values(), key=lambda link: (LINK_TYPES[link.type].order, _depth(link, wanted)))
         # veth ends first, so that a peer knows whether its pair is being created
         for link in ordered:
             if link.type != "veth-peer":
-                changes.extend(self._plan_link(ctx, link, wanted))
+                changes.extend(self._plan_link(ctx, made, link, wanted))
         for link in ordered:
             if link.type == "veth-peer":
-                changes.extend(self._plan_peer(ctx, link))
-        changes.extend(self._plan_removals(ctx, wanted))
-        changes.extend(self._plan_give_backs(ctx, wanted))
-        return changes
+                changes.extend(self._plan_peer(ctx, made, link))
+        changes.extend(self._plan_removals(ctx, made, wanted))
+        changes.extend(self._plan_give_backs(ctx, made, wanted))
+        decided = Decided(created_links=frozenset(made.created), removed_links=frozenset(made.removed))
+        return Planned(tuple(changes), decided)
+
+    def show(self, view: ShowContext) -> Shown:
+        """The interfaces, with their addresses: netlab's, the declared ones, and
+        in a namespace shown every link but lo. A veth's peer is shown under its
+        `peer`, as the files declare it."""
+        declared = {link.key: link for link in view.desired.links}
+        interfaces: list[dict[str, Any]] = []
+        peer_ends: dict[LinkKey, dict[str, Any]] = {}
+        for netns in view.netns_shown:
+            dump = view.kernel.dump(netns)
+            addresses: dict[str, list[str]] = {}
+            for address in dump.addresses:
+                if not address.kernel_made and address.interface != "lo":
+                    addresses.setdefault(address.interface, []).append(address.address)
+            for observed in dump.links:
+                key = (netns, observed.name)
+                owned = observed.marked or view.ledger.owns(KIND, key)
+                if observed.name == "lo" or (netns is None and not owned and key not in declared):
+                    continue
+                entry = _shown_link(observed, declared.get(key), addresses.get(observed.name), owned)
+                if entry["type"] == "veth-peer":
+                    peer_ends[key] = entry  # shown under its veth's `peer`, as it is declared
+                else:
+                    interfaces.append(entry)
+        for entry in interfaces:
+            peer = entry.get("peer")
+            found = peer_ends.pop((peer.get("netns"), peer["name"]), None) if peer else None
+            if peer is not None and found is not None:
+                peer.update((name, value) for name, value in found.items() if name not in _NOT_OF_A_PEER)
+        for found in peer_ends.values():  # its veth end is not where the files put it
+            found.pop("peer", None)
+            interfaces.append({**found, "type": "device"})
+        return Shown({"interfaces": interfaces})
 
     # -- declared links -------------------------------------------------------------
 
     def _owned(self, ctx: PlanContext, observed: ObservedLink) -> bool:
         return observed.marked or ctx.ledger.owns(KIND, (observed.netns, observed.name))
 
-    def _plan_link(self, ctx: PlanContext, link: Link, wanted: dict[LinkKey, Link]) -> list[Change]:
+    def _plan_link(self, ctx: PlanContext, made: _Made, link: Link, wanted: dict[LinkKey, Link]) -> list[Change]:
         observed = ctx.observed_link(link.netns, link.name)
         where = f"{netns_label(link.netns)}/{link.name}"
         if link.type == "device":
@@ -64,13 +109,13 @@ class LinkKind:
                     "netlab should create",
                 )
                 return []
-            return _modify_device(ctx, link, observed)
+            return _modify_device(ctx, made, link, observed)
         if not self._parent_is_there(ctx, link, wanted):
             return []
         if observed is None:
-            changes = [_create(link, ctx)]
+            changes = [_create(link, made)]
             if link.type == "veth":
-                changes.extend(self._clear_stale_peer(ctx, link))
+                changes.extend(self._clear_stale_peer(ctx, made, link))
             return changes
         if not self._owned(ctx, observed):
             ctx.refuse(
@@ -81,10 +126,10 @@ class LinkKind:
                 "`type: device` to manage its attributes",
             )
             return []
-        reason = self._replace_reason(ctx, link, observed)
+        reason = self._replace_reason(ctx, made, link, observed)
         if reason:
-            return [_create(link, ctx, replacing=observed, reason=reason)]
-        return _modify(ctx, link, observed)
+            return [_create(link, made, replacing=observed, reason=reason)]
+        return _modify(made, link, observed)
 
     def _parent_is_there(self, ctx: PlanContext, link: Link, wanted: dict[LinkKey, Link]) -> bool:
         """A link that sits on a parent needs the parent in the host: declared, or
@@ -105,7 +150,7 @@ class LinkKind:
         )
         return False
 
-    def _replace_reason(self, ctx: PlanContext, link: Link, observed: ObservedLink) -> str:
+    def _replace_reason(self, ctx: PlanContext, made: _Made, link: Link, observed: ObservedLink) -> str:
         """Why an owned link must be deleted and created again: attributes that the
         kernel cannot change on a live link (its type, a veth's peer, a parent, the
         creation attributes of its type), or a parent made anew (the kernel
@@ -119,7 +164,7 @@ class LinkKind:
                 return f"replace: its peer is not {netns_label(link.peer_netns)}/{link.peer_name}"
         link_type = LINK_TYPES[link.type]
         if link_type.parent is not None:
-            if (None, link.parent) in ctx.created_links:
+            if (None, link.parent) in made.created:
                 return f"replace: its {link_type.parent} host/{link.parent} is created anew"
             parent = self._observed_parent(ctx, observed)
             if parent != link.parent:
@@ -144,7 +189,7 @@ class LinkKind:
             parent = ctx.kernel.dump(None).link_at(observed.link_index)
         return parent.name if parent is not None else None
 
-    def _clear_stale_peer(self, ctx: PlanContext, link: Link) -> list[Change]:
+    def _clear_stale_peer(self, ctx: PlanContext, made: _Made, link: Link) -> list[Change]:
         """A veth about to be created whose peer name is still taken by a link
         netlab made earlier: remove that one first, or the creation fails."""
         assert link.peer_name is not None
@@ -159,47 +204,77 @@ class LinkKind:
                 "link netlab did not create: choose another peer name or remove that link",
             )
             return []
-        ctx.removed_links.add((stale.netns, stale.name))
+        made.removed.add((stale.netns, stale.name))
         return [_remove(stale, note="its name is needed for a new veth peer")]
 
-    def _plan_peer(self, ctx: PlanContext, peer: Link) -> list[Change]:
-        if (peer.peer_netns, peer.peer_name) in ctx.created_links:
-            ctx.created_links.add(peer.key)
+    def _plan_peer(self, ctx: PlanContext, made: _Made, peer: Link) -> list[Change]:
+        if (peer.peer_netns, peer.peer_name) in made.created:
+            made.created.add(peer.key)
             return [_created_with_pair(peer)]
         observed = ctx.observed_link(peer.netns, peer.name)
         if observed is None:
             # its veth exists but this end does not: the veth is being replaced
             # (planned above), or the veth was refused, which is reported already
             return []
-        return _modify(ctx, peer, observed)
+        return _modify(made, peer, observed)
 
     # -- links no longer declared ---------------------------------------------------
 
-    def _plan_removals(self, ctx: PlanContext, wanted: dict[LinkKey, Link]) -> list[Change]:
+    def _plan_removals(self, ctx: PlanContext, made: _Made, wanted: dict[LinkKey, Link]) -> list[Change]:
         changes = []
         for netns in ctx.managed_netns():
-            if netns in ctx.removed_namespaces:
+            if netns in ctx.decided.removed_namespaces:
                 continue
             for observed in ctx.kernel.dump(netns).links:
                 key = (netns, observed.name)
-                if key in wanted or key in ctx.removed_links or not self._owned(ctx, observed):
+                if key in wanted or key in made.removed or not self._owned(ctx, observed):
                     continue
-                ctx.removed_links.add(key)
+                made.removed.add(key)
                 changes.append(_remove(observed))
         return changes
 
-    def _plan_give_backs(self, ctx: PlanContext, wanted: dict[LinkKey, Link]) -> list[Change]:
+    def _plan_give_backs(self, ctx: PlanContext, made: _Made, wanted: dict[LinkKey, Link]) -> list[Change]:
         """Devices netlab changed that left the files get back the values they had
         before (the device itself stays); in a namespace this pass removes,
         nothing is given back."""
         changes = []
         for key in ctx.owned_keys(DEVICE_KIND):
             netns, name = key
-            if key in wanted or netns in ctx.removed_namespaces:
+            if key in wanted or netns in ctx.decided.removed_namespaces:
                 continue
             observed = ctx.kernel.dump(netns).link(name) if ctx.kernel.has_netns(netns) else None
-            changes.append(_give_back(ctx, key, observed, ctx.ledger.get(DEVICE_KIND, key) or {}))
+            changes.append(_give_back(ctx, made, key, observed, ctx.ledger.get(DEVICE_KIND, key) or {}))
         return changes
+
+
+# what of a veth peer's own entry is not shown under its veth's `peer`
+_NOT_OF_A_PEER = ("name", "netns", "type", "peer", "owned")
+
+
+def _shown_link(observed: ObservedLink, declared: Link | None, addresses: list[str] | None, owned: bool) -> dict[str, Any]:
+    """A link as `netlab show` gives it: in the file format, what the files did
+    not declare being a device that exists."""
+    entry: dict[str, Any] = {"name": observed.name}
+    if observed.netns is not None:
+        entry["netns"] = observed.netns
+    entry["type"] = declared.type if declared else "device"
+    if declared is not None and declared.parent is not None:
+        entry["parent"] = declared.parent
+    if declared is not None and declared.vlan_id is not None:
+        entry["id"] = declared.vlan_id
+    if declared is not None and declared.mode is not None:
+        entry["mode"] = declared.mode
+    entry.update(state=observed.state, mtu=observed.mtu, mac=observed.mac)
+    if observed.master:
+        entry["master"] = observed.master
+    if addresses:
+        entry["addresses"] = addresses
+    if declared is not None and declared.peer_name:
+        entry["peer"] = {"name": declared.peer_name}
+        if declared.peer_netns is not None:
+            entry["peer"]["netns"] = declared.peer_netns
+    entry["owned"] = owned
+    return entry
 
 
 def _depth(link: Link, wanted: dict[LinkKey, Link]) -> int:
@@ -234,8 +309,8 @@ def _attribute_changes(link: Link, observed: ObservedLink, master_is_new: bool =
     return found
 
 
-def _attribute_changes_in(ctx: PlanContext, link: Link, observed: ObservedLink) -> list[AttributeChange]:
-    master_is_new = link.master is not None and (link.netns, link.master) in ctx.created_links
+def _attribute_changes_in(made: _Made, link: Link, observed: ObservedLink) -> list[AttributeChange]:
+    master_is_new = link.master is not None and (link.netns, link.master) in made.created
     return _attribute_changes(link, observed, master_is_new)
 
 
@@ -296,8 +371,8 @@ def _desired_attributes(link: Link) -> list[AttributeChange]:
     )
 
 
-def _modify(ctx: PlanContext, link: Link, observed: ObservedLink) -> list[Change]:
-    attributes = _attribute_changes_in(ctx, link, observed)
+def _modify(made: _Made, link: Link, observed: ObservedLink) -> list[Change]:
+    attributes = _attribute_changes_in(made, link, observed)
     if link.created_by_netlab and not observed.marked:
         # netlab's own link (the ledger says so) that lost its mark, or never got
         # it (a pass killed between the creation and the alias): without the mark
@@ -366,16 +441,16 @@ _DECLARED = {
 }
 
 
-def _modify_device(ctx: PlanContext, link: Link, observed: ObservedLink) -> list[Change]:
+def _modify_device(ctx: PlanContext, made: _Made, link: Link, observed: ObservedLink) -> list[Change]:
     """A `device`'s declared attributes that differ. The value each had before
     netlab first changed it goes into the ledger ahead of the write (as a
     sysctl's does); an attribute the file no longer declares gets it back."""
-    attributes = _attribute_changes_in(ctx, link, observed)
+    attributes = _attribute_changes_in(made, link, observed)
     recorded = ctx.ledger.get(DEVICE_KIND, link.key) or {}
     undeclared = {name: value for name, value in recorded.items() if name in _DECLARED and not _DECLARED[name](link)}
     if not attributes and not undeclared:
         return []
-    given_back, notes = _given_back(ctx, link.netns, observed, undeclared)
+    given_back, notes = _given_back(ctx, made, link.netns, observed, undeclared)
     if undeclared:
         notes.append(
             f"no longer managed: {', '.join(undeclared)}" + (" (given back as before netlab)" if given_back else "")
@@ -400,7 +475,7 @@ def _modify_device(ctx: PlanContext, link: Link, observed: ObservedLink) -> list
 
 
 def _given_back(
-    ctx: PlanContext, netns: str | None, observed: ObservedLink, originals: dict[str, Any]
+    ctx: PlanContext, made: _Made, netns: str | None, observed: ObservedLink, originals: dict[str, Any]
 ) -> tuple[list[AttributeChange], list[str]]:
     """The changes that put back a device's original values, where they differ
     from now; and what cannot be (a master that is gone, or goes in this pass)."""
@@ -409,7 +484,7 @@ def _given_back(
         if attribute not in _ORIGINAL or _ORIGINAL[attribute](observed) == original:
             continue
         if attribute == "master" and original is not None:
-            if ctx.kernel.dump(netns).link(original) is None or (netns, original) in ctx.removed_links:
+            if ctx.kernel.dump(netns).link(original) is None or (netns, original) in made.removed:
                 notes.append(f"its master {original} is gone")
                 continue
         if attribute == "mac" and original is None:
@@ -418,15 +493,17 @@ def _given_back(
     return attributes, notes
 
 
-def _give_back(ctx: PlanContext, key: LinkKey, observed: ObservedLink | None, originals: dict[str, Any]) -> Change:
+def _give_back(
+    ctx: PlanContext, made: _Made, key: LinkKey, observed: ObservedLink | None, originals: dict[str, Any]
+) -> Change:
     """Puts back what a device that left the files had before netlab changed it,
     and strikes it from the ledger. Shown as `-` (netlab no longer manages it),
     as a sysctl's is; the device itself is never deleted."""
     netns, name = key
-    if observed is None:
-        attributes, notes = [], ["gone already"]
-    else:
-        attributes, notes = _given_back(ctx, netns, observed, originals)
+    attributes: list[AttributeChange] = []
+    notes = ["gone already"]
+    if observed is not None:
+        attributes, notes = _given_back(ctx, made, netns, observed, originals)
     notes.append("given back as before netlab (the device stays)" if attributes else "no longer managed")
     return Change(
         kind=DEVICE_KIND,
@@ -440,11 +517,11 @@ def _give_back(ctx: PlanContext, key: LinkKey, observed: ObservedLink | None, or
     )
 
 
-def _create(link: Link, ctx: PlanContext, replacing: ObservedLink | None = None, reason: str = "") -> Change:
+def _create(link: Link, made: _Made, replacing: ObservedLink | None = None, reason: str = "") -> Change:
     netns, name = link.key
-    ctx.created_links.add(link.key)
+    made.created.add(link.key)
     if link.type == "veth":
-        ctx.created_links.add((link.peer_netns, link.peer_name or ""))
+        made.created.add((link.peer_netns, link.peer_name or ""))
 
     def create(kernel: Kernel) -> None:
         kernel.netlink.link_add(
@@ -472,7 +549,7 @@ def _create(link: Link, ctx: PlanContext, replacing: ObservedLink | None = None,
             ),
         )
     steps.extend(_set_steps(link.key, _desired_attributes(link), fresh=True))
-    detail = link.type
+    detail: str = link.type
     if link.type == "veth":
         detail += f", peer {netns_label(link.peer_netns)}/{link.peer_name}"
     return Change(

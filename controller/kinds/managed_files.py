@@ -2,7 +2,7 @@
 namespace's hosts file. Taking a file over keeps its original in the state
 directory (`originals/` mirrors the path); giving it back puts the original back
 byte for byte, or removes the file when there was none. Shared by the dns and
-hosts kinds, which decide what goes into the files.
+hosts kinds, which decide what goes into the files (it is not a kind itself).
 """
 
 from __future__ import annotations
