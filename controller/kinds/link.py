@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from netlab.controller.backends.netlink import NETLAB_LINK_ALIAS, ObservedLink
-from netlab.controller.changes import AttributeChange, Change, Phase, Step
+from netlab.controller.changes import Action, AttributeChange, Change, Phase, Step
 from netlab.controller.kinds.contract import Decided, LinkKey, PlanContext, Planned, ShowContext, Shown
 from netlab.state.link_types import LINK_TYPES
-from netlab.state.model import Link, netns_label
+from netlab.state.model import Link, Origin, netns_label
 
 if TYPE_CHECKING:
     from netlab.controller.backends.kernel import Kernel
@@ -384,18 +384,7 @@ def _modify(made: _Made, link: Link, observed: ObservedLink) -> list[Change]:
     steps = _set_steps(link.key, attributes)
     if in_place:
         steps.insert(0, _set_data_step(link, observed, in_place))
-    return [
-        Change(
-            kind=KIND,
-            action="~",
-            key=link.key,
-            netns=link.netns,
-            name=link.name,
-            attributes=tuple(in_place + attributes),
-            origin=link.origin,
-            steps=tuple(steps),
-        )
-    ]
+    return [_change(KIND, "~", link.key, in_place + attributes, origin=link.origin, steps=steps)]
 
 
 def _creation_attributes_in_place(link: Link, observed: ObservedLink) -> list[AttributeChange]:
@@ -457,19 +446,18 @@ def _modify_device(ctx: PlanContext, made: _Made, link: Link, observed: Observed
         )
     originals = {a.name: _ORIGINAL[a.name](observed) for a in attributes if a.name not in recorded}
     kept = {name: value for name, value in recorded.items() if name not in undeclared}
+    changed = attributes + given_back
     return [
-        Change(
-            kind=DEVICE_KIND,
-            action="~",
-            key=link.key,
-            netns=link.netns,
-            name=link.name,
-            attributes=tuple(attributes + given_back),
-            note=", ".join(notes),
-            origin=link.origin,
-            steps=tuple(_set_steps(link.key, attributes + given_back)),
+        _change(
+            DEVICE_KIND,
+            "~",
+            link.key,
+            changed,
+            ", ".join(notes),
+            link.origin,
+            _set_steps(link.key, changed),
             record={**kept, **originals},
-            record_drops=tuple(undeclared),
+            drops=tuple(undeclared),
         )
     ]
 
@@ -499,22 +487,12 @@ def _give_back(
     """Puts back what a device that left the files had before netlab changed it,
     and strikes it from the ledger. Shown as `-` (netlab no longer manages it),
     as a sysctl's is; the device itself is never deleted."""
-    netns, name = key
     attributes: list[AttributeChange] = []
     notes = ["gone already"]
     if observed is not None:
-        attributes, notes = _given_back(ctx, made, netns, observed, originals)
+        attributes, notes = _given_back(ctx, made, key[0], observed, originals)
     notes.append("given back as before netlab (the device stays)" if attributes else "no longer managed")
-    return Change(
-        kind=DEVICE_KIND,
-        action="-",
-        key=key,
-        netns=netns,
-        name=name,
-        attributes=tuple(attributes),
-        note=", ".join(notes),
-        steps=tuple(_set_steps(key, attributes)),
-    )
+    return _change(DEVICE_KIND, "-", key, attributes, ", ".join(notes), steps=_set_steps(key, attributes))
 
 
 def _create(link: Link, made: _Made, replacing: ObservedLink | None = None, reason: str = "") -> Change:
@@ -533,71 +511,59 @@ def _create(link: Link, made: _Made, replacing: ObservedLink | None = None, reas
             data=LINK_TYPES[link.type].kernel_data(link),
         )
 
-    def delete(kernel: Kernel) -> None:
-        kernel.netlink.link_del(netns, name)
-
     where = f"{netns_label(netns)}/{name}"
-    steps = [Step(Phase.CREATE_LINK, f"create {link.type} {where}", create, undo=delete)]
+    steps = [Step(Phase.CREATE_LINK, f"create {link.type} {where}", create, undo=_deleter(netns, name))]
     if replacing is not None:
-        steps.insert(
-            0,
-            Step(
-                Phase.DELETE_LINK,
-                f"delete {where} to create it anew",
-                delete,
-                irreversible="a deleted link cannot be brought back with its state",
-            ),
-        )
+        steps.insert(0, _delete_step(netns, name, f"delete {where} to create it anew"))
     steps.extend(_set_steps(link.key, _desired_attributes(link), fresh=True))
     detail: str = link.type
     if link.type == "veth":
         detail += f", peer {netns_label(link.peer_netns)}/{link.peer_name}"
-    return Change(
-        kind=KIND,
-        action="~" if replacing is not None else "+",
-        key=link.key,
-        netns=netns,
-        name=name,
-        note=reason or detail,
-        origin=link.origin,
-        steps=tuple(steps),
-        record={"type": link.type},
-    )
+    action: Action = "~" if replacing is not None else "+"
+    return _change(KIND, action, link.key, note=reason or detail, origin=link.origin, steps=steps, record={"type": link.type})
 
 
 def _created_with_pair(peer: Link) -> Change:
-    return Change(
-        kind=KIND,
-        action="+",
-        key=peer.key,
-        netns=peer.netns,
-        name=peer.name,
+    return _change(
+        KIND,
+        "+",
+        peer.key,
         note=f"veth peer of {netns_label(peer.peer_netns)}/{peer.peer_name}",
         origin=peer.origin,
-        steps=tuple(_set_steps(peer.key, _desired_attributes(peer), fresh=True)),
+        steps=_set_steps(peer.key, _desired_attributes(peer), fresh=True),
         record={"type": peer.type},
     )
 
 
 def _remove(observed: ObservedLink, note: str = "") -> Change:
     netns, name = observed.netns, observed.name
+    step = _delete_step(netns, name, f"delete link {netns_label(netns)}/{name}")
+    return _change(KIND, "-", (netns, name), note=note or (observed.kind or "link"), steps=[step])
 
+
+def _deleter(netns: str | None, name: str) -> Callable[[Kernel], None]:
     def delete(kernel: Kernel) -> None:
         kernel.netlink.link_del(netns, name)
 
-    return Change(
-        kind=KIND,
-        action="-",
-        key=(netns, name),
-        netns=netns,
-        name=name,
-        note=note or (observed.kind or "link"),
-        steps=(
-            Step(
-                Phase.DELETE_LINK,
-                f"delete link {netns_label(netns)}/{name}",
-                delete,
-                irreversible="a deleted link cannot be brought back with its state",
-            ),
-        ),
-    )
+    return delete
+
+
+def _delete_step(netns: str | None, name: str, describe: str) -> Step:
+    irreversible = "a deleted link cannot be brought back with its state"
+    return Step(Phase.DELETE_LINK, describe, _deleter(netns, name), irreversible=irreversible)
+
+
+def _change(
+    kind: str,
+    action: Action,
+    key: LinkKey,
+    attributes: list[AttributeChange] | None = None,
+    note: str = "",
+    origin: Origin | None = None,
+    steps: list[Step] | None = None,
+    record: dict[str, Any] | None = None,
+    drops: tuple[str, ...] = (),
+) -> Change:
+    """A change of the link (or device) at `key`, as `netlab plan` shows it."""
+    netns, name = key
+    return Change(kind, action, key, netns, name, tuple(attributes or ()), note, origin, tuple(steps or ()), record, drops)
