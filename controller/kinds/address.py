@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from netlab.controller.backends.netlink import ObservedAddress, ObservedRoute
 from netlab.controller.changes import Change, Phase, Step
-from netlab.controller.kinds.contract import Decided, PlanContext, Planned, ShowContext, Shown
+from netlab.controller.kinds.contract import Decided, LinkKey, PlanContext, Planned, ShowContext, Shown
 from netlab.controller.kinds.putting_back import put_back_address, put_back_route
 from netlab.state.model import Address, netns_label
 
@@ -37,7 +37,7 @@ class AddressKind:
             if netns in decided.removed_namespaces or (netns, interface) in decided.removed_links:
                 continue  # goes with its link or namespace
             removed.add(key)
-        losing_ipv4 = set()
+        losing_ipv4: set[LinkKey] = set()
         for key in sorted(removed, key=repr):
             routes: list[ObservedRoute] = []
             if present[key].family == 4:

@@ -27,7 +27,6 @@ DEVICE_KIND = "device"
 KERNEL_KIND = {name: link_type.kind for name, link_type in LINK_TYPES.items() if link_type.kind}
 
 
-
 @dataclass
 class _Made:
     """The links this plan has decided so far to create and to delete: what the

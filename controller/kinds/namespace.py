@@ -24,7 +24,8 @@ class NamespaceKind:
         existing = ctx.kernel.namespaces()
         wanted = {ns.name: ns for ns in ctx.desired.namespaces}
         changes: list[Change] = []
-        created, removed = set(), set()
+        created: set[str] = set()
+        removed: set[str] = set()
         for name, ns in wanted.items():
             if name not in existing:
                 created.add(name)

@@ -231,11 +231,11 @@ class NatKind:
         for rule_found in observed.rules:
             by_id[rule_found.ident].append(rule_found)
         expected = {rule_id(rule): rule for rule in wanted}
-        planned = [
-            item
-            for ident, rule in expected.items()
-            if (item := _plan_rule(batch, ident, rule, by_id.get(ident, []))) is not None
-        ]
+        planned: list[_Planned] = []
+        for ident, rule in expected.items():
+            item = _plan_rule(batch, ident, rule, by_id.get(ident, []))
+            if item is not None:
+                planned.append(item)
         planned += self._plan_unexpected(ctx, netns, batch, expected, by_id, recorded)
         final_chains = {(spec.family, spec.chain) for rule in wanted for spec in rule_specs(rule)}
         planned += self._plan_chains(netns, observed, final_chains, batch)
