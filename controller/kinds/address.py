@@ -27,16 +27,8 @@ class AddressKind:
     def plan(self, ctx: PlanContext) -> Planned:
         wanted = {address.key: address for address in ctx.desired.addresses}
         present = self._observe(ctx, wanted)
+        removed = {key for key in ctx.owned_keys(KIND) if key not in wanted and key in present and _stays(ctx, key)}
         changes: list[Change] = []
-        removed: set[AddressKey] = set()
-        decided = ctx.decided
-        for key in ctx.owned_keys(KIND):
-            netns, interface, _ = key
-            if key in wanted or key not in present:
-                continue
-            if netns in decided.removed_namespaces or (netns, interface) in decided.removed_links:
-                continue  # goes with its link or namespace
-            removed.add(key)
         losing_ipv4: set[LinkKey] = set()
         for key in sorted(removed, key=repr):
             routes: list[ObservedRoute] = []
@@ -63,6 +55,13 @@ class AddressKind:
                     continue
                 present[(netns, observed.interface, observed.address)] = observed
         return present
+
+
+def _stays(ctx: PlanContext, key: AddressKey) -> bool:
+    """Whether the address's link and namespace stay in this pass (an address of
+    one that goes is removed with it)."""
+    netns, interface, _ = key
+    return netns not in ctx.decided.removed_namespaces and (netns, interface) not in ctx.decided.removed_links
 
 
 def _kept_in_subnet(
