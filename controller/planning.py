@@ -1,5 +1,6 @@
 """Planning: compares the desired state with what the kernel shows and the ledger
-owns, kind by kind, and returns the changes in the order they will be applied.
+owns, kind by kind in registry order (each kind is handed what those before it
+decided), and returns the changes in the order they will be applied.
 Called by the cli (plan, apply, destroy), applying (verification) and the daemon."""
 
 from __future__ import annotations
@@ -51,7 +52,10 @@ def make_plan(
     try:
         kernel.read_ahead(ctx.managed_netns())  # every kind reads each of them
         for kind in REGISTRY:
-            changes.extend(kind.plan(ctx))
+            planned = kind.plan(ctx)
+            changes.extend(planned.changes)
+            # what this kind decided, handed on to the kinds after it
+            ctx = replace(ctx, decided=ctx.decided | planned.decided)
     except (KernelRefused, OSError) as error:
         raise ApplyError(f"could not read the kernel's state: {error}") from error
     if ctx.problems:

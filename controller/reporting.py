@@ -9,12 +9,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from netlab.controller.backends.netlink import NETLAB_ROUTE_PROTO
-from netlab.controller.kinds import dns, hosts
-from netlab.controller.kinds.contract import KernelReader
-from netlab.controller.kinds.managed_files import etc_path, has_header
-from netlab.controller.kinds.nat import rule_id, rule_of_key
-from netlab.controller.kinds.route import route_name
+from netlab.controller.kinds import REGISTRY
+from netlab.controller.kinds.contract import KernelReader, ShowContext
 from netlab.controller.planning import Plan
 from netlab.state.errors import ConfigError
 from netlab.state.ledger import Ledger
@@ -59,172 +55,19 @@ def plan_error_json(error: Exception, message: str) -> str:
 
 def live_state(desired: DesiredState, kernel: KernelReader, ledger: Ledger) -> dict[str, Any]:
     """The namespaces netlab manages as they are now, in the file format, each
-    object with `owned: true` where netlab made it."""
-    declared_links = {link.key: link for link in desired.links}
-    owned_namespaces = {key[0] for key in ledger.keys("namespace")}
-    names = sorted(({ns.name for ns in desired.namespaces} | owned_namespaces) & kernel.namespaces())
+    object with `owned: true` where netlab made it: every kind's part (see
+    `Kind.show`), in registry order."""
+    view = ShowContext.of(desired, kernel, ledger)
     document: dict[str, Any] = {"version": 1}
-    document["namespaces"] = [{"name": name, "owned": name in owned_namespaces} for name in names]
-    interfaces = []
-    peer_ends: dict[tuple[str | None, str], dict[str, Any]] = {}
-    routes = []
-    for netns in [None, *names]:
-        dump = kernel.dump(netns)
-        addresses: dict[str, list[str]] = {}
-        for address in dump.addresses:
-            if not address.kernel_made and address.interface != "lo":
-                addresses.setdefault(address.interface, []).append(address.address)
-        for link in dump.links:
-            key = (netns, link.name)
-            owned = link.marked or ledger.owns("link", key)
-            if link.name == "lo" or (netns is None and not owned and key not in declared_links):
-                continue
-            declared = declared_links.get(key)
-            entry: dict[str, Any] = {"name": link.name}
-            if netns is not None:
-                entry["netns"] = netns
-            # what the files did not declare is, in their terms, a device that exists
-            entry["type"] = declared.type if declared else "device"
-            if declared is not None and declared.parent is not None:
-                entry["parent"] = declared.parent
-            if declared is not None and declared.vlan_id is not None:
-                entry["id"] = declared.vlan_id
-            if declared is not None and declared.mode is not None:
-                entry["mode"] = declared.mode
-            entry.update(state=link.state, mtu=link.mtu, mac=link.mac)
-            if link.master:
-                entry["master"] = link.master
-            if addresses.get(link.name):
-                entry["addresses"] = addresses[link.name]
-            if declared is not None and declared.peer_name:
-                entry["peer"] = {"name": declared.peer_name}
-                if declared.peer_netns is not None:
-                    entry["peer"]["netns"] = declared.peer_netns
-            entry["owned"] = owned
-            if entry["type"] == "veth-peer":
-                peer_ends[key] = entry  # shown under its veth's `peer`, as it is declared
-            else:
-                interfaces.append(entry)
-        for route in dump.routes:
-            if netns is None and route.proto != NETLAB_ROUTE_PROTO:
-                continue
-            entry = {"to": route_name(route.to, 254, 0).replace("default6", "default")}
-            if netns is not None:
-                entry["netns"] = netns
-            if route.via:
-                entry["via"] = route.via
-            if route.dev:
-                entry["dev"] = route.dev
-            if route.metric:
-                entry["metric"] = route.metric
-            if route.table != 254:
-                entry["table"] = route.table
-            entry["owned"] = route.proto == NETLAB_ROUTE_PROTO
-            routes.append(entry)
-    for entry in interfaces:
-        peer = entry.get("peer")
-        found = peer_ends.pop((peer.get("netns"), peer["name"]), None) if peer else None
-        if found is not None:
-            peer.update((name, value) for name, value in found.items() if name not in ("name", "netns", "type", "peer", "owned"))
-    for found in peer_ends.values():  # its veth end is not where the files put it
-        found.pop("peer", None)
-        interfaces.append({**found, "type": "device"})
-    document["interfaces"] = interfaces
-    document["routes"] = routes
-    sysctl_keys = sorted({s.ident for s in desired.sysctls} | set(ledger.keys("sysctl")), key=repr)
-    host_sysctls = _sysctl_values(kernel, None, [key for netns, key in sysctl_keys if netns is None])
-    if host_sysctls:
-        document["sysctls"] = host_sysctls
-    for entry in document["namespaces"]:
-        values = _sysctl_values(kernel, entry["name"], [key for netns, key in sysctl_keys if netns == entry["name"]])
-        if values:
-            entry["sysctls"] = values
-    nat = _nat_rules(desired, kernel, ledger, [None, *names])
-    if nat:
-        document["nat"] = nat
-    for netns, place in [(None, document), *((entry["name"], entry) for entry in document["namespaces"])]:
-        resolver = _resolver(kernel, netns)
-        if resolver:
-            place["dns"] = resolver
-        entries = _hosts_entries(kernel, netns)
-        if entries:
-            place["hosts"] = entries
+    in_namespaces: dict[str, dict[str, Any]] = {name: {} for name in view.namespaces}
+    for kind in REGISTRY:
+        shown = kind.show(view)
+        document.update(shown.document)
+        for name, fields in shown.namespaces.items():
+            in_namespaces[name].update(fields)
+    for entry in document.get("namespaces", []):
+        entry.update(in_namespaces[entry["name"]])
     return document
-
-
-def _sysctl_values(kernel: KernelReader, netns: str | None, keys: list[str]) -> dict[str, int | str]:
-    """The sysctls as the files write them: a number as a number
-    (`net.ipv4.ip_forward: 1`), several values as one string of words. A key
-    the kernel does not have (a link's, before the link) is left out."""
-    values: dict[str, int | str] = {}
-    for key in keys:
-        value = kernel.sysctl(netns, key)
-        if value is None:
-            continue
-        words = " ".join(value.split())
-        values[key] = int(words) if words.lstrip("-").isdigit() else words
-    return values
-
-
-NAT_FIELDS = ("source", "destination", "out_interface", "in_interface", "to_source", "protocol", "port", "to")
-
-
-def _nat_rules(desired: DesiredState, kernel: KernelReader, ledger: Ledger, netns_shown: list[str | None]) -> list[dict[str, Any]]:
-    """The NAT rules, declared or in the ledger, that are in the kernel now (found
-    by the id in their comment in netlab's chains)."""
-    rules = {rule.key: rule for rule in desired.nat}
-    for key in ledger.keys("nat"):
-        rule = rule_of_key(tuple(key))
-        if rule is not None:
-            rules.setdefault(rule.key, rule)
-    live: dict[str | None, set[str]] = {}
-    with_rules = {rule.netns for rule in rules.values()}
-    for netns in netns_shown:
-        if netns in with_rules and kernel.has_netns(netns) and kernel.legacy_nat_exists(netns):
-            live[netns] = {found.ident for found in kernel.nat(netns).rules}
-    shown = []
-    for rule in rules.values():
-        if rule_id(rule) not in live.get(rule.netns, set()):
-            continue
-        entry: dict[str, Any] = {"type": rule.type}
-        if rule.netns is not None:
-            entry["netns"] = rule.netns
-        entry.update((name, getattr(rule, name)) for name in NAT_FIELDS if getattr(rule, name) is not None)
-        entry["owned"] = True
-        shown.append(entry)
-    return shown
-
-
-def _resolver(kernel: KernelReader, netns: str | None) -> dict[str, Any] | None:
-    """The resolv.conf netlab wrote there (its header says so), as `dns:`."""
-    state = kernel.file(etc_path(netns, dns.FILE_NAME))
-    if not has_header(state):
-        return None
-    found = dns.settings(state.content)
-    entry: dict[str, Any] = {name: value.split() for name, value in found.items() if value}
-    return {**entry, "owned": True} if entry else None
-
-
-def _hosts_entries(kernel: KernelReader, netns: str | None) -> list[dict[str, Any]]:
-    """netlab's block of /etc/hosts, or the hosts file it wrote for a namespace
-    (without the loopback lines it adds to one), as `hosts:`."""
-    state = kernel.file(etc_path(netns, hosts.FILE_NAME))
-    if state.content is None:
-        return []
-    if netns is None:
-        try:
-            block = hosts.find_block(state.content)
-        except hosts.BlockError:
-            return []  # markers broken by hand: the next pass says where
-        content = state.content[block[0] : block[1]] if block else b""
-    else:
-        content = state.content if has_header(state) else b""
-    loopback = {address: " ".join(names) for address, names in hosts.LOOPBACK}
-    return [
-        {"address": address, "names": names.split(), "owned": True}
-        for address, names in hosts.entries_in(content).items()
-        if netns is None or loopback.get(address) != names
-    ]
 
 
 def live_state_json(document: dict[str, Any]) -> str:

@@ -1,5 +1,6 @@
-"""The resource kinds, one module each; `REGISTRY` is the one list of them, in the
-order they are planned (a kind may rely on the decisions of those before it)."""
+"""The resource kinds, one module each, none importing another; `REGISTRY` is the
+one list of them, in the order they are planned (a kind is handed what those
+before it decided: `contract.Decided`) and their parts of `netlab show` follow."""
 
 from netlab.controller.kinds.address import AddressKind
 from netlab.controller.kinds.contract import Kind

@@ -4,15 +4,13 @@ everyone else's are left alone."""
 
 from __future__ import annotations
 
-import errno
 import ipaddress
 from typing import TYPE_CHECKING
 
 from netlab.controller.backends.netlink import ObservedAddress, ObservedRoute
 from netlab.controller.changes import Change, Phase, Step
-from netlab.controller.kinds.contract import PlanContext
-from netlab.controller.kinds.route import put_back_route
-from netlab.state.errors import KernelRefused
+from netlab.controller.kinds.contract import Decided, LinkKey, PlanContext, Planned, ShowContext, Shown
+from netlab.controller.kinds.putting_back import put_back_address, put_back_route
 from netlab.state.model import Address, netns_label
 
 if TYPE_CHECKING:
@@ -26,32 +24,25 @@ AddressKey = tuple[str | None, str, str]
 class AddressKind:
     name = KIND
 
-    def plan(self, ctx: PlanContext) -> list[Change]:
+    def plan(self, ctx: PlanContext) -> Planned:
         wanted = {address.key: address for address in ctx.desired.addresses}
         present = self._observe(ctx, wanted)
+        removed = {key for key in ctx.owned_keys(KIND) if key not in wanted and key in present and _stays(ctx, key)}
         changes: list[Change] = []
-        removed: set[AddressKey] = set()
-        for key in ctx.owned_keys(KIND):
-            netns, interface, _ = key
-            if key in wanted or key not in present:
-                continue
-            if netns in ctx.removed_namespaces or (netns, interface) in ctx.removed_links:
-                continue  # goes with its link or namespace
-            removed.add(key)
+        losing_ipv4: set[LinkKey] = set()
         for key in sorted(removed, key=repr):
             routes: list[ObservedRoute] = []
             if present[key].family == 4:
-                ctx.losing_ipv4.add(key[:2])
-                routes = [
-                    r
-                    for r in ctx.kernel.dump(key[0]).routes
-                    if r.dev == key[1] and r.family == 4
-                ]
+                losing_ipv4.add(key[:2])
+                routes = [r for r in ctx.kernel.dump(key[0]).routes if r.dev == key[1] and r.family == 4]
             changes.append(_remove(present[key], _kept_in_subnet(present[key], present, removed), routes))
         for key, address in wanted.items():
             if key not in present:
                 changes.append(_add(address))
-        return changes
+        return Planned(tuple(changes), Decided(losing_ipv4=frozenset(losing_ipv4)))
+
+    def show(self, view: ShowContext) -> Shown:
+        return Shown()  # the addresses are shown on their interfaces (see `LinkKind.show`)
 
     def _observe(self, ctx: PlanContext, wanted: dict[AddressKey, Address]) -> dict[AddressKey, ObservedAddress]:
         """Addresses now on the links that matter, leaving out links this pass
@@ -60,10 +51,17 @@ class AddressKind:
         present = {}
         for netns in namespaces:
             for observed in ctx.kernel.dump(netns).addresses:
-                if observed.kernel_made or ctx.link_is_fresh(netns, observed.interface):
+                if observed.kernel_made or ctx.decided.link_is_fresh(netns, observed.interface):
                     continue
                 present[(netns, observed.interface, observed.address)] = observed
         return present
+
+
+def _stays(ctx: PlanContext, key: AddressKey) -> bool:
+    """Whether the address's link and namespace stay in this pass (an address of
+    one that goes is removed with it)."""
+    netns, interface, _ = key
+    return netns not in ctx.decided.removed_namespaces and (netns, interface) not in ctx.decided.removed_links
 
 
 def _kept_in_subnet(
@@ -122,13 +120,13 @@ def _remove(address: ObservedAddress, restore: list[ObservedAddress], routes: li
         kernel.netlink.addr_del(netns, interface, value)
 
     def undo(kernel: Kernel) -> None:
-        _put_back(kernel, netns, interface, value)
+        put_back_address(kernel, netns, interface, value)
         for route in routes:
             put_back_route(kernel, route)
 
     def put_back(kernel: Kernel) -> None:
         for kept in restore:
-            _put_back(kernel, netns, interface, kept.address)
+            put_back_address(kernel, netns, interface, kept.address)
 
     steps = [
         Step(
@@ -155,12 +153,3 @@ def _remove(address: ObservedAddress, restore: list[ObservedAddress], routes: li
         steps=tuple(steps),
     )
 
-
-def _put_back(kernel: Kernel, netns: str | None, interface: str, address: str) -> None:
-    """Adds an address that was there before, unless it is there again (the
-    kernel kept it, or someone added it since): that one is left as it is."""
-    try:
-        kernel.netlink.addr_add(netns, interface, address)
-    except KernelRefused as error:
-        if error.code != errno.EEXIST:
-            raise

@@ -1,14 +1,15 @@
-"""What every resource kind provides, and the context of one planning pass that
-the kinds share (what the kernel shows, what the ledger owns, what earlier kinds
-decided to create or remove). Used by every module in kinds/ and by planning.
-"""
+"""What every resource kind provides (`Kind`: plan, show), and what it is given:
+the context of one planning pass (what the kernel shows, what the ledger owns)
+with what the kinds planned before it decided (`Decided`, a value handed on in
+registry order), or the context of `netlab show`. Used by every module in kinds/,
+by planning and by reporting."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from netlab.controller.backends.iptables import NatTables
 from netlab.controller.backends.kernel import fresh_namespace_link
@@ -18,6 +19,8 @@ from netlab.controller.changes import Change
 from netlab.state.errors import Problem
 from netlab.state.ledger import Key, Ledger
 from netlab.state.model import DesiredState, Origin
+
+LinkKey = tuple[str | None, str]
 
 
 class KernelReader(Protocol):
@@ -44,22 +47,55 @@ class KernelReader(Protocol):
     def file(self, path: str) -> FileState: ...
 
 
-@dataclass
+@dataclass(frozen=True)
+class Decided:
+    """What a kind's plan decided that the kinds planned after it must know: a
+    namespace or link made anew holds nothing of what the kernel shows now, one
+    removed takes its contents with it, and a link losing an IPv4 address loses
+    its routes. Each kind returns its own; planning joins them (`|`) and hands
+    the sum to the next kind, which reads it and never changes it."""
+
+    created_namespaces: frozenset[str] = frozenset()
+    removed_namespaces: frozenset[str] = frozenset()
+    created_links: frozenset[LinkKey] = frozenset()  # created, or deleted and created anew
+    removed_links: frozenset[LinkKey] = frozenset()
+    losing_ipv4: frozenset[LinkKey] = frozenset()
+
+    def __or__(self, other: Decided) -> Decided:
+        return Decided(**{part.name: getattr(self, part.name) | getattr(other, part.name) for part in fields(self)})
+
+    def namespace_is_fresh(self, netns: str | None) -> bool:
+        """True for a namespace this pass creates: empty but for its loopback."""
+        return netns is not None and netns in self.created_namespaces
+
+    def link_is_fresh(self, netns: str | None, name: str) -> bool:
+        """True when the link will be (re)created by this pass, so whatever the
+        kernel shows on it now will not be there."""
+        return self.namespace_is_fresh(netns) or (netns, name) in self.created_links
+
+
+@dataclass(frozen=True)
+class Planned:
+    """What a kind's plan returns: its changes, and what the kinds after it must
+    know of them."""
+
+    changes: tuple[Change, ...] = ()
+    decided: Decided = Decided()
+
+
+@dataclass(frozen=True)
 class PlanContext:
     desired: DesiredState
     kernel: KernelReader
     ledger: Ledger
-    problems: list[Problem] = field(default_factory=list)
-    # decisions of kinds planned earlier that later kinds depend on
-    created_namespaces: set[str] = field(default_factory=set)
-    removed_namespaces: set[str] = field(default_factory=set)
-    created_links: set[tuple[str | None, str]] = field(default_factory=set)
-    removed_links: set[tuple[str | None, str]] = field(default_factory=set)
-    # links that lose an IPv4 address in this pass: the kernel may drop their routes
-    losing_ipv4: set[tuple[str | None, str]] = field(default_factory=set)
     # the namespaces (None: the host) this pass plans; None: all of them. `desired`
     # then holds only their objects (see `planning.make_plan`)
     scope: frozenset[str | None] | None = None
+    # what the kinds planned before this one decided (see `Decided`)
+    decided: Decided = Decided()
+    # why the plan cannot be carried out: every kind adds to it (`refuse`), none
+    # reads it; planning raises them all
+    problems: list[Problem] = field(default_factory=list)
 
     def in_scope(self, netns: str | None) -> bool:
         return self.scope is None or netns in self.scope
@@ -96,22 +132,57 @@ class PlanContext:
     def observed_link(self, netns: str | None, name: str) -> ObservedLink | None:
         """The link as the kernel shows it; in a namespace this pass creates, as it
         will be once the namespace exists (its loopback, up)."""
-        if netns is not None and netns in self.created_namespaces:
+        if netns is not None and self.decided.namespace_is_fresh(netns):
             return fresh_namespace_link(netns, name)
         return self.kernel.dump(netns).link(name)
 
-    def link_is_fresh(self, netns: str | None, name: str) -> bool:
-        """True when the link will be (re)created by this pass, so whatever the
-        kernel shows on it now will not be there."""
-        return (
-            (netns is not None and netns in self.created_namespaces)
-            or (netns, name) in self.created_links
-        )
+
+@dataclass(frozen=True)
+class ShowContext:
+    """What `netlab show` looks at: the files, the kernel, the ledger, and the
+    namespaces it shows (declared or netlab's, that exist)."""
+
+    desired: DesiredState
+    kernel: KernelReader
+    ledger: Ledger
+    namespaces: tuple[str, ...]
+
+    @classmethod
+    def of(cls, desired: DesiredState, kernel: KernelReader, ledger: Ledger) -> ShowContext:
+        owned = {key[0] for key in ledger.keys("namespace")}
+        names = sorted(({ns.name for ns in desired.namespaces} | owned) & kernel.namespaces())
+        return cls(desired, kernel, ledger, tuple(names))
+
+    @property
+    def netns_shown(self) -> list[str | None]:
+        """The host (None) and the namespaces shown."""
+        return [None, *self.namespaces]
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A kind's part of `netlab show`'s document, in the file format: fields of
+    the document (`fields`) and of the entries of the namespaces shown
+    (`in_namespaces`, by name). Reporting puts the parts together in registry
+    order."""
+
+    document: dict[str, Any] = field(default_factory=dict)
+    namespaces: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def by_netns(cls, name: str, values: dict[str | None, Any]) -> Shown:
+        """One field, `name`, of the host (None: a field of the document) and of
+        each namespace; left out where its value is empty."""
+        host = {name: values[None]} if values.get(None) else {}
+        return cls(host, {netns: {name: value} for netns, value in values.items() if netns is not None and value})
 
 
 class Kind(Protocol):
-    """One resource kind: plans the changes that make the kernel match the files."""
+    """One resource kind: plans the changes that make the kernel match the files,
+    and shows what the kernel holds of it."""
 
     name: str
 
-    def plan(self, ctx: PlanContext) -> list[Change]: ...
+    def plan(self, ctx: PlanContext) -> Planned: ...
+
+    def show(self, view: ShowContext) -> Shown: ...

@@ -7,9 +7,11 @@ resolv.conf (systemd-resolved, resolvconf) is refused, never written through.
 
 from __future__ import annotations
 
+from typing import Any
+
 from netlab.controller.changes import AttributeChange, Change
-from netlab.controller.kinds.contract import PlanContext
-from netlab.controller.kinds.managed_files import HEADER, ManagedFile, plan_file
+from netlab.controller.kinds.contract import PlanContext, Planned, ShowContext, Shown
+from netlab.controller.kinds.managed_files import HEADER, ManagedFile, has_header, plan_file
 from netlab.state.model import Dns, Origin
 
 KIND = "dns"
@@ -62,7 +64,7 @@ def managed_file(netns: str | None) -> ManagedFile:
 class DnsKind:
     name = KIND
 
-    def plan(self, ctx: PlanContext) -> list[Change]:
+    def plan(self, ctx: PlanContext) -> Planned:
         wanted = {dns.netns: dns for dns in ctx.desired.dns}
         recorded = {key[0] for key in ctx.owned_keys(KIND)}
         changes: list[Change] = []
@@ -75,4 +77,17 @@ class DnsKind:
             change = plan_file(ctx, managed_file(netns), desired, dns.origin if dns else None, describe, rerender)
             if change is not None:
                 changes.append(change)
-        return changes
+        return Planned(tuple(changes))
+
+    def show(self, view: ShowContext) -> Shown:
+        return Shown.by_netns("dns", {netns: _shown(view, netns) for netns in view.netns_shown})
+
+
+def _shown(view: ShowContext, netns: str | None) -> dict[str, Any] | None:
+    """The resolv.conf netlab wrote there (its header says so), as `dns:`."""
+    state = view.kernel.file(managed_file(netns).path)
+    if not has_header(state):
+        return None
+    found = settings(state.content)
+    entry: dict[str, Any] = {name: value.split() for name, value in found.items() if value}
+    return {**entry, "owned": True} if entry else None

@@ -8,12 +8,20 @@ declare those addresses. Key: (netns,) per file.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from netlab.controller.backends.resolver_files import FileState
 from netlab.controller.changes import AttributeChange, Change, Phase, Step
-from netlab.controller.kinds.contract import PlanContext
-from netlab.controller.kinds.managed_files import HEADER, NEW_FILE_MODE, ManagedFile, plan_file, refuse_symlink
+from netlab.controller.kinds.contract import PlanContext, Planned, ShowContext, Shown
+from netlab.controller.kinds.managed_files import (
+    HEADER,
+    NEW_FILE_MODE,
+    ManagedFile,
+    has_header,
+    plan_file,
+    refuse_symlink,
+)
 from netlab.state.model import HostsEntry, Origin
 
 if TYPE_CHECKING:
@@ -28,8 +36,14 @@ END = b"# END netlab"
 LOOPBACK = (("127.0.0.1", ("localhost",)), ("::1", ("localhost", "ip6-localhost", "ip6-loopback")))
 
 
-class BlockError(ValueError):
-    """The markers of netlab's block are not one BEGIN followed by one END."""
+@dataclass(frozen=True)
+class Markers:
+    """netlab's markers in /etc/hosts: the byte offsets of its block, from its
+    BEGIN line to the end of its END line (`span`; None: no block), or, when
+    they are not one BEGIN followed by one END, what is wrong (`broken`)."""
+
+    span: tuple[int, int] | None = None
+    broken: str = ""
 
 
 def line(address: str, names: tuple[str, ...]) -> bytes:
@@ -56,9 +70,8 @@ def entries_in(content: bytes | None) -> dict[str, str]:
     return found
 
 
-def find_block(content: bytes) -> tuple[int, int] | None:
-    """Byte offsets of netlab's block, from its BEGIN line to the end of its END
-    line, or None. Raises BlockError when the markers are broken."""
+def find_block(content: bytes) -> Markers:
+    """Where netlab's block is in `content`, or why its markers are broken."""
     offsets, position = [], 0
     begins, ends = [], []
     for number, text in enumerate(content.splitlines(keepends=True)):
@@ -70,14 +83,14 @@ def find_block(content: bytes) -> tuple[int, int] | None:
         elif marker == END:
             ends.append(number)
     if not begins and not ends:
-        return None
+        return Markers()
     if len(begins) != 1 or len(ends) != 1 or ends[0] < begins[0]:
         where = ", ".join(
             [f"'# BEGIN netlab' on line {n + 1}" for n in begins] + [f"'# END netlab' on line {n + 1}" for n in ends]
         )
-        raise BlockError(f"netlab's block is broken ({where}): expected one BEGIN line followed by one END line")
+        return Markers(broken=f"netlab's block is broken ({where}): expected one BEGIN line followed by one END line")
     end = offsets[ends[0] + 1] if ends[0] + 1 < len(offsets) else len(content)
-    return offsets[begins[0]], end
+    return Markers((offsets[begins[0]], end))
 
 
 def splice(content: bytes, block: bytes | None, newline_added: bool = False) -> bytes:
@@ -85,8 +98,11 @@ def splice(content: bytes, block: bytes | None, newline_added: bool = False) -> 
     block goes at the end. Everything outside the block stays as it is: a last
     line without its newline gets one before a new block, and when
     `newline_added` says netlab gave it that newline, taking the block out from
-    the end of the file takes the newline away again."""
-    span = find_block(content)
+    the end of the file takes the newline away again. Only for content whose
+    markers are not broken (planning refuses the others)."""
+    markers = find_block(content)
+    assert not markers.broken, markers.broken
+    span = markers.span
     if span is not None:
         start, end = span
         before, after = content[:start], content[end:]
@@ -121,7 +137,7 @@ def managed_file(netns: str) -> ManagedFile:
 class HostsKind:
     name = KIND
 
-    def plan(self, ctx: PlanContext) -> list[Change]:
+    def plan(self, ctx: PlanContext) -> Planned:
         by_netns: dict[str | None, list[HostsEntry]] = {}
         for entry in ctx.desired.hosts:
             by_netns.setdefault(entry.netns, []).append(entry)
@@ -137,39 +153,23 @@ class HostsKind:
             change = plan_file(ctx, managed_file(netns), desired, origin, describe, rerender_netns_file)
             if change is not None:
                 changes.append(change)
-        return changes
+        return Planned(tuple(changes))
+
+    def show(self, view: ShowContext) -> Shown:
+        return Shown.by_netns("hosts", {netns: _shown(view, netns) for netns in view.netns_shown})
 
     def _plan_host(self, ctx: PlanContext, entries: list[HostsEntry]) -> Change | None:
-        origin = entries[0].origin if entries else None
-        cares = bool(entries) or ctx.ledger.owns(KIND, (None,))
-        state = ctx.kernel.file(HOST_FILE)
-        if state.type == "symlink":
-            if entries:
-                refuse_symlink(ctx, ManagedFile(KIND, None, FILE_NAME, "hosts"), state, origin)
+        found = _host_file(ctx, entries)
+        if found is None:
             return None
-        if state.type not in ("absent", "file"):
-            if entries:
-                ctx.refuse(origin, "hosts", f"{HOST_FILE} is a {state.type}, not a file: move it away")
-            return None
+        state, span = found
         content = state.content or b""
-        try:
-            span = find_block(content)
-        except BlockError as error:
-            if cares:
-                ctx.refuse(
-                    origin,
-                    "hosts",
-                    f"{HOST_FILE}: {error}. Fix the markers by hand (netlab will not guess "
-                    "which lines are its own and which are someone else's); the next pass writes the block again",
-                )
-            return None
         current = content[span[0] : span[1]] if span else None
         desired = render_block(entries) if entries else None
         if current is None and desired is None and ctx.ledger.owns(KIND, (None,)):
             return Change(KIND, "-", (None,), None, FILE_NAME, note="already gone")
         if current == desired:
             return None
-        action = "+" if current is None else "-" if desired is None else "~"
         recorded = ctx.ledger.get(KIND, (None,)) or {}
         updated: bytes | None = splice(content, desired, newline_added=bool(recorded.get("newline_added")))
         if not updated and recorded.get("existed") is False:
@@ -179,13 +179,13 @@ class HostsKind:
             note = "edited outside netlab: netlab's block goes back"
         return Change(
             kind=KIND,
-            action=action,
+            action="+" if current is None else "-" if desired is None else "~",
             key=(None,),
             netns=None,
             name=FILE_NAME,
             attributes=describe(current, desired),
             note=note,
-            origin=origin,
+            origin=entries[0].origin if entries else None,
             steps=(
                 Step(
                     Phase.WRITE_FILES,
@@ -198,6 +198,53 @@ class HostsKind:
             # record): whether the foreign last line got its newline from netlab
             record={"existed": state.exists, "newline_added": span is None and lacks_newline(content)},
         )
+
+
+def _host_file(ctx: PlanContext, entries: list[HostsEntry]) -> tuple[FileState, tuple[int, int] | None] | None:
+    """/etc/hosts and where netlab's block is in it, when netlab can write the
+    block there; otherwise None, refused where the files declare entries (or,
+    for broken markers, where netlab has a block to keep)."""
+    origin = entries[0].origin if entries else None
+    state = ctx.kernel.file(HOST_FILE)
+    if state.type == "symlink":
+        if entries:
+            refuse_symlink(ctx, ManagedFile(KIND, None, FILE_NAME, "hosts"), state, origin)
+        return None
+    if state.type not in ("absent", "file"):
+        if entries:
+            ctx.refuse(origin, "hosts", f"{HOST_FILE} is a {state.type}, not a file: move it away")
+        return None
+    markers = find_block(state.content or b"")
+    if markers.broken:
+        if entries or ctx.ledger.owns(KIND, (None,)):
+            ctx.refuse(
+                origin,
+                "hosts",
+                f"{HOST_FILE}: {markers.broken}. Fix the markers by hand (netlab will not guess "
+                "which lines are its own and which are someone else's); the next pass writes the block again",
+            )
+        return None
+    return state, markers.span
+
+
+def _shown(view: ShowContext, netns: str | None) -> list[dict[str, Any]]:
+    """netlab's block of /etc/hosts, or the hosts file it wrote for a namespace
+    (without the loopback lines it adds to one), as `hosts:`. Broken markers
+    show nothing: the next pass says where they are."""
+    state = view.kernel.file(HOST_FILE if netns is None else managed_file(netns).path)
+    if state.content is None:
+        return []
+    if netns is None:
+        span = find_block(state.content).span
+        content = state.content[span[0] : span[1]] if span else b""
+    else:
+        content = state.content if has_header(state) else b""
+    loopback = {address: " ".join(names) for address, names in LOOPBACK}
+    return [
+        {"address": address, "names": names.split(), "owned": True}
+        for address, names in entries_in(content).items()
+        if netns is None or loopback.get(address) != names
+    ]
 
 
 def _entries(content: bytes) -> list[HostsEntry]:

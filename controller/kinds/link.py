@@ -6,14 +6,15 @@ only the attributes the file declares and never deletes it."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from netlab.controller.backends.netlink import NETLAB_LINK_ALIAS, ObservedLink
-from netlab.controller.changes import AttributeChange, Change, Phase, Step
-from netlab.controller.kinds.contract import PlanContext
+from netlab.controller.changes import Action, AttributeChange, Change, Phase, Step
+from netlab.controller.kinds.contract import Decided, LinkKey, PlanContext, Planned, ShowContext, Shown
 from netlab.state.ledger import Entry
 from netlab.state.link_types import LINK_TYPES
-from netlab.state.model import Link, netns_label
+from netlab.state.model import Link, Origin, netns_label
 
 if TYPE_CHECKING:
     from netlab.controller.backends.kernel import Kernel
@@ -26,33 +27,76 @@ DEVICE_KIND = "device"
 # What the kernel reports as IFLA_INFO_KIND for each type of the file format.
 KERNEL_KIND = {name: link_type.kind for name, link_type in LINK_TYPES.items() if link_type.kind}
 
-LinkKey = tuple[str | None, str]
+
+@dataclass
+class _Made:
+    """The links this plan has decided so far to create and to delete: what the
+    links planned after them look at (a peer whose veth is created, a port whose
+    master is made anew). Handed on, frozen, as the kind's `Decided`."""
+
+    created: set[LinkKey] = field(default_factory=set)
+    removed: set[LinkKey] = field(default_factory=set)
 
 
 class LinkKind:
     name = KIND
 
-    def plan(self, ctx: PlanContext) -> list[Change]:
+    def plan(self, ctx: PlanContext) -> Planned:
         wanted = {link.key: link for link in ctx.desired.links}
         changes: list[Change] = []
+        made = _Made()
         ordered = sorted(wanted.values(), key=lambda link: (LINK_TYPES[link.type].order, _depth(link, wanted)))
         # veth ends first, so that a peer knows whether its pair is being created
         for link in ordered:
             if link.type != "veth-peer":
-                changes.extend(self._plan_link(ctx, link, wanted))
+                changes.extend(self._plan_link(ctx, made, link, wanted))
         for link in ordered:
             if link.type == "veth-peer":
-                changes.extend(self._plan_peer(ctx, link))
-        changes.extend(self._plan_removals(ctx, wanted))
-        changes.extend(self._plan_give_backs(ctx, wanted))
-        return changes
+                changes.extend(self._plan_peer(ctx, made, link))
+        changes.extend(self._plan_removals(ctx, made, wanted))
+        changes.extend(self._plan_give_backs(ctx, made, wanted))
+        decided = Decided(created_links=frozenset(made.created), removed_links=frozenset(made.removed))
+        return Planned(tuple(changes), decided)
+
+    def show(self, view: ShowContext) -> Shown:
+        """The interfaces, with their addresses: netlab's, the declared ones, and
+        in a namespace shown every link but lo. A veth's peer is shown under its
+        `peer`, as the files declare it."""
+        declared = {link.key: link for link in view.desired.links}
+        interfaces: list[dict[str, Any]] = []
+        peer_ends: dict[LinkKey, dict[str, Any]] = {}
+        for netns in view.netns_shown:
+            dump = view.kernel.dump(netns)
+            addresses: dict[str, list[str]] = {}
+            for address in dump.addresses:
+                if not address.kernel_made and address.interface != "lo":
+                    addresses.setdefault(address.interface, []).append(address.address)
+            for observed in dump.links:
+                key = (netns, observed.name)
+                owned = observed.marked or view.ledger.owns(KIND, key)
+                if observed.name == "lo" or (netns is None and not owned and key not in declared):
+                    continue
+                entry = _shown_link(observed, declared.get(key), addresses.get(observed.name), owned)
+                if entry["type"] == "veth-peer":
+                    peer_ends[key] = entry  # shown under its veth's `peer`, as it is declared
+                else:
+                    interfaces.append(entry)
+        for entry in interfaces:
+            peer = entry.get("peer")
+            found = peer_ends.pop((peer.get("netns"), peer["name"]), None) if peer else None
+            if peer is not None and found is not None:
+                peer.update((name, value) for name, value in found.items() if name not in _NOT_OF_A_PEER)
+        for found in peer_ends.values():  # its veth end is not where the files put it
+            found.pop("peer", None)
+            interfaces.append({**found, "type": "device"})
+        return Shown({"interfaces": interfaces})
 
     # -- declared links -------------------------------------------------------------
 
     def _owned(self, ctx: PlanContext, observed: ObservedLink) -> bool:
         return observed.marked or ctx.ledger.owns(KIND, (observed.netns, observed.name))
 
-    def _plan_link(self, ctx: PlanContext, link: Link, wanted: dict[LinkKey, Link]) -> list[Change]:
+    def _plan_link(self, ctx: PlanContext, made: _Made, link: Link, wanted: dict[LinkKey, Link]) -> list[Change]:
         observed = ctx.observed_link(link.netns, link.name)
         where = f"{netns_label(link.netns)}/{link.name}"
         if link.type == "device":
@@ -65,13 +109,13 @@ class LinkKind:
                     "netlab should create",
                 )
                 return []
-            return _modify_device(ctx, link, observed)
+            return _modify_device(ctx, made, link, observed)
         if not self._parent_is_there(ctx, link, wanted):
             return []
         if observed is None:
-            changes = [_create(link, ctx)]
+            changes = [_create(link, made)]
             if link.type == "veth":
-                changes.extend(self._clear_stale_peer(ctx, link))
+                changes.extend(self._clear_stale_peer(ctx, made, link))
             return changes
         if not self._owned(ctx, observed):
             ctx.refuse(
@@ -82,10 +126,10 @@ class LinkKind:
                 "`type: device` to manage its attributes",
             )
             return []
-        reason = self._replace_reason(ctx, link, observed)
+        reason = self._replace_reason(ctx, made, link, observed)
         if reason:
-            return [_create(link, ctx, replacing=observed, reason=reason)]
-        return _modify(ctx, link, observed)
+            return [_create(link, made, replacing=observed, reason=reason)]
+        return _modify(made, link, observed)
 
     def _parent_is_there(self, ctx: PlanContext, link: Link, wanted: dict[LinkKey, Link]) -> bool:
         """A link that sits on a parent needs the parent in the host: declared, or
@@ -106,7 +150,7 @@ class LinkKind:
         )
         return False
 
-    def _replace_reason(self, ctx: PlanContext, link: Link, observed: ObservedLink) -> str:
+    def _replace_reason(self, ctx: PlanContext, made: _Made, link: Link, observed: ObservedLink) -> str:
         """Why an owned link must be deleted and created again: attributes that the
         kernel cannot change on a live link (its type, a veth's peer, a parent, the
         creation attributes of its type), or a parent made anew (the kernel
@@ -120,7 +164,7 @@ class LinkKind:
                 return f"replace: its peer is not {netns_label(link.peer_netns)}/{link.peer_name}"
         link_type = LINK_TYPES[link.type]
         if link_type.parent is not None:
-            if (None, link.parent) in ctx.created_links:
+            if (None, link.parent) in made.created:
                 return f"replace: its {link_type.parent} host/{link.parent} is created anew"
             parent = self._observed_parent(ctx, observed)
             if parent != link.parent:
@@ -145,7 +189,7 @@ class LinkKind:
             parent = ctx.kernel.dump(None).link_at(observed.link_index)
         return parent.name if parent is not None else None
 
-    def _clear_stale_peer(self, ctx: PlanContext, link: Link) -> list[Change]:
+    def _clear_stale_peer(self, ctx: PlanContext, made: _Made, link: Link) -> list[Change]:
         """A veth about to be created whose peer name is still taken by a link
         netlab made earlier: remove that one first, or the creation fails."""
         assert link.peer_name is not None
@@ -160,47 +204,77 @@ class LinkKind:
                 "link netlab did not create: choose another peer name or remove that link",
             )
             return []
-        ctx.removed_links.add((stale.netns, stale.name))
+        made.removed.add((stale.netns, stale.name))
         return [_remove(stale, note="its name is needed for a new veth peer")]
 
-    def _plan_peer(self, ctx: PlanContext, peer: Link) -> list[Change]:
-        if (peer.peer_netns, peer.peer_name) in ctx.created_links:
-            ctx.created_links.add(peer.key)
+    def _plan_peer(self, ctx: PlanContext, made: _Made, peer: Link) -> list[Change]:
+        if (peer.peer_netns, peer.peer_name) in made.created:
+            made.created.add(peer.key)
             return [_created_with_pair(peer)]
         observed = ctx.observed_link(peer.netns, peer.name)
         if observed is None:
             # its veth exists but this end does not: the veth is being replaced
             # (planned above), or the veth was refused, which is reported already
             return []
-        return _modify(ctx, peer, observed)
+        return _modify(made, peer, observed)
 
     # -- links no longer declared ---------------------------------------------------
 
-    def _plan_removals(self, ctx: PlanContext, wanted: dict[LinkKey, Link]) -> list[Change]:
+    def _plan_removals(self, ctx: PlanContext, made: _Made, wanted: dict[LinkKey, Link]) -> list[Change]:
         changes = []
         for netns in ctx.managed_netns():
-            if netns in ctx.removed_namespaces:
+            if netns in ctx.decided.removed_namespaces:
                 continue
             for observed in ctx.kernel.dump(netns).links:
                 key = (netns, observed.name)
-                if key in wanted or key in ctx.removed_links or not self._owned(ctx, observed):
+                if key in wanted or key in made.removed or not self._owned(ctx, observed):
                     continue
-                ctx.removed_links.add(key)
+                made.removed.add(key)
                 changes.append(_remove(observed))
         return changes
 
-    def _plan_give_backs(self, ctx: PlanContext, wanted: dict[LinkKey, Link]) -> list[Change]:
+    def _plan_give_backs(self, ctx: PlanContext, made: _Made, wanted: dict[LinkKey, Link]) -> list[Change]:
         """Devices netlab changed that left the files get back the values they had
         before (the device itself stays); in a namespace this pass removes,
         nothing is given back."""
         changes = []
         for key in ctx.owned_keys(DEVICE_KIND):
             netns, name = key
-            if key in wanted or netns in ctx.removed_namespaces:
+            if key in wanted or netns in ctx.decided.removed_namespaces:
                 continue
             observed = ctx.kernel.dump(netns).link(name) if ctx.kernel.has_netns(netns) else None
-            changes.append(_give_back(ctx, key, observed, ctx.ledger.get(DEVICE_KIND, key) or {}))
+            changes.append(_give_back(ctx, made, key, observed, ctx.ledger.get(DEVICE_KIND, key) or {}))
         return changes
+
+
+# what of a veth peer's own entry is not shown under its veth's `peer`
+_NOT_OF_A_PEER = ("name", "netns", "type", "peer", "owned")
+
+
+def _shown_link(observed: ObservedLink, declared: Link | None, addresses: list[str] | None, owned: bool) -> dict[str, Any]:
+    """A link as `netlab show` gives it: in the file format, what the files did
+    not declare being a device that exists."""
+    entry: dict[str, Any] = {"name": observed.name}
+    if observed.netns is not None:
+        entry["netns"] = observed.netns
+    entry["type"] = declared.type if declared else "device"
+    if declared is not None and declared.parent is not None:
+        entry["parent"] = declared.parent
+    if declared is not None and declared.vlan_id is not None:
+        entry["id"] = declared.vlan_id
+    if declared is not None and declared.mode is not None:
+        entry["mode"] = declared.mode
+    entry.update(state=observed.state, mtu=observed.mtu, mac=observed.mac)
+    if observed.master:
+        entry["master"] = observed.master
+    if addresses:
+        entry["addresses"] = addresses
+    if declared is not None and declared.peer_name:
+        entry["peer"] = {"name": declared.peer_name}
+        if declared.peer_netns is not None:
+            entry["peer"]["netns"] = declared.peer_netns
+    entry["owned"] = owned
+    return entry
 
 
 def _depth(link: Link, wanted: dict[LinkKey, Link]) -> int:
@@ -235,8 +309,8 @@ def _attribute_changes(link: Link, observed: ObservedLink, master_is_new: bool =
     return found
 
 
-def _attribute_changes_in(ctx: PlanContext, link: Link, observed: ObservedLink) -> list[AttributeChange]:
-    master_is_new = link.master is not None and (link.netns, link.master) in ctx.created_links
+def _attribute_changes_in(made: _Made, link: Link, observed: ObservedLink) -> list[AttributeChange]:
+    master_is_new = link.master is not None and (link.netns, link.master) in made.created
     return _attribute_changes(link, observed, master_is_new)
 
 
@@ -297,8 +371,8 @@ def _desired_attributes(link: Link) -> list[AttributeChange]:
     )
 
 
-def _modify(ctx: PlanContext, link: Link, observed: ObservedLink) -> list[Change]:
-    attributes = _attribute_changes_in(ctx, link, observed)
+def _modify(made: _Made, link: Link, observed: ObservedLink) -> list[Change]:
+    attributes = _attribute_changes_in(made, link, observed)
     if link.created_by_netlab and not observed.marked:
         # netlab's own link (the ledger says so) that lost its mark, or never got
         # it (a pass killed between the creation and the alias): without the mark
@@ -310,18 +384,7 @@ def _modify(ctx: PlanContext, link: Link, observed: ObservedLink) -> list[Change
     steps = _set_steps(link.key, attributes)
     if in_place:
         steps.insert(0, _set_data_step(link, observed, in_place))
-    return [
-        Change(
-            kind=KIND,
-            action="~",
-            key=link.key,
-            netns=link.netns,
-            name=link.name,
-            attributes=tuple(in_place + attributes),
-            origin=link.origin,
-            steps=tuple(steps),
-        )
-    ]
+    return [_change(KIND, "~", link.key, in_place + attributes, origin=link.origin, steps=steps)]
 
 
 def _creation_attributes_in_place(link: Link, observed: ObservedLink) -> list[AttributeChange]:
@@ -367,41 +430,40 @@ _DECLARED = {
 }
 
 
-def _modify_device(ctx: PlanContext, link: Link, observed: ObservedLink) -> list[Change]:
+def _modify_device(ctx: PlanContext, made: _Made, link: Link, observed: ObservedLink) -> list[Change]:
     """A `device`'s declared attributes that differ. The value each had before
     netlab first changed it goes into the ledger ahead of the write (as a
     sysctl's does); an attribute the file no longer declares gets it back."""
-    attributes = _attribute_changes_in(ctx, link, observed)
+    attributes = _attribute_changes_in(made, link, observed)
     recorded = ctx.ledger.get(DEVICE_KIND, link.key) or {}
     undeclared = {name: value for name, value in recorded.items() if name in _DECLARED and not _DECLARED[name](link)}
     if not attributes and not undeclared:
         return []
-    given_back, notes = _given_back(ctx, link.netns, observed, undeclared)
+    given_back, notes = _given_back(ctx, made, link.netns, observed, undeclared)
     if undeclared:
         notes.append(
             f"no longer managed: {', '.join(undeclared)}" + (" (given back as before netlab)" if given_back else "")
         )
     originals = {a.name: _ORIGINAL[a.name](observed) for a in attributes if a.name not in recorded}
     kept = {name: value for name, value in recorded.items() if name not in undeclared}
+    changed = attributes + given_back
     return [
-        Change(
-            kind=DEVICE_KIND,
-            action="~",
-            key=link.key,
-            netns=link.netns,
-            name=link.name,
-            attributes=tuple(attributes + given_back),
-            note=", ".join(notes),
-            origin=link.origin,
-            steps=tuple(_set_steps(link.key, attributes + given_back)),
+        _change(
+            DEVICE_KIND,
+            "~",
+            link.key,
+            changed,
+            ", ".join(notes),
+            link.origin,
+            _set_steps(link.key, changed),
             record=cast(Entry, {**kept, **originals}),
-            record_drops=tuple(undeclared),
+            drops=tuple(undeclared),
         )
     ]
 
 
 def _given_back(
-    ctx: PlanContext, netns: str | None, observed: ObservedLink, originals: Mapping[str, Any]
+    ctx: PlanContext, made: _Made, netns: str | None, observed: ObservedLink, originals: Mapping[str, Any]
 ) -> tuple[list[AttributeChange], list[str]]:
     """The changes that put back a device's original values, where they differ
     from now; and what cannot be (a master that is gone, or goes in this pass)."""
@@ -410,7 +472,7 @@ def _given_back(
         if attribute not in _ORIGINAL or _ORIGINAL[attribute](observed) == original:
             continue
         if attribute == "master" and original is not None:
-            if ctx.kernel.dump(netns).link(original) is None or (netns, original) in ctx.removed_links:
+            if ctx.kernel.dump(netns).link(original) is None or (netns, original) in made.removed:
                 notes.append(f"its master {original} is gone")
                 continue
         if attribute == "mac" and original is None:
@@ -419,33 +481,25 @@ def _given_back(
     return attributes, notes
 
 
-def _give_back(ctx: PlanContext, key: LinkKey, observed: ObservedLink | None, originals: Entry) -> Change:
+def _give_back(
+    ctx: PlanContext, made: _Made, key: LinkKey, observed: ObservedLink | None, originals: Entry
+) -> Change:
     """Puts back what a device that left the files had before netlab changed it,
     and strikes it from the ledger. Shown as `-` (netlab no longer manages it),
     as a sysctl's is; the device itself is never deleted."""
-    netns, name = key
-    if observed is None:
-        attributes, notes = [], ["gone already"]
-    else:
-        attributes, notes = _given_back(ctx, netns, observed, originals)
+    attributes: list[AttributeChange] = []
+    notes = ["gone already"]
+    if observed is not None:
+        attributes, notes = _given_back(ctx, made, key[0], observed, originals)
     notes.append("given back as before netlab (the device stays)" if attributes else "no longer managed")
-    return Change(
-        kind=DEVICE_KIND,
-        action="-",
-        key=key,
-        netns=netns,
-        name=name,
-        attributes=tuple(attributes),
-        note=", ".join(notes),
-        steps=tuple(_set_steps(key, attributes)),
-    )
+    return _change(DEVICE_KIND, "-", key, attributes, ", ".join(notes), steps=_set_steps(key, attributes))
 
 
-def _create(link: Link, ctx: PlanContext, replacing: ObservedLink | None = None, reason: str = "") -> Change:
+def _create(link: Link, made: _Made, replacing: ObservedLink | None = None, reason: str = "") -> Change:
     netns, name = link.key
-    ctx.created_links.add(link.key)
+    made.created.add(link.key)
     if link.type == "veth":
-        ctx.created_links.add((link.peer_netns, link.peer_name or ""))
+        made.created.add((link.peer_netns, link.peer_name or ""))
 
     def create(kernel: Kernel) -> None:
         kernel.netlink.link_add(
@@ -457,71 +511,59 @@ def _create(link: Link, ctx: PlanContext, replacing: ObservedLink | None = None,
             data=LINK_TYPES[link.type].kernel_data(link),
         )
 
-    def delete(kernel: Kernel) -> None:
-        kernel.netlink.link_del(netns, name)
-
     where = f"{netns_label(netns)}/{name}"
-    steps = [Step(Phase.CREATE_LINK, f"create {link.type} {where}", create, undo=delete)]
+    steps = [Step(Phase.CREATE_LINK, f"create {link.type} {where}", create, undo=_deleter(netns, name))]
     if replacing is not None:
-        steps.insert(
-            0,
-            Step(
-                Phase.DELETE_LINK,
-                f"delete {where} to create it anew",
-                delete,
-                irreversible="a deleted link cannot be brought back with its state",
-            ),
-        )
+        steps.insert(0, _delete_step(netns, name, f"delete {where} to create it anew"))
     steps.extend(_set_steps(link.key, _desired_attributes(link), fresh=True))
-    detail = link.type
+    detail: str = link.type
     if link.type == "veth":
         detail += f", peer {netns_label(link.peer_netns)}/{link.peer_name}"
-    return Change(
-        kind=KIND,
-        action="~" if replacing is not None else "+",
-        key=link.key,
-        netns=netns,
-        name=name,
-        note=reason or detail,
-        origin=link.origin,
-        steps=tuple(steps),
-        record={"type": link.type},
-    )
+    action: Action = "~" if replacing is not None else "+"
+    return _change(KIND, action, link.key, note=reason or detail, origin=link.origin, steps=steps, record={"type": link.type})
 
 
 def _created_with_pair(peer: Link) -> Change:
-    return Change(
-        kind=KIND,
-        action="+",
-        key=peer.key,
-        netns=peer.netns,
-        name=peer.name,
+    return _change(
+        KIND,
+        "+",
+        peer.key,
         note=f"veth peer of {netns_label(peer.peer_netns)}/{peer.peer_name}",
         origin=peer.origin,
-        steps=tuple(_set_steps(peer.key, _desired_attributes(peer), fresh=True)),
+        steps=_set_steps(peer.key, _desired_attributes(peer), fresh=True),
         record={"type": peer.type},
     )
 
 
 def _remove(observed: ObservedLink, note: str = "") -> Change:
     netns, name = observed.netns, observed.name
+    step = _delete_step(netns, name, f"delete link {netns_label(netns)}/{name}")
+    return _change(KIND, "-", (netns, name), note=note or (observed.kind or "link"), steps=[step])
 
+
+def _deleter(netns: str | None, name: str) -> Callable[[Kernel], None]:
     def delete(kernel: Kernel) -> None:
         kernel.netlink.link_del(netns, name)
 
-    return Change(
-        kind=KIND,
-        action="-",
-        key=(netns, name),
-        netns=netns,
-        name=name,
-        note=note or (observed.kind or "link"),
-        steps=(
-            Step(
-                Phase.DELETE_LINK,
-                f"delete link {netns_label(netns)}/{name}",
-                delete,
-                irreversible="a deleted link cannot be brought back with its state",
-            ),
-        ),
-    )
+    return delete
+
+
+def _delete_step(netns: str | None, name: str, describe: str) -> Step:
+    irreversible = "a deleted link cannot be brought back with its state"
+    return Step(Phase.DELETE_LINK, describe, _deleter(netns, name), irreversible=irreversible)
+
+
+def _change(
+    kind: str,
+    action: Action,
+    key: LinkKey,
+    attributes: list[AttributeChange] | None = None,
+    note: str = "",
+    origin: Origin | None = None,
+    steps: list[Step] | None = None,
+    record: Entry | None = None,
+    drops: tuple[str, ...] = (),
+) -> Change:
+    """A change of the link (or device) at `key`, as `netlab plan` shows it."""
+    netns, name = key
+    return Change(kind, action, key, netns, name, tuple(attributes or ()), note, origin, tuple(steps or ()), record, drops)

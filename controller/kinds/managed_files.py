@@ -2,7 +2,7 @@
 namespace's hosts file. Taking a file over keeps its original in the state
 directory (`originals/` mirrors the path); giving it back puts the original back
 byte for byte, or removes the file when there was none. Shared by the dns and
-hosts kinds, which decide what goes into the files.
+hosts kinds, which decide what goes into the files (it is not a kind itself).
 """
 
 from __future__ import annotations
@@ -186,57 +186,70 @@ def _write(
 def _give_back(ctx: PlanContext, target: ManagedFile, state: FileState, recorded: Entry | None) -> Change:
     """Restores the original, or removes the file where there was none, or (the
     original lost) leaves the content without netlab's header."""
+    note, writes = _giving_back(ctx, target, state, recorded)
+    steps = () if writes is None else (Step(Phase.WRITE_FILES, f"give back {target.path}", *writes),)
+    return Change(target.kind, "-", target.key, target.netns, target.name, note=note, steps=steps)
+
+
+def _giving_back(
+    ctx: PlanContext, target: ManagedFile, state: FileState, recorded: Entry | None
+) -> tuple[str, tuple[Callable[[Kernel], None], Callable[[Kernel], None]] | None]:
+    """How a file is given back: the note, and the write with its undo (None:
+    nothing to write)."""
     path, copy = target.path, original_copy(ctx, target.path)
-    originals_root = str(ctx.state_dir / ORIGINALS_DIR)
     kept = ctx.kernel.file(copy)
     existed = recorded.get("existed") if recorded else None
     mode = (recorded or {}).get("mode") or state.mode or NEW_FILE_MODE
-    directory = netns_dir(target.netns) if target.netns is not None else None
-    made_dir = directory is not None and any(
-        (ctx.ledger.get(kind, target.key) or {}).get("made_dir") for kind in FILE_KINDS
-    )
-
-    def change(note: str, run: Callable[[Kernel], None] | None = None, undo: Callable[[Kernel], None] | None = None) -> Change:
-        steps = () if run is None else (Step(Phase.WRITE_FILES, f"give back {path}", run, undo=undo),)
-        return Change(target.kind, "-", target.key, target.netns, target.name, note=note, steps=steps)
+    made_dir = _made_dir(ctx, target)
 
     def tidy(kernel: Kernel) -> None:
-        if made_dir and directory is not None:
-            kernel.remove_directory_if_empty(directory)
+        if made_dir is not None:
+            kernel.remove_directory_if_empty(made_dir)
+
+    def put_back(kernel: Kernel) -> None:
+        _put_back(kernel, state)
 
     if state.type not in ("absent", "file"):
-        return change(f"{path} is a {state.type} now: left alone")
+        return f"{path} is a {state.type} now: left alone", None
     if kept.type == "file" and kept.content is not None and existed is not False:
         original = kept.content
 
         def restore(kernel: Kernel) -> None:
             kernel.write_file(path, original, mode)
-            _drop_copy(kernel, copy, originals_root)
+            _drop_copy(kernel, copy, str(ctx.state_dir / ORIGINALS_DIR))
             tidy(kernel)
 
         def unrestore(kernel: Kernel) -> None:
             kernel.make_directory(os.path.dirname(copy), COPY_DIR_MODE)
             kernel.write_file(copy, original, COPY_MODE)
-            _put_back(kernel, state)
+            put_back(kernel)
 
-        return change(f"the original goes back (from {copy})", restore, unrestore)
+        return f"the original goes back (from {copy})", (restore, unrestore)
     if existed is False or (existed is None and target.netns is not None):
 
         def remove(kernel: Kernel) -> None:
             kernel.remove_file(path)
             tidy(kernel)
 
-        if not state.exists and not made_dir:
-            return change("already gone")
-        return change("removed: there was none before netlab", remove, lambda kernel: _put_back(kernel, state))
+        if not state.exists and made_dir is None:
+            return "already gone", None
+        return "removed: there was none before netlab", (remove, put_back)
     if state.content is None or not has_header(state):
-        return change("no original kept: left as it is")
+        return "no original kept: left as it is", None
     stripped = state.content[len(HEADER) :]
-    return change(
-        "no original kept: the content stays, without netlab's header",
+    return "no original kept: the content stays, without netlab's header", (
         lambda kernel: kernel.write_file(path, stripped, mode),
-        lambda kernel: _put_back(kernel, state),
+        put_back,
     )
+
+
+def _made_dir(ctx: PlanContext, target: ManagedFile) -> str | None:
+    """A namespace's /etc/netns directory, when netlab made it (for either of
+    the files in it): it goes once both files are given back."""
+    if target.netns is None:
+        return None
+    made = any((ctx.ledger.get(kind, target.key) or {}).get("made_dir") for kind in FILE_KINDS)
+    return netns_dir(target.netns) if made else None
 
 
 def _drop_copy(kernel: Kernel, copy: str, root: str) -> None:

@@ -23,7 +23,7 @@ from netlab.controller.backends import iptables
 from netlab.controller.backends.iptables import NatOp, NatTables, ObservedNatRule
 from netlab.controller.backends.nat_rules import CHAINS, RULE_COMMENT_PREFIX, Family, RuleSpec
 from netlab.controller.changes import Action, Change, Phase, Step
-from netlab.controller.kinds.contract import PlanContext
+from netlab.controller.kinds.contract import PlanContext, Planned, ShowContext, Shown
 from netlab.state.ledger import Entry
 from netlab.state.model import NatRule, Origin, netns_label
 
@@ -127,6 +127,10 @@ def _is_ipv6(text: str) -> bool:
         return False
 
 
+# what a rule shows in `netlab show`, after its type and namespace
+_SHOWN_FIELDS = ("source", "destination", "out_interface", "in_interface", "to_source", "protocol", "port", "to")
+
+
 # -- planning --------------------------------------------------------------------
 
 
@@ -172,7 +176,7 @@ class _Planned:
 class NatKind:
     name = KIND
 
-    def plan(self, ctx: PlanContext) -> list[Change]:
+    def plan(self, ctx: PlanContext) -> Planned:
         wanted: dict[str | None, list[NatRule]] = defaultdict(list)
         for rule in ctx.desired.nat:
             wanted[rule.netns].append(rule)
@@ -182,79 +186,88 @@ class NatKind:
         namespaces = set(wanted) | set(recorded) | set(ctx.managed_netns())
         changes: list[Change] = []
         for netns in sorted(namespaces, key=lambda name: (name is not None, name or "")):
-            if netns in ctx.removed_namespaces:
+            if netns in ctx.decided.removed_namespaces:
                 continue  # its tables go with it; the ledger forgets it with the namespace
             changes.extend(self._plan_netns(ctx, netns, wanted[netns], recorded[netns]))
-        return changes
+        return Planned(tuple(changes))
+
+    def show(self, view: ShowContext) -> Shown:
+        """The NAT rules, declared or in the ledger, that are in the kernel now (found
+        by the id in their comment in netlab's chains)."""
+        rules = {rule.key: rule for rule in view.desired.nat}
+        for key in view.ledger.keys(KIND):
+            recorded = rule_of_key(tuple(key))
+            if recorded is not None:
+                rules.setdefault(recorded.key, recorded)
+        live: dict[str | None, set[str]] = {}
+        with_rules = {rule.netns for rule in rules.values()}
+        for netns in view.netns_shown:
+            if netns in with_rules and view.kernel.has_netns(netns) and view.kernel.legacy_nat_exists(netns):
+                live[netns] = {found.ident for found in view.kernel.nat(netns).rules}
+        shown = []
+        for rule in rules.values():
+            if rule_id(rule) not in live.get(rule.netns, set()):
+                continue
+            entry: dict[str, Any] = {"type": rule.type}
+            if rule.netns is not None:
+                entry["netns"] = rule.netns
+            entry.update((name, getattr(rule, name)) for name in _SHOWN_FIELDS if getattr(rule, name) is not None)
+            entry["owned"] = True
+            shown.append(entry)
+        return Shown({"nat": shown} if shown else {})
 
     def _plan_netns(
         self, ctx: PlanContext, netns: str | None, wanted: list[NatRule], recorded: list[tuple[Any, ...]]
     ) -> list[Change]:
-        fresh = netns is not None and netns in ctx.created_namespaces
+        fresh = ctx.decided.namespace_is_fresh(netns)
         if not fresh and not ctx.kernel.has_netns(netns):
             # a namespace that is gone (and not declared): its rules went with it
             return [
-                Change(KIND, "-", key, netns, _recorded_name(ctx, key), note="gone with its namespace")
+                Change(KIND, "-", key, netns, _recorded_name(key), note="gone with its namespace")
                 for key in recorded
             ]
         observed = NatTables() if fresh else ctx.kernel.nat(netns)
         batch = _Batch(netns)
-        planned: list[_Planned] = []
         by_id: dict[str, list[ObservedNatRule]] = defaultdict(list)
-        for found in observed.rules:
-            by_id[found.ident].append(found)
+        for rule_found in observed.rules:
+            by_id[rule_found.ident].append(rule_found)
         expected = {rule_id(rule): rule for rule in wanted}
-        final_chains: set[tuple[Family, str]] = set()
-
+        planned: list[_Planned] = []
         for ident, rule in expected.items():
-            specs = rule_specs(rule)
-            final_chains.update((spec.family, spec.chain) for spec in specs)
-            found = by_id.get(ident, [])
-            # one kernel rule per spec is kept; changed rules and extra copies go
-            # (by position: two copies of a rule are equal)
-            kept: set[int] = set()
-            missing: list[RuleSpec] = []
-            for spec in specs:
-                match = next((i for i, f in enumerate(found) if f.spec == spec and i not in kept), None)
-                if match is None:
-                    missing.append(spec)
-                else:
-                    kept.add(match)
-            surplus = [f for i, f in enumerate(found) if i not in kept]
-            if not missing and not surplus:
-                continue
-            for stale in surplus:
-                _delete(batch, stale)
-            for spec in missing:
-                _add(batch, spec)
-            if not found:
-                planned.append(_Planned("+", rule.key, rule_name(rule), rule=rule, record={"id": ident}))
-            else:
-                what = [f"put back in {spec.chain}" for spec in missing]
-                kept_texts = {found[i].text for i in kept}
-                what += [
-                    f"remove {'an extra' if stale.text in kept_texts else 'a changed'} copy in {stale.chain}"
-                    for stale in surplus
-                ]
-                note = "changed outside netlab: " + ", ".join(what)
-                planned.append(_Planned("~", rule.key, rule_name(rule), note, rule=rule, record={"id": ident}))
+            item = _plan_rule(batch, ident, rule, by_id.get(ident, []))
+            if item is not None:
+                planned.append(item)
+        planned += self._plan_unexpected(ctx, netns, batch, expected, by_id, recorded)
+        final_chains = {(spec.family, spec.chain) for rule in wanted for spec in rule_specs(rule)}
+        planned += self._plan_chains(netns, observed, final_chains, batch)
+        return self._changes(ctx, netns, fresh, planned, batch)
 
+    def _plan_unexpected(
+        self,
+        ctx: PlanContext,
+        netns: str | None,
+        batch: _Batch,
+        expected: dict[str, NatRule],
+        by_id: dict[str, list[ObservedNatRule]],
+        recorded: list[tuple[Any, ...]],
+    ) -> list[_Planned]:
+        """netlab's rules that the files no longer hold: deleted, or struck from
+        the ledger where they are gone already."""
+        planned = []
         recorded_by_id = {(ctx.ledger.get(KIND, key) or {}).get("id") or _id_of_key(key): key for key in recorded}
-        for ident, found in by_id.items():
+        for ident, copies in by_id.items():
             if ident in expected:
                 continue
-            for stale in found:
+            for stale in copies:
                 _delete(batch, stale)
             key = recorded_by_id.get(ident, (netns, "rule", ident))
-            name = _recorded_name(ctx, key) if ident in recorded_by_id else f"rule {RULE_COMMENT_PREFIX}{ident}"
-            note = "" if ident in recorded_by_id else "; ".join(stale.text for stale in found)
+            name = _recorded_name(key) if ident in recorded_by_id else f"rule {RULE_COMMENT_PREFIX}{ident}"
+            note = "" if ident in recorded_by_id else "; ".join(stale.text for stale in copies)
             planned.append(_Planned("-", key, name, note))
         for ident, key in recorded_by_id.items():
             if ident not in expected and ident not in by_id:
-                planned.append(_Planned("-", key, _recorded_name(ctx, key), "already gone", writes=False))
-
-        planned.extend(self._plan_chains(netns, observed, final_chains, batch))
-        return self._changes(ctx, netns, fresh, planned, batch)
+                planned.append(_Planned("-", key, _recorded_name(key), "already gone", writes=False))
+        return planned
 
     def _plan_chains(
         self, netns: str | None, observed: NatTables, final: set[tuple[Family, str]], batch: _Batch
@@ -263,23 +276,23 @@ class NatKind:
         (with the jump) when the last goes, unless they hold rules of someone else."""
         planned: list[_Planned] = []
         for family, chain in sorted(final):
-            found = observed.chain(family, chain)
+            present = observed.chain(family, chain)
             name = _chain_name(family, chain)
-            if found is None:
+            if present is None:
                 _ensure_chain(batch, family, chain, created=True)
                 planned.append(_Planned("+", (netns, "chain", family, chain), name, f"jumped to from {CHAINS[chain]}"))
-            elif found.jumps != 1:
+            elif present.jumps != 1:
                 _ensure_chain(batch, family, chain, created=False)
-                problem = "missing" if found.jumps == 0 else f"there {found.jumps} times"
+                problem = "missing" if present.jumps == 0 else f"there {present.jumps} times"
                 note = f"the jump from {CHAINS[chain]} is {problem}: put right"
                 planned.append(_Planned("~", (netns, "chain", family, chain), name, note))
-        for found in observed.chains:
-            if (found.family, found.name) in final or found.foreign_rules:
+        for unused in observed.chains:
+            if (unused.family, unused.name) in final or unused.foreign_rules:
                 continue
-            batch.ops.append(iptables.remove_chain(found.family, found.name))
-            batch.undo_ops.append(iptables.ensure_chain(found.family, found.name))
-            key = (netns, "chain", found.family, found.name)
-            planned.append(_Planned("-", key, _chain_name(found.family, found.name)))
+            batch.ops.append(iptables.remove_chain(unused.family, unused.name))
+            batch.undo_ops.append(iptables.ensure_chain(unused.family, unused.name))
+            key = (netns, "chain", unused.family, unused.name)
+            planned.append(_Planned("-", key, _chain_name(unused.family, unused.name)))
         return planned
 
     def _changes(
@@ -320,6 +333,37 @@ class NatKind:
                 )
             )
         return changes
+
+
+def _plan_rule(batch: _Batch, ident: str, rule: NatRule, found: list[ObservedNatRule]) -> _Planned | None:
+    """A declared rule against the kernel rules with its id: one kernel rule per
+    spec is kept; changed rules and extra copies go (by position: two copies of
+    a rule are equal), missing ones are added. None: it is as it should be."""
+    specs = rule_specs(rule)
+    kept: set[int] = set()
+    missing: list[RuleSpec] = []
+    for spec in specs:
+        match = next((i for i, copy in enumerate(found) if copy.spec == spec and i not in kept), None)
+        if match is None:
+            missing.append(spec)
+        else:
+            kept.add(match)
+    surplus = [copy for i, copy in enumerate(found) if i not in kept]
+    if not missing and not surplus:
+        return None
+    for stale in surplus:
+        _delete(batch, stale)
+    for spec in missing:
+        _add(batch, spec)
+    if not found:
+        return _Planned("+", rule.key, rule_name(rule), rule=rule, record={"id": ident})
+    what = [f"put back in {spec.chain}" for spec in missing]
+    kept_texts = {found[i].text for i in kept}
+    what += [
+        f"remove {'an extra' if stale.text in kept_texts else 'a changed'} copy in {stale.chain}" for stale in surplus
+    ]
+    note = "changed outside netlab: " + ", ".join(what)
+    return _Planned("~", rule.key, rule_name(rule), note, rule=rule, record={"id": ident})
 
 
 def _add(batch: _Batch, spec: RuleSpec) -> None:
@@ -369,6 +413,6 @@ def _id_of_key(key: tuple[Any, ...]) -> str:
     return rule_id(rule) if rule is not None else ""
 
 
-def _recorded_name(ctx: PlanContext, key: tuple[Any, ...]) -> str:
+def _recorded_name(key: tuple[Any, ...]) -> str:
     rule = rule_of_key(key)
     return rule_name(rule) if rule is not None else " ".join(str(part) for part in key[1:])

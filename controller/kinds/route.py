@@ -5,14 +5,13 @@ of someone else is refused rather than overwritten."""
 
 from __future__ import annotations
 
-import errno
 import ipaddress
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from netlab.controller.backends.netlink import RT_TABLE_MAIN, ObservedRoute
+from netlab.controller.backends.netlink import NETLAB_ROUTE_PROTO, RT_TABLE_MAIN, ObservedRoute
 from netlab.controller.changes import Action, AttributeChange, Change, Phase, Step
-from netlab.controller.kinds.contract import PlanContext
-from netlab.state.errors import KernelRefused
+from netlab.controller.kinds.contract import PlanContext, Planned, ShowContext, Shown
+from netlab.controller.kinds.putting_back import put_back_route, write_as_seen
 from netlab.state.model import Route, netns_label
 
 if TYPE_CHECKING:
@@ -37,52 +36,76 @@ def route_name(to: str, table: int, metric: int) -> str:
 class RouteKind:
     name = KIND
 
-    def plan(self, ctx: PlanContext) -> list[Change]:
+    def plan(self, ctx: PlanContext) -> Planned:
         wanted = {route.key: route for route in ctx.desired.routes}
         present = self._observe(ctx, wanted)
         changes: list[Change] = []
         for key, observed in present.items():
             if not (observed.marked or ctx.ledger.owns(KIND, key)):
                 continue
-            if observed.netns in ctx.removed_namespaces:
+            if observed.netns in ctx.decided.removed_namespaces:
                 continue
             if key in wanted:
                 continue  # kept, changed, or (on a link that goes) installed anew below
             changes.append(_remove(observed))
         for key, route in wanted.items():
-            observed = present.get(key)
-            if observed is not None and _goes_with_its_link(ctx, observed):
-                # its link is removed or created anew in this pass (a veth whose
-                # peer is renamed): whatever the route is now, it will be gone
-                observed = None
-            if observed is None:
-                self._check_gateway(ctx, route)
-                self._check_dev(ctx, route)
-                changes.append(_install(route, "+", ()))
-                continue
-            if not (observed.marked or ctx.ledger.owns(KIND, key)):
-                ctx.refuse(
-                    route.origin,
-                    f"routes.{route_name(route.to, route.table, route.metric)}",
-                    f"{netns_label(route.netns)} already has a route to {route.to} in table "
-                    f"{route.table} with metric {route.metric} that netlab did not install "
-                    f"(proto {observed.proto}); give yours another metric, or remove that route",
-                )
-                continue
-            attributes = []
-            if route.via is not None and route.via != observed.via:
-                attributes.append(AttributeChange("via", observed.via, route.via))
-            if route.dev is not None and route.dev != observed.dev:
-                attributes.append(AttributeChange("dev", observed.dev, route.dev))
-            if attributes:
-                changes.append(_install(route, "~", tuple(attributes), before=observed))
-            elif route.family == 4 and (route.netns, observed.dev) in ctx.losing_ipv4:
-                # Removing a link's last IPv4 address (for a moment, in an edit)
-                # makes the kernel flush the routes through it: install it again.
-                changes.append(
-                    _install(route, "~", (), note=f"re-install: {observed.dev} loses an address", before=observed)
-                )
-        return changes
+            change = self._plan_route(ctx, route, present.get(key))
+            if change is not None:
+                changes.append(change)
+        return Planned(tuple(changes))
+
+    def _plan_route(self, ctx: PlanContext, route: Route, observed: ObservedRoute | None) -> Change | None:
+        if observed is not None and _goes_with_its_link(ctx, observed):
+            # its link is removed or created anew in this pass (a veth whose
+            # peer is renamed): whatever the route is now, it will be gone
+            observed = None
+        if observed is None:
+            self._check_gateway(ctx, route)
+            self._check_dev(ctx, route)
+            return _install(route, "+", ())
+        if not (observed.marked or ctx.ledger.owns(KIND, route.key)):
+            ctx.refuse(
+                route.origin,
+                f"routes.{route_name(route.to, route.table, route.metric)}",
+                f"{netns_label(route.netns)} already has a route to {route.to} in table "
+                f"{route.table} with metric {route.metric} that netlab did not install "
+                f"(proto {observed.proto}); give yours another metric, or remove that route",
+            )
+            return None
+        attributes = []
+        if route.via is not None and route.via != observed.via:
+            attributes.append(AttributeChange("via", observed.via, route.via))
+        if route.dev is not None and route.dev != observed.dev:
+            attributes.append(AttributeChange("dev", observed.dev, route.dev))
+        if attributes:
+            return _install(route, "~", tuple(attributes), before=observed)
+        if route.family == 4 and (route.netns, observed.dev) in ctx.decided.losing_ipv4:
+            # Removing a link's last IPv4 address (for a moment, in an edit)
+            # makes the kernel flush the routes through it: install it again.
+            return _install(route, "~", (), note=f"re-install: {observed.dev} loses an address", before=observed)
+        return None
+
+    def show(self, view: ShowContext) -> Shown:
+        """netlab's routes on the host; in a namespace shown, every route."""
+        routes = []
+        for netns in view.netns_shown:
+            for route in view.kernel.dump(netns).routes:
+                if netns is None and route.proto != NETLAB_ROUTE_PROTO:
+                    continue
+                entry: dict[str, Any] = {"to": route_name(route.to, RT_TABLE_MAIN, 0).replace("default6", "default")}
+                if netns is not None:
+                    entry["netns"] = netns
+                if route.via:
+                    entry["via"] = route.via
+                if route.dev:
+                    entry["dev"] = route.dev
+                if route.metric:
+                    entry["metric"] = route.metric
+                if route.table != RT_TABLE_MAIN:
+                    entry["table"] = route.table
+                entry["owned"] = route.proto == NETLAB_ROUTE_PROTO
+                routes.append(entry)
+        return Shown({"routes": routes})
 
     def _observe(self, ctx: PlanContext, wanted: dict[RouteKey, Route]) -> dict[RouteKey, ObservedRoute]:
         namespaces = set(ctx.managed_netns()) | {key[0] for key in wanted}
@@ -131,7 +154,8 @@ def _goes_with_its_link(ctx: PlanContext, observed: ObservedRoute) -> bool:
     anew): the kernel then deletes the route with it."""
     if observed.dev is None:
         return False
-    return ctx.link_is_fresh(observed.netns, observed.dev) or (observed.netns, observed.dev) in ctx.removed_links
+    key = (observed.netns, observed.dev)
+    return ctx.decided.link_is_fresh(*key) or key in ctx.decided.removed_links
 
 
 def _install(
@@ -146,16 +170,10 @@ def _install(
     detail = " ".join(part for part in (f"via {route.via}" if route.via else "", f"dev {route.dev}" if route.dev else "") if part)
 
     def install(kernel: Kernel) -> None:
-        if before is None:
-            # a new route: one with its key that appeared since the plan is
-            # someone else's, and is refused, never taken over
-            kernel.netlink.route_add(
-                netns, to=route.to, table=route.table, metric=route.metric, via=route.via, dev=route.dev
-            )
-        else:
-            kernel.netlink.route_replace(
-                netns, to=route.to, table=route.table, metric=route.metric, via=route.via, dev=route.dev
-            )
+        # a new route is added: one with its key that appeared since the plan is
+        # someone else's, and is refused, never taken over
+        write = kernel.netlink.route_add if before is None else kernel.netlink.route_replace
+        write(netns, to=route.to, table=route.table, metric=route.metric, via=route.via, dev=route.dev)
 
     return Change(
         kind=KIND,
@@ -171,7 +189,8 @@ def _install(
                 Phase.ADD_ROUTE,
                 f"install route {name} in {netns_label(netns)}",
                 install,
-                undo=(lambda kernel: _change_back(kernel, before))
+                # a route changed in place gets its gateway and link back
+                undo=(lambda kernel: write_as_seen(kernel.netlink.route_replace, before))
                 if before is not None
                 else (lambda kernel: kernel.netlink.route_del(netns, to=route.to, table=route.table, metric=route.metric)),
             ),
@@ -203,36 +222,3 @@ def _remove(observed: ObservedRoute) -> Change:
         ),
     )
 
-
-def put_back_route(kernel: Kernel, route: ObservedRoute) -> None:
-    """A route that was deleted (by netlab, or by the kernel with the address it
-    needed) created again as it was observed, with its own protocol: an undo
-    must not make someone else's route look like netlab's. A route with its key
-    that is there (the kernel kept it, or someone made one since) is left alone."""
-    try:
-        kernel.netlink.route_add(
-            route.netns,
-            to=route.to,
-            table=route.table,
-            metric=route.metric,
-            via=route.via,
-            dev=route.dev,
-            proto=route.proto,
-        )
-    except KernelRefused as error:
-        if error.code != errno.EEXIST:
-            raise
-
-
-def _change_back(kernel: Kernel, route: ObservedRoute) -> None:
-    """Puts back the gateway and link of a route of netlab's that the pass
-    changed in place: the one object a route is replaced over."""
-    kernel.netlink.route_replace(
-        route.netns,
-        to=route.to,
-        table=route.table,
-        metric=route.metric,
-        via=route.via,
-        dev=route.dev,
-        proto=route.proto,
-    )

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from netlab.controller.backends.sysctls import normalise
 from netlab.controller.changes import AttributeChange, Change, Phase, Step
-from netlab.controller.kinds.contract import PlanContext
+from netlab.controller.kinds.contract import PlanContext, Planned, ShowContext, Shown
 from netlab.state.model import Sysctl, netns_label
 
 if TYPE_CHECKING:
@@ -48,19 +48,19 @@ def kernel_form(value: str) -> str:
 class SysctlKind:
     name = KIND
 
-    def plan(self, ctx: PlanContext) -> list[Change]:
+    def plan(self, ctx: PlanContext) -> Planned:
         wanted = {sysctl.ident: sysctl for sysctl in ctx.desired.sysctls}
         changes: list[Change] = []
         for (netns, key) in ctx.owned_keys(KIND):
-            if (netns, key) in wanted or netns in ctx.removed_namespaces:
+            if (netns, key) in wanted or netns in ctx.decided.removed_namespaces:
                 continue
             original = (ctx.ledger.get(KIND, (netns, key)) or {}).get("original")
             current = ctx.kernel.sysctl(netns, key)
             changes.append(_restore(netns, key, current, original))
         for ident, sysctl in wanted.items():
             link = link_of(sysctl.key)
-            fresh_namespace = sysctl.netns is not None and sysctl.netns in ctx.created_namespaces
-            fresh_link = link is not None and ctx.link_is_fresh(sysctl.netns, link)
+            fresh_namespace = ctx.decided.namespace_is_fresh(sysctl.netns)
+            fresh_link = link is not None and ctx.decided.link_is_fresh(sysctl.netns, link)
             fresh = fresh_namespace or fresh_link
             # on a link made anew, the value read now is the old link's: the new
             # one starts with the default
@@ -70,7 +70,29 @@ class SysctlKind:
             recorded = ctx.ledger.get(KIND, ident)
             original = recorded.get("original") if recorded else _original(ctx, sysctl, fresh_namespace, fresh_link, current)
             changes.append(_set(sysctl, current, original))
-        return changes
+        return Planned(tuple(changes))
+
+    def show(self, view: ShowContext) -> Shown:
+        """The values of the sysctls declared or in the ledger, on the host and in
+        the namespaces shown."""
+        keys = sorted({s.ident for s in view.desired.sysctls} | set(view.ledger.keys(KIND)), key=repr)
+        return Shown.by_netns(
+            "sysctls", {netns: _values(view, netns, [key for where, key in keys if where == netns]) for netns in view.netns_shown}
+        )
+
+
+def _values(view: ShowContext, netns: str | None, keys: list[str]) -> dict[str, int | str]:
+    """The sysctls as the files write them: a number as a number
+    (`net.ipv4.ip_forward: 1`), several values as one string of words. A key
+    the kernel does not have (a link's, before the link) is left out."""
+    values: dict[str, int | str] = {}
+    for key in keys:
+        value = view.kernel.sysctl(netns, key)
+        if value is None:
+            continue
+        words = " ".join(value.split())
+        values[key] = int(words) if words.lstrip("-").isdigit() else words
+    return values
 
 
 def link_of(key: str) -> str | None:

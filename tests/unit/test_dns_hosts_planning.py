@@ -84,8 +84,18 @@ def test_the_block_goes_after_foreign_lines_and_leaves_them_byte_for_byte() -> N
     ],
 )
 def test_broken_markers_are_an_error_not_a_guess(content: bytes) -> None:
-    with pytest.raises(hosts.BlockError, match="netlab's block is broken"):
-        hosts.find_block(content)
+    markers = hosts.find_block(content)
+    assert markers.span is None
+    assert markers.broken.startswith("netlab's block is broken (")
+    assert markers.broken.endswith("): expected one BEGIN line followed by one END line")
+
+
+def test_whole_markers_give_the_block_from_begin_to_the_end_of_end() -> None:
+    block = hosts.render_block([HostsEntry(None, "10.0.0.1", ("x",), HERE)])
+    assert hosts.find_block(FOREIGN_HOSTS + b"\n" + block + b"10.0.0.2 y\n") == hosts.Markers(
+        (len(FOREIGN_HOSTS) + 1, len(FOREIGN_HOSTS) + 1 + len(block))
+    )
+    assert hosts.find_block(FOREIGN_HOSTS) == hosts.Markers()
 
 
 # -- whole passes against files in memory -------------------------------------------
