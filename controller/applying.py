@@ -162,8 +162,6 @@ def apply_plan(plan: Plan, kernel: Kernel, ledger: Ledger, log: Any, applied: Ap
             if steps_left[id(change)] == 0:
                 _account(change, ledger, log, spent[id(change)])
     finally:
-        # what the writes touched is read again; the rest is as it was
-        kernel.forget_written()
         ledger.save()
     return applied
 
@@ -301,7 +299,6 @@ def apply_and_verify(
         try:
             outcome = applied.roll_back(kernel, ledger, log)
         finally:
-            kernel.forget_written()
             ledger.save()
         raise NotVerified(f"{error}\n{outcome}", error.remaining) from None
 
