@@ -65,11 +65,13 @@ class Reads:
     last reading (`last`), which tells who links to whom across namespaces."""
 
     def __init__(self) -> None:
-        self._fresh: dict[Read, dict[Hashable, Any]] = {}
-        self._stale: dict[Read, dict[Hashable, Any]] = {}
+        # what -> where -> detail -> value
+        self._fresh: dict[str, dict[str | None, dict[Hashable, Any]]] = {}
+        self._stale: dict[str, dict[str | None, dict[Hashable, Any]]] = {}
 
     def get(self, read: Read, detail: Hashable, load: Callable[[], T]) -> T:
-        values = self._fresh.get(read)
+        what, where = read
+        values = self._fresh.get(what, {}).get(where)
         if values is None or detail not in values:
             value = load()
             self.put(read, detail, value)
@@ -77,44 +79,51 @@ class Reads:
         return cast(T, values[detail])
 
     def put(self, read: Read, detail: Hashable, value: Any) -> None:
-        self._fresh.setdefault(read, {})[detail] = value
-        self._stale.pop(read, None)
+        what, where = read
+        self._fresh.setdefault(what, {}).setdefault(where, {})[detail] = value
+        self._stale.get(what, {}).pop(where, None)
 
     def peek(self, read: Read) -> Any:
         """The value of a read that has one, if it is known and fresh; else None."""
-        return self._fresh.get(read, {}).get(None)
+        what, where = read
+        return self._fresh.get(what, {}).get(where, {}).get(None)
 
     def last(self, what: str) -> Iterator[tuple[str | None, Any]]:
         """Where, and the last value read (fresh or stale), of every read of
         this kind that has one value."""
-        for (kind, where), values in {**self._stale, **self._fresh}.items():
-            if kind == what and None in values:
+        fresh = self._fresh.get(what, {})
+        for where, values in fresh.items():
+            if None in values:
+                yield where, values[None]
+        for where, values in self._stale.get(what, {}).items():
+            if where not in fresh and None in values:
                 yield where, values[None]
 
     def last_of(self, read: Read) -> Any:
         """The last value read (fresh or stale) of a read that has one value, or None."""
-        return self._fresh.get(read, self._stale.get(read, {})).get(None)
+        what, where = read
+        values = self._fresh.get(what, {}).get(where) or self._stale.get(what, {}).get(where) or {}
+        return values.get(None)
 
     def touch(self, touched: Touched) -> None:
         """A write went out: what it touched is stale."""
-        reads = list(self._fresh) if touched.everything else touched.reads
-        for read in reads:
-            values = self._fresh.pop(read, None)
+        reads = [(what, where) for what, wheres in self._fresh.items() for where in wheres] if touched.everything else touched.reads
+        for what, where in reads:
+            values = self._fresh.get(what, {}).pop(where, None)
             if values:
-                self._stale[read] = values
+                self._stale.setdefault(what, {})[where] = values
 
-    def forget(self, reads: Iterable[Read] | None = None, what: str | None = None) -> None:
-        """Forgets these reads, or every read of kind `what`, or (neither) all."""
-        if reads is None and what is None:
+    def forget(self, reads: Iterable[Read] = (), what: str | None = None, everything: bool = False) -> None:
+        """Forgets these reads, and every read of kind `what`, or everything."""
+        if everything:
             self._fresh.clear()
             self._stale.clear()
-            return
-        chosen = set(reads or ())
+        for kind, where in reads:
+            self._fresh.get(kind, {}).pop(where, None)
+            self._stale.get(kind, {}).pop(where, None)
         if what is not None:
-            chosen |= {read for values in (self._fresh, self._stale) for read in values if read[0] == what}
-        for read in chosen:
-            self._fresh.pop(read, None)
-            self._stale.pop(read, None)
+            self._fresh.pop(what, None)
+            self._stale.pop(what, None)
 
 
 def fresh_namespace_link(netns: str, name: str) -> ObservedLink | None:
@@ -339,7 +348,7 @@ class Kernel:
         with self._changed_lock:
             self._changed.clear()
         namespaces.forget_listing()
-        self._reads.forget()  # fresh sysctls too: some follow the host's (devconf_inherit_init_net)
+        self._reads.forget(everything=True)  # fresh sysctls too: some follow the host's (devconf_inherit_init_net)
 
     def forget_heard(self) -> None:
         """Between the daemon's passes: forgets the namespaces heard changing since
