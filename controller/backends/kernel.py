@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from netlab.controller.backends import iptables, namespaces, resolver_files, sysctls
 from netlab.controller.backends.events import EventHub
@@ -69,23 +69,23 @@ class Reads:
         self._fresh: dict[str, dict[str | None, dict[Hashable, Any]]] = {}
         self._stale: dict[str, dict[str | None, dict[Hashable, Any]]] = {}
 
-    def get(self, read: Read, detail: Hashable, load: Callable[[], T]) -> T:
-        what, where = read
-        values = self._fresh.get(what, {}).get(where)
-        if values is None or detail not in values:
-            value = load()
-            self.put(read, detail, value)
-            return value
-        return cast(T, values[detail])
+    def get(self, what: str, where: str | None, detail: Hashable, load: Callable[..., T], *args: Any) -> T:
+        """The value kept, or what `load(*args)` reads now (then kept). Planning
+        asks some ten thousand times a pass: no closure or tuple is made for a
+        value kept."""
+        try:
+            value: T = self._fresh[what][where][detail]
+        except KeyError:
+            value = load(*args)
+            self.put(what, where, detail, value)
+        return value
 
-    def put(self, read: Read, detail: Hashable, value: Any) -> None:
-        what, where = read
+    def put(self, what: str, where: str | None, detail: Hashable, value: Any) -> None:
         self._fresh.setdefault(what, {}).setdefault(where, {})[detail] = value
         self._stale.get(what, {}).pop(where, None)
 
-    def peek(self, read: Read) -> Any:
+    def peek(self, what: str, where: str | None) -> Any:
         """The value of a read that has one, if it is known and fresh; else None."""
-        what, where = read
         return self._fresh.get(what, {}).get(where, {}).get(None)
 
     def last(self, what: str) -> Iterator[tuple[str | None, Any]]:
@@ -99,9 +99,8 @@ class Reads:
             if where not in fresh and None in values:
                 yield where, values[None]
 
-    def last_of(self, read: Read) -> Any:
+    def last_of(self, what: str, where: str | None) -> Any:
         """The last value read (fresh or stale) of a read that has one value, or None."""
-        what, where = read
         values = self._fresh.get(what, {}).get(where) or self._stale.get(what, {}).get(where) or {}
         return values.get(None)
 
@@ -168,13 +167,13 @@ class Kernel:
     # -- reads, once per pass -------------------------------------------------------
 
     def namespaces(self) -> frozenset[str]:
-        return self._reads.get(("namespaces", None), None, namespaces.list_namespaces)
+        return self._reads.get("namespaces", None, None, namespaces.list_namespaces)
 
     def has_netns(self, netns: str | None) -> bool:
         return netns is None or netns in self.namespaces()
 
     def dump(self, netns: str | None) -> NetnsDump:
-        return self._reads.get(("dump", netns), None, lambda: self._read_dump(netns))
+        return self._reads.get("dump", netns, None, self._read_dump, netns)
 
     def _read_dump(self, netns: str | None) -> NetnsDump:
         if not self.has_netns(netns):
@@ -191,45 +190,39 @@ class Kernel:
         """Told which namespaces a plan is about to read. The host's NAT tables
         are read by an iptables worker: one is started now when they will be
         read, so that its start-up (~0.2 s) overlaps the reading."""
-        if None in set(wanted) and self._reads.peek(("nat", None)) is None and self.legacy_nat_exists(None):
+        if None in set(wanted) and self._reads.peek("nat", None) is None and self.legacy_nat_exists(None):
             iptables.warm_up()
 
     def sysctl(self, netns: str | None, key: str) -> str | None:
-        return self._reads.get(("sysctls", netns), key, lambda: sysctls.read(netns, key) if self.has_netns(netns) else None)
+        return self._reads.get("sysctls", netns, key, lambda: sysctls.read(netns, key) if self.has_netns(netns) else None)
 
     def fresh_sysctl(self, key: str) -> str | None:
         """The value a namespace created now has (what netlab gives back when a
         sysctl of a namespace it created leaves the files)."""
-        return self._reads.get(("fresh-sysctls", None), key, lambda: sysctls.read_fresh(key))
+        return self._reads.get("fresh-sysctls", None, key, sysctls.read_fresh, key)
 
     def legacy_nat_exists(self, netns: str | None) -> bool:
-        return self._reads.get(
-            ("legacy-nat", netns), None, lambda: self.has_netns(netns) and iptables.legacy_nat_exists(netns)
-        )
+        return self._reads.get("legacy-nat", netns, None, lambda: self.has_netns(netns) and iptables.legacy_nat_exists(netns))
 
     def nat(self, netns: str | None) -> NatTables:
         """netlab's chains and rules in the namespace's legacy nat tables: one
         worker process, only where a legacy nat table exists (reading one would
         create it)."""
-        return self._reads.get(
-            ("nat", netns), None, lambda: iptables.dump(netns) if self.legacy_nat_exists(netns) else NatTables()
-        )
+        return self._reads.get("nat", netns, None, lambda: iptables.dump(netns) if self.legacy_nat_exists(netns) else NatTables())
 
     def nftables_in_use(self, netns: str | None) -> tuple[str, ...]:
-        return self._reads.get(
-            ("nftables", netns), None, lambda: iptables.nftables_in_use(netns) if self.has_netns(netns) else ()
-        )
+        return self._reads.get("nftables", netns, None, lambda: iptables.nftables_in_use(netns) if self.has_netns(netns) else ())
 
     def file(self, path: str) -> FileState:
         """Read again whenever lstat shows it changed (no events come for files):
         (device, inode, mode, size, mtime, ctime) when it was read."""
         signature = resolver_files.signature(path)
-        known: tuple[tuple[int, ...] | None, FileState] | None = self._reads.peek(("file", path))
+        known: tuple[tuple[int, ...] | None, FileState] | None = self._reads.peek("file", path)
         if known is None or known[0] != signature:
             # the signature taken before the read: a write in between makes the
             # next look read it again
             known = (signature, resolver_files.read(path))
-            self._reads.put(("file", path), None, known)
+            self._reads.put("file", path, None, known)
         return known[1]
 
     # -- events (a kernel made with on_event) --------------------------------------
@@ -331,7 +324,7 @@ class Kernel:
         asked), or its namespace was not read: who points at it is not known.
         Namespaces not read hold nothing to forget. What was read last serves,
         stale or not: a write does not change who points at whom."""
-        dump: NetnsDump | None = self._reads.last_of(("dump", netns))
+        dump: NetnsDump | None = self._reads.last_of("dump", netns)
         link = dump.link(name) if dump is not None else None
         if link is None or link.index != index:
             return None
@@ -393,7 +386,7 @@ class Kernel:
         self._reads.touch(Touched(frozenset({("legacy-nat", netns), ("nat", netns)})))
         after = iptables.change(netns, ops)
         if after is not None:
-            self._reads.put(("nat", netns), None, after)  # read by the worker that wrote them
+            self._reads.put("nat", netns, None, after)  # read by the worker that wrote them
 
     def write_file(self, path: str, data: bytes, mode: int) -> None:
         self._touch_file(path)

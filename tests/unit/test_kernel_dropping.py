@@ -21,12 +21,12 @@ def dump(*links: ObservedLink) -> NetnsDump:
 
 def read(kernel: Kernel, dumps: dict[str | None, NetnsDump]) -> None:
     for netns, each in dumps.items():
-        kernel._reads.put(("dump", netns), None, each)
+        kernel._reads.put("dump", netns, None, each)
 
 
 def known(kernel: Kernel) -> set[str | None]:
     """The namespaces whose dump the kernel would answer from, without reading."""
-    return {netns for netns, _ in kernel._reads.last("dump") if kernel._reads.peek(("dump", netns)) is not None}
+    return {netns for netns, _ in kernel._reads.last("dump") if kernel._reads.peek("dump", netns) is not None}
 
 
 def test_only_the_dropped_namespace_is_forgotten_and_its_peers_are_named() -> None:
@@ -39,10 +39,10 @@ def test_only_the_dropped_namespace_is_forgotten_and_its_peers_are_named() -> No
             "blue": dump(link("blue", "lo", 1), link("blue", "eth0", 2, 8, 0), link("blue", "to-green", 3, 2, 1)),
             "green": dump(link("green", "lo", 1), link("green", "to-blue", 2, 3, 0)),
         })
-        kernel._reads.put(("sysctls", "red"), "net.ipv4.ip_forward", "1")
-        kernel._reads.put(("sysctls", "blue"), "net.ipv4.ip_forward", "0")
+        kernel._reads.put("sysctls", "red", "net.ipv4.ip_forward", "1")
+        kernel._reads.put("sysctls", "blue", "net.ipv4.ip_forward", "0")
         assert kernel.drop_namespaces(["red"]) == {None}
-        assert kernel._reads.last_of(("dump", "red")) is None
+        assert kernel._reads.last_of("dump", "red") is None
         assert kernel.sysctl("blue", "net.ipv4.ip_forward") == "0"  # kept: not read again
         assert known(kernel) == {None, "blue", "green"}  # true until the old red is destroyed
         assert "red" not in kernel._reads._fresh["sysctls"] and "red" not in kernel._reads._stale.get("sysctls", {})
