@@ -193,8 +193,6 @@ def apply_plan(plan: Plan, kernel: Kernel, ledger: Ledger, log: Log, applied: Ap
         applied.roll_back(kernel, ledger, log)
         raise
     finally:
-        # what the writes touched is read again; the rest is as it was
-        kernel.forget_written()
         ledger.save()
     return applied
 
@@ -355,7 +353,6 @@ def apply_and_verify(plan: Plan, work: Pass) -> None:
         try:
             outcome = applied.roll_back(work.kernel, work.ledger, work.log)
         finally:
-            work.kernel.forget_written()
             work.ledger.save()
         if isinstance(error, NotVerified):
             raise NotVerified(f"{error}\n{outcome}", error.remaining) from None

@@ -11,57 +11,45 @@ import errno
 import os
 import select
 import socket
+import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from pyroute2.netlink.rtnl import (
-    RTM_DELLINK,
-    RTM_DELROUTE,
-    RTM_NEWLINK,
-    RTM_NEWROUTE,
     RTMGRP_IPV4_IFADDR,
     RTMGRP_IPV4_ROUTE,
     RTMGRP_IPV6_IFADDR,
     RTMGRP_IPV6_ROUTE,
     RTMGRP_LINK,
 )
-from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
 from netlab.controller.backends import namespaces
-from netlab.controller.backends.netlink import RTN_UNICAST, LinkMessage
+from netlab.controller.backends.netlink import reads
 
 GROUPS = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_IFADDR | RTMGRP_IPV6_ROUTE
 RECEIVE_BUFFER = 4 * 1024 * 1024
-AF_BRIDGE = 7
+NLMSG_HEADER_SIZE = 16
 
 # Called with the namespace that changed, or whose events the kernel dropped
 # (ENOBUFS): either way, what is known of it is no longer to be trusted.
 EventHandler = Callable[[str | None], None]
 
 
-def _is_background(message: Any) -> bool:
-    """What netlab does not read, so that it need not read anything again: the
-    kernel's own IPv6 link-local addresses and routes (they appear after a link
-    comes up, DAD), routes that are not unicast (the kernel keeps them, of
-    type local and broadcast, with each address, in the local table), and
-    per-protocol link notices (AF_INET6 address-configuration state, AF_BRIDGE
-    port state), which come beside the plain link message when a link itself
-    changes."""
-    get_attr = getattr(message, "get_attr", None)
-    if get_attr is None:
-        return False
-    kind = message["header"]["type"]
-    if kind in (RTM_NEWLINK, RTM_DELLINK):
-        return message["family"] in (socket.AF_INET6, AF_BRIDGE)
-    if kind in (RTM_NEWROUTE, RTM_DELROUTE):
-        if message["type"] != RTN_UNICAST:
+def changes_what_is_read(data: bytes) -> bool:
+    """Whether a datagram of events holds a message of what netlab reads (the
+    rule its dumps follow, `netlink.reads`): the rest (the kernel's own IPv6
+    link-local addresses and routes after a link comes up, routes that are not
+    unicast, per-protocol link notices) changes nothing read, and asks for no
+    reading again. The messages' headers alone decide: nothing is decoded."""
+    offset = 0
+    while offset + NLMSG_HEADER_SIZE <= len(data):
+        length, msg_type = struct.unpack_from("IH", data, offset)
+        if length < NLMSG_HEADER_SIZE + 8:  # no fixed header that `reads` can look at
+            return True  # malformed: whatever it was, read again
+        if offset + length > len(data) or reads(msg_type, data, offset):
             return True
-    for name in ("IFA_ADDRESS", "RTA_DST"):
-        value = get_attr(name)
-        if isinstance(value, str) and value.startswith("fe80:"):
-            return True
+        offset += (length + 3) & ~3
     return False
 
 
@@ -100,8 +88,6 @@ class EventHub:
         self._listeners: dict[int, _Listener] = {}
         self._by_netns: dict[str | None, _Listener] = {}
         self._lock = threading.Lock()
-        self._marshal = MarshalRtnl()
-        self._marshal.msg_map[RTM_NEWLINK] = self._marshal.msg_map[RTM_DELLINK] = LinkMessage
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._epoll.register(self._wake_read, select.EPOLLIN)
         self._stopping = False
@@ -201,6 +187,6 @@ class EventHub:
                     continue
                 return  # closed while being read: forgotten
             if not changed:
-                changed = any(not _is_background(message) for message in self._marshal.parse(data))
+                changed = changes_what_is_read(data)
         if changed or lost:
             self._handler(listener.netns)

@@ -16,10 +16,9 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
-from typing import Any, Literal
 
 from netlab.controller.backends import namespaces
-from netlab.controller.backends.nat_rules import RULE_COMMENT_PREFIX, Family, RuleSpec
+from netlab.controller.backends.nat_rules import RULE_COMMENT_PREFIX, Action, Answer, Family, OpJson, Request, RuleSpec
 from netlab.state.errors import KernelRefused
 
 WORKER_MODULE = "netlab.controller.backends.iptables_worker"
@@ -76,15 +75,15 @@ class NatOp:
     rule of the chain with `comment` that the worker renders as `text` (none
     there: nothing to do)."""
 
-    action: Literal["ensure-chain", "remove-chain", "add", "delete"]
+    action: Action
     family: Family
     chain: str
     spec: RuleSpec | None = None
     comment: str | None = None
     text: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"action": self.action, "family": self.family, "chain": self.chain}
+    def to_json(self) -> OpJson:
+        data: OpJson = {"action": self.action, "family": self.family, "chain": self.chain}
         if self.spec is not None:
             data["spec"] = self.spec.to_json()
         if self.comment is not None:
@@ -132,10 +131,10 @@ def legacy_nat_exists(netns: str | None) -> bool:
 
 
 def dump(netns: str | None) -> NatTables:
-    return _tables(_call_worker(netns, {"request": "dump"}))
+    return _tables(_call_worker(netns, {"request": "dump", "netns": _mounted(netns)}))
 
 
-def _tables(answer: dict[str, Any]) -> NatTables:
+def _tables(answer: Answer) -> NatTables:
     chains: list[ObservedChain] = []
     rules: list[ObservedNatRule] = []
     for family_text, table in answer.get("nat", {}).items():
@@ -143,7 +142,7 @@ def _tables(answer: dict[str, Any]) -> NatTables:
         for name, chain in sorted(table["chains"].items()):
             chains.append(ObservedChain(family, name, chain["foreign"], chain["jumps"]))
         for rule in table["rules"]:
-            spec = RuleSpec.from_json(rule["spec"]) if rule.get("spec") else None
+            spec = RuleSpec.from_json(rule["spec"]) if rule["spec"] else None
             rules.append(ObservedNatRule(family, rule["chain"], rule["comment"], rule["text"], spec))
     return NatTables(tuple(chains), tuple(rules))
 
@@ -184,7 +183,7 @@ def change(netns: str | None, ops: list[NatOp]) -> NatTables | None:
     was to be done). Raises KernelRefused with what iptables said."""
     if not ops:
         return None
-    return _tables(_call_worker(netns, {"request": "change", "ops": [op.to_json() for op in ops]}))
+    return _tables(_call_worker(netns, {"request": "change", "netns": _mounted(netns), "ops": [op.to_json() for op in ops]}))
 
 
 # A worker started ahead of need (`warm_up`), waiting for its request.
@@ -218,10 +217,13 @@ def _start_worker() -> subprocess.Popen[str]:
     )
 
 
-def _call_worker(netns: str | None, request: dict[str, Any]) -> dict[str, Any]:
+def _mounted(netns: str | None) -> str | None:
+    return None if netns is None else namespaces.netns_path(netns)
+
+
+def _call_worker(netns: str | None, request: Request) -> Answer:
     global _spare
     where = "host" if netns is None else netns
-    request = {**request, "netns": None if netns is None else namespaces.netns_path(netns)}
     worker, _spare = _spare or _start_worker(), None
     try:
         stdout, stderr = worker.communicate(json.dumps(request), timeout=WORKER_TIMEOUT)
@@ -230,7 +232,7 @@ def _call_worker(netns: str | None, request: dict[str, Any]) -> dict[str, Any]:
         worker.communicate()
         raise KernelRefused(f"iptables nat in {where}", errno.ETIMEDOUT, "the worker did not answer in time") from error
     try:
-        answer: dict[str, Any] = json.loads(stdout)
+        answer: Answer = json.loads(stdout)
     except json.JSONDecodeError:
         detail = (stderr or stdout).strip().splitlines()
         raise KernelRefused(

@@ -23,20 +23,49 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Generic, TypedDict, TypeVar
 
-from netlab.controller.backends.nat_rules import CHAINS, JUMP_COMMENT, RULE_COMMENT_PREFIX, RuleSpec
+from netlab.controller.backends.nat_rules import (
+    CHAINS,
+    JUMP_COMMENT,
+    RULE_COMMENT_PREFIX,
+    Answer,
+    ChainJson,
+    Family,
+    OpJson,
+    Request,
+    RuleJson,
+    RuleSpec,
+    SpecJson,
+    TableJson,
+)
 
 CLONE_NEWNET = 0x40000000
 LOCK_FILE = os.environ.get("XTABLES_LOCKFILE", "/run/xtables.lock")  # iptables' own default and override
 LOCK_WAIT = 10.0
 PROTOCOL_MATCHES = ("tcp", "udp", "sctp")
+# the targets netlab writes, and the one parameter each takes (none: MASQUERADE)
+TARGET_PARAMETERS: dict[str, tuple[str, ...]] = {"MASQUERADE": (), "SNAT": ("to-source",), "DNAT": ("to-destination",)}
+
+T = TypeVar("T")
 
 
-class Refused(Exception):
+class _Refused(Exception):
+    """What iptables refused, inside this process: it leaves as an `Answer`
+    that says so, which the parent raises as KernelRefused."""
+
     def __init__(self, message: str, code: int = errno.EINVAL) -> None:
         super().__init__(message)
         self.code = code
+
+
+class _Outcome(TypedDict, Generic[T]):
+    """What a child of the worker hands back through its pipe."""
+
+    ok: bool
+    result: T | None
+    error: str
+    errno: int
 
 
 def main() -> int:
@@ -44,22 +73,24 @@ def main() -> int:
     text = sys.stdin.read()
     if not text.strip():
         return 0
-    request = json.loads(text)
+    request: Request = json.loads(text)
+    answer: Answer
     try:
-        if request.get("netns"):
+        if request["netns"]:
             _enter(request["netns"])
         if request["request"] == "dump":
-            answer = {"nat": _dump()}
+            answer = {"ok": True, "nat": _dump()}
         else:
             with _xtables_lock():
-                _change(request["ops"])
+                _change(request.get("ops", []))
                 # the tables as the change left them, read under the same lock:
                 # the pass verifies against them without another worker
-                answer = {"nat": _dump()}
-        print(json.dumps({"ok": True, **answer}))
+                answer = {"ok": True, "nat": _dump()}
+        print(json.dumps(answer))
         return 0
-    except Refused as error:
-        print(json.dumps({"ok": False, "error": str(error), "errno": error.code}))
+    except _Refused as error:
+        answer = {"ok": False, "error": str(error), "errno": error.code}
+        print(json.dumps(answer))
         return 1
 
 
@@ -68,11 +99,11 @@ def _enter(path: str) -> None:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as error:
-        raise Refused(f"cannot open {path}: {error.strerror}", error.errno or errno.EIO) from error
+        raise _Refused(f"cannot open {path}: {error.strerror}", error.errno or errno.EIO) from error
     try:
         if libc.setns(fd, CLONE_NEWNET) != 0:
             code = ctypes.get_errno()
-            raise Refused(f"cannot enter the network namespace {path}: {os.strerror(code)}", code)
+            raise _Refused(f"cannot enter the network namespace {path}: {os.strerror(code)}", code)
     finally:
         os.close(fd)
 
@@ -88,7 +119,7 @@ def _xtables_lock() -> Iterator[None]:
                 break
             except BlockingIOError as error:
                 if time.monotonic() > deadline:
-                    raise Refused(
+                    raise _Refused(
                         f"another program has held the xtables lock ({LOCK_FILE}) for {LOCK_WAIT:.0f} s", errno.EAGAIN
                     ) from error
                 time.sleep(0.05)
@@ -118,9 +149,10 @@ def _table(iptc: Any, family: int) -> Any:
     return table
 
 
-def _legacy_nat_families() -> list[int]:
-    found = []
-    for family, names in ((4, "ip_tables_names"), (6, "ip6_tables_names")):
+def _legacy_nat_families() -> list[Family]:
+    found: list[Family] = []
+    tables: tuple[tuple[Family, str], ...] = ((4, "ip_tables_names"), (6, "ip6_tables_names"))
+    for family, names in tables:
         try:
             with open(f"/proc/self/net/{names}", encoding="ascii") as handle:
                 if "nat" in handle.read().split():
@@ -130,7 +162,7 @@ def _legacy_nat_families() -> list[int]:
     return found
 
 
-def _in_child(work: Callable[[], Any]) -> Any:
+def _in_child(work: Callable[[], T]) -> T:
     """Runs `work` in a forked child and returns its JSON-able result: libxtables
     keeps one address family per process (IPv6 targets are not found once IPv4
     was loaded), so each family gets a process of its own."""
@@ -139,12 +171,13 @@ def _in_child(work: Callable[[], Any]) -> Any:
     if pid == 0:  # the child answers through the pipe and never returns
         try:
             os.close(reader)
+            outcome: _Outcome[T]
             try:
-                outcome: dict[str, Any] = {"ok": True, "result": work()}
-            except Refused as error:
-                outcome = {"ok": False, "error": str(error), "errno": error.code}
+                outcome = {"ok": True, "result": work(), "error": "", "errno": 0}
+            except _Refused as error:
+                outcome = {"ok": False, "result": None, "error": str(error), "errno": error.code}
             except Exception as error:  # a bug of ours: told to the caller, not lost with the child
-                outcome = {"ok": False, "error": f"{type(error).__name__}: {error}", "errno": errno.EIO}
+                outcome = {"ok": False, "result": None, "error": f"{type(error).__name__}: {error}", "errno": errno.EIO}
             with os.fdopen(writer, "w") as pipe:
                 json.dump(outcome, pipe)
         finally:
@@ -154,14 +187,14 @@ def _in_child(work: Callable[[], Any]) -> Any:
         text = pipe.read()
     _, status = os.waitpid(pid, 0)
     if not text:
-        raise Refused(f"the python-iptables process died (wait status {status})", errno.EIO)
-    outcome = json.loads(text)
-    if not outcome["ok"]:
-        raise Refused(outcome["error"], outcome["errno"])
-    return outcome["result"]
+        raise _Refused(f"the python-iptables process died (wait status {status})", errno.EIO)
+    answer: _Outcome[T] = json.loads(text)
+    if not answer["ok"]:
+        raise _Refused(answer["error"], answer["errno"])
+    return answer["result"]  # type: ignore[return-value]  # ok: the work's own result
 
 
-def _dump() -> dict[str, Any]:
+def _dump() -> dict[str, TableJson]:
     families = _legacy_nat_families()
     if not families:
         return {}  # no table: nothing of netlab's there, and reading one would create it
@@ -169,10 +202,10 @@ def _dump() -> dict[str, Any]:
     return {str(family): _in_child(functools.partial(_dump_family, iptc, family)) for family in families}
 
 
-def _dump_family(iptc: Any, family: int) -> dict[str, Any]:
+def _dump_family(iptc: Any, family: Family) -> TableJson:
     table = _table(iptc, family)
-    chains: dict[str, dict[str, int]] = {}
-    rules: list[dict[str, Any]] = []
+    chains: dict[str, ChainJson] = {}
+    rules: list[RuleJson] = []
     for name, builtin in CHAINS.items():
         if not table.is_chain(name):
             continue
@@ -196,18 +229,18 @@ def _dump_family(iptc: Any, family: int) -> dict[str, Any]:
     return {"chains": chains, "rules": rules}
 
 
-def _change(ops: list[dict[str, Any]]) -> None:
+def _change(ops: list[OpJson]) -> None:
     iptc = _iptc()
     for family in sorted({op["family"] for op in ops}):
         _in_child(functools.partial(_change_family, iptc, family, [op for op in ops if op["family"] == family]))
 
 
-def _change_family(iptc: Any, family: int, ops: list[dict[str, Any]]) -> None:
+def _change_family(iptc: Any, family: Family, ops: list[OpJson]) -> None:
     table = _table(iptc, family)
     for op in ops:
         chain_name = op["chain"]
         if chain_name not in CHAINS:
-            raise Refused(f"{chain_name} is not one of netlab's chains")
+            raise _Refused(f"{chain_name} is not one of netlab's chains")
         builtin = iptc.Chain(table, CHAINS[chain_name])
         try:
             if op["action"] == "ensure-chain":
@@ -237,39 +270,39 @@ def _change_family(iptc: Any, family: int, ops: list[dict[str, Any]]) -> None:
                         chain.delete_rule(rule)
                         break
             else:
-                raise Refused(f"unknown operation {op['action']!r}")
+                raise _Refused(f"unknown operation {op['action']!r}")
         except (iptc.IPTCError, iptc.xtables.XTablesError, ValueError) as error:
-            raise Refused(f"{op['action']} in {chain_name} (IPv{family}): {error}") from error
+            raise _Refused(f"{op['action']} in {chain_name} (IPv{family}): {error}") from error
     try:
         table.commit()
     except iptc.IPTCError as error:
-        raise Refused(f"commit of the IPv{family} nat table: {error}") from error
+        raise _Refused(f"commit of the IPv{family} nat table: {error}") from error
 
 
 # -- rules: build from a spec, parse back, render ----------------------------------
 
 
-def _build(iptc: Any, spec: dict[str, Any]) -> Any:
+def _build(iptc: Any, spec: SpecJson) -> Any:
     rule = iptc.Rule6() if spec["family"] == 6 else iptc.Rule()
-    if spec.get("source"):
+    if spec["source"]:
         rule.src = spec["source"]
-    if spec.get("destination"):
+    if spec["destination"]:
         rule.dst = spec["destination"]
-    elif spec.get("not_destination"):
+    elif spec["not_destination"]:
         rule.dst = "!" + spec["not_destination"]
-    if spec.get("in_interface"):
+    if spec["in_interface"]:
         rule.in_interface = spec["in_interface"]
-    if spec.get("out_interface"):
+    if spec["out_interface"]:
         rule.out_interface = spec["out_interface"]
-    if spec.get("protocol"):
+    if spec["protocol"]:
         rule.protocol = spec["protocol"]
-        if spec.get("dport"):
+        if spec["dport"]:
             rule.create_match(spec["protocol"]).dport = spec["dport"]
-    if spec.get("dst_local"):
+    if spec["dst_local"]:
         rule.create_match("addrtype").dst_type = "LOCAL"
     rule.create_match("comment").comment = spec["comment"]
     target = rule.create_target(spec["target"])
-    if spec.get("to"):
+    if spec["to"]:
         if spec["target"] == "SNAT":
             target.to_source = spec["to"]
         else:
@@ -309,54 +342,52 @@ def _network(text: str | None) -> str | None:
     return None if network.prefixlen == 0 else str(network)
 
 
-def _parse(rule: Any, family: int, chain: str, comment: str) -> dict[str, Any] | None:
+def _parse(rule: Any, family: Family, chain: str, comment: str) -> SpecJson | None:
     """The spec netlab would have written for this rule, or None when the rule
     holds anything netlab never writes."""
     source, destination = rule.src or "", rule.dst or ""
     inn, out = rule.in_interface or "", rule.out_interface or ""
     if source.startswith("!") or inn.startswith("!") or out.startswith("!"):
         return None
-    spec: dict[str, Any] = {"family": family, "chain": chain, "comment": comment}
-    spec["source"] = _network(source)
-    if destination.startswith("!"):
-        spec["not_destination"] = _network(destination[1:])
-        spec["destination"] = None
-    else:
-        spec["destination"] = _network(destination)
-        spec["not_destination"] = None
-    spec["in_interface"] = inn or None
-    spec["out_interface"] = out or None
     protocol = rule.protocol if rule.protocol not in (None, "", "ip", "all", "0") else None
-    spec["protocol"] = protocol
-    spec["dport"] = None
-    spec["dst_local"] = False
+    dport: str | None = None
+    dst_local = False
     for match in rule.matches:
         parameters = match.get_all_parameters()
         if match.name == "comment":
             continue
         if match.name == protocol and match.name in PROTOCOL_MATCHES and set(parameters) <= {"dport"}:
-            spec["dport"] = " ".join(parameters.get("dport", [])) or None
+            dport = " ".join(parameters.get("dport", [])) or None
         elif match.name == "addrtype" and parameters == {"dst-type": ["LOCAL"]}:
-            spec["dst_local"] = True
+            dst_local = True
         else:
             return None
     target = rule.target
-    if target is None:
+    if target is None or target.name not in TARGET_PARAMETERS:
         return None
     parameters = target.get_all_parameters()
-    spec["target"] = target.name
-    if target.name == "MASQUERADE" and not parameters:
-        spec["to"] = None
-    elif target.name == "SNAT" and set(parameters) == {"to-source"}:
-        spec["to"] = " ".join(parameters["to-source"])
-    elif target.name == "DNAT" and set(parameters) == {"to-destination"}:
-        spec["to"] = " ".join(parameters["to-destination"])
-    else:
+    if set(parameters) != set(TARGET_PARAMETERS[target.name]):
         return None
-    return spec
+    to = " ".join(parameters[TARGET_PARAMETERS[target.name][0]]) if TARGET_PARAMETERS[target.name] else None
+    negated = destination.startswith("!")
+    return {
+        "family": family,
+        "chain": chain,
+        "comment": comment,
+        "target": target.name,
+        "source": _network(source),
+        "destination": None if negated else _network(destination),
+        "not_destination": _network(destination[1:]) if negated else None,
+        "in_interface": inn or None,
+        "out_interface": out or None,
+        "protocol": protocol,
+        "dport": dport,
+        "dst_local": dst_local,
+        "to": to,
+    }
 
 
-def _render(rule: Any, family: int, chain: str) -> str:
+def _render(rule: Any, family: Family, chain: str) -> str:
     """The rule as iptables-save prints it, close enough to name it and to tell
     two rules apart; a rule netlab would write renders as `RuleSpec.text()`."""
     comment = _comment(rule) or ""

@@ -3,58 +3,126 @@ namespace once and remembers it, and carries the writers. Kinds read through it
 while planning; their steps write through it. The resolver files count as kernel
 state here: they are what the resolver reads.
 
-What is remembered is forgotten by whoever knows it went stale: `forget_written`
-after a pass forgets what its writes touched (so verifying re-reads only that);
-a kernel made with `on_event` (the daemon's) listens for rtnetlink events in
-every namespace it reads, from just before its first read, and `forget_heard`
-forgets the namespaces that changed since; `forget_reads` forgets everything
-(a resync); `drop_namespaces` lets go of namespaces deleted by hand (their
-sockets too) and keeps the rest. Many namespaces about to be read are read by two processes
-(`read_ahead`).
+Everything read is kept in one cache (`Reads`), by what was read and where.
+Every write says what it makes stale (`Touched`) as it goes out, and the cache
+forgets that there and then: the netlink backend reports each of its writes
+(`Netlink._write`), the other writers are methods of this facade. So what a
+pass wrote is read again when the pass is verified, and nothing else is.
+What changes without netlab is forgotten by whoever hears of it: a kernel made
+with `on_event` (the daemon's) listens for rtnetlink events in every namespace
+it reads, from just before its first read, and `forget_heard` forgets the
+namespaces that changed since; `forget_reads` forgets everything (a resync);
+`drop_namespaces` lets go of namespaces deleted by hand (their sockets too) and
+keeps the rest.
 """
 
 from __future__ import annotations
 
-import os
-import pickle
-import select
-import signal
 import threading
-import time
-import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from netlab.controller.backends import iptables, namespaces, resolver_files, rtnl, sysctls
+from netlab.controller.backends import iptables, namespaces, resolver_files, sysctls
 from netlab.controller.backends.events import EventHub
 from netlab.controller.backends.iptables import NatOp, NatTables
-from netlab.controller.backends.netlink import Netlink, NetnsDump, ObservedLink, open_socket
+from netlab.controller.backends.netlink import Netlink, NetnsDump, ObservedLink, Reached, open_socket
 from netlab.controller.backends.resolver_files import FileState
+
+T = TypeVar("T")
 
 EMPTY_DUMP = NetnsDump((), (), ())
 LOOPBACK = "lo"
-# Reading this many namespaces or more at once is shared with a forked child
-# (`read_ahead`): decoding is pure Python, so a second process is what puts a
-# second core to work. Below it the fork costs more than it saves.
-READ_AHEAD_MIN = 64
-READ_AHEAD_TIMEOUT = 30.0  # seconds; a thousand namespaces take well under one
-HANDLED_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}  # by the daemon and the cli
+
+# What a read is of, and where: ("dump", netns), ("sysctls", netns),
+# ("legacy-nat", netns), ("nat", netns), ("nftables", netns) with netns None
+# for the host; ("file", path); ("namespaces", None), ("fresh-sysctls", None).
+Read = tuple[str, str | None]
+OF_A_NAMESPACE = ("dump", "sysctls", "legacy-nat", "nat", "nftables")
 
 
-def _read_all(fd: int, deadline: float) -> bytes | None:
-    """Everything until the writer closes the pipe, or None at the deadline.
-    Closes `fd`."""
-    chunks = []
-    try:
-        while True:
-            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
-                return None
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                return b"".join(chunks)
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
+@dataclass(frozen=True)
+class Touched:
+    """What a write makes stale: the reads it changes, or everything."""
+
+    reads: frozenset[Read] = frozenset()
+    everything: bool = False
+
+    @classmethod
+    def by_netlink(cls, reached: Reached) -> Touched:
+        """What a netlink write changes: the dumps of the namespaces it reaches
+        (None: of any namespace)."""
+        return EVERYTHING if reached is None else cls(frozenset(("dump", netns) for netns in reached))
+
+
+EVERYTHING = Touched(everything=True)
+
+
+class Reads:
+    """The one cache of what was read: for each read (what, where), its values by
+    detail (a sysctl's key; None where a read has one value). What a write
+    touches is stale: read again when asked for, and kept meanwhile only as the
+    last reading (`last`), which tells who links to whom across namespaces."""
+
+    def __init__(self) -> None:
+        # what -> where -> detail -> value
+        self._fresh: dict[str, dict[str | None, dict[Hashable, Any]]] = {}
+        self._stale: dict[str, dict[str | None, dict[Hashable, Any]]] = {}
+
+    def get(self, what: str, where: str | None, detail: Hashable, load: Callable[..., T], *args: Any) -> T:
+        """The value kept, or what `load(*args)` reads now (then kept). Planning
+        asks some ten thousand times a pass: no closure or tuple is made for a
+        value kept."""
+        try:
+            value: T = self._fresh[what][where][detail]
+        except KeyError:
+            value = load(*args)
+            self.put(what, where, detail, value)
+        return value
+
+    def put(self, what: str, where: str | None, detail: Hashable, value: Any) -> None:
+        self._fresh.setdefault(what, {}).setdefault(where, {})[detail] = value
+        self._stale.get(what, {}).pop(where, None)
+
+    def peek(self, what: str, where: str | None) -> Any:
+        """The value of a read that has one, if it is known and fresh; else None."""
+        return self._fresh.get(what, {}).get(where, {}).get(None)
+
+    def last(self, what: str) -> Iterator[tuple[str | None, Any]]:
+        """Where, and the last value read (fresh or stale), of every read of
+        this kind that has one value."""
+        fresh = self._fresh.get(what, {})
+        for where, values in fresh.items():
+            if None in values:
+                yield where, values[None]
+        for where, values in self._stale.get(what, {}).items():
+            if where not in fresh and None in values:
+                yield where, values[None]
+
+    def last_of(self, what: str, where: str | None) -> Any:
+        """The last value read (fresh or stale) of a read that has one value, or None."""
+        values = self._fresh.get(what, {}).get(where) or self._stale.get(what, {}).get(where) or {}
+        return values.get(None)
+
+    def touch(self, touched: Touched) -> None:
+        """A write went out: what it touched is stale."""
+        reads = [(what, where) for what, wheres in self._fresh.items() for where in wheres] if touched.everything else touched.reads
+        for what, where in reads:
+            values = self._fresh.get(what, {}).pop(where, None)
+            if values:
+                self._stale.setdefault(what, {})[where] = values
+
+    def forget(self, reads: Iterable[Read] = (), what: str | None = None, everything: bool = False) -> None:
+        """Forgets these reads, and every read of kind `what`, or everything."""
+        if everything:
+            self._fresh.clear()
+            self._stale.clear()
+        for kind, where in reads:
+            self._fresh.get(kind, {}).pop(where, None)
+            self._stale.get(kind, {}).pop(where, None)
+        if what is not None:
+            self._fresh.pop(what, None)
+            self._stale.pop(what, None)
 
 
 def fresh_namespace_link(netns: str, name: str) -> ObservedLink | None:
@@ -75,22 +143,14 @@ class Kernel:
         """`on_event()` is called (from another thread) whenever a namespace read
         before changes, or the kernel dropped its events: `forget_heard` then
         forgets that namespace."""
-        self.netlink = Netlink()
+        self._reads = Reads()
+        self.netlink = Netlink(
+            wrote=lambda reached: self._reads.touch(Touched.by_netlink(reached)), reached_by_deleting=self._reached_by_deleting
+        )
         self._on_event = on_event
         self._events = EventHub(self._heard) if on_event is not None else None
         self._changed: set[str | None] = set()  # heard changing since last read
         self._changed_lock = threading.Lock()
-        self._namespaces: frozenset[str] | None = None
-        self._dumps: dict[str | None, NetnsDump] = {}
-        self._sysctls: dict[tuple[str | None, str], str | None] = {}
-        self._fresh_sysctls: dict[str, str | None] = {}  # what a new namespace has, by key
-        self._legacy_nat: dict[str | None, bool] = {}
-        self._nat: dict[str | None, NatTables] = {}
-        self._nftables: dict[str | None, tuple[str, ...]] = {}
-        # A file is read again only when lstat shows it changed (no events come
-        # for files): (device, inode, mode, size, mtime, ctime) when it was read.
-        self._files: dict[str, tuple[tuple[int, ...] | None, FileState]] = {}
-        self.netlink.reached_by_deleting = self._reached_by_deleting
 
     def close(self) -> None:
         if self._events is not None:
@@ -107,101 +167,63 @@ class Kernel:
     # -- reads, once per pass -------------------------------------------------------
 
     def namespaces(self) -> frozenset[str]:
-        if self._namespaces is None:
-            self._namespaces = namespaces.list_namespaces()
-        return self._namespaces
+        return self._reads.get("namespaces", None, None, namespaces.list_namespaces)
 
     def has_netns(self, netns: str | None) -> bool:
         return netns is None or netns in self.namespaces()
 
     def dump(self, netns: str | None) -> NetnsDump:
-        if netns not in self._dumps:
-            if self.has_netns(netns):
-                self._listen_before_reading(netns)
-                self._remember(netns, self.netlink.dump(netns))
-            else:
-                self._dumps[netns] = EMPTY_DUMP
-        return self._dumps[netns]
+        return self._reads.get("dump", netns, None, self._read_dump, netns)
 
-    def read_ahead(self, wanted: Iterable[str | None]) -> None:
-        """Reads the namespaces not read yet, half of them in a forked child that
-        hands its dumps back through a pipe, when there are enough of them and
-        more than one CPU. An optimisation only: whatever the child did not read
-        (it failed, or died) is read here when it is asked for, as it would be
-        without it.
-        The child uses the sockets opened here before the fork, and no thread or
-        log of the process's; it is born with the signals the process handles
-        blocked, reads, writes its answer and leaves with `os._exit`. It holds
-        copies of the process's descriptors (the lock on the state directory's
-        among them) only until the parent reaps it, which the parent does
-        before going on, killing it first if it has not answered within
-        `READ_AHEAD_TIMEOUT`.
-        The host's NAT tables are read by an iptables worker: one is
-        started now when they will be read, so that its start-up (~0.2 s)
-        overlaps the reading."""
-        wanted = list(dict.fromkeys(wanted))
-        if None in wanted and None not in self._nat and self.legacy_nat_exists(None):
-            iptables.warm_up()
-        todo = [netns for netns in wanted if netns not in self._dumps and self.has_netns(netns)]
-        if len(todo) < READ_AHEAD_MIN or len(os.sched_getaffinity(0)) < 2:
-            return
-        for netns in todo:
-            self._listen_before_reading(netns)
-            self.netlink.connection(netns)
-        theirs, ours = todo[::2], todo[1::2]
-        reader, writer = os.pipe()
-        # blocked across the fork, so that the child never runs the process's
-        # handlers; the parent's are delivered when it unblocks them
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
-        try:
-            with warnings.catch_warnings():
-                # Python 3.12 warns of fork() beside threads: this child uses none
-                warnings.simplefilter("ignore", DeprecationWarning)
-                child = os.fork()
-        except OSError:  # no memory or process left for it: read them here, when asked
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-            os.close(reader)
-            os.close(writer)
-            return
-        if child == 0:  # pragma: no cover (the child; its work is checked by the parent's test)
-            try:
-                rtnl.sequences_for_a_child()
-                os.close(reader)
-                dumps = {}
-                for netns in theirs:
-                    try:
-                        dumps[netns] = self.netlink.dump(netns)
-                    except Exception:  # noqa: BLE001 (left for the parent to read, and to report)
-                        break
-                with os.fdopen(writer, "wb") as out:
-                    out.write(pickle.dumps(dumps, protocol=pickle.HIGHEST_PROTOCOL))
-            finally:
-                os._exit(0)
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        os.close(writer)
-        try:
-            for netns in ours:
-                self.dump(netns)
-        finally:
-            data = _read_all(reader, deadline=time.monotonic() + READ_AHEAD_TIMEOUT)
-            if data is None:
-                os.kill(child, signal.SIGKILL)
-            os.waitpid(child, 0)
-        try:
-            dumps = pickle.loads(data) if data else {}
-        except (pickle.UnpicklingError, EOFError):
-            return
-        for netns, dump in dumps.items():
-            if netns not in self._dumps:
-                self._remember(netns, dump)
-
-    def _remember(self, netns: str | None, dump: NetnsDump) -> None:
-        self._dumps[netns] = dump
-        self.netlink.remember(netns, dump)
+    def _read_dump(self, netns: str | None) -> NetnsDump:
+        if not self.has_netns(netns):
+            return EMPTY_DUMP
+        self._listen_before_reading(netns)
+        dump = self.netlink.dump(netns)
         if not dump.consistent:
             # changing while read, every time: read again on the next pass
             with self._changed_lock:
                 self._changed.add(netns)
+        return dump
+
+    def read_ahead(self, wanted: Iterable[str | None]) -> None:
+        """Told which namespaces a plan is about to read. The host's NAT tables
+        are read by an iptables worker: one is started now when they will be
+        read, so that its start-up (~0.2 s) overlaps the reading."""
+        if None in set(wanted) and self._reads.peek("nat", None) is None and self.legacy_nat_exists(None):
+            iptables.warm_up()
+
+    def sysctl(self, netns: str | None, key: str) -> str | None:
+        return self._reads.get("sysctls", netns, key, lambda: sysctls.read(netns, key) if self.has_netns(netns) else None)
+
+    def fresh_sysctl(self, key: str) -> str | None:
+        """The value a namespace created now has (what netlab gives back when a
+        sysctl of a namespace it created leaves the files)."""
+        return self._reads.get("fresh-sysctls", None, key, sysctls.read_fresh, key)
+
+    def legacy_nat_exists(self, netns: str | None) -> bool:
+        return self._reads.get("legacy-nat", netns, None, lambda: self.has_netns(netns) and iptables.legacy_nat_exists(netns))
+
+    def nat(self, netns: str | None) -> NatTables:
+        """netlab's chains and rules in the namespace's legacy nat tables: one
+        worker process, only where a legacy nat table exists (reading one would
+        create it)."""
+        return self._reads.get("nat", netns, None, lambda: iptables.dump(netns) if self.legacy_nat_exists(netns) else NatTables())
+
+    def nftables_in_use(self, netns: str | None) -> tuple[str, ...]:
+        return self._reads.get("nftables", netns, None, lambda: iptables.nftables_in_use(netns) if self.has_netns(netns) else ())
+
+    def file(self, path: str) -> FileState:
+        """Read again whenever lstat shows it changed (no events come for files):
+        (device, inode, mode, size, mtime, ctime) when it was read."""
+        signature = resolver_files.signature(path)
+        known: tuple[tuple[int, ...] | None, FileState] | None = self._reads.peek("file", path)
+        if known is None or known[0] != signature:
+            # the signature taken before the read: a write in between makes the
+            # next look read it again
+            known = (signature, resolver_files.read(path))
+            self._reads.put("file", path, None, known)
+        return known[1]
 
     # -- events (a kernel made with on_event) --------------------------------------
 
@@ -251,22 +273,19 @@ class Kernel:
         such a link by name (its removal counts a link already gone as
         removed), so it holds whichever comes first. The rest of what this
         kernel knows stays."""
-        gone = set(names)
+        gone: set[str | None] = set(names)
         peers = self._peers_in(gone)
         for netns in gone:
             self.netlink.forget(netns)
             if self._events is not None:
                 self._events.forget(netns)
-            self._legacy_nat.pop(netns, None)
-            self._nat.pop(netns, None)
-            self._nftables.pop(netns, None)
         with self._changed_lock:
             self._changed -= gone  # listened to again by the read that follows
         namespaces.forget_listing()
-        self.forget_namespaces(gone)
+        self._reads.forget([(what, netns) for what in OF_A_NAMESPACE for netns in gone] + [("namespaces", None)])
         return frozenset(peers)
 
-    def _peers_in(self, gone: set[str]) -> set[str | None]:
+    def _peers_in(self, gone: set[str | None]) -> set[str | None]:
         """The namespaces read that hold a link whose other end is in one of
         `gone`: a link in another namespace (IFLA_LINK_NETNSID) pointing at a
         link of a gone one that points back. An index names a link in its own
@@ -274,16 +293,17 @@ class Kernel:
         again for nothing, never missed. A gone namespace not read (or forgotten
         since) tells nothing: then every namespace with a link into another is
         taken."""
-        ends: set[tuple[int, int]] = set()
+        dumps: dict[str | None, NetnsDump] = dict(self._reads.last("dump"))
+        ends: set[tuple[int, int | None]] = set()
         unknown = False
         for netns in gone:
-            dump = self._dumps.get(netns)
+            dump = dumps.get(netns)
             if dump is None:
                 unknown = True
                 continue
             ends |= {(link.index, link.link_index) for link in dump.links if link.link_netnsid is not None and link.link_index}
         peers: set[str | None] = set()
-        for netns, dump in self._dumps.items():
+        for netns, dump in dumps.items():
             if netns in gone:
                 continue
             for link in dump.links:
@@ -302,123 +322,60 @@ class Kernel:
         so one can match by chance: read again for nothing, never missed. None
         (everything) when the link read is not the one there now (`index`, just
         asked), or its namespace was not read: who points at it is not known.
-        Namespaces not read hold nothing to forget."""
-        dump = self._dumps.get(netns)
+        Namespaces not read hold nothing to forget. What was read last serves,
+        stale or not: a write does not change who points at whom."""
+        dump: NetnsDump | None = self._reads.last_of("dump", netns)
         link = dump.link(name) if dump is not None else None
         if link is None or link.index != index:
             return None
         return {
             other
-            for other, found in self._dumps.items()
+            for other, found in self._reads.last("dump")
             if other != netns and any(each.link_netnsid is not None and each.link_index == link.index for each in found.links)
         }
 
-    def sysctl(self, netns: str | None, key: str) -> str | None:
-        if (netns, key) not in self._sysctls:
-            self._sysctls[(netns, key)] = sysctls.read(netns, key) if self.has_netns(netns) else None
-        return self._sysctls[(netns, key)]
-
-    def fresh_sysctl(self, key: str) -> str | None:
-        """The value a namespace created now has (what netlab gives back when a
-        sysctl of a namespace it created leaves the files)."""
-        if key not in self._fresh_sysctls:
-            self._fresh_sysctls[key] = sysctls.read_fresh(key)
-        return self._fresh_sysctls[key]
-
-    def legacy_nat_exists(self, netns: str | None) -> bool:
-        if netns not in self._legacy_nat:
-            self._legacy_nat[netns] = self.has_netns(netns) and iptables.legacy_nat_exists(netns)
-        return self._legacy_nat[netns]
-
-    def nat(self, netns: str | None) -> NatTables:
-        """netlab's chains and rules in the namespace's legacy nat tables: one
-        worker process, only where a legacy nat table exists (reading one would
-        create it)."""
-        if netns not in self._nat:
-            self._nat[netns] = iptables.dump(netns) if self.legacy_nat_exists(netns) else NatTables()
-        return self._nat[netns]
-
-    def nftables_in_use(self, netns: str | None) -> tuple[str, ...]:
-        if netns not in self._nftables:
-            self._nftables[netns] = iptables.nftables_in_use(netns) if self.has_netns(netns) else ()
-        return self._nftables[netns]
-
-    def file(self, path: str) -> FileState:
-        signature = resolver_files.signature(path)
-        known = self._files.get(path)
-        if known is None or known[0] != signature:
-            # the signature taken before the read: a write in between makes the
-            # next look read it again
-            known = self._files[path] = (signature, resolver_files.read(path))
-        return known[1]
+    # -- forgetting what changed without netlab -----------------------------------
 
     def forget_reads(self) -> None:
         """Everything: the next read of anything asks the kernel again."""
-        self.netlink.take_touched()
         with self._changed_lock:
             self._changed.clear()
-        self._namespaces = None
         namespaces.forget_listing()
-        self._dumps.clear()
-        self._sysctls.clear()
-        self._fresh_sysctls.clear()  # some follow the host's (devconf_inherit_init_net)
-        self._legacy_nat.clear()
-        self._nat.clear()
-        self._nftables.clear()
-        self._files.clear()
-
-    def forget_namespaces(self, names: set[str | None]) -> None:
-        """What was read of these namespaces (None: the host), and which
-        namespaces exist (a namespace's creation or removal in between makes its
-        reads stale too)."""
-        self._namespaces = None
-        for netns in names:
-            self._dumps.pop(netns, None)
-            for key in [key for key in self._sysctls if key[0] == netns]:
-                del self._sysctls[key]
-            # NAT tables are kept: netlink writes and events say nothing of them
-            # (their own writes update them; a resync reads them again)
+        self._reads.forget(everything=True)  # fresh sysctls too: some follow the host's (devconf_inherit_init_net)
 
     def forget_heard(self) -> None:
         """Between the daemon's passes: forgets the namespaces heard changing since
-        they were read, and the sysctls (which make no events). Files are
-        checked for changes on every read anyway."""
+        they were read (their dumps and sysctls, and which namespaces exist: a
+        namespace's creation or removal in between makes its reads stale too),
+        and every sysctl (they make no events). NAT tables are kept: netlink
+        events say nothing of them (their own writes update them; a resync reads
+        them again). Files are checked for changes on every read anyway."""
         with self._changed_lock:
             changed, self._changed = self._changed, set()
-        self.forget_namespaces(changed)
-        self._sysctls.clear()
-
-    def forget_written(self) -> None:
-        """After a pass's writes: forgets the namespaces they touched (the files
-        they wrote are forgotten as they are written)."""
-        touched = self.netlink.take_touched()
-        if touched is None:
-            self.forget_reads()
-        else:
-            self.forget_namespaces(touched)
+        self._reads.forget([("dump", netns) for netns in changed] + [("namespaces", None)], what="sysctls")
 
     # -- writes -------------------------------------------------------------------
 
     def create_namespace(self, name: str) -> None:
+        self._reads.touch(Touched(frozenset({("namespaces", None), *((what, name) for what in OF_A_NAMESPACE)})))
         self.netlink.adopt(name, namespaces.create_namespace(name, then=open_socket))
         # A namespace without a working loopback surprises every program run in it
         # (planning counts on it: `fresh_namespace_link`).
         self.netlink.link_set(name, LOOPBACK, state="up")
 
     def remove_namespace(self, name: str) -> None:
+        # its veths' peers in other namespaces go with it
+        self._reads.touch(EVERYTHING)
         self.netlink.forget(name)
         if self._events is not None:
             self._events.forget(name)
-        # its veths' peers in other namespaces go with it
-        self.netlink.touch_everything()
         namespaces.remove_namespace(name)
 
     def write_sysctl(self, netns: str | None, key: str, value: str) -> None:
-        sysctls.write(netns, key, value)
         # One write can move other keys (`ip_forward` is `conf.all.forwarding`,
         # and `conf.all` sets every link's): all of the namespace's are read again.
-        for known in [known for known in self._sysctls if known[0] == netns]:
-            del self._sysctls[known]
+        self._reads.touch(Touched(frozenset({("sysctls", netns)})))
+        sysctls.write(netns, key, value)
 
     def prepare_nat_changes(self) -> None:
         """A pass that will change NAT says so before its first write: the
@@ -426,25 +383,26 @@ class Kernel:
         iptables.warm_up()
 
     def change_nat(self, netns: str | None, ops: list[NatOp]) -> None:
+        self._reads.touch(Touched(frozenset({("legacy-nat", netns), ("nat", netns)})))
         after = iptables.change(netns, ops)
-        self._legacy_nat.pop(netns, None)
-        if after is None:
-            self._nat.pop(netns, None)
-        else:
-            self._nat[netns] = after  # read by the worker that wrote them
+        if after is not None:
+            self._reads.put("nat", netns, None, after)  # read by the worker that wrote them
 
     def write_file(self, path: str, data: bytes, mode: int) -> None:
+        self._touch_file(path)
         resolver_files.write(path, data, mode)
-        self._files.pop(path, None)
 
     def remove_file(self, path: str) -> None:
+        self._touch_file(path)
         resolver_files.remove(path)
-        self._files.pop(path, None)
 
     def make_directory(self, path: str, mode: int = 0o755) -> None:
+        self._touch_file(path)
         resolver_files.make_directory(path, mode)
-        self._files.pop(path, None)
 
     def remove_directory_if_empty(self, path: str) -> None:
+        self._touch_file(path)
         resolver_files.remove_directory_if_empty(path)
-        self._files.pop(path, None)
+
+    def _touch_file(self, path: str) -> None:
+        self._reads.touch(Touched(frozenset({("file", path)})))

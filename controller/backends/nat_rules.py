@@ -1,12 +1,13 @@
 """The words the NAT backend and its worker process share: netlab's chains, the
-comments that mark its rules, and `RuleSpec`, one rule as python-iptables sets
-it. Standard library only, so the worker starts fast.
+comments that mark its rules, `RuleSpec`, one rule as python-iptables sets
+it, and the JSON messages between them (`Request`, `Answer`). Standard library
+only, so the worker starts fast.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Literal
+from dataclasses import asdict, dataclass
+from typing import Literal, NotRequired, TypedDict, cast
 
 # netlab's chains in the nat table, each jumped to from the built-in chain named here
 CHAINS: dict[str, str] = {
@@ -19,6 +20,74 @@ RULE_COMMENT_PREFIX = "netlab:"
 
 Family = Literal[4, 6]
 Target = Literal["MASQUERADE", "SNAT", "DNAT"]
+Action = Literal["ensure-chain", "remove-chain", "add", "delete"]
+
+
+class SpecJson(TypedDict):
+    """A `RuleSpec` as JSON (`RuleSpec.to_json`)."""
+
+    family: Family
+    chain: str
+    comment: str
+    target: Target
+    source: str | None
+    destination: str | None
+    not_destination: str | None
+    in_interface: str | None
+    out_interface: str | None
+    protocol: str | None
+    dport: str | None
+    dst_local: bool
+    to: str | None
+
+
+class OpJson(TypedDict):
+    """One write of a change request (`iptables.NatOp`)."""
+
+    action: Action
+    family: Family
+    chain: str
+    spec: NotRequired[SpecJson]
+    comment: NotRequired[str]
+    text: NotRequired[str]
+
+
+class Request(TypedDict):
+    """What the worker reads on stdin: a dump, or a change (then its ops), in the
+    namespace mounted at `netns` (None: the worker's own)."""
+
+    request: Literal["dump", "change"]
+    netns: str | None
+    ops: NotRequired[list[OpJson]]
+
+
+class ChainJson(TypedDict):
+    foreign: int  # rules without a netlab comment
+    jumps: int  # netlab's jumps to the chain from its built-in chain
+
+
+class RuleJson(TypedDict):
+    chain: str
+    comment: str
+    text: str  # as `iptables-save` prints it, near enough
+    spec: SpecJson | None  # None: holds something netlab never writes
+
+
+class TableJson(TypedDict):
+    """netlab's chains, by name, and rules in one family's nat table."""
+
+    chains: dict[str, ChainJson]
+    rules: list[RuleJson]
+
+
+class Answer(TypedDict):
+    """What the worker writes on stdout: the nat tables by family ("4", "6"),
+    as they are after the request; or why it failed."""
+
+    ok: bool
+    nat: NotRequired[dict[str, TableJson]]
+    error: NotRequired[str]
+    errno: NotRequired[int]
 
 
 @dataclass(frozen=True)
@@ -63,10 +132,9 @@ class RuleSpec:
             words.append(f"--to-source {self.to}" if self.target == "SNAT" else f"--to-destination {self.to}")
         return " ".join(words)
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_json(self) -> SpecJson:
+        return cast(SpecJson, asdict(self))
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> RuleSpec:
-        known = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in known})
+    def from_json(cls, data: SpecJson) -> RuleSpec:
+        return cls(**data)

@@ -3,7 +3,9 @@
 It keeps one rtnetlink socket per namespace (`rtnl.RtnlSocket`: pyroute2's
 messages on a plain socket) for the whole pass, dumps a namespace's links,
 addresses and routes once, and turns pyroute2 messages into the plain
-`Observed*` records the kinds compare. Called by the kinds.
+`Observed*` records the kinds compare. What netlab reads of the kernel's
+messages is decided in one place, `reads`, for the dumps here and for the
+event listeners (`events`) alike. Called by the kinds, through the Kernel.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ import functools
 import ipaddress
 import os
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any, NotRequired, TypedDict, TypeVar, Unpack
 
 from pyroute2.netlink import NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, nlmsg
 from pyroute2.netlink.rtnl import (
@@ -34,7 +36,7 @@ from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from netlab.controller.backends import namespaces
-from netlab.controller.backends.rtnl import Refused, RtnlSocket, decode_as, narrowed
+from netlab.controller.backends.rtnl import RtnlSocket, decode_as, narrowed
 from netlab.state.errors import KernelRefused
 from netlab.state.link_types import OBSERVED_DATA, kernel_module
 
@@ -43,8 +45,6 @@ from netlab.state.link_types import OBSERVED_DATA, kernel_module
 NETLAB_ROUTE_PROTO = 213
 # Links netlab creates carry this ifalias (`ip link` shows `alias netlab`).
 NETLAB_LINK_ALIAS = "netlab"
-
-T = TypeVar("T")
 
 IFF_UP = 0x1
 LINK_ATTRIBUTES = {"mtu": "IFLA_MTU", "address": "IFLA_ADDRESS", "ifalias": "IFLA_IFALIAS"}
@@ -56,6 +56,10 @@ RTN_UNICAST = 1
 RTPROT_KERNEL = 2
 RT_SCOPE_LINK = 253
 RT_SCOPE_NOWHERE = 255  # in a delete request: whatever the route's scope
+AF_BRIDGE = 7
+
+# The namespaces a write changes (None in it: the host); None: possibly any.
+Reached = Collection[str | None] | None
 
 # A link as netlab receives it: the attributes `_link` reads, of the some fifty
 # the kernel sends (lookups and events read only the fixed header). Every socket
@@ -111,7 +115,6 @@ class ObservedAddress:
     interface: str
     address: str  # "10.0.0.2/24"
     family: int  # 4 or 6
-    scope: int
     secondary: bool  # IPv4: removing the primary of a subnet removes these too
 
     @property
@@ -130,20 +133,29 @@ class ObservedRoute:
     dev: str | None
     proto: int
     family: int
-    type: int
 
     @property
     def marked(self) -> bool:
         return self.proto == NETLAB_ROUTE_PROTO
 
 
+class Route(TypedDict):
+    """A route as a write names it (`Netlink.route_add`, `route_replace`)."""
+
+    to: str  # "0.0.0.0/0", "10.0.0.0/24"
+    table: int
+    metric: int
+    via: str | None
+    dev: str | None
+    proto: NotRequired[int]  # netlab's own unless given
+
+
 @dataclass(frozen=True, slots=True)
 class NetnsDump:
     links: tuple[ObservedLink, ...]
     addresses: tuple[ObservedAddress, ...]
-    # unicast and not the kernel's own (proto kernel), in any table (the local
-    # table's own routes are of type local or broadcast): the routes anyone
-    # installed, which are all netlab ever reads
+    # the routes netlab reads (`reads`): unicast and not the kernel's own, in
+    # any table
     routes: tuple[ObservedRoute, ...]
     # False when the kernel said a list changed while it was read, every time
     # it was read: it may lack or repeat what changed meanwhile
@@ -171,21 +183,23 @@ class Netlink:
     """Connections to rtnetlink, one per namespace, opened lazily and kept (the
     daemon keeps them from pass to pass). It remembers each namespace's link
     indexes (from dumps and lookups), so that a write names its link without
-    asking the kernel first, and which namespaces its writes touched, so that
-    only those are read again."""
+    asking the kernel first. Every write goes out through `_write`, which first
+    tells `wrote` (the kernel facade) which namespaces it makes stale."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        wrote: Callable[[Reached], None] = lambda namespaces: None,
+        reached_by_deleting: Callable[[str | None, str, int], Reached] = lambda netns, name, index: None,
+    ) -> None:
+        """`wrote(namespaces)`: called before each write with the namespaces it
+        changes (None: possibly any). `reached_by_deleting(netns, name, index)`:
+        the other namespaces a link's deletion changes (a veth's peer, the links
+        on a parent), or None when that is not known; given by whoever holds
+        what was read."""
         self._connections: dict[str | None, RtnlSocket] = {}
         self._indexes: dict[str | None, dict[str, int]] = {}
-        # Namespaces written to since `take_touched`; None in the set is the host.
-        # A write whose effects reach unknown namespaces (deleting a veth takes
-        # its peer along) touches everything.
-        self._touched: set[str | None] = set()
-        self._touched_everything = False
-        # The other namespaces a link's deletion changes (a veth's peer, the
-        # links on a parent), or None when that is not known: given by whoever
-        # holds what was read (the kernel facade); without one, everything.
-        self.reached_by_deleting: Callable[[str | None, str, int], set[str | None] | None] = lambda netns, name, index: None
+        self._wrote = wrote
+        self._reached_by_deleting = reached_by_deleting
         # The process's own namespace as an fd, so a veth peer can be placed in
         # it from inside another namespace. /proc/1 would be the machine's, not ours.
         self._own_netns_fd = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
@@ -234,55 +248,39 @@ class Netlink:
             connection.close()
         self._indexes.pop(netns, None)
 
-    def take_touched(self) -> set[str | None] | None:
-        """The namespaces written to since the last call (None: possibly every
-        namespace), and starts afresh."""
-        touched = None if self._touched_everything else set(self._touched)
-        self._touched.clear()
-        self._touched_everything = False
-        return touched
-
-    def touch_everything(self) -> None:
-        self._touched_everything = True
-
     # -- observing ----------------------------------------------------------------
 
     def dump(self, netns: str | None) -> NetnsDump:
         """Links, addresses and routes, each message turned into its record as it
         arrives: the host's dump of a thousand veths held all at once as pyroute2
-        messages would cost some 30 MB. Routes netlab never reads (those not
-        unicast, and the kernel's own: it keeps several per address) and IPv6 link-local addresses (one per link that is up, made by
-        the kernel) are passed over before they are decoded, and of a link only
-        the attributes read are decoded (`LinkMessage`)."""
+        messages would cost some 30 MB. What netlab does not read (`reads`) is
+        passed over before it is decoded, and of a link only the attributes read
+        are decoded (`LinkMessage`)."""
         rtnl = self.connection(netns)
-        try:
-            # with its master's index: a master's name is known once every link is
-            linked, links_consistent = rtnl.dump(
-                RTM_GETLINK,
-                _message(ifinfmsg, attrs=[("IFLA_EXT_MASK", RTEXT_FILTER_SKIP_STATS)]),
-                functools.partial(_link, netns),
-            )
-            names = {link.index: link.name for link, _ in linked}
-            addresses, addresses_consistent = rtnl.dump(
-                RTM_GETADDR, _message(ifaddrmsg), lambda msg: _address(netns, msg, names), keep=_read_address
-            )
-            # one dump for both families and every table
-            routes, routes_consistent = rtnl.dump(
-                RTM_GETROUTE, _message(rtmsg), lambda msg: _route(netns, msg, names), keep=_read_route
-            )
-        except Refused as error:
-            raise KernelRefused(f"read {_where(netns)}", error.code, os.strerror(error.code), error.kernel_message) from error
-        self._indexes[netns] = {name: index for index, name in names.items()}  # as `remember` does
+        what = f"read {_where(netns)}"
+        # with its master's index: a master's name is known once every link is
+        linked, links_consistent = rtnl.dump(
+            what,
+            RTM_GETLINK,
+            _message(ifinfmsg, attrs=[("IFLA_EXT_MASK", RTEXT_FILTER_SKIP_STATS)]),
+            functools.partial(_link, netns),
+            keep=reads,
+        )
+        names = {link.index: link.name for link, _ in linked}
+        addresses, addresses_consistent = rtnl.dump(
+            what, RTM_GETADDR, _message(ifaddrmsg), lambda msg: _address(netns, msg, names), keep=reads
+        )
+        # one dump for both families and every table
+        routes, routes_consistent = rtnl.dump(
+            what, RTM_GETROUTE, _message(rtmsg), lambda msg: _route(netns, msg, names), keep=reads
+        )
+        self._indexes[netns] = {name: index for index, name in names.items()}
         return NetnsDump(
             tuple(replace(link, master=names.get(master)) if master else link for link, master in linked),
             tuple(address for address in addresses if address is not None),
-            tuple(route for route in routes if route is not None),
+            tuple(routes),
             links_consistent and addresses_consistent and routes_consistent,
         )
-
-    def remember(self, netns: str | None, dump: NetnsDump) -> None:
-        """Takes the link indexes of a dump read by another process (`Kernel.read_ahead`)."""
-        self._indexes[netns] = {link.name: link.index for link in dump.links}
 
     # -- links --------------------------------------------------------------------
 
@@ -300,31 +298,27 @@ class Netlink:
         already in the peer's namespace; vlan/macvlan/ipvlan beside their parent and
         placed into `netns` by the same request. `data`: IFLA_INFO_DATA attributes
         by name (IFLA_VLAN_ID...)."""
-        rtnl = self.connection(netns)
-        self._touched.add(netns)
-        self._indexes.get(netns, {}).pop(name, None)
-        attrs: list[tuple[str, Any]] = [("IFLA_IFNAME", name)]
+        ends = [(netns, name)] + ([peer] if peer is not None else [])
+        for end_netns, end_name in ends:
+            self._indexes.get(end_netns, {}).pop(end_name, None)
         info_data: list[tuple[str, Any]] = list((data or {}).items())
         if peer is not None:
-            peer_netns, peer_name = peer
-            self._touched.add(peer_netns)
-            self._indexes.get(peer_netns, {}).pop(peer_name, None)
-            peer_attrs = [("IFLA_IFNAME", peer_name), ("IFLA_NET_NS_FD", self._netns_fd(peer_netns))]
+            peer_attrs = [("IFLA_IFNAME", peer[1]), ("IFLA_NET_NS_FD", self._netns_fd(peer[0]))]
             info_data.append(("VETH_INFO_PEER", {"attrs": peer_attrs}))
-        if parent is not None:
-            parent_netns, parent_name = parent
-            self._touched.add(parent_netns)
-            rtnl = self.connection(parent_netns)
-            attrs.append(("IFLA_LINK", self._index(parent_netns, parent_name)))
-            if netns != parent_netns:
-                attrs.append(("IFLA_NET_NS_FD", self._netns_fd(netns)))
         info: list[tuple[str, Any]] = [("IFLA_INFO_KIND", kind)]
         if info_data:
             info.append(("IFLA_INFO_DATA", {"attrs": info_data}))
-        attrs.append(("IFLA_LINKINFO", {"attrs": info}))
+        attrs: list[tuple[str, Any]] = [("IFLA_IFNAME", name), ("IFLA_LINKINFO", {"attrs": info})]
+        sender = netns
+        if parent is not None:
+            sender = parent[0]
+            attrs.append(("IFLA_LINK", self._index(*parent)))
+            if netns != sender:
+                attrs.append(("IFLA_NET_NS_FD", self._netns_fd(netns)))
         what = f"create {kind} link {_where(netns, name)}"
+        msg = _message(ifinfmsg, attrs=attrs)
         try:
-            _call(what, rtnl.request, RTM_NEWLINK, _message(ifinfmsg, attrs=attrs), NLM_F_CREATE | NLM_F_EXCL)
+            self._write(what, sender, RTM_NEWLINK, msg, NLM_F_CREATE | NLM_F_EXCL, reaches=[end for end, _ in ends])
         except KernelRefused as error:
             if error.code == errno.EOPNOTSUPP:
                 raise KernelRefused(
@@ -334,14 +328,14 @@ class Netlink:
                     f"not loaded: try `modprobe {kernel_module(kind)}`), or use another type",
                 ) from error
             raise
-        self.link_set(netns, name, ifalias=NETLAB_LINK_ALIAS)
-        if peer is not None:
-            self.link_set(peer[0], peer[1], ifalias=NETLAB_LINK_ALIAS)
+        for end_netns, end_name in ends:
+            self.link_set(end_netns, end_name, ifalias=NETLAB_LINK_ALIAS)
 
     def link_set(self, netns: str | None, name: str, **attrs: Any) -> None:
         """Sets attributes: mtu, address (MAC), master (a name, or None for no
         master), state ("up"/"down"), ifalias, info_data ((kind, IFLA_INFO_DATA
         attributes by name): those the kind's driver changes in place)."""
+
         def request() -> None:
             # by index when it is known; else by name, which the kernel resolves
             # itself (no lookup first)
@@ -361,9 +355,8 @@ class Netlink:
                 else:
                     nlas.append((LINK_ATTRIBUTES[attr], value))
             msg["attrs"] = nlas
-            _call(f"set {', '.join(attrs)} of link {_where(netns, name)}", self.connection(netns).request, RTM_NEWLINK, msg)
+            self._write(f"set {', '.join(attrs)} of link {_where(netns, name)}", netns, RTM_NEWLINK, msg)
 
-        self._touched.add(netns)
         self._with_fresh_indexes(netns, request)
 
     def link_del(self, netns: str | None, name: str) -> None:
@@ -374,13 +367,11 @@ class Netlink:
             return
         # a veth's peer goes too, wherever it is, and the links on it; a bridge's
         # ports (beside it) lose their master
-        reached = self.reached_by_deleting(netns, name, index)
-        if reached is None:
-            self.touch_everything()
-        else:
-            self._touched |= {netns, *reached}
+        reached = self._reached_by_deleting(netns, name, index)
         try:
-            _call(f"delete link {_where(netns, name)}", self.connection(netns).request, RTM_DELLINK, _message(ifinfmsg, index=index))
+            self._write(
+                f"delete link {_where(netns, name)}", netns, RTM_DELLINK, _message(ifinfmsg, index=index), reaches=reached
+            )
         except KernelRefused as error:
             if error.code != errno.ENODEV:
                 raise
@@ -393,12 +384,11 @@ class Netlink:
         """Adds an address. One that is there already, whoever added it, is
         refused (EEXIST), never replaced: replacing would reset its flags and
         lifetimes."""
-        self._touched.add(netns)
         self._with_fresh_indexes(
             netns,
-            lambda: _call(
+            lambda: self._write(
                 f"add address {address} to {_where(netns, interface)}",
-                self.connection(netns).request,
+                netns,
                 RTM_NEWADDR,
                 _address_message(self._index(netns, interface), address),
                 NLM_F_CREATE | NLM_F_EXCL,
@@ -409,13 +399,9 @@ class Netlink:
         index = self._lookup(netns, interface, fresh=True)
         if index is None:
             return
-        self._touched.add(netns)
         try:
-            _call(
-                f"remove address {address} from {_where(netns, interface)}",
-                self.connection(netns).request,
-                RTM_DELADDR,
-                _address_message(index, address),
+            self._write(
+                f"remove address {address} from {_where(netns, interface)}", netns, RTM_DELADDR, _address_message(index, address)
             )
         except KernelRefused as error:
             if error.code != errno.EADDRNOTAVAIL:
@@ -423,66 +409,51 @@ class Netlink:
 
     # -- routes -------------------------------------------------------------------
 
-    def route_add(
-        self,
-        netns: str | None,
-        *,
-        to: str,
-        table: int,
-        metric: int,
-        via: str | None,
-        dev: str | None,
-        proto: int = NETLAB_ROUTE_PROTO,
-    ) -> None:
+    def route_add(self, netns: str | None, **route: Unpack[Route]) -> None:
         """Creates a route, marked as netlab's unless `proto` says otherwise
         (putting back a deleted route as it was). A route with its key that is
         there already, whoever made it, is refused (EEXIST), never replaced: one
         that appeared since the plan was made is not netlab's to overwrite."""
-        self._route_request(netns, to, table, metric, via, dev, proto, NLM_F_CREATE | NLM_F_EXCL)
+        self._route_request(netns, route, NLM_F_CREATE | NLM_F_EXCL)
 
-    def route_replace(
-        self,
-        netns: str | None,
-        *,
-        to: str,
-        table: int,
-        metric: int,
-        via: str | None,
-        dev: str | None,
-        proto: int = NETLAB_ROUTE_PROTO,
-    ) -> None:
+    def route_replace(self, netns: str | None, **route: Unpack[Route]) -> None:
         """Installs or replaces a route, marked as netlab's unless `proto` says
         otherwise. Only for a route netlab owns and has seen: changing its
         gateway or link in place, or changing them back in an undo."""
-        self._route_request(netns, to, table, metric, via, dev, proto, NLM_F_CREATE | NLM_F_REPLACE)
+        self._route_request(netns, route, NLM_F_CREATE | NLM_F_REPLACE)
 
-    def _route_request(
-        self, netns: str | None, to: str, table: int, metric: int, via: str | None, dev: str | None, proto: int, flags: int
-    ) -> None:
+    def _route_request(self, netns: str | None, route: Route, flags: int) -> None:
         def request() -> None:
-            msg = _route_message(to, table, metric)
-            msg["proto"] = proto
+            msg = _route_message(route["to"], route["table"], route["metric"])
+            msg["proto"] = route.get("proto", NETLAB_ROUTE_PROTO)
             msg["type"] = RTN_UNICAST
-            if via is not None:
-                msg["attrs"].append(("RTA_GATEWAY", via))
-            if dev is not None:
-                msg["attrs"].append(("RTA_OIF", self._index(netns, dev)))
-            _call(f"install route {to} in {_where(netns)}", self.connection(netns).request, RTM_NEWROUTE, msg, flags)
+            if route["via"] is not None:
+                msg["attrs"].append(("RTA_GATEWAY", route["via"]))
+            if route["dev"] is not None:
+                msg["attrs"].append(("RTA_OIF", self._index(netns, route["dev"])))
+            self._write(f"install route {route['to']} in {_where(netns)}", netns, RTM_NEWROUTE, msg, flags)
 
-        self._touched.add(netns)
         self._with_fresh_indexes(netns, request)
 
     def route_del(self, netns: str | None, *, to: str, table: int, metric: int) -> None:
         msg = _route_message(to, table, metric)
         msg["scope"] = RT_SCOPE_NOWHERE
-        self._touched.add(netns)
         try:
-            _call(f"delete route {to} in {_where(netns)}", self.connection(netns).request, RTM_DELROUTE, msg)
+            self._write(f"delete route {to} in {_where(netns)}", netns, RTM_DELROUTE, msg)
         except KernelRefused as error:
             if error.code != errno.ESRCH:
                 raise
 
     # -- helpers ------------------------------------------------------------------
+
+    def _write(
+        self, what: str, netns: str | None, msg_type: int, msg: nlmsg, flags: int = 0, reaches: Reached = frozenset()
+    ) -> None:
+        """Sends a write through the namespace's connection, first telling
+        `wrote` that it makes the namespace stale, and those it `reaches` (None:
+        unknown, any namespace), whether the kernel then does it or not."""
+        self._wrote(None if reaches is None else frozenset({netns, *reaches}))
+        self.connection(netns).request(what, msg_type, msg, flags)
 
     def _netns_fd(self, netns: str | None) -> int | str:
         return self._own_netns_fd if netns is None else namespaces.netns_path(netns)
@@ -495,14 +466,15 @@ class Netlink:
             return known[name]
         ask = _message(ifinfmsg, attrs=[("IFLA_IFNAME", name)])
         try:
-            found = _call(f"find link {_where(netns, name)}", self.connection(netns).get, RTM_GETLINK, ask)
+            found = self.connection(netns).get(f"find link {_where(netns, name)}", RTM_GETLINK, ask)
         except KernelRefused as error:
             if error.code != errno.ENODEV:
                 raise
             known.pop(name, None)
             return None
-        known[name] = found["index"]
-        return found["index"]
+        index: int = found["index"]
+        known[name] = index
+        return index
 
     def _with_fresh_indexes(self, netns: str | None, request: Callable[[], None]) -> None:
         """Sends a request that names links by remembered indexes; if the kernel
@@ -528,19 +500,12 @@ def open_socket() -> socket.socket:
     return socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, socket.NETLINK_ROUTE)
 
 
-def _call(what: str, method: Callable[..., T], *args: Any) -> T:
-    try:
-        return method(*args)
-    except Refused as error:
-        raise KernelRefused(what, error.code, os.strerror(error.code), error.kernel_message) from error
-
-
 M = TypeVar("M", bound=nlmsg)
 
 
 def _message(message_class: type[M], *, attrs: list[tuple[str, Any]] | None = None, **fields: Any) -> M:
     """A pyroute2 message of the class, its header fields zero unless given."""
-    msg = message_class()
+    msg: M = message_class()
     for name, *_ in message_class.fields:
         if not name.startswith("_"):
             msg[name] = fields.pop(name, 0)
@@ -575,21 +540,30 @@ def _route_message(to: str, table: int, metric: int) -> rtmsg:
     )
 
 
-def _read_address(data: bytes, offset: int) -> bool:
-    """Whether an address message is one netlab reads, from its fixed header
-    (family, prefixlen, flags, scope, index): not an IPv6 address of link scope
-    (fe80::/10, which the kernel gives every link that comes up)."""
-    return not (data[offset + 16] == socket.AF_INET6 and data[offset + 19] == RT_SCOPE_LINK)
-
-
-def _read_route(data: bytes, offset: int) -> bool:
-    """Whether a route message is one netlab reads, from its fixed header alone
-    (after the 16-byte netlink header: family, dst_len, src_len, tos, table,
-    protocol, scope, type): not the kernel's own (the connected route of each
-    address, IPv6's fe80::/64 on every link up), and unicast. The local table
-    is read like any other (a route declared `table: local` must be seen to be
-    verified): what the kernel keeps there is of type local or broadcast."""
-    return data[offset + 21] != RTPROT_KERNEL and data[offset + 23] == RTN_UNICAST
+def reads(msg_type: int, data: bytes, offset: int) -> bool:
+    """Whether netlab reads a message, from its type and fixed header (after
+    the 16-byte netlink header): the one rule of what netlab reads, by which
+    the dumps pass over the rest before decoding it and the event listeners
+    tell drift from background (a change to nothing read is no drift).
+    - links: the link messages themselves, not the per-protocol notices that
+      come beside them (AF_INET6 address-configuration state, AF_BRIDGE port
+      state: family, then ifindex and flags);
+    - addresses: not IPv6 ones of link scope (fe80::/10, which the kernel
+      gives every link that comes up: family, prefixlen, flags, scope);
+    - routes: unicast, and not the kernel's own (the connected route of each
+      address, IPv6's fe80::/64 on every link up: family, dst_len, src_len,
+      tos, table, protocol, scope, type). The local table is read like any
+      other (a route declared `table: local` must be seen to be verified):
+      what the kernel keeps there is of type local or broadcast.
+    Any other message is read."""
+    family = data[offset + 16]
+    if msg_type in (RTM_NEWLINK, RTM_DELLINK):
+        return family not in (socket.AF_INET6, AF_BRIDGE)
+    if msg_type in (RTM_NEWADDR, RTM_DELADDR):
+        return not (family == socket.AF_INET6 and data[offset + 19] == RT_SCOPE_LINK)
+    if msg_type in (RTM_NEWROUTE, RTM_DELROUTE):
+        return data[offset + 21] != RTPROT_KERNEL and data[offset + 23] == RTN_UNICAST
+    return True
 
 
 def _where(netns: str | None, name: str | None = None) -> str:
@@ -653,16 +627,13 @@ def _address(netns: str | None, msg: Any, names: dict[int, str]) -> ObservedAddr
         interface=names[msg["index"]],
         address=str(ipaddress.ip_interface(f"{ip}/{msg['prefixlen']}")),
         family=6 if msg["family"] == socket.AF_INET6 else 4,
-        scope=msg["scope"],
         secondary=bool(msg["flags"] & IFA_F_SECONDARY),
     )
 
 
-def _route(netns: str | None, msg: Any, names: dict[int, str]) -> ObservedRoute | None:
+def _route(netns: str | None, msg: Any, names: dict[int, str]) -> ObservedRoute:
     attrs = _Attributes(msg)
     table = attrs.get("RTA_TABLE") or msg["table"]
-    if msg["type"] != RTN_UNICAST:
-        return None
     family = 6 if msg["family"] == socket.AF_INET6 else 4
     dst = attrs.get("RTA_DST") or ("::" if family == 6 else "0.0.0.0")
     oif = attrs.get("RTA_OIF")
@@ -675,5 +646,4 @@ def _route(netns: str | None, msg: Any, names: dict[int, str]) -> ObservedRoute 
         dev=names.get(oif) if oif else None,
         proto=msg["proto"],
         family=family,
-        type=msg["type"],
     )

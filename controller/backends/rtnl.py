@@ -3,16 +3,16 @@ objects (pyroute2 encodes them and decodes the answers), but they go out and
 come back on a plain blocking socket, without pyroute2's asyncio core, which
 costs a loop round of some 0.2 ms per request. Used by the netlink backend.
 
-Requests can also be sent ahead (`send`) and their acknowledgements collected
-later (`wait`); the answers are matched to requests by sequence number. The
-backend does not pipeline yet: rtnetlink does a request's work inside the
-sender's sendmsg, so what a pipeline saves is only the reading of each ack.
+Three calls: `request` (a write, acknowledged), `get` (one object) and `dump`
+(every object of a kind). A refusal is raised as `KernelRefused`, named by the
+caller's words for the request and carrying the kernel's own.
 """
 
 from __future__ import annotations
 
 import errno
 import itertools
+import os
 import socket
 import struct
 from collections.abc import Callable, Collection, Iterator, Mapping
@@ -25,9 +25,11 @@ from pyroute2.netlink import (
     NLM_F_REQUEST,
     NLMSG_DONE,
     NLMSG_ERROR,
+    nlmsg,
 )
-from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
+
+from netlab.state.errors import KernelRefused
 
 SOL_NETLINK = 270
 NETLINK_EXT_ACK = 11  # errors carry the kernel's own words ("Error: ...")
@@ -39,25 +41,17 @@ RECEIVE_SIZE = 65536  # a dump's datagrams are at most 32 KiB
 DUMP_ATTEMPTS = 3
 
 T = TypeVar("T")
+M = TypeVar("M", bound=nlmsg)
 
-# Decides from a message's raw bytes (data, offset) whether to decode it at all.
-RawFilter = Callable[[bytes, int], bool]
-
-
-class Refused(NetlinkError):
-    """The kernel answered a request with an error; `kernel_message` is its
-    extended acknowledgement, when it gave one."""
-
-    def __init__(self, code: int, kernel_message: str | None) -> None:
-        super().__init__(code, kernel_message or "")
-        self.kernel_message = kernel_message
+# Decides from a message's type and raw bytes (data, offset) whether to decode it at all.
+RawFilter = Callable[[int, bytes, int], bool]
 
 
 NLMSG_HEADER_SIZE = 16
 NLA_TYPE_MASK = 0x3FFF  # without NLA_F_NESTED and NLA_F_NET_BYTEORDER
 
 
-def narrowed(message_class: type[T], keep: Mapping[str, Collection[str] | None]) -> type[T]:
+def narrowed(message_class: type[M], keep: Mapping[str, Collection[str] | None]) -> type[M]:
     """A subclass of a pyroute2 message class whose messages decode only the
     attributes named in `keep` (a nested one given names: only those inside
     it); the others are cut out of the bytes before pyroute2 decodes them. The
@@ -77,7 +71,7 @@ def narrowed(message_class: type[T], keep: Mapping[str, Collection[str] | None])
     def decode(self: Any) -> None:
         self.data = _cut(self.data, self.offset, header_size, kept, nested)
         self.offset = 0
-        message_class.decode(self)  # type: ignore[attr-defined]
+        message_class.decode(self)
 
     return type(f"narrowed_{message_class.__name__}", (message_class,), {"decode": decode})
 
@@ -124,15 +118,6 @@ def _kept_attributes(
 # dump registers by sequence number cannot meet another socket's answers.
 _marshal = MarshalRtnl()
 _sequences = itertools.count(1)
-CHILD_SEQUENCES = 1 << 30
-
-
-def sequences_for_a_child() -> None:
-    """In a forked child that uses the parent's sockets: its sequence numbers
-    from another range, so that what it leaves unread on a socket can never
-    pass for the answer to one of the parent's later requests."""
-    global _sequences
-    _sequences = itertools.count(CHILD_SEQUENCES)
 
 
 def decode_as(message_class: type, *msg_types: int) -> None:
@@ -150,51 +135,26 @@ class RtnlSocket:
         self._sock.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1)
         self._sock.bind((0, 0))
         self._marshal = _marshal
-        # answers read while waiting for another request's: sequence -> error or None
-        self._acks: dict[int, Refused | None] = {}
-        self._interrupted: dict[int, bool] = {}  # dumps the kernel marked inconsistent
 
     def close(self) -> None:
         self._sock.close()
 
-    def fileno(self) -> int:
-        return self._sock.fileno()
-
     # -- requests ------------------------------------------------------------------
 
-    def send(self, msg_type: int, msg: Any, flags: int = 0) -> int:
-        """Sends a request asking for an acknowledgement, and returns its sequence
-        number for `wait`."""
-        sequence = self._next_sequence()
-        self._prepare(msg, msg_type, NLM_F_REQUEST | NLM_F_ACK | flags, sequence)
-        self._sock.send(msg.data)
-        return sequence
+    def request(self, what: str, msg_type: int, msg: Any, flags: int = 0) -> None:
+        """Sends a request and waits for its acknowledgement; raises `KernelRefused`
+        (`what` names the request) if the kernel refused it."""
+        for _ in self._answers(what, self._send(msg, msg_type, NLM_F_REQUEST | NLM_F_ACK | flags)):
+            pass
 
-    def wait(self, sequence: int) -> None:
-        """Waits for the acknowledgement of a request sent; raises `Refused` if the
-        kernel refused it. Answers to other requests are kept for their `wait`."""
-        if sequence not in self._acks:
-            for _ in self._answers(sequence):
-                pass
-        error = self._acks.pop(sequence)
-        if error is not None:
-            raise error
-
-    def request(self, msg_type: int, msg: Any, flags: int = 0) -> None:
-        self.wait(self.send(msg_type, msg, flags))
-
-    def get(self, msg_type: int, msg: Any) -> Any:
-        """A single object asked for (RTM_GETLINK by name...); raises `Refused`."""
-        sequence = self._next_sequence()
-        self._prepare(msg, msg_type, NLM_F_REQUEST, sequence)
-        self._sock.send(msg.data)
-        for answer in self._answers(sequence):
+    def get(self, what: str, msg_type: int, msg: Any) -> Any:
+        """A single object asked for (RTM_GETLINK by name...); raises `KernelRefused`."""
+        for answer in self._answers(what, self._send(msg, msg_type, NLM_F_REQUEST)):
             return answer
-        error = self._acks.pop(sequence)
-        raise error or Refused(errno.EPROTO, "no answer")
+        raise KernelRefused(what, errno.EPROTO, "no answer")
 
     def dump(
-        self, msg_type: int, msg: Any, convert: Callable[[Any], T], keep: RawFilter | None = None
+        self, what: str, msg_type: int, msg: Any, convert: Callable[[Any], T], keep: RawFilter | None = None
     ) -> tuple[list[T], bool]:
         """Every object of a kind, each message turned by `convert` into what the
         caller keeps as it arrives (pyroute2's decoded messages are large); `keep`
@@ -203,75 +163,71 @@ class RtnlSocket:
         second value says whether the one returned is consistent."""
         attempt = 1
         while True:
-            sequence = self._next_sequence()
-            self._prepare(msg, msg_type, NLM_F_REQUEST | NLM_F_DUMP, sequence)
-            if keep is not None:
-                self._marshal.seq_map[sequence] = self._filtering_parser(keep)
-            try:
-                self._sock.send(msg.data)
-                converted, interrupted = self._dump_answers(sequence, convert)
-            finally:
-                self._marshal.seq_map.pop(sequence, None)
+            converted, interrupted = self._dump_once(what, msg_type, msg, convert, keep)
             if not interrupted or attempt == DUMP_ATTEMPTS:
                 return converted, not interrupted
             attempt += 1
 
     # -- internals ---------------------------------------------------------------
 
-    def _dump_answers(self, sequence: int, convert: Callable[[Any], T]) -> tuple[list[T], bool]:
-        converted = [convert(answer) for answer in self._answers(sequence)]
-        error = self._acks.pop(sequence, None)
-        if error is not None:
-            raise error
-        return converted, self._interrupted.pop(sequence, False)
+    def _dump_once(
+        self, what: str, msg_type: int, msg: Any, convert: Callable[[Any], T], keep: RawFilter | None
+    ) -> tuple[list[T], bool]:
+        sequence = self._next_sequence()
+        if keep is not None:
+            self._marshal.seq_map[sequence] = self._filtering_parser(keep)
+        converted: list[T] = []
+        interrupted = False
+        try:
+            for answer in self._answers(what, self._send(msg, msg_type, NLM_F_REQUEST | NLM_F_DUMP, sequence)):
+                header = answer["header"]
+                interrupted |= bool(header["flags"] & NLM_F_DUMP_INTR)
+                if header["type"] != NLMSG_DONE:
+                    converted.append(convert(answer))
+        finally:
+            self._marshal.seq_map.pop(sequence, None)
+        return converted, interrupted
 
-    def _answers(self, sequence: int) -> Iterator[Any]:
-        """The messages answering a request, up to its end (an acknowledgement or
-        error, kept in `_acks`, or a dump's last message). Acknowledgements of
-        other requests read meanwhile are kept in `_acks` too."""
+    def _answers(self, what: str, sequence: int) -> Iterator[Any]:
+        """The messages answering a request, up to its end: an acknowledgement
+        (the end of a write), an error (raised), or a dump's NLMSG_DONE (given,
+        for its flags). What belongs to other sequence numbers (the rest of a
+        dump given up on) is passed over."""
         while True:
             for answer in self._marshal.parse(self._sock.recv(RECEIVE_SIZE)):
                 header = answer["header"]
+                if header["sequence_number"] != sequence:
+                    continue
                 if header["type"] == NLMSG_ERROR:
-                    self._acks[header["sequence_number"]] = _refusal(answer)
-                    if header["sequence_number"] == sequence:
-                        return
-                elif header["sequence_number"] != sequence:
-                    continue  # the rest of a dump given up on
-                elif header["type"] == NLMSG_DONE:
-                    if header["flags"] & NLM_F_DUMP_INTR:
-                        self._interrupted[sequence] = True
+                    code = abs(answer["error"])
+                    if code:
+                        raise KernelRefused(what, code, os.strerror(code), answer.get_attr("NLMSGERR_ATTR_MSG"))
                     return
-                else:
-                    if header["flags"] & NLM_F_DUMP_INTR:
-                        self._interrupted[sequence] = True
-                    yield answer
+                yield answer
+                if header["type"] == NLMSG_DONE:
+                    return
 
     def _filtering_parser(self, keep: RawFilter) -> Callable[[bytes, int, int], Any]:
         def parse(data: bytes, offset: int, length: int) -> Any:
             length, key, flags, sequence = struct.unpack_from("IHHI", data, offset)
-            if key not in (NLMSG_DONE, NLMSG_ERROR) and not keep(data, offset):
+            if key not in (NLMSG_DONE, NLMSG_ERROR) and not keep(key, data, offset):
                 return None
             return self._marshal.parse_one_message(key, flags, sequence, data, offset, length)
 
         return parse
 
-    def _prepare(self, msg: Any, msg_type: int, flags: int, sequence: int) -> None:
+    def _send(self, msg: Any, msg_type: int, flags: int, sequence: int | None = None) -> int:
+        """Sends the message as a request of this type; returns its sequence number."""
+        sequence = self._next_sequence() if sequence is None else sequence
         header = msg["header"]
         header["type"] = msg_type
         header["flags"] = flags
         header["sequence_number"] = sequence
         header["pid"] = 0
         msg.encode()
+        self._sock.send(msg.data)
+        return sequence
 
     @staticmethod
     def _next_sequence() -> int:
         return next(_sequences) % 0x7FFFFFFF + 1
-
-
-def _refusal(answer: Any) -> Refused | None:
-    """The error an NLMSG_ERROR answer carries; None for a plain acknowledgement."""
-    code = abs(answer["error"])
-    if code == 0:
-        return None
-    return Refused(code, answer.get_attr("NLMSGERR_ATTR_MSG"))

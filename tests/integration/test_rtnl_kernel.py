@@ -4,8 +4,7 @@ scope, its dumps pass over exactly the routes netlab does not read, and a
 refusal names the request and carries the kernel's own words; links decoded from
 only the attributes netlab reads are the links a full decode gives; the namespace
 listing, kept while /run/netns is unchanged, still shows every namespace added
-or removed; namespaces read ahead by two processes read as one process reads
-them, even when the child fails part way."""
+or removed; the kernel facade never answers from what a write made stale."""
 
 from __future__ import annotations
 
@@ -174,49 +173,49 @@ def test_links_decoded_narrowly_read_as_pyroute2_decodes_them_whole(sandbox: San
     assert links[(None, "vx0")]["data"] == [] and links[(None, "br0")]["data"] == []  # types netlab does not compare
 
 
-READ_AHEAD = """
-import json, os, subprocess
-from netlab.controller.backends import kernel as K
-from netlab.controller.backends.netlink import Netlink
-names = [f"r{i}" for i in range(80)]
-subprocess.run(["ip", "-batch", "-"], check=True, text=True, input="".join(
-    f"netns add {n}\\nlink add v{i} type veth peer name e0 netns {n}\\nlink set v{i} up\\n" for i, n in enumerate(names)))
-for i, n in enumerate(names):
-    subprocess.run(["ip", "-n", n, "-batch", "-"], check=True, text=True, input=f"address add 10.1.{i}.1/24 dev e0\\nlink set e0 up\\n")
-wanted = [None, *names]
-with K.Kernel() as plain:
-    K.READ_AHEAD_MIN = 10**9
-    plain.read_ahead(wanted)
-    nothing_read = len(plain._dumps) == 0
-    expected = {str(ns): plain.dump(ns) for ns in wanted}
-K.READ_AHEAD_MIN = 64
-with K.Kernel() as ahead:
-    ahead.read_ahead(wanted)
-    all_read = len(ahead._dumps) == len(wanted)
-    same = {str(ns): ahead.dump(ns) for ns in wanted} == expected
-# a child that fails part way: what it did not hand back is read when asked for
-parent, real_dump = os.getpid(), Netlink.dump
-def failing(self, netns):
-    if os.getpid() != parent and netns == "r41":
-        raise OSError("injected in the child")
-    return real_dump(self, netns)
-Netlink.dump = failing
-with K.Kernel() as halfway:
-    halfway.read_ahead(wanted)
-    missing = sorted(str(ns) for ns in wanted if ns not in halfway._dumps)
-    same_after_failure = {str(ns): halfway.dump(ns) for ns in wanted} == expected
-print(json.dumps({"nothing_read": nothing_read, "all_read": all_read, "same": same, "missing": missing,
-                  "same_after_failure": same_after_failure, "addresses": sorted(a.address for a in expected["r7"].addresses)}))
+FACADE = """
+import json
+from netlab.controller.backends.kernel import Kernel
+seen = {}
+with Kernel() as kernel:
+    def look(step):
+        host = kernel.dump(None)
+        seen[step] = {
+            "links": sorted(link.name for link in host.links),
+            "addresses": sorted(a.address for a in host.addresses if a.interface == "s0"),
+            "routes": sorted(r.to for r in host.routes if r.table == 254),
+            "forwarding": kernel.sysctl(None, "net.ipv4.ip_forward"),
+            "namespaces": sorted(kernel.namespaces()),
+            "z": sorted(link.name for link in kernel.dump("z").links),
+        }
+    look("before")
+    kernel.netlink.link_add(None, "s0", "veth", peer=(None, "s1"))
+    kernel.netlink.link_set(None, "s0", state="up")
+    look("link")
+    kernel.netlink.addr_add(None, "s0", "10.5.0.1/24")
+    look("address")
+    kernel.netlink.route_add(None, to="10.6.0.0/24", table=254, metric=5, via="10.5.0.2", dev="s0")
+    look("route")
+    kernel.write_sysctl(None, "net.ipv4.ip_forward", "1")
+    look("sysctl")
+    kernel.create_namespace("z")
+    look("namespace")
+    kernel.netlink.link_del(None, "s1")
+    look("deletion")
+print(json.dumps(seen))
 """
 
 
-def test_namespaces_read_ahead_by_two_processes_read_as_one_does(sandbox: Sandbox) -> None:
-    seen = json.loads(sandbox.run(sys.executable, "-c", READ_AHEAD, timeout=120).stdout)
-    assert seen["addresses"] == ["10.1.7.1/24"]  # the dumps hold what `ip` made
-    assert seen["nothing_read"]  # below the threshold: nothing read ahead
-    assert seen["all_read"] and seen["same"]
-    # the child reads every other namespace from the first (the host, r1, r3...):
-    # it stopped at r41, so r41 and the rest of its half came back unread, and
-    # were read when asked for
-    assert seen["missing"] == [f"r{i}" for i in range(41, 80, 2)]
-    assert seen["same_after_failure"]
+def test_the_facade_never_answers_from_what_a_write_made_stale(sandbox: Sandbox) -> None:
+    # each read is taken before and after a write of each kind, through one
+    # kernel facade: the second shows the write
+    seen = json.loads(sandbox.run(sys.executable, "-c", FACADE).stdout)
+    assert seen["before"] == {
+        "links": ["lo"], "addresses": [], "routes": [], "forwarding": "0", "namespaces": [], "z": [],
+    }
+    assert seen["link"]["links"] == ["lo", "s0", "s1"]
+    assert seen["address"]["addresses"] == ["10.5.0.1/24"]
+    assert seen["route"]["routes"] == ["10.6.0.0/24"]
+    assert seen["sysctl"]["forwarding"] == "1"
+    assert seen["namespace"]["namespaces"] == ["z"] and seen["namespace"]["z"] == ["lo"]
+    assert seen["deletion"]["links"] == ["lo"]  # the peer went with it

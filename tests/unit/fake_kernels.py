@@ -47,6 +47,3 @@ class EmptyKernel:
 
     def forget_reads(self) -> None:
         pass
-
-    def forget_written(self) -> None:
-        pass

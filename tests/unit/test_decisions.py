@@ -51,15 +51,15 @@ def kernel() -> FakeKernel:
     found.add_link(None, "old-br", "bridge", owned=True)
     found.addresses = {
         None: [
-            ObservedAddress(None, "v0", "10.0.0.1/24", 4, 0, False),
-            ObservedAddress(None, "v0", "10.0.0.2/24", 4, 0, True),
-            ObservedAddress(None, "old-br", "10.5.0.1/24", 4, 0, False),
+            ObservedAddress(None, "v0", "10.0.0.1/24", 4, False),
+            ObservedAddress(None, "v0", "10.0.0.2/24", 4, True),
+            ObservedAddress(None, "old-br", "10.5.0.1/24", 4, False),
         ]
     }
     found.routes = {
         None: [
-            ObservedRoute(None, 254, "10.1.0.0/16", 0, "10.0.0.254", "v0", NETLAB_ROUTE_PROTO, 4, 1),
-            ObservedRoute(None, 254, "10.3.0.0/16", 0, None, "d0", NETLAB_ROUTE_PROTO, 4, 1),
+            ObservedRoute(None, 254, "10.1.0.0/16", 0, "10.0.0.254", "v0", NETLAB_ROUTE_PROTO, 4),
+            ObservedRoute(None, 254, "10.3.0.0/16", 0, None, "d0", NETLAB_ROUTE_PROTO, 4),
         ]
     }
     return found

@@ -109,9 +109,6 @@ class Recorder:
     def link_set(self, netns: str | None, name: str, **attrs: Any) -> None:
         self.writes.append((netns, name, attrs))
 
-    def forget_written(self) -> None:
-        pass
-
 
 class Log:
     def info(self, *args: Any, **kwargs: Any) -> None:
@@ -159,7 +156,7 @@ def test_a_creation_attribute_that_differs_replaces_the_link(
     tmp_path: Path, child: Link, kind: str, data: tuple[tuple[str, Any], ...], expected: str
 ) -> None:
     kernel = _kernel_with(kind, link_index=2, data=data)
-    kernel.addresses = {None: [ObservedAddress(None, "c0", "10.1.0.1/24", 4, 0, False)]}
+    kernel.addresses = {None: [ObservedAddress(None, "c0", "10.1.0.1/24", 4, False)]}
     desired = _lab_with(child)
     desired = DesiredState(links=desired.links, addresses=(Address(None, "c0", "10.1.0.1/24", HERE),))
     plan = make_plan(desired, kernel, book(tmp_path))
@@ -182,7 +179,7 @@ def test_a_mode_the_kernel_changes_in_place_is_changed_in_place(
     tmp_path: Path, child: Link, kind: str, data: tuple[tuple[str, Any], ...], expected: str, written: dict[str, int]
 ) -> None:
     kernel = _kernel_with(kind, link_index=2, data=data)
-    kernel.addresses = {None: [ObservedAddress(None, "c0", "10.1.0.1/24", 4, 0, False)]}
+    kernel.addresses = {None: [ObservedAddress(None, "c0", "10.1.0.1/24", 4, False)]}
     desired = DesiredState(links=_lab_with(child).links, addresses=(Address(None, "c0", "10.1.0.1/24", HERE),))
     ledger = book(tmp_path)
     plan = make_plan(desired, kernel, ledger)

@@ -123,7 +123,7 @@ def test_the_xtables_lock_is_waited_for_then_given_up_with_a_reason(tmp_path: Pa
     monkeypatch.setattr(worker, "LOCK_WAIT", 0.3)
     with open(lock, "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)  # another iptables holds it
-        with pytest.raises(worker.Refused, match="held the xtables lock"), worker._xtables_lock():
+        with pytest.raises(worker._Refused, match="held the xtables lock"), worker._xtables_lock():
             pass
         releaser = threading.Timer(0.1, fcntl.flock, (held, fcntl.LOCK_UN))
         releaser.start()

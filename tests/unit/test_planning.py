@@ -106,13 +106,13 @@ def test_matching_kernel_plans_nothing_and_dumps_each_namespace_once(tmp_path: P
     kernel.add_link(None, "veth-red-br", "veth", owned=True, master="v-net-0")
     kernel.add_link("red", "veth-red", "veth", owned=True)
     kernel.addresses = {
-        None: [ObservedAddress(None, "v-net-0", "192.168.15.5/24", 4, 0, False)],
+        None: [ObservedAddress(None, "v-net-0", "192.168.15.5/24", 4, False)],
         "red": [
-            ObservedAddress("red", "veth-red", "192.168.15.1/24", 4, 0, False),
-            ObservedAddress("red", "veth-red", "fe80::1/64", 6, 253, False),
+            ObservedAddress("red", "veth-red", "192.168.15.1/24", 4, False),
+            ObservedAddress("red", "veth-red", "fe80::1/64", 6, False),
         ],
     }
-    kernel.routes = {"red": [ObservedRoute("red", 254, "0.0.0.0/0", 0, "192.168.15.5", "veth-red", NETLAB_ROUTE_PROTO, 4, 1)]}
+    kernel.routes = {"red": [ObservedRoute("red", 254, "0.0.0.0/0", 0, "192.168.15.5", "veth-red", NETLAB_ROUTE_PROTO, 4)]}
     plan = make_plan(bridge_lab(), kernel, ledger(tmp_path))
     assert not plan, [str(c) for c in plan.changes]
 
@@ -158,14 +158,14 @@ def test_removed_objects_go_only_where_netlab_owns_them(tmp_path: Path) -> None:
     kernel.add_link(None, "docker0", "bridge", owned=False)
     kernel.addresses = {
         None: [
-            ObservedAddress(None, "docker0", "172.17.0.1/16", 4, 0, False),
-            ObservedAddress(None, "docker0", "172.18.0.1/16", 4, 0, False),
+            ObservedAddress(None, "docker0", "172.17.0.1/16", 4, False),
+            ObservedAddress(None, "docker0", "172.18.0.1/16", 4, False),
         ]
     }
     kernel.routes = {
         None: [
-            ObservedRoute(None, 254, "10.9.0.0/16", 0, "172.17.0.2", "docker0", NETLAB_ROUTE_PROTO, 4, 1),
-            ObservedRoute(None, 254, "10.8.0.0/16", 0, "172.17.0.2", "docker0", 4, 4, 1),
+            ObservedRoute(None, 254, "10.9.0.0/16", 0, "172.17.0.2", "docker0", NETLAB_ROUTE_PROTO, 4),
+            ObservedRoute(None, 254, "10.8.0.0/16", 0, "172.17.0.2", "docker0", 4, 4),
         ]
     }
     book = ledger(tmp_path)
@@ -187,8 +187,8 @@ def test_removing_a_primary_ipv4_address_puts_back_the_secondaries_that_stay(tmp
     kernel.add_link(None, "eth0", None, owned=False)
     kernel.addresses = {
         None: [
-            ObservedAddress(None, "eth0", "10.0.0.2/24", 4, 0, False),
-            ObservedAddress(None, "eth0", "10.0.0.9/24", 4, 0, True),
+            ObservedAddress(None, "eth0", "10.0.0.2/24", 4, False),
+            ObservedAddress(None, "eth0", "10.0.0.9/24", 4, True),
         ]
     }
     book = ledger(tmp_path)
@@ -207,8 +207,8 @@ def test_removing_a_primary_ipv4_address_puts_back_the_secondaries_that_stay(tmp
 
 def test_a_foreign_route_on_a_declared_key_is_refused(tmp_path: Path) -> None:
     kernel = FakeKernel()
-    kernel.addresses = {None: [ObservedAddress(None, "eth0", "10.0.0.2/24", 4, 0, False)]}
-    kernel.routes = {None: [ObservedRoute(None, 254, "0.0.0.0/0", 0, "10.0.0.1", "eth0", 16, 4, 1)]}
+    kernel.addresses = {None: [ObservedAddress(None, "eth0", "10.0.0.2/24", 4, False)]}
+    kernel.routes = {None: [ObservedRoute(None, 254, "0.0.0.0/0", 0, "10.0.0.1", "eth0", 16, 4)]}
     desired = DesiredState(routes=(Route(None, "0.0.0.0/0", 254, 0, HERE, via="10.0.0.3"),))
     with pytest.raises(ConfigError, match="netlab did not install"):
         make_plan(desired, kernel, ledger(tmp_path))
@@ -216,7 +216,7 @@ def test_a_foreign_route_on_a_declared_key_is_refused(tmp_path: Path) -> None:
 
 def test_a_host_route_through_an_unreachable_gateway_is_refused(tmp_path: Path) -> None:
     kernel = FakeKernel()
-    kernel.addresses = {None: [ObservedAddress(None, "eth0", "10.0.0.2/24", 4, 0, False)]}
+    kernel.addresses = {None: [ObservedAddress(None, "eth0", "10.0.0.2/24", 4, False)]}
     desired = DesiredState(routes=(Route(None, "10.244.2.0/24", 254, 100, HERE, via="10.1.0.3"),))
     with pytest.raises(ConfigError, match="gateway 10.1.0.3 is not inside any subnet"):
         make_plan(desired, kernel, ledger(tmp_path))
@@ -261,11 +261,11 @@ def test_a_route_on_a_renamed_veth_peer_is_installed_anew(tmp_path: Path) -> Non
     kernel = FakeKernel(names={"red"})
     kernel.add_link("red", "veth-red", "veth", owned=True)
     kernel.add_link(None, "old-peer", "veth", owned=True)
-    kernel.addresses = {None: [ObservedAddress(None, "old-peer", "10.7.0.1/24", 4, 0, False)]}
+    kernel.addresses = {None: [ObservedAddress(None, "old-peer", "10.7.0.1/24", 4, False)]}
     kernel.routes = {
         None: [
-            ObservedRoute(None, 254, "10.8.0.0/24", 0, "10.7.0.2", "old-peer", NETLAB_ROUTE_PROTO, 4, 1),
-            ObservedRoute(None, 254, "10.9.0.0/24", 0, "10.7.0.2", "old-peer", NETLAB_ROUTE_PROTO, 4, 1),
+            ObservedRoute(None, 254, "10.8.0.0/24", 0, "10.7.0.2", "old-peer", NETLAB_ROUTE_PROTO, 4),
+            ObservedRoute(None, 254, "10.9.0.0/24", 0, "10.7.0.2", "old-peer", NETLAB_ROUTE_PROTO, 4),
         ]
     }
     red, peer = veth_pair("red", "veth-red", "new-peer")
@@ -283,8 +283,8 @@ def test_a_route_on_a_renamed_veth_peer_is_installed_anew(tmp_path: Path) -> Non
 def test_a_route_on_a_link_that_stays_is_left_alone(tmp_path: Path) -> None:
     kernel = FakeKernel()
     kernel.add_link(None, "br0", "bridge", owned=True)
-    kernel.addresses = {None: [ObservedAddress(None, "br0", "10.7.0.1/24", 4, 0, False)]}
-    kernel.routes = {None: [ObservedRoute(None, 254, "10.8.0.0/24", 0, "10.7.0.2", "br0", NETLAB_ROUTE_PROTO, 4, 1)]}
+    kernel.addresses = {None: [ObservedAddress(None, "br0", "10.7.0.1/24", 4, False)]}
+    kernel.routes = {None: [ObservedRoute(None, 254, "10.8.0.0/24", 0, "10.7.0.2", "br0", NETLAB_ROUTE_PROTO, 4)]}
     desired = DesiredState(
         links=(Link(None, "br0", "bridge", HERE, state="up"),),
         addresses=(Address(None, "br0", "10.7.0.1/24", HERE),),

@@ -53,12 +53,12 @@ def matching(desired: DesiredState, tmp_path: Path) -> tuple[FakeKernel, Ledger]
         kernel.add_link(link.netns, link.name, KERNEL_KIND[link.type], owned=True, master=link.master)
     for address in desired.addresses:
         kernel.addresses.setdefault(address.netns, []).append(
-            ObservedAddress(address.netns, address.interface, address.address, 4, 0, False)
+            ObservedAddress(address.netns, address.interface, address.address, 4, False)
         )
         ledger.record("address", address.key)
     for route in desired.routes:
         kernel.routes.setdefault(route.netns, []).append(
-            ObservedRoute(route.netns, 254, route.to, 0, route.via, "eth0", NETLAB_ROUTE_PROTO, 4, 1)
+            ObservedRoute(route.netns, 254, route.to, 0, route.via, "eth0", NETLAB_ROUTE_PROTO, 4)
         )
     for sysctl in desired.sysctls:
         kernel.sysctls[(sysctl.netns, sysctl.key)] = sysctl.value

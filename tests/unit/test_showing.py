@@ -91,21 +91,21 @@ def kernel() -> ShowKernel:
     found.add_link("red", "veth-red", "veth", owned=True, mac="02:00:00:00:00:02")
     found.add_link("red", "tap0", "tun", owned=False)  # in a namespace of netlab's: shown, not owned
     found.addresses = {
-        None: [ObservedAddress(None, "eth0", "198.51.100.7/24", 4, 0, False)],
+        None: [ObservedAddress(None, "eth0", "198.51.100.7/24", 4, False)],
         "red": [
-            ObservedAddress("red", "veth-red", "192.168.15.1/24", 4, 0, False),
-            ObservedAddress("red", "veth-red", "fe80::1/64", 6, 253, False),
-            ObservedAddress("red", "lo", "127.0.0.1/8", 4, 0, False),
+            ObservedAddress("red", "veth-red", "192.168.15.1/24", 4, False),
+            ObservedAddress("red", "veth-red", "fe80::1/64", 6, False),
+            ObservedAddress("red", "lo", "127.0.0.1/8", 4, False),
         ],
     }
     found.routes = {
         None: [
-            ObservedRoute(None, 254, "0.0.0.0/0", 0, "198.51.100.1", "eth0", 4, 4, 1),  # the host's own: left out
-            ObservedRoute(None, 100, "2001:db8::/32", 1024, None, "v-net-0", NETLAB_ROUTE_PROTO, 6, 1),
+            ObservedRoute(None, 254, "0.0.0.0/0", 0, "198.51.100.1", "eth0", 4, 4),  # the host's own: left out
+            ObservedRoute(None, 100, "2001:db8::/32", 1024, None, "v-net-0", NETLAB_ROUTE_PROTO, 6),
         ],
         "red": [
-            ObservedRoute("red", 254, "0.0.0.0/0", 0, "192.168.15.5", "veth-red", NETLAB_ROUTE_PROTO, 4, 1),
-            ObservedRoute("red", 254, "192.168.15.0/24", 0, None, "veth-red", 2, 4, 1),
+            ObservedRoute("red", 254, "0.0.0.0/0", 0, "192.168.15.5", "veth-red", NETLAB_ROUTE_PROTO, 4),
+            ObservedRoute("red", 254, "192.168.15.0/24", 0, None, "veth-red", 2, 4),
         ],
     }
     found.sysctls = {(None, "net.ipv4.ip_forward"): "1", ("red", "net.ipv4.ip_forward"): "0"}
