@@ -50,7 +50,9 @@ def log(text: str) -> None:
 # -- judging --------------------------------------------------------------------------
 
 
-def verify(box: Sandbox, tools: Tools, topology: Topology, edited: bool = False, nat_dns: bool = True) -> dict[str, Any]:
+def verify(
+    box: Sandbox, tools: Tools, topology: Topology, edited: bool = False, nat_dns: bool = True
+) -> dict[str, Any]:
     argv = [tools.python, VERIFY, str(topology.n)]
     if edited:
         argv.append("--edited")
@@ -119,7 +121,9 @@ class Witness:
             self.events += [f"{netns or 'root'}: {line.strip()}" for line in lines if not _background(line)]
         self.nat_changed = self._nat_rules() != self._nat
         after = self._file_times()
-        self.files_changed = sorted(path for path in set(after) | set(self._files) if after.get(path) != self._files.get(path))
+        self.files_changed = sorted(
+            path for path in set(after) | set(self._files) if after.get(path) != self._files.get(path)
+        )
 
     def _nat_rules(self) -> list[str] | None:
         """The legacy nat table's chains and rules, without counters; None when there
@@ -327,7 +331,16 @@ def run_daemon(tools: Tools, topology: Topology, workdir: Path, rep: int) -> dic
         with open(log_path, "w") as log_file:
             began = time.perf_counter()
             daemon = subprocess.Popen(
-                box.argv(tools.netlab, "daemon", "--debounce", str(DEBOUNCE), "--resync-interval", "3600", "--log-format", "json"),
+                box.argv(
+                    tools.netlab,
+                    "daemon",
+                    "--debounce",
+                    str(DEBOUNCE),
+                    "--resync-interval",
+                    "3600",
+                    "--log-format",
+                    "json",
+                ),
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 env=box.layout.env,
@@ -336,7 +349,11 @@ def run_daemon(tools: Tools, topology: Topology, workdir: Path, rep: int) -> dic
                 status = None
                 while time.perf_counter() - began < 3600 and daemon.poll() is None:
                     status = _status(box)
-                    if status and status.get("last_apply") and status.get("state") in ("healthy", "failing", "degraded"):
+                    if (
+                        status
+                        and status.get("last_apply")
+                        and status.get("state") in ("healthy", "failing", "degraded")
+                    ):
                         break
                     time.sleep(0.02)
                 record["ready_s"] = time.perf_counter() - began
@@ -351,7 +368,9 @@ def run_daemon(tools: Tools, topology: Topology, workdir: Path, rep: int) -> dic
                     temp = box.path(f"/etc/netlab.d/.{Path(CONFIG).name}.bench-tmp")
                     temp.write_text(text)
                     wait_idle(box, pid)  # the temp file's own events are debounced and read first
-                    answer = _probe(box, tools, "rename", f"ns{k}", address.split("/")[0], f"/etc/netlab.d/{temp.name}", CONFIG)
+                    answer = _probe(
+                        box, tools, "rename", f"ns{k}", address.split("/")[0], f"/etc/netlab.d/{temp.name}", CONFIG
+                    )
                     record["samples"].append({"kind": "rename", "netns": f"ns{k}", **answer})
                     wait_idle(box, pid)
 
@@ -451,7 +470,21 @@ def run_profiles(tools: Tools, topology: Topology, workdir: Path, rate: int = 10
         box.write(CONFIG, (workdir / "netlab" / "topology.yaml").read_text())
         for name in ("cold", "noop"):
             out = workdir / f"profile-{name}-{topology.n}.txt"
-            box.run(tools.py_spy, "record", "--idle", "--subprocesses", "--rate", str(rate), "--format", "raw",
-                    "--output", str(out), "--", tools.netlab, "apply", timeout=3600)
+            box.run(
+                tools.py_spy,
+                "record",
+                "--idle",
+                "--subprocesses",
+                "--rate",
+                str(rate),
+                "--format",
+                "raw",
+                "--output",
+                str(out),
+                "--",
+                tools.netlab,
+                "apply",
+                timeout=3600,
+            )
             files[name] = str(out)
     return files

@@ -39,8 +39,11 @@ def main() -> None:
     axes.set_xlabel("namespaces (N)")
     axes.set_ylabel("cold apply, seconds (median)")
     machine = results["machine"]
-    axes.set_title(f"Cold apply: bridge + N namespaces with veth, address, route\n"
-                   f"{machine['nproc']} CPUs, kernel {machine['kernel']}, {machine['date']}", fontsize=10)
+    axes.set_title(
+        f"Cold apply: bridge + N namespaces with veth, address, route\n"
+        f"{machine['nproc']} CPUs, kernel {machine['kernel']}, {machine['date']}",
+        fontsize=10,
+    )
     axes.grid(True, which="both", alpha=0.3)
     axes.legend()
     figure.tight_layout()

@@ -95,7 +95,13 @@ def _del_netns(netns: str, expected: str, own: int) -> dict[str, object]:
         if not ready:
             break
         listener.recv(1 << 20)
-    return {"action": "del-netns", "began_wall": began_wall, "bound_s": bound_s, "address_s": address_s, "route_s": route_s}
+    return {
+        "action": "del-netns",
+        "began_wall": began_wall,
+        "bound_s": bound_s,
+        "address_s": address_s,
+        "route_s": route_s,
+    }
 
 
 def main() -> None:

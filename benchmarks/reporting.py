@@ -137,10 +137,7 @@ def only_the_edit(run: dict[str, Any]) -> bool:
     edit = run.get("edit") or {}
     described = writes_seen(edit.get("netlink_events", []))
     return (
-        bool(described)
-        and set(described) <= allowed
-        and not edit.get("nat_changed")
-        and not edit.get("files_changed")
+        bool(described) and set(described) <= allowed and not edit.get("nat_changed") and not edit.get("files_changed")
     )
 
 
@@ -189,12 +186,18 @@ def render(results: dict[str, Any], analysis: str = "") -> str:
     w("section between its markers is kept).")
     w("")
     w(f"- **Date:** {machine['date']}; the run took {results.get('duration_s', 0) / 60:.0f} min.")
-    w(f"- **Machine:** {machine['nproc']} CPUs ({machine['cpu']}), {machine['memory_gib']} GiB, kernel {machine['kernel']}, "
-      f"Python {machine['python']}, pyroute2 {machine['pyroute2']}, {machine['iproute2']}, ifstate {machine['ifstate']}; "
-      f"load average at the start {', '.join(f'{x:.2f}' for x in machine['load_at_start'])}. A shared, noisy machine: compare ratios, not absolutes.")
-    w(f"- **netlab:** {machine['netlab']} at commit {machine['netlab_commit']}; kinds {', '.join(settings['netlab_kinds'])}.")
-    w(f"- **Command:** `{results['command']}` (as root, from the repository) — sizes {', '.join(map(str, sizes))}, "
-      f"{settings['repeat']} runs of each tool at each size, every run in a fresh sandbox; each figure is the median.")
+    w(
+        f"- **Machine:** {machine['nproc']} CPUs ({machine['cpu']}), {machine['memory_gib']} GiB, kernel {machine['kernel']}, "
+        f"Python {machine['python']}, pyroute2 {machine['pyroute2']}, {machine['iproute2']}, ifstate {machine['ifstate']}; "
+        f"load average at the start {', '.join(f'{x:.2f}' for x in machine['load_at_start'])}. A shared, noisy machine: compare ratios, not absolutes."
+    )
+    w(
+        f"- **netlab:** {machine['netlab']} at commit {machine['netlab_commit']}; kinds {', '.join(settings['netlab_kinds'])}."
+    )
+    w(
+        f"- **Command:** `{results['command']}` (as root, from the repository) — sizes {', '.join(map(str, sizes))}, "
+        f"{settings['repeat']} runs of each tool at each size, every run in a fresh sandbox; each figure is the median."
+    )
     w("")
     w("## What is built, and how it is judged")
     w("")
@@ -213,12 +216,16 @@ def render(results: dict[str, Any], analysis: str = "") -> str:
     w("- `ip -batch`: one `ip -batch` for the root namespace and one `ip -n nsI -batch` per namespace (a batch file")
     w("  has no per-line namespace); the rest with shell builtins. The practical floor.")
     w("- shell script: one `ip` process per command, as a lecture types it (`ip -n nsI ...` inside namespaces).")
-    w(f"- ifstate {machine['ifstate']}: `ifstatecli -c FILE apply`, run only up to N = {settings['ifstate_max']}: its cost grows")
+    w(
+        f"- ifstate {machine['ifstate']}: `ifstatecli -c FILE apply`, run only up to N = {settings['ifstate_max']}: its cost grows"
+    )
     w("  quadratically (189 s for a cold apply at N = 200 on this kind of machine, 153 s for its no-op), so larger")
     w("  sizes would take hours.")
     w("- netlab: `netlab apply` with the topology as one file in `/etc/netlab.d`, and `netlab daemon --debounce 0.25`.")
     w("")
-    w("Every run happens in a fresh private network + mount + PID namespace (`tests/sandbox.py`'s benchmark layout), with tmpfs")
+    w(
+        "Every run happens in a fresh private network + mount + PID namespace (`tests/sandbox.py`'s benchmark layout), with tmpfs"
+    )
     w("over `/run`, `/etc/netns`, `/etc/netlab.d` and `/var/lib/netlab` and temporary files over `/etc/resolv.conf`")
     w("and `/etc/hosts`: the host's network is never touched. Every result is checked by `benchmarks/verify.py`,")
     w("which asks the kernel directly (raw rtnetlink, not the tools' libraries): the namespace count, N + 2 links")
@@ -247,9 +254,13 @@ def render(results: dict[str, Any], analysis: str = "") -> str:
     w("As root on a Debian 12 machine, from a clone of the repository:")
     w("")
     w("```sh")
-    w("benchmarks/run                             # the full suite: sizes 10,100,500,1000, 3 runs each (~40 min on 2 cores)")
+    w(
+        "benchmarks/run                             # the full suite: sizes 10,100,500,1000, 3 runs each (~40 min on 2 cores)"
+    )
     w("benchmarks/run --sizes 10 --repeat 1       # a quick look (the smoke test runs this)")
-    w("benchmarks/run --tools daemon --no-profile --sizes 1000 --repeat 1 --out /tmp/daemon   # the daemon alone, one size")
+    w(
+        "benchmarks/run --tools daemon --no-profile --sizes 1000 --repeat 1 --out /tmp/daemon   # the daemon alone, one size"
+    )
     w("benchmarks/run --report benchmarks/results.json   # re-write this report from a run's saved results")
     w("python3 benchmarks/sandbox.py bash         # a shell in a fresh sandbox, to try things by hand")
     w("```")
@@ -282,64 +293,131 @@ def _targets(results: dict[str, Any], w: Any) -> None:
     n500 = 500
     netlab, batch, shell = at("netlab", n500), at("batch", n500), at("shell", n500)
     if netlab and batch:
-        rows.append(("cold apply at N = 500 ≤ 1.3 × `ip -batch`", f"{seconds(netlab)} vs {seconds(batch)}", f"{netlab / batch:.2f}×",
-                     "met" if netlab <= 1.3 * batch else "not met"))
+        rows.append(
+            (
+                "cold apply at N = 500 ≤ 1.3 × `ip -batch`",
+                f"{seconds(netlab)} vs {seconds(batch)}",
+                f"{netlab / batch:.2f}×",
+                "met" if netlab <= 1.3 * batch else "not met",
+            )
+        )
     else:
         rows.append(("cold apply at N = 500 ≤ 1.3 × `ip -batch`", "not measured", "—", "—"))
     if netlab and shell:
-        rows.append(("cold apply at N = 500 ≥ 10 × faster than the shell script", f"{seconds(netlab)} vs {seconds(shell)}",
-                     f"{shell / netlab:.1f}× faster", "met" if shell >= 10 * netlab else "not met"))
+        rows.append(
+            (
+                "cold apply at N = 500 ≥ 10 × faster than the shell script",
+                f"{seconds(netlab)} vs {seconds(shell)}",
+                f"{shell / netlab:.1f}× faster",
+                "met" if shell >= 10 * netlab else "not met",
+            )
+        )
     else:
         rows.append(("cold apply at N = 500 ≥ 10 × faster than the shell script", "not measured", "—", "—"))
     common = sorted(set(cold.get("netlab", {})) & set(cold.get("ifstate", {})))
     if common:
         worst = max(cold["netlab"][n] / cold["ifstate"][n] for n in common)
-        rows.append(("faster than ifstate at every N", ", ".join(f"N={n}: {seconds(cold['netlab'][n])} vs {seconds(cold['ifstate'][n])}" for n in common),
-                     f"netlab/ifstate ≤ {worst:.2f}", "met" if worst < 1 else "not met"))
+        rows.append(
+            (
+                "faster than ifstate at every N",
+                ", ".join(f"N={n}: {seconds(cold['netlab'][n])} vs {seconds(cold['ifstate'][n])}" for n in common),
+                f"netlab/ifstate ≤ {worst:.2f}",
+                "met" if worst < 1 else "not met",
+            )
+        )
     n_big = 1000
-    phases = [r["phases"] for r in _runs(results, "netlab", n_big) if isinstance(r.get("phases"), dict) and "observe_plan_ms" in r["phases"]]
+    phases = [
+        r["phases"]
+        for r in _runs(results, "netlab", n_big)
+        if isinstance(r.get("phases"), dict) and "observe_plan_ms" in r["phases"]
+    ]
     noop_counts = [w for w in (noop_writes(r) for r in _runs(results, "netlab", n_big)) if w is not None]
     event_fed = [p for p in phases if "event_fed_pass_ms" in p]
     if event_fed:
         ms = median([p["event_fed_pass_ms"] for p in event_fed]) or 0
         full = median([p["observe_plan_ms"] for p in event_fed]) or 0
-        rows.append(("no-op at N = 1000: observe + plan ≤ 100 ms", f"{ms:.0f} ms (the daemon's event-fed pass; reading every "
-                     f"namespace again, as a resync or `netlab apply` does: {full:.0f} ms)", f"{ms / 100:.2f}× the target",
-                     "met" if ms <= 100 else "not met"))
+        rows.append(
+            (
+                "no-op at N = 1000: observe + plan ≤ 100 ms",
+                f"{ms:.0f} ms (the daemon's event-fed pass; reading every "
+                f"namespace again, as a resync or `netlab apply` does: {full:.0f} ms)",
+                f"{ms / 100:.2f}× the target",
+                "met" if ms <= 100 else "not met",
+            )
+        )
     elif phases:
         ms = median([p["observe_plan_ms"] for p in phases]) or 0
-        rows.append(("no-op at N = 1000: observe + plan ≤ 100 ms", f"{ms:.0f} ms (a daemon pass; `netlab apply` as a process: "
-                     f"{seconds(_value(results, 'netlab', n_big, 'noop_apply_s'))})", f"{ms / 100:.1f}× the target", "met" if ms <= 100 else "not met"))
+        rows.append(
+            (
+                "no-op at N = 1000: observe + plan ≤ 100 ms",
+                f"{ms:.0f} ms (a daemon pass; `netlab apply` as a process: "
+                f"{seconds(_value(results, 'netlab', n_big, 'noop_apply_s'))})",
+                f"{ms / 100:.1f}× the target",
+                "met" if ms <= 100 else "not met",
+            )
+        )
     else:
         rows.append(("no-op at N = 1000: observe + plan ≤ 100 ms", "not measured", "—", "—"))
     if noop_counts:
-        rows.append(("no-op at N = 1000: zero kernel writes", f"{max(noop_counts)} writes (worst of {len(noop_counts)} runs)", "—",
-                     "met" if max(noop_counts) == 0 else "not met"))
+        rows.append(
+            (
+                "no-op at N = 1000: zero kernel writes",
+                f"{max(noop_counts)} writes (worst of {len(noop_counts)} runs)",
+                "—",
+                "met" if max(noop_counts) == 0 else "not met",
+            )
+        )
     renames = _samples(results, n_big, "rename", "address_s")
     debounce = results["settings"]["debounce_s"]
     if renames:
         after = (median(renames) or 0) - debounce
-        rows.append(("one edit among N = 1000 applied ≤ 50 ms after the debounce", f"{after * 1000:.0f} ms after the {debounce * 1000:.0f} ms debounce "
-                     f"({seconds(median(renames))} from the rename)", f"{after / 0.05:.1f}× the target", "met" if after <= 0.05 else "not met"))
+        rows.append(
+            (
+                "one edit among N = 1000 applied ≤ 50 ms after the debounce",
+                f"{after * 1000:.0f} ms after the {debounce * 1000:.0f} ms debounce "
+                f"({seconds(median(renames))} from the rename)",
+                f"{after / 0.05:.1f}× the target",
+                "met" if after <= 0.05 else "not met",
+            )
+        )
     else:
         rows.append(("one edit among N = 1000 applied ≤ 50 ms after the debounce", "not measured", "—", "—"))
     drifts = _samples(results, n_big, "drift-addr", "route_s") + _samples(results, n_big, "drift-link", "route_s")
     missed = _missed(results, n_big, ("drift-addr", "drift-link"))
     if missed:
-        rows.append(("drift at N = 1000 repaired ≤ 200 ms", f"{missed} of {missed + len(drifts)} drifts not repaired within "
-                     "the probe's 60 s (the daemon saw no event)", "—", "not met"))
+        rows.append(
+            (
+                "drift at N = 1000 repaired ≤ 200 ms",
+                f"{missed} of {missed + len(drifts)} drifts not repaired within "
+                "the probe's 60 s (the daemon saw no event)",
+                "—",
+                "not met",
+            )
+        )
     elif drifts:
         worst_drift = median(drifts) or 0
-        rows.append(("drift at N = 1000 repaired ≤ 200 ms", f"{seconds(worst_drift)} (median of address and veth deletions, to the route back)",
-                     f"{worst_drift / 0.2:.1f}× the target", "met" if worst_drift <= 0.2 else "not met"))
+        rows.append(
+            (
+                "drift at N = 1000 repaired ≤ 200 ms",
+                f"{seconds(worst_drift)} (median of address and veth deletions, to the route back)",
+                f"{worst_drift / 0.2:.1f}× the target",
+                "met" if worst_drift <= 0.2 else "not met",
+            )
+        )
     else:
         rows.append(("drift at N = 1000 repaired ≤ 200 ms", "not measured", "—", "—"))
     rss = [d["memory_kb"]["VmHWM"] / 1024 for d in results["daemon"] if d["n"] == n_big and "memory_kb" in d]
     if rss:
         peak = max(rss)  # MiB, the worst run
         megabytes = peak * 1024 * 1024 / 1e6  # the target's MB, taken strictly as 10^6 bytes
-        rows.append(("daemon peak RSS at N = 1000 ≤ 80 MB", f"{peak:.0f} MiB = {megabytes:.0f} MB (worst run)",
-                     f"{megabytes / 80:.2f}× the target", "met" if megabytes <= 80 else "not met"))
+        rows.append(
+            (
+                "daemon peak RSS at N = 1000 ≤ 80 MB",
+                f"{peak:.0f} MiB = {megabytes:.0f} MB (worst run)",
+                f"{megabytes / 80:.2f}× the target",
+                "met" if megabytes <= 80 else "not met",
+            )
+        )
     else:
         rows.append(("daemon peak RSS at N = 1000 ≤ 80 MB", "not measured", "—", "—"))
     per_ns = {n: cold["netlab"][n] / n for n in sorted(cold.get("netlab", {})) if n >= 100}
@@ -351,8 +429,14 @@ def _targets(results: dict[str, Any], w: Any) -> None:
         if smallest in batch and largest in batch:
             floor = (batch[largest] / largest) / (batch[smallest] / smallest)
             measured += f" (`ip -batch`, the kernel's floor: {floor:.2f}× per namespace over the same range)"
-        rows.append(("cost growing linearly with N (cold apply per namespace)", measured,
-                     f"{growth:.2f}× per namespace from N={smallest} to N={largest}", "met" if growth <= 1.25 else "not met"))
+        rows.append(
+            (
+                "cost growing linearly with N (cold apply per namespace)",
+                measured,
+                f"{growth:.2f}× per namespace from N={smallest} to N={largest}",
+                "met" if growth <= 1.25 else "not met",
+            )
+        )
     w("## Targets (issue 6)")
     w("")
     w("| target | measured | ratio | |")
@@ -367,16 +451,24 @@ def _targets(results: dict[str, Any], w: Any) -> None:
 def _cold(results: dict[str, Any], w: Any) -> None:
     sizes = results["settings"]["sizes"]
     cold = cold_medians(results)
-    _section(w, "Cold apply: from nothing to the whole topology", """
+    _section(
+        w,
+        "Cold apply: from nothing to the whole topology",
+        """
         Median wall time of verified runs, and each tool's ratio to `ip -batch`. ![cold apply against N](cold-apply.png)
-    """)
-    w("| N | netlab | `ip -batch` | shell script | ifstate | netlab / batch | shell / batch | ifstate / batch | shell / netlab | netlab per namespace |")
+    """,
+    )
+    w(
+        "| N | netlab | `ip -batch` | shell script | ifstate | netlab / batch | shell / batch | ifstate / batch | shell / netlab | netlab per namespace |"
+    )
     w("|---|---|---|---|---|---|---|---|---|---|")
     for n in sizes:
         v = {tool: cold.get(tool, {}).get(n) for tool in TOOL_NAMES}
         per = f"{v['netlab'] / n * 1000:.1f} ms" if v["netlab"] else "—"
-        w(f"| {n} | {seconds(v['netlab'])} | {seconds(v['batch'])} | {seconds(v['shell'])} | {seconds(v['ifstate'])} | "
-          f"{ratio(v['netlab'], v['batch'])} | {ratio(v['shell'], v['batch'])} | {ratio(v['ifstate'], v['batch'])} | {ratio(v['shell'], v['netlab'])} | {per} |")
+        w(
+            f"| {n} | {seconds(v['netlab'])} | {seconds(v['batch'])} | {seconds(v['shell'])} | {seconds(v['ifstate'])} | "
+            f"{ratio(v['netlab'], v['batch'])} | {ratio(v['shell'], v['batch'])} | {ratio(v['ifstate'], v['batch'])} | {ratio(v['shell'], v['netlab'])} | {per} |"
+        )
     w("")
     w("Runs verified after the cold apply (topology, addresses, routes, pings; NAT and resolv.conf where the tool")
     w("does them):")
@@ -398,27 +490,37 @@ def _cold(results: dict[str, Any], w: Any) -> None:
 
 def _noop(results: dict[str, Any], w: Any) -> None:
     sizes = results["settings"]["sizes"]
-    _section(w, "No-op reconcile: nothing changed", """
+    _section(
+        w,
+        "No-op reconcile: nothing changed",
+        """
         `netlab apply` and `netlab plan` as processes (start-up, loading the files, observing, planning), then
         observe + plan alone (`benchmarks/netlab_phases.py`, connections kept, the median of passes 2..n of the
         first run) in two ways: reading every namespace again (what `netlab apply` and the daemon's start, reload
         and hourly-style resync do), and the daemon's event-fed pass when no event came (it re-reads only the
         namespaces its listeners heard changing, plus the namespace list, the sysctls, the file signatures and the
         ledger); and the kernel writes witnessed during the no-op `apply` (sum over all runs; 0 expected).
-    """)
-    w("| N | netlab apply | netlab plan | load files | observe + plan, all read again | of which plan | daemon pass, event-fed | netlab writes | ifstate apply | ifstate writes |")
+    """,
+    )
+    w(
+        "| N | netlab apply | netlab plan | load files | observe + plan, all read again | of which plan | daemon pass, event-fed | netlab writes | ifstate apply | ifstate writes |"
+    )
     w("|---|---|---|---|---|---|---|---|---|---|")
     for n in sizes:
         runs = _runs(results, "netlab", n)
-        phases = next((r["phases"] for r in runs if isinstance(r.get("phases"), dict) and "observe_plan_ms" in r["phases"]), None)
+        phases = next(
+            (r["phases"] for r in runs if isinstance(r.get("phases"), dict) and "observe_plan_ms" in r["phases"]), None
+        )
         writes = [w for w in (noop_writes(r) for r in runs) if w is not None]
         if_runs = _runs(results, "ifstate", n)
         if_writes = [w for w in (noop_writes(r) for r in if_runs) if w is not None]
-        w(f"| {n} | {seconds(_value(results, 'netlab', n, 'noop_apply_s'))} | {seconds(_value(results, 'netlab', n, 'noop_plan_s'))} | "
-          f"{seconds(phases['load_ms'] / 1000) if phases else '—'} | {seconds(phases['observe_plan_ms'] / 1000) if phases else '—'} | "
-          f"{seconds(phases['plan_only_ms'] / 1000) if phases else '—'} | "
-          f"{seconds(phases['event_fed_pass_ms'] / 1000) if phases and 'event_fed_pass_ms' in phases else '—'} | {sum(writes) if writes else '—'} | "
-          f"{seconds(_value(results, 'ifstate', n, 'noop_apply_s'))} | {sum(if_writes) if if_writes else '—'} |")
+        w(
+            f"| {n} | {seconds(_value(results, 'netlab', n, 'noop_apply_s'))} | {seconds(_value(results, 'netlab', n, 'noop_plan_s'))} | "
+            f"{seconds(phases['load_ms'] / 1000) if phases else '—'} | {seconds(phases['observe_plan_ms'] / 1000) if phases else '—'} | "
+            f"{seconds(phases['plan_only_ms'] / 1000) if phases else '—'} | "
+            f"{seconds(phases['event_fed_pass_ms'] / 1000) if phases and 'event_fed_pass_ms' in phases else '—'} | {sum(writes) if writes else '—'} | "
+            f"{seconds(_value(results, 'ifstate', n, 'noop_apply_s'))} | {sum(if_writes) if if_writes else '—'} |"
+        )
     events = [
         (r, e)
         for r in results["runs"]
@@ -426,7 +528,12 @@ def _noop(results: dict[str, Any], w: Any) -> None:
         for e in r["noop_apply"]["netlink_events"]
         if not is_bridge_notice(e)
     ]
-    files = [(r, f) for r in results["runs"] if isinstance(r.get("noop_apply"), dict) for f in r["noop_apply"]["files_changed"]]
+    files = [
+        (r, f)
+        for r in results["runs"]
+        if isinstance(r.get("noop_apply"), dict)
+        for f in r["noop_apply"]["files_changed"]
+    ]
     if events or files:
         w("")
         w("Writes seen during a no-op (first few):")
@@ -440,7 +547,10 @@ def _noop(results: dict[str, Any], w: Any) -> None:
 
 def _edit(results: dict[str, Any], w: Any) -> None:
     sizes = results["settings"]["sizes"]
-    _section(w, "One change among N: the middle namespace's address edited", """
+    _section(
+        w,
+        "One change among N: the middle namespace's address edited",
+        """
         Wall time of `netlab apply` (and `ifstatecli apply`) after the file changed, and what the kernel saw change
         (`ip monitor` in the root namespace, ns1, the edited namespace and nsN; NAT table; resolver files).
         For comparison, by hand this is three `ip` commands (delete the old address, add the new one, put back the
@@ -449,7 +559,8 @@ def _edit(results: dict[str, Any], w: Any) -> None:
         *only that object changed* means the witnessed writes are the edited namespace's old address going, its
         new address coming and its default route put back, and nothing else;
         *verified* checks that the namespace then holds exactly the new address.
-    """)
+    """,
+    )
     w("| N | netlab | only that object changed | verified | ifstate | only that object changed | verified |")
     w("|---|---|---|---|---|---|---|")
     examples: dict[str, list[str]] = {}
@@ -458,16 +569,22 @@ def _edit(results: dict[str, Any], w: Any) -> None:
         only = [only_the_edit(r) for r in runs if "edit" in r]
         if_runs = [r for r in _runs(results, "ifstate", n) if "edit" in r]
         if_only = [only_the_edit(r) for r in if_runs]
-        w(f"| {n} | {seconds(_value(results, 'netlab', n, 'edit_s'))} | {'yes' if only and all(only) else ('no' if only else '—')} "
-          f"({sum(only)}/{len(only)} runs) | {_verified(runs, 'edit_verify')} | {seconds(_value(results, 'ifstate', n, 'edit_s'))} | "
-          f"{'—' if not if_only else ('yes' if all(if_only) else 'no') + f' ({sum(if_only)}/{len(if_only)} runs)'} | {_verified(if_runs, 'edit_verify')} |")
+        w(
+            f"| {n} | {seconds(_value(results, 'netlab', n, 'edit_s'))} | {'yes' if only and all(only) else ('no' if only else '—')} "
+            f"({sum(only)}/{len(only)} runs) | {_verified(runs, 'edit_verify')} | {seconds(_value(results, 'ifstate', n, 'edit_s'))} | "
+            f"{'—' if not if_only else ('yes' if all(if_only) else 'no') + f' ({sum(if_only)}/{len(if_only)} runs)'} | {_verified(if_runs, 'edit_verify')} |"
+        )
         for tool, group in (("netlab", runs), ("ifstate", if_runs)):
             for r in group:
                 if "edit" in r and tool not in examples:
                     examples[tool] = writes_seen(r["edit"]["netlink_events"])
     for tool, described in examples.items():
         w("")
-        w(f"What {TOOL_NAMES[tool]}'s edit did (first run at the smallest size): " + ("; ".join(described[:12]) or "nothing seen") + ("; …" if len(described) > 12 else ""))
+        w(
+            f"What {TOOL_NAMES[tool]}'s edit did (first run at the smallest size): "
+            + ("; ".join(described[:12]) or "nothing seen")
+            + ("; …" if len(described) > 12 else "")
+        )
     w("")
 
 
@@ -476,7 +593,10 @@ def _daemon(results: dict[str, Any], w: Any) -> None:
         return
     sizes = results["settings"]["sizes"]
     debounce = results["settings"]["debounce_s"]
-    _section(w, "The daemon (`netlab daemon --debounce 0.25`)", f"""
+    _section(
+        w,
+        "The daemon (`netlab daemon --debounce 0.25`)",
+        f"""
         Latencies are from the act to the kernel showing the answer, seen by a netlink listener opened in the
         namespace beforehand (`benchmarks/probe.py`). *Edit*: an edited copy of the file is renamed over it
         (editor-style), the middle namespace's address changes, and back again: time to the new address, and that
@@ -485,8 +605,11 @@ def _daemon(results: dict[str, Any], w: Any) -> None:
         (the listener then opened in the new one as soon as it is bound): time until the address and the default
         route are back. Peak RSS is VmHWM over the whole run (its cold start included); idle CPU over 3 s with nothing
         happening.
-    """)
-    w("| N | ready from empty | edit: to the address | after the debounce | drift, address: back | route back | drift, veth: route back | drift, namespace: route back | peak RSS | threads | idle CPU | verified |")
+    """,
+    )
+    w(
+        "| N | ready from empty | edit: to the address | after the debounce | drift, address: back | route back | drift, veth: route back | drift, namespace: route back | peak RSS | threads | idle CPU | verified |"
+    )
     w("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for n in sizes:
         runs = [d for d in results["daemon"] if d["n"] == n]
@@ -497,24 +620,36 @@ def _daemon(results: dict[str, Any], w: Any) -> None:
         threads = [d["memory_kb"].get("Threads") for d in runs if "memory_kb" in d]
         idle = median([d.get("idle_cpu_pct") for d in runs])  # type: ignore[misc]
         verified = sum(1 for d in runs if d.get("verify", {}).get("ok") and d.get("final_verify", {}).get("ok"))
-        w(f"| {n} | {seconds(median([d.get('ready_s') for d in runs]))} | {seconds(rename)} | "  # type: ignore[misc]
-          f"{seconds(rename - debounce) if rename is not None else '—'} | {_drift(results, n, 'drift-addr', 'address_s')} | "
-          f"{_drift(results, n, 'drift-addr', 'route_s')} | {_drift(results, n, 'drift-link', 'route_s')} | "
-          f"{_drift(results, n, 'drift-netns', 'route_s')} | "
-          f"{f'{max(rss):.0f} MiB' if rss else '—'} | {max(t for t in threads if t) if any(threads) else '—'} | "
-          f"{'—' if idle is None else f'{idle:.0f} %'} | {verified}/{len(runs)} |")
+        w(
+            f"| {n} | {seconds(median([d.get('ready_s') for d in runs]))} | {seconds(rename)} | "  # type: ignore[misc]
+            f"{seconds(rename - debounce) if rename is not None else '—'} | {_drift(results, n, 'drift-addr', 'address_s')} | "
+            f"{_drift(results, n, 'drift-addr', 'route_s')} | {_drift(results, n, 'drift-link', 'route_s')} | "
+            f"{_drift(results, n, 'drift-netns', 'route_s')} | "
+            f"{f'{max(rss):.0f} MiB' if rss else '—'} | {max(t for t in threads if t) if any(threads) else '—'} | "
+            f"{'—' if idle is None else f'{idle:.0f} %'} | {verified}/{len(runs)} |"
+        )
     accepted = {n: median(_samples(results, n, "rename", "log_accepted_s")) for n in sizes}
     if any(v is not None for v in accepted.values()):
         w("")
-        w("From the daemon's own log, the rename to \"generation accepted\" (debounce + reading the files): "
-          + ", ".join(f"N={n}: {seconds(v)}" for n, v in accepted.items() if v is not None) + ".")
-    failures = [d for d in results["daemon"] if "error" in d or not d.get("verify", {}).get("ok") or not d.get("final_verify", {}).get("ok")]
+        w(
+            'From the daemon\'s own log, the rename to "generation accepted" (debounce + reading the files): '
+            + ", ".join(f"N={n}: {seconds(v)}" for n, v in accepted.items() if v is not None)
+            + "."
+        )
+    failures = [
+        d
+        for d in results["daemon"]
+        if "error" in d or not d.get("verify", {}).get("ok") or not d.get("final_verify", {}).get("ok")
+    ]
     if failures:
         w("")
         w("Daemon runs that failed or did not verify at the end:")
         w("")
     for d in failures:
-        problems = "; ".join(p[:160] + ("…" if len(p) > 160 else "") for p in (d.get("final_verify") or d.get("verify") or {}).get("problems", [])[:3])
+        problems = "; ".join(
+            p[:160] + ("…" if len(p) > 160 else "")
+            for p in (d.get("final_verify") or d.get("verify") or {}).get("problems", [])[:3]
+        )
         w(f"- N={d['n']} run {d['rep'] + 1}: {d.get('error', '')[:300]} {problems}")
     w("")
 
@@ -539,8 +674,11 @@ def _startup(results: dict[str, Any], w: Any) -> None:
     w(f"| `netlab --help` | {seconds(median(startup['help_s']))} |")
     w(f"| `netlab plan` on an empty config dir | {seconds(median(startup['plan_empty_s']))} |")
     w("")
-    w("What `netlab plan` spends importing, by package (`python -X importtime`, own time of each package's modules): "
-      + ", ".join(f"{name} {ms:.0f} ms" for name, ms in startup.get("imports", [])[:10]) + ".")
+    w(
+        "What `netlab plan` spends importing, by package (`python -X importtime`, own time of each package's modules): "
+        + ", ".join(f"{name} {ms:.0f} ms" for name, ms in startup.get("imports", [])[:10])
+        + "."
+    )
     w("")
 
 
@@ -551,7 +689,9 @@ def _profiles(results: dict[str, Any], w: Any) -> None:
     n = results["settings"]["profile_size"]
     w(f"## Where netlab's time goes (py-spy, N = {n})")
     w("")
-    w(f"Wall-clock samples ({results['settings']['profile_rate']} Hz, idle included) of the netlab process's main thread, one")
+    w(
+        f"Wall-clock samples ({results['settings']['profile_rate']} Hz, idle included) of the netlab process's main thread, one"
+    )
     w("`netlab apply` from nothing and one no-op, under py-spy (which slows it a little). The phase is the first of")
     w("imports / load / observe + plan / apply / verify met from the root of each stack.")
     for name, title in (("cold", "cold apply"), ("noop", "no-op apply")):
@@ -566,7 +706,11 @@ def _profiles(results: dict[str, Any], w: Any) -> None:
         for phase, s, share in p["phases"]:
             w(f"| {phase} | {seconds(s)} | {share * 100:.0f} % |")
         w("")
-        w("By package (own time): " + ", ".join(f"{pkg} {share * 100:.0f} %" for pkg, _, share in p["packages"][:8]) + ".")
+        w(
+            "By package (own time): "
+            + ", ".join(f"{pkg} {share * 100:.0f} %" for pkg, _, share in p["packages"][:8])
+            + "."
+        )
         if p.get("iptables_worker_s"):
             w(f"The iptables worker processes ran {seconds(p['iptables_worker_s'])} in all (inside the phases above).")
         w("")
@@ -581,6 +725,9 @@ def _profiles(results: dict[str, Any], w: Any) -> None:
             share_of_phase = next((sh for ph, _, sh in p["phases"] if ph == phase), 0)
             if share_of_phase < 0.08 or not entries:
                 continue
-            w(f"Inside *{phase}* ({share_of_phase * 100:.0f} %), the costliest calls (time including callees): "
-              + "; ".join(f"`{fn}` {seconds(s)}" for fn, s, _ in entries[:8]) + ".")
+            w(
+                f"Inside *{phase}* ({share_of_phase * 100:.0f} %), the costliest calls (time including callees): "
+                + "; ".join(f"`{fn}` {seconds(s)}" for fn, s, _ in entries[:8])
+                + "."
+            )
             w("")

@@ -81,7 +81,9 @@ class Topology:
         lines.append(f"addr add {BRIDGE_ADDRESS} dev {BRIDGE}")
         # the peer is created directly in its namespace; it is set up from inside
         # (`peer ... netns nsI up` is refused by the kernel: ENOTCONN)
-        lines += [f"link add vh{i} master {BRIDGE} up type veth peer name eth0 netns ns{i}" for i in range(1, self.n + 1)]
+        lines += [
+            f"link add vh{i} master {BRIDGE} up type veth peer name eth0 netns ns{i}" for i in range(1, self.n + 1)
+        ]
         return "\n".join(lines) + "\n"
 
     def ns_batch(self, i: int) -> str:
@@ -128,7 +130,10 @@ class Topology:
                 f"ip -n ns{i} route add default via {GATEWAY}",
             ]
             if self.dns:
-                lines += [f"mkdir -p /etc/netns/ns{i}", f"echo 'nameserver {NAMESERVER}' > /etc/netns/ns{i}/resolv.conf"]
+                lines += [
+                    f"mkdir -p /etc/netns/ns{i}",
+                    f"echo 'nameserver {NAMESERVER}' > /etc/netns/ns{i}/resolv.conf",
+                ]
         return "\n".join(lines) + "\n"
 
     # -- ifstate 2.x: links, addresses, routes, forwarding (no NAT, no resolv.conf) ----

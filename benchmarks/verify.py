@@ -84,7 +84,9 @@ def verify(topology: Topology, edited: bool) -> dict[str, object]:
     if BRIDGE_ADDRESS not in root["addresses"].get(BRIDGE, []):  # type: ignore[attr-defined]
         problem(f"{BRIDGE} lacks {BRIDGE_ADDRESS}")
     ports_up = sum(
-        1 for i in range(1, n + 1) if _up(links.get(f"vh{i}", 0)) and root["masters"].get(f"vh{i}") == BRIDGE  # type: ignore[attr-defined]
+        1
+        for i in range(1, n + 1)
+        if _up(links.get(f"vh{i}", 0)) and root["masters"].get(f"vh{i}") == BRIDGE  # type: ignore[attr-defined]
     )
     if ports_up != n:
         problem(f"{ports_up} of {n} bridge ports are up in {BRIDGE}")
@@ -135,20 +137,31 @@ def verify(topology: Topology, edited: bool) -> dict[str, object]:
 
     if topology.nat:
         saved = subprocess.run(["iptables-legacy-save", "-t", "nat"], capture_output=True, text=True).stdout
-        rules = [line for line in saved.splitlines() if line.startswith("-A") and f"-s {SUBNET}" in line and "MASQUERADE" in line]
+        rules = [
+            line
+            for line in saved.splitlines()
+            if line.startswith("-A") and f"-s {SUBNET}" in line and "MASQUERADE" in line
+        ]
         if len(rules) != 1:
             problem(f"{len(rules)} masquerade rules for {SUBNET} in the legacy nat table, not 1")
 
     first, last = topology.address(1, edited).split("/")[0], topology.address(n, edited).split("/")[0]
     pings = [("ns1", last), (f"ns{n}", first), ("ns1", GATEWAY)]
     for source, target in pings:
-        ping = subprocess.run(["ip", "netns", "exec", source, "ping", "-q", "-c", "1", "-W", "2", target], capture_output=True)
+        ping = subprocess.run(
+            ["ip", "netns", "exec", source, "ping", "-q", "-c", "1", "-W", "2", target], capture_output=True
+        )
         if ping.returncode != 0:
             problem(f"ping {source} -> {target} failed")
     return {
         "ok": not problems,
         "problems": problems,
-        "counts": {"namespaces": len(namespaces), "root_links": len(links), "ports_up": ports_up, "namespaces_right": namespaces_right},
+        "counts": {
+            "namespaces": len(namespaces),
+            "root_links": len(links),
+            "ports_up": ports_up,
+            "namespaces_right": namespaces_right,
+        },
     }
 
 

@@ -164,7 +164,9 @@ def _told(log: Log, left: list[str], undone: int) -> str:
         log.warning("pass rolled back", steps_undone=undone)
         return f"The {undone} steps done before it were undone; the previous state stays in force."
     log.error("pass rolled back only in part", left=left)
-    return "Rolled back in part; the next pass will finish the job. Not undone:\n" + "\n".join(f"  {line}" for line in left)
+    return "Rolled back in part; the next pass will finish the job. Not undone:\n" + "\n".join(
+        f"  {line}" for line in left
+    )
 
 
 def apply_plan(plan: Plan, kernel: Kernel, ledger: Ledger, log: Log, applied: Applied | None = None) -> Applied:

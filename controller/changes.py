@@ -103,9 +103,7 @@ class Change:
             "kind": self.kind,
             "netns": netns_label(self.netns),
             "name": self.name,
-            "attributes": [
-                {"name": a.name, "current": a.current, "desired": a.desired} for a in self.attributes
-            ],
+            "attributes": [{"name": a.name, "current": a.current, "desired": a.desired} for a in self.attributes],
             "note": self.note,
             "origin": str(self.origin) if self.origin else None,
         }

@@ -87,7 +87,9 @@ Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 def _add_reading_commands(commands: Subcommands, common: argparse.ArgumentParser) -> None:
     """The commands that change nothing: validate, plan, show, status."""
     validate = commands.add_parser("validate", parents=[common], help="check files without touching the kernel")
-    validate.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="files or directories (default: the config dir)")
+    validate.add_argument(
+        "paths", nargs="*", type=Path, metavar="PATH", help="files or directories (default: the config dir)"
+    )
     validate.add_argument(
         "--hostname",
         action="append",
@@ -97,7 +99,9 @@ def _add_reading_commands(commands: Subcommands, common: argparse.ArgumentParser
     )
     plan = commands.add_parser("plan", parents=[common], help="show what apply would change")
     _json_option(plan)
-    plan.add_argument("--detailed-exitcode", action="store_true", help="exit 0 with nothing to do, 2 with changes, 1 on error")
+    plan.add_argument(
+        "--detailed-exitcode", action="store_true", help="exit 0 with nothing to do, 2 with changes, 1 on error"
+    )
     plan.add_argument("--allow-empty", action="store_true", help=argparse.SUPPRESS)
     show = commands.add_parser("show", parents=[common], help="live state of managed namespaces in the file format")
     _json_option(show)
@@ -119,15 +123,28 @@ def _add_writing_commands(commands: Subcommands, common: argparse.ArgumentParser
     destroy = commands.add_parser("destroy", parents=[common], help="remove everything netlab owns")
     destroy.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     reload = commands.add_parser(
-        "reload", parents=[common], help="make the running daemon read the files now, and wait for that pass (ExecReload)"
+        "reload",
+        parents=[common],
+        help="make the running daemon read the files now, and wait for that pass (ExecReload)",
     )
     reload.add_argument("--pid", type=int, help="the daemon's process (default: the one status.json names)")
-    reload.add_argument("--timeout", type=float, default=100.0, help="seconds to wait for the pass (default %(default)s)")
+    reload.add_argument(
+        "--timeout", type=float, default=100.0, help="seconds to wait for the pass (default %(default)s)"
+    )
     _run_dir_option(reload, "where the daemon writes status.json")
-    daemon = commands.add_parser("daemon", parents=[common], help="the service: watch, reconcile, repair drift, notify systemd")
+    daemon = commands.add_parser(
+        "daemon", parents=[common], help="the service: watch, reconcile, repair drift, notify systemd"
+    )
     _run_dir_option(daemon, "where status.json is written")
-    daemon.add_argument("--debounce", type=float, default=0.25, help="seconds of quiet in the config dir before it is read (default %(default)s)")
-    daemon.add_argument("--resync-interval", type=float, default=60.0, help="seconds between full resyncs (default %(default)s)")
+    daemon.add_argument(
+        "--debounce",
+        type=float,
+        default=0.25,
+        help="seconds of quiet in the config dir before it is read (default %(default)s)",
+    )
+    daemon.add_argument(
+        "--resync-interval", type=float, default=60.0, help="seconds between full resyncs (default %(default)s)"
+    )
     _allow_empty_option(daemon)
 
 
@@ -291,7 +308,9 @@ def cmd_destroy(args: argparse.Namespace) -> int:
 
     if not args.yes and not sys.stdin.isatty():
         # no one can be asked: a script or a pipe must say it means it
-        print("netlab: destroy removes everything netlab owns; without a terminal to ask on, pass --yes", file=sys.stderr)
+        print(
+            "netlab: destroy removes everything netlab owns; without a terminal to ask on, pass --yes", file=sys.stderr
+        )
         return EXIT_ERROR
     nothing = DesiredState()
     log = logs.get_logger(command="destroy")
@@ -317,7 +336,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     from netlab.controller import reporting
 
     status = reporting.daemon_status(args.run_dir / "status.json")
-    print(json.dumps(status, indent=2) if args.json else reporting.daemon_status_text(status), end="\n" if args.json else "")
+    print(
+        json.dumps(status, indent=2) if args.json else reporting.daemon_status_text(status),
+        end="\n" if args.json else "",
+    )
     return status_exit_code(status)
 
 
@@ -362,7 +384,9 @@ def cmd_reload(args: argparse.Namespace) -> int:
     if status.get("pid") == pid and "last_reload" not in status:
         # a daemon from before `netlab reload` (not restarted since an upgrade):
         # it says nothing of its reload passes, so there is nothing to wait for
-        _say(args, "warning", "reload requested; this daemon does not report its reload passes (restart it to have them)")
+        _say(
+            args, "warning", "reload requested; this daemon does not report its reload passes (restart it to have them)"
+        )
         return EXIT_OK
     passed = _reload_pass(args, path, pid, asked)
     return _reload_done(args, passed, pid) if passed is not None else EXIT_ERROR
@@ -437,7 +461,9 @@ def daemon_settings(args: argparse.Namespace) -> Settings:
     from netlab.controller.daemon import Settings
 
     given = vars(args)
-    return Settings(**{setting.name: given[setting.name] for setting in dataclasses.fields(Settings) if setting.name in given})
+    return Settings(
+        **{setting.name: given[setting.name] for setting in dataclasses.fields(Settings) if setting.name in given}
+    )
 
 
 COMMANDS = {

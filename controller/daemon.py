@@ -50,7 +50,11 @@ class Settings:
 
 class Daemon:
     def __init__(
-        self, settings: Settings, log: Any, kernel: DaemonKernel | None = None, reconcile_pass: Reconcile[Any] = reconcile
+        self,
+        settings: Settings,
+        log: Any,
+        kernel: DaemonKernel | None = None,
+        reconcile_pass: Reconcile[Any] = reconcile,
     ) -> None:
         """`kernel` and `reconcile_pass`: a fake kernel and pass, for the unit
         tests (by default the real kernel facade and `applying.reconcile`)."""
@@ -298,7 +302,9 @@ class Daemon:
                 held_open = {writer.path for writer in found}
                 lost = watcher.forget_writes({w.path for w in seen} - held_open, WRITE_LOST_AFTER)
                 if lost:
-                    self.log.warning("a write's end was not heard, and no process holds the file open: reading it", files=lost)
+                    self.log.warning(
+                        "a write's end was not heard, and no process holds the file open: reading it", files=lost
+                    )
                     seen = watcher.being_written()
         named = {writer.path for writer in found}
         return tuple(sorted({*found, *(writer for writer in seen if writer.path not in named)}))

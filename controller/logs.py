@@ -21,9 +21,7 @@ def configure(log_format: str, stream: TextIO | None = None, level: int = loggin
     if log_format == "json":
         renderer: Any = structlog.processors.JSONRenderer()
         exceptions: list[Any] = [
-            structlog.processors.ExceptionRenderer(
-                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
-            )
+            structlog.processors.ExceptionRenderer(structlog.tracebacks.ExceptionDictTransformer(show_locals=False))
         ]
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
@@ -36,7 +34,9 @@ def configure(log_format: str, stream: TextIO | None = None, level: int = loggin
     )
     handler = logging.StreamHandler(stream)
     handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer], foreign_pre_chain=shared)
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer], foreign_pre_chain=shared
+        )
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -32,7 +32,11 @@ def plan_text(plan: Plan) -> str:
 
 
 def plan_json(plan: Plan) -> str:
-    document = {"format_version": FORMAT_VERSION, "changes": [change.to_json() for change in plan.changes], "summary": plan.counts()}
+    document = {
+        "format_version": FORMAT_VERSION,
+        "changes": [change.to_json() for change in plan.changes],
+        "summary": plan.counts(),
+    }
     return json.dumps(document, indent=2) + "\n"
 
 
@@ -131,11 +135,15 @@ def daemon_status(path: Path) -> dict[str, Any]:
             status["detail"] = f"the daemon that wrote this status (process {pid}) is gone: it crashed or was killed"
         elif not is_netlab_daemon(pid):
             status["daemon"] = "dead"
-            status["detail"] = f"the daemon that wrote this status is gone: process {pid} is not `netlab daemon` now, but another program"
+            status["detail"] = (
+                f"the daemon that wrote this status is gone: process {pid} is not `netlab daemon` now, but another program"
+            )
     elif status.get("daemon") == "stopped":
         status["detail"] = "the daemon stopped (systemctl stop netlab, or SIGTERM)"
     if status.get("daemon") in ("dead", "stopped"):
-        status["detail"] += f"; nothing is reconciling: what follows was written {written} and is history, not the health of the network now"
+        status["detail"] += (
+            f"; nothing is reconciling: what follows was written {written} and is history, not the health of the network now"
+        )
     return status
 
 
@@ -182,10 +190,14 @@ def daemon_status_text(status: dict[str, Any]) -> str:
             lines.append(f"last state, written {status.get('updated') or 'at an unknown time'}: {status['state']}")
     generation = status.get("generation")
     if generation:
-        lines.append(f"generation: {generation['number']} ({generation['digest']}, from {generation['source']}), files: {', '.join(Path(f).name for f in generation['files']) or 'none'}")
+        lines.append(
+            f"generation: {generation['number']} ({generation['digest']}, from {generation['source']}), files: {', '.join(Path(f).name for f in generation['files']) or 'none'}"
+        )
     last = status.get("last_apply")
     if last:
-        lines.append(f"last apply: {last['time']} ({last['reason']}), {last['changes']} changes in {last['duration_ms']} ms")
+        lines.append(
+            f"last apply: {last['time']} ({last['reason']}), {last['changes']} changes in {last['duration_ms']} ms"
+        )
     error = status.get("last_error")
     if error and status.get("state") != "healthy":
         lines.append(f"last error ({error['time']}):")
@@ -194,7 +206,9 @@ def daemon_status_text(status: dict[str, Any]) -> str:
         held = f" (process {writer['pid']})" if writer.get("pid") else ""
         lines.append(f"waiting: {writer['file']}{held} is open for writing; the files are read once it is closed")
     for held in status.get("backing_off") or []:
-        lines.append(f"backing off: {held['kind']} {held['netns']}/{held['name']} until {held['until']}: {held['detail']}")
+        lines.append(
+            f"backing off: {held['kind']} {held['netns']}/{held['name']} until {held['until']}: {held['detail']}"
+        )
     if "drift_repairs" in status:
         lines.append(f"drift repairs: {status['drift_repairs']}")
     if "objects_owned" in status:

@@ -76,22 +76,39 @@ LINK_TYPES: dict[str, LinkType] = {
         LinkType("veth", "veth", 1),
         LinkType("veth-peer", "veth", 1),
         LinkType(
-            "vlan", "vlan", 2, parent="parent", module="8021q",
+            "vlan",
+            "vlan",
+            2,
+            parent="parent",
+            module="8021q",
             attributes=(CreationAttribute("id", "vlan_id", "IFLA_VLAN_ID"),),
         ),
         LinkType(
-            "macvlan", "macvlan", 2, parent="parent",
+            "macvlan",
+            "macvlan",
+            2,
+            parent="parent",
             # changelink takes a new mode, but not into or out of passthru
             attributes=(
                 CreationAttribute(
-                    "mode", "mode", "IFLA_MACVLAN_MODE", MACVLAN_MODES, default="bridge",
-                    replace=False, replace_values=("passthru",),
+                    "mode",
+                    "mode",
+                    "IFLA_MACVLAN_MODE",
+                    MACVLAN_MODES,
+                    default="bridge",
+                    replace=False,
+                    replace_values=("passthru",),
                 ),
             ),
         ),
         LinkType(
-            "ipvlan", "ipvlan", 2, parent="parent",
-            attributes=(CreationAttribute("mode", "mode", "IFLA_IPVLAN_MODE", IPVLAN_MODES, default="l2", replace=False),),
+            "ipvlan",
+            "ipvlan",
+            2,
+            parent="parent",
+            attributes=(
+                CreationAttribute("mode", "mode", "IFLA_IPVLAN_MODE", IPVLAN_MODES, default="l2", replace=False),
+            ),
         ),
         # exists already: planned last, once the bridges it may join are decided
         LinkType("device", "", 3),

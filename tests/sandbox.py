@@ -44,7 +44,9 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 NETLAB = str(Path(sys.executable).with_name("netlab"))
 RESOLV_CONF = "# resolver of the sandbox host\nnameserver 192.0.2.53\n"
-HOSTS = "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n192.0.2.10 foreign-host # a line netlab must keep\n"
+HOSTS = (
+    "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n192.0.2.10 foreign-host # a line netlab must keep\n"
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -225,7 +227,12 @@ class Sandbox:
         return ["nsenter", f"--target={self.pid}", "--net", "--mount", *pid, "--", *argv]
 
     def run(
-        self, *argv: str, check: bool = True, input: str | None = None, timeout: float | None = None, env: Mapping[str, str] | None = None
+        self,
+        *argv: str,
+        check: bool = True,
+        input: str | None = None,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Runs a command inside; `env` replaces the layout's environment."""
         result = subprocess.run(
@@ -243,7 +250,9 @@ class Sandbox:
             )
         return result
 
-    def timed(self, *argv: str, check: bool = True, timeout: float | None = None) -> tuple[float, subprocess.CompletedProcess[str]]:
+    def timed(
+        self, *argv: str, check: bool = True, timeout: float | None = None
+    ) -> tuple[float, subprocess.CompletedProcess[str]]:
         """Runs a command and returns its wall time in seconds (nsenter's own ~2 ms included)."""
         began = time.perf_counter()
         result = self.run(*argv, check=check, timeout=timeout)
@@ -335,7 +344,11 @@ class Sandbox:
                 for line in addresses
                 if line.strip()
             )
-            parts += sorted(line for line in routes if line.strip() and "fe80::" not in line and not line.startswith(("local", "multicast")))
+            parts += sorted(
+                line
+                for line in routes
+                if line.strip() and "fe80::" not in line and not line.startswith(("local", "multicast"))
+            )
         return "\n".join(parts)
 
     def ping(self, netns: str | None, address: str, check: bool = False) -> bool:
@@ -448,7 +461,9 @@ class _Monitor:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise AssertionError(f"the witness in {self.label} died: {self.process.stderr.read() if self.process.stderr else ''}")
+                raise AssertionError(
+                    f"the witness in {self.label} died: {self.process.stderr.read() if self.process.stderr else ''}"
+                )
             self._probe(name)
             settle = time.monotonic() + 1.0
             while time.monotonic() < settle:
@@ -477,7 +492,15 @@ def can_sandbox(layout: Layout = TESTS) -> str | None:
             return f"needs {tool} (Debian: util-linux, iproute2, iputils-ping)"
     with tempfile.TemporaryDirectory(prefix="netlab-probe-") as mountpoint:
         probe = subprocess.run(
-            [*layout.unshare(), "--", "sh", "-c", 'mount -t tmpfs -o mode=755 tmpfs "$1" && ip link set lo up', "sh", mountpoint],
+            [
+                *layout.unshare(),
+                "--",
+                "sh",
+                "-c",
+                'mount -t tmpfs -o mode=755 tmpfs "$1" && ip link set lo up',
+                "sh",
+                mountpoint,
+            ],
             capture_output=True,
             text=True,
         )
@@ -492,8 +515,15 @@ def host_footprint() -> dict[str, list[str]]:
     tmpfs, which are netlab's paths in both layouts (a missing directory counts as
     empty: the sandbox creates mount points)."""
     footprint = {
-        "ip netns list": sorted(subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout.split("\n")),
-        "links": sorted(link["ifname"] for link in json.loads(subprocess.run(["ip", "-j", "link"], capture_output=True, text=True, check=True).stdout)),
+        "ip netns list": sorted(
+            subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout.split("\n")
+        ),
+        "links": sorted(
+            link["ifname"]
+            for link in json.loads(
+                subprocess.run(["ip", "-j", "link"], capture_output=True, text=True, check=True).stdout
+            )
+        ),
     }
     for path in PRIVATE_DIRS:
         footprint[path] = sorted(os.listdir(path)) if os.path.isdir(path) else []

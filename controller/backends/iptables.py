@@ -171,7 +171,8 @@ def nftables_in_use(netns: str | None) -> tuple[str, ...]:
         finally:
             nft.close()
         return tuple(
-            f"{family} {table} ({count} rule{'s' if count != 1 else ''})" for (family, table), count in sorted(counts.items())
+            f"{family} {table} ({count} rule{'s' if count != 1 else ''})"
+            for (family, table), count in sorted(counts.items())
         )
 
     return namespaces.run_in(netns, work)
@@ -183,7 +184,9 @@ def change(netns: str | None, ops: list[NatOp]) -> NatTables | None:
     was to be done). Raises KernelRefused with what iptables said."""
     if not ops:
         return None
-    return _tables(_call_worker(netns, {"request": "change", "netns": _mounted(netns), "ops": [op.to_json() for op in ops]}))
+    return _tables(
+        _call_worker(netns, {"request": "change", "netns": _mounted(netns), "ops": [op.to_json() for op in ops]})
+    )
 
 
 # A worker started ahead of need (`warm_up`), waiting for its request.
@@ -239,5 +242,7 @@ def _call_worker(netns: str | None, request: Request) -> Answer:
             f"iptables nat in {where}", errno.EIO, f"the worker failed: {detail[-1] if detail else worker.returncode}"
         ) from None
     if not answer.get("ok"):
-        raise KernelRefused(f"iptables nat in {where}", int(answer.get("errno") or errno.EINVAL), str(answer.get("error")))
+        raise KernelRefused(
+            f"iptables nat in {where}", int(answer.get("errno") or errno.EINVAL), str(answer.get("error"))
+        )
     return answer

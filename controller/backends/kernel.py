@@ -106,7 +106,11 @@ class Reads:
 
     def touch(self, touched: Touched) -> None:
         """A write went out: what it touched is stale."""
-        reads = [(what, where) for what, wheres in self._fresh.items() for where in wheres] if touched.everything else touched.reads
+        reads = (
+            [(what, where) for what, wheres in self._fresh.items() for where in wheres]
+            if touched.everything
+            else touched.reads
+        )
         for what, where in reads:
             values = self._fresh.get(what, {}).pop(where, None)
             if values:
@@ -133,8 +137,17 @@ def fresh_namespace_link(netns: str, name: str) -> ObservedLink | None:
     if name != LOOPBACK:
         return None
     return ObservedLink(
-        netns=netns, name=LOOPBACK, index=1, kind=None, state="up", mtu=65536, mac="00:00:00:00:00:00",
-        master=None, alias=None, link_index=None, link_netnsid=None,
+        netns=netns,
+        name=LOOPBACK,
+        index=1,
+        kind=None,
+        state="up",
+        mtu=65536,
+        mac="00:00:00:00:00:00",
+        master=None,
+        alias=None,
+        link_index=None,
+        link_netnsid=None,
     )
 
 
@@ -145,7 +158,8 @@ class Kernel:
         forgets that namespace."""
         self._reads = Reads()
         self.netlink = Netlink(
-            wrote=lambda reached: self._reads.touch(Touched.by_netlink(reached)), reached_by_deleting=self._reached_by_deleting
+            wrote=lambda reached: self._reads.touch(Touched.by_netlink(reached)),
+            reached_by_deleting=self._reached_by_deleting,
         )
         self._on_event = on_event
         self._events = EventHub(self._heard) if on_event is not None else None
@@ -194,7 +208,9 @@ class Kernel:
             iptables.warm_up()
 
     def sysctl(self, netns: str | None, key: str) -> str | None:
-        return self._reads.get("sysctls", netns, key, lambda: sysctls.read(netns, key) if self.has_netns(netns) else None)
+        return self._reads.get(
+            "sysctls", netns, key, lambda: sysctls.read(netns, key) if self.has_netns(netns) else None
+        )
 
     def fresh_sysctl(self, key: str) -> str | None:
         """The value a namespace created now has (what netlab gives back when a
@@ -202,16 +218,22 @@ class Kernel:
         return self._reads.get("fresh-sysctls", None, key, sysctls.read_fresh, key)
 
     def legacy_nat_exists(self, netns: str | None) -> bool:
-        return self._reads.get("legacy-nat", netns, None, lambda: self.has_netns(netns) and iptables.legacy_nat_exists(netns))
+        return self._reads.get(
+            "legacy-nat", netns, None, lambda: self.has_netns(netns) and iptables.legacy_nat_exists(netns)
+        )
 
     def nat(self, netns: str | None) -> NatTables:
         """netlab's chains and rules in the namespace's legacy nat tables: one
         worker process, only where a legacy nat table exists (reading one would
         create it)."""
-        return self._reads.get("nat", netns, None, lambda: iptables.dump(netns) if self.legacy_nat_exists(netns) else NatTables())
+        return self._reads.get(
+            "nat", netns, None, lambda: iptables.dump(netns) if self.legacy_nat_exists(netns) else NatTables()
+        )
 
     def nftables_in_use(self, netns: str | None) -> tuple[str, ...]:
-        return self._reads.get("nftables", netns, None, lambda: iptables.nftables_in_use(netns) if self.has_netns(netns) else ())
+        return self._reads.get(
+            "nftables", netns, None, lambda: iptables.nftables_in_use(netns) if self.has_netns(netns) else ()
+        )
 
     def file(self, path: str) -> FileState:
         """Read again whenever lstat shows it changed (no events come for files):
@@ -301,7 +323,11 @@ class Kernel:
             if dump is None:
                 unknown = True
                 continue
-            ends |= {(link.index, link.link_index) for link in dump.links if link.link_netnsid is not None and link.link_index}
+            ends |= {
+                (link.index, link.link_index)
+                for link in dump.links
+                if link.link_netnsid is not None and link.link_index
+            }
         peers: set[str | None] = set()
         for netns, dump in dumps.items():
             if netns in gone:
@@ -331,7 +357,8 @@ class Kernel:
         return {
             other
             for other, found in self._reads.last("dump")
-            if other != netns and any(each.link_netnsid is not None and each.link_index == link.index for each in found.links)
+            if other != netns
+            and any(each.link_netnsid is not None and each.link_index == link.index for each in found.links)
         }
 
     # -- forgetting what changed without netlab -----------------------------------

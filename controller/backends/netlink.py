@@ -370,7 +370,11 @@ class Netlink:
         reached = self._reached_by_deleting(netns, name, index)
         try:
             self._write(
-                f"delete link {_where(netns, name)}", netns, RTM_DELLINK, _message(ifinfmsg, index=index), reaches=reached
+                f"delete link {_where(netns, name)}",
+                netns,
+                RTM_DELLINK,
+                _message(ifinfmsg, index=index),
+                reaches=reached,
             )
         except KernelRefused as error:
             if error.code != errno.ENODEV:
@@ -401,7 +405,10 @@ class Netlink:
             return
         try:
             self._write(
-                f"remove address {address} from {_where(netns, interface)}", netns, RTM_DELADDR, _address_message(index, address)
+                f"remove address {address} from {_where(netns, interface)}",
+                netns,
+                RTM_DELADDR,
+                _address_message(index, address),
             )
         except KernelRefused as error:
             if error.code != errno.EADDRNOTAVAIL:

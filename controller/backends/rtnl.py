@@ -85,7 +85,9 @@ def _nla_table(message_class: Any) -> dict[str, tuple[int, str]]:
     return {name: (number, nla_class) for number, (name, nla_class, *_) in enumerate(entries)}
 
 
-def _cut(data: bytes, offset: int, header_size: int, kept: frozenset[int], nested: Mapping[int, frozenset[int]]) -> bytes:
+def _cut(
+    data: bytes, offset: int, header_size: int, kept: frozenset[int], nested: Mapping[int, frozenset[int]]
+) -> bytes:
     """The message at `offset` alone, with only the attributes of the kept types
     (and of a nested one, only its kept inner attributes), its length fixed."""
     (length,) = struct.unpack_from("I", data, offset)

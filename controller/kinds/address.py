@@ -152,4 +152,3 @@ def _remove(address: ObservedAddress, restore: list[ObservedAddress], routes: li
         name=f"{interface} {value}",
         steps=tuple(steps),
     )
-

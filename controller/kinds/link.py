@@ -251,7 +251,9 @@ class LinkKind:
 _NOT_OF_A_PEER = ("name", "netns", "type", "peer", "owned")
 
 
-def _shown_link(observed: ObservedLink, declared: Link | None, addresses: list[str] | None, owned: bool) -> dict[str, Any]:
+def _shown_link(
+    observed: ObservedLink, declared: Link | None, addresses: list[str] | None, owned: bool
+) -> dict[str, Any]:
     """A link as `netlab show` gives it: in the file format, what the files did
     not declare being a device that exists."""
     entry: dict[str, Any] = {"name": observed.name}
@@ -481,9 +483,7 @@ def _given_back(
     return attributes, notes
 
 
-def _give_back(
-    ctx: PlanContext, made: _Made, key: LinkKey, observed: ObservedLink | None, originals: Entry
-) -> Change:
+def _give_back(ctx: PlanContext, made: _Made, key: LinkKey, observed: ObservedLink | None, originals: Entry) -> Change:
     """Puts back what a device that left the files had before netlab changed it,
     and strikes it from the ledger. Shown as `-` (netlab no longer manages it),
     as a sysctl's is; the device itself is never deleted."""
@@ -520,7 +520,9 @@ def _create(link: Link, made: _Made, replacing: ObservedLink | None = None, reas
     if link.type == "veth":
         detail += f", peer {netns_label(link.peer_netns)}/{link.peer_name}"
     action: Action = "~" if replacing is not None else "+"
-    return _change(KIND, action, link.key, note=reason or detail, origin=link.origin, steps=steps, record={"type": link.type})
+    return _change(
+        KIND, action, link.key, note=reason or detail, origin=link.origin, steps=steps, record={"type": link.type}
+    )
 
 
 def _created_with_pair(peer: Link) -> Change:
@@ -566,4 +568,6 @@ def _change(
 ) -> Change:
     """A change of the link (or device) at `key`, as `netlab plan` shows it."""
     netns, name = key
-    return Change(kind, action, key, netns, name, tuple(attributes or ()), note, origin, tuple(steps or ()), record, drops)
+    return Change(
+        kind, action, key, netns, name, tuple(attributes or ()), note, origin, tuple(steps or ()), record, drops
+    )

@@ -86,13 +86,19 @@ def plan_file(
         refuse_symlink(ctx, target, state, origin)
         return None
     if state.type not in ("absent", "file"):
-        ctx.refuse(origin, target.doc_path, f"{target.path} is a {state.type}, not a file: move it away so netlab can write the file")
+        ctx.refuse(
+            origin,
+            target.doc_path,
+            f"{target.path} is a {state.type}, not a file: move it away so netlab can write the file",
+        )
         return None
     made_dir = False
     if target.netns is not None:
         directory = ctx.kernel.file(netns_dir(target.netns))
         if directory.type not in ("absent", "directory"):
-            ctx.refuse(origin, target.doc_path, f"{directory.path} is a {directory.type}, not a directory: move it away")
+            ctx.refuse(
+                origin, target.doc_path, f"{directory.path} is a {directory.type}, not a directory: move it away"
+            )
             return None
         made_dir = directory.type == "absent"
     if state.content == desired:

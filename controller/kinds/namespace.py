@@ -40,7 +40,9 @@ class NamespaceKind:
             if name not in wanted and name in existing:
                 removed.add(name)
                 changes.append(_remove(name))
-        return Planned(tuple(changes), Decided(created_namespaces=frozenset(created), removed_namespaces=frozenset(removed)))
+        return Planned(
+            tuple(changes), Decided(created_namespaces=frozenset(created), removed_namespaces=frozenset(removed))
+        )
 
     def show(self, view: ShowContext) -> Shown:
         owned = {key[0] for key in view.ledger.keys(KIND)}
@@ -63,7 +65,9 @@ def _create(name: str, origin: Origin) -> Change:
     def run(kernel: Kernel) -> None:
         kernel.create_namespace(name)
 
-    step = Step(Phase.CREATE_NAMESPACE, f"create namespace {name}", run, undo=lambda kernel: kernel.remove_namespace(name))
+    step = Step(
+        Phase.CREATE_NAMESPACE, f"create namespace {name}", run, undo=lambda kernel: kernel.remove_namespace(name)
+    )
     return _change("+", name, step, origin=origin, record={})
 
 

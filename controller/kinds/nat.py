@@ -223,8 +223,7 @@ class NatKind:
         if not fresh and not ctx.kernel.has_netns(netns):
             # a namespace that is gone (and not declared): its rules went with it
             return [
-                Change(KIND, "-", key, netns, _recorded_name(key), note="gone with its namespace")
-                for key in recorded
+                Change(KIND, "-", key, netns, _recorded_name(key), note="gone with its namespace") for key in recorded
             ]
         observed = NatTables() if fresh else ctx.kernel.nat(netns)
         batch = _Batch(netns)

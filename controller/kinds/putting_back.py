@@ -33,7 +33,15 @@ def put_back_route(kernel: Kernel, route: ObservedRoute) -> None:
 def write_as_seen(write: Callable[..., object], route: ObservedRoute) -> None:
     """Writes the route with everything it was observed with (its protocol too),
     through `route_add` or `route_replace`."""
-    write(route.netns, to=route.to, table=route.table, metric=route.metric, via=route.via, dev=route.dev, proto=route.proto)
+    write(
+        route.netns,
+        to=route.to,
+        table=route.table,
+        metric=route.metric,
+        via=route.via,
+        dev=route.dev,
+        proto=route.proto,
+    )
 
 
 def _unless_there(add: Callable[[], object]) -> None:

@@ -167,7 +167,9 @@ def _install(
 ) -> Change:
     netns = route.netns
     name = route_name(route.to, route.table, route.metric)
-    detail = " ".join(part for part in (f"via {route.via}" if route.via else "", f"dev {route.dev}" if route.dev else "") if part)
+    detail = " ".join(
+        part for part in (f"via {route.via}" if route.via else "", f"dev {route.dev}" if route.dev else "") if part
+    )
 
     def install(kernel: Kernel) -> None:
         # a new route is added: one with its key that appeared since the plan is
@@ -192,7 +194,9 @@ def _install(
                 # a route changed in place gets its gateway and link back
                 undo=(lambda kernel: write_as_seen(kernel.netlink.route_replace, before))
                 if before is not None
-                else (lambda kernel: kernel.netlink.route_del(netns, to=route.to, table=route.table, metric=route.metric)),
+                else (
+                    lambda kernel: kernel.netlink.route_del(netns, to=route.to, table=route.table, metric=route.metric)
+                ),
             ),
         ),
         record={},
@@ -221,4 +225,3 @@ def _remove(observed: ObservedRoute) -> Change:
             ),
         ),
     )
-

@@ -51,7 +51,7 @@ class SysctlKind:
     def plan(self, ctx: PlanContext) -> Planned:
         wanted = {sysctl.ident: sysctl for sysctl in ctx.desired.sysctls}
         changes: list[Change] = []
-        for (netns, key) in ctx.owned_keys(KIND):
+        for netns, key in ctx.owned_keys(KIND):
             if (netns, key) in wanted or netns in ctx.decided.removed_namespaces:
                 continue
             original = (ctx.ledger.get(KIND, (netns, key)) or {}).get("original")
@@ -68,7 +68,9 @@ class SysctlKind:
             if current is not None and current == kernel_form(sysctl.value):
                 continue
             recorded = ctx.ledger.get(KIND, ident)
-            original = recorded.get("original") if recorded else _original(ctx, sysctl, fresh_namespace, fresh_link, current)
+            original = (
+                recorded.get("original") if recorded else _original(ctx, sysctl, fresh_namespace, fresh_link, current)
+            )
             changes.append(_set(sysctl, current, original))
         return Planned(tuple(changes))
 
@@ -77,7 +79,8 @@ class SysctlKind:
         the namespaces shown."""
         keys = sorted({s.ident for s in view.desired.sysctls} | set(view.ledger.keys(KIND)), key=repr)
         return Shown.by_netns(
-            "sysctls", {netns: _values(view, netns, [key for where, key in keys if where == netns]) for netns in view.netns_shown}
+            "sysctls",
+            {netns: _values(view, netns, [key for where, key in keys if where == netns]) for netns in view.netns_shown},
         )
 
 

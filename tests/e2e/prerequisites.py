@@ -26,5 +26,7 @@ def why_not() -> str | None:
     if not re.fullmatch(r"[0-9a-f]{32}", machine_id):
         # systemd-nspawn refuses to start without it ("Failed to retrieve machine
         # ID"): a fresh container or debootstrap tree has an empty one
-        return f"systemd-nspawn needs this machine's ID and {MACHINE_ID} holds none (`systemd-machine-id-setup` makes one)"
+        return (
+            f"systemd-nspawn needs this machine's ID and {MACHINE_ID} holds none (`systemd-machine-id-setup` makes one)"
+        )
     return None

@@ -111,7 +111,15 @@ def _tree() -> Path:
             partial = TREE.with_name(TREE.name + ".partial")
             shutil.rmtree(partial, ignore_errors=True)
             subprocess.run(
-                ["mmdebstrap", "--quiet", "--variant=minbase", f"--include={TREE_PACKAGES}", "bookworm", str(partial), _mirror()],
+                [
+                    "mmdebstrap",
+                    "--quiet",
+                    "--variant=minbase",
+                    f"--include={TREE_PACKAGES}",
+                    "bookworm",
+                    str(partial),
+                    _mirror(),
+                ],
                 check=True,
                 capture_output=True,
                 timeout=900,
@@ -133,7 +141,10 @@ def _install(root: Path) -> None:
     cert = os.environ.get("PIP_CERT")
     if cert and os.path.isfile(cert):
         # a machine whose traffic to PyPI passes a proxy with its own CA
-        argv += [f"--bind-ro={cert}:/etc/ssl/certs/netlab-e2e-pip-ca.crt", "--setenv=PIP_CERT=/etc/ssl/certs/netlab-e2e-pip-ca.crt"]
+        argv += [
+            f"--bind-ro={cert}:/etc/ssl/certs/netlab-e2e-pip-ca.crt",
+            "--setenv=PIP_CERT=/etc/ssl/certs/netlab-e2e-pip-ca.crt",
+        ]
     with _cache_locked():
         result = subprocess.run([*argv, "/src/netlab/scripts/install"], capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, f"scripts/install failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
@@ -156,7 +167,9 @@ class Machine:
         self.leader = ""
         deadline = time.monotonic() + 30
         while not self.leader and time.monotonic() < deadline:
-            found = subprocess.run(["pgrep", "-P", str(self._nspawn.pid), "-x", "systemd"], capture_output=True, text=True)
+            found = subprocess.run(
+                ["pgrep", "-P", str(self._nspawn.pid), "-x", "systemd"], capture_output=True, text=True
+            )
             self.leader = found.stdout.strip()
             time.sleep(0.1)
         assert self.leader, f"the container did not boot:\n{console.read_text()[-3000:]}"
@@ -170,7 +183,11 @@ class Machine:
 
     def run(self, *argv: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            ["nsenter", "-t", self.leader, "-a", "--", *argv], capture_output=True, text=True, timeout=timeout, env=CLEAN_ENV
+            ["nsenter", "-t", self.leader, "-a", "--", *argv],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=CLEAN_ENV,
         )
         if check and result.returncode != 0:
             raise AssertionError(f"{' '.join(argv)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
@@ -192,11 +209,7 @@ class Machine:
         not JSON fails the test that reads it)."""
         lines = self.run("journalctl", "-u", "netlab", "-o", "json", "--no-pager").stdout.splitlines()
         entries = [json.loads(line) for line in lines]
-        return [
-            json.loads(str(entry["MESSAGE"]))
-            for entry in entries
-            if entry.get("SYSLOG_IDENTIFIER") == "netlab"
-        ]
+        return [json.loads(str(entry["MESSAGE"])) for entry in entries if entry.get("SYSLOG_IDENTIFIER") == "netlab"]
 
     def close(self) -> None:
         if self._nspawn.poll() is None:
@@ -252,7 +265,9 @@ def test_the_unit_verifies_without_a_word(machine: Machine) -> None:
 
 def test_installed_enabled_and_running_after_boot(machine: Machine) -> None:
     assert machine.run("systemctl", "is-enabled", "netlab").stdout.strip() == "enabled"
-    assert machine.run("systemctl", "is-active", "netlab", check=False).stdout.strip() == "active", journal_tail(machine)
+    assert machine.run("systemctl", "is-active", "netlab", check=False).stdout.strip() == "active", journal_tail(
+        machine
+    )
     assert (machine.root / "etc/netlab.d/example.yaml.sample").exists()
     assert machine.status()["state"] == "healthy"
     assert machine.run("netlab", "status", check=False).returncode == 0  # what a monitoring check reads
@@ -295,9 +310,11 @@ def test_drift_is_repaired_under_the_hardening(machine: Machine) -> None:
     machine.run("ip", "link", "del", "veth-blue-br")
     machine.run("ip", "-n", "red", "addr", "flush", "dev", "veth-red")
     assert wait(
-        lambda: "master v-net-0" in machine.run("ip", "link", "show", "veth-blue-br", check=False).stdout
-        and "192.168.15.2/24" in machine.run("ip", "-n", "blue", "-br", "addr").stdout
-        and "192.168.15.1/24" in machine.run("ip", "-n", "red", "-br", "addr").stdout,
+        lambda: (
+            "master v-net-0" in machine.run("ip", "link", "show", "veth-blue-br", check=False).stdout
+            and "192.168.15.2/24" in machine.run("ip", "-n", "blue", "-br", "addr").stdout
+            and "192.168.15.1/24" in machine.run("ip", "-n", "red", "-br", "addr").stdout
+        ),
         5,
     ), journal_tail(machine)
     # (no ping here: the kernel may keep the old veth's MAC in a neighbour entry a while)
@@ -368,8 +385,10 @@ def test_a_killed_daemon_is_restarted_and_the_network_stays(machine: Machine) ->
     pid = machine.run("systemctl", "show", "-p", "MainPID", "--value", "netlab").stdout.strip()
     machine.run("systemctl", "kill", "-s", "KILL", "netlab")
     assert wait(
-        lambda: machine.run("systemctl", "show", "-p", "MainPID", "--value", "netlab").stdout.strip() not in ("0", pid)
-        and machine.run("systemctl", "is-active", "netlab", check=False).stdout.strip() == "active",
+        lambda: (
+            machine.run("systemctl", "show", "-p", "MainPID", "--value", "netlab").stdout.strip() not in ("0", pid)
+            and machine.run("systemctl", "is-active", "netlab", check=False).stdout.strip() == "active"
+        ),
         15,
     ), journal_tail(machine)
     assert machine.run("ip", "netns", "exec", "red", "ping", "-c1", "-W2", "192.168.15.5", check=False).returncode == 0

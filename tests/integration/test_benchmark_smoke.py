@@ -31,9 +31,22 @@ def test_the_benchmark_runs_at_n_10_and_every_tool_builds_the_topology(tmp_path:
     if reason is not None:
         pytest.skip(f"the benchmark needs sandboxes: {reason}")
     argv = [
-        sys.executable, str(ROOT / "benchmarks" / "run"),
-        "--sizes", "10", "--repeat", "1", "--profile-size", "10", "--startup-repeat", "2",
-        "--settle", "2", "--netlab", NETLAB, "--out", str(tmp_path),
+        sys.executable,
+        str(ROOT / "benchmarks" / "run"),
+        "--sizes",
+        "10",
+        "--repeat",
+        "1",
+        "--profile-size",
+        "10",
+        "--startup-repeat",
+        "2",
+        "--settle",
+        "2",
+        "--netlab",
+        NETLAB,
+        "--out",
+        str(tmp_path),
     ]
     before = host_footprint()
     finished = subprocess.run(argv, capture_output=True, text=True, timeout=900)
@@ -73,6 +86,13 @@ def test_the_benchmark_runs_at_n_10_and_every_tool_builds_the_topology(tmp_path:
     assert all(profile["wall_s"] > 0 and profile["phases"] for profile in results["profiles"].values())
 
     report = (tmp_path / "RESULTS.md").read_text()
-    for heading in ("## Targets", "## Cold apply", "## No-op reconcile", "## One change among N", "## The daemon", "## Where netlab's time goes"):
+    for heading in (
+        "## Targets",
+        "## Cold apply",
+        "## No-op reconcile",
+        "## One change among N",
+        "## The daemon",
+        "## Where netlab's time goes",
+    ):
         assert heading in report
     assert (tmp_path / "cold-apply.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -63,7 +63,12 @@ class Daemon:
     reads would fill up and block it)."""
 
     def __init__(
-        self, sandbox: Sandbox, log: Path, *args: str, env: dict[str, str] | None = None, command: tuple[str, ...] = (NETLAB,)
+        self,
+        sandbox: Sandbox,
+        log: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        command: tuple[str, ...] = (NETLAB,),
     ) -> None:
         self.log = log
         prefix = ["env", *(f"{key}={value}" for key, value in (env or {}).items())] if env else []
@@ -306,7 +311,9 @@ def test_a_save_by_rename_waits_for_no_other_open_file(sandbox: Sandbox, start: 
     # is not a desired-state file is nothing to wait for
     sandbox.write_config("lab.yaml", LAB)
     daemon = start()
-    holder = sandbox.spawn("sh", "-c", "exec 3>/etc/netlab.d/.lab.yaml.swp 4>/etc/netlab.d/notes.txt; echo open; sleep 60")
+    holder = sandbox.spawn(
+        "sh", "-c", "exec 3>/etc/netlab.d/.lab.yaml.swp 4>/etc/netlab.d/notes.txt; echo open; sleep 60"
+    )
     assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
     sandbox.write_config("lab.yaml", LAB.replace("10.5.0.2/24", "10.5.0.24/24"))  # a temp file renamed over
     assert wait(has_address(sandbox, "red", "veth-red", "10.5.0.24/24"), 5)
@@ -335,9 +342,7 @@ def test_a_git_checkout_in_the_directory_is_applied(sandbox: Sandbox, start: Cal
     assert status(sandbox)["state"] == "healthy"
 
 
-def test_git_sync_swaps_between_revisions_and_past_a_broken_one(
-    sandbox: Sandbox, start: Callable[..., Daemon]
-) -> None:
+def test_git_sync_swaps_between_revisions_and_past_a_broken_one(sandbox: Sandbox, start: Callable[..., Daemon]) -> None:
     make_srv(sandbox)
     for rev, text in {
         "rev1": LAB,
@@ -498,7 +503,9 @@ def lines_until(process: subprocess.Popen[str], marker: str, timeout: float) -> 
 def blue_state(sandbox: Sandbox) -> str:
     """blue's links, IPv4 addresses and routes (not the IPv6 link-local address,
     whose flags the kernel changes by itself)."""
-    return "".join(sandbox.run("ip", "-n", "blue", *what).stdout for what in (["-d", "link"], ["-4", "addr"], ["route"]))
+    return "".join(
+        sandbox.run("ip", "-n", "blue", *what).stdout for what in (["-d", "link"], ["-4", "addr"], ["route"])
+    )
 
 
 def sockets_of(sandbox: Sandbox, pid: int) -> set[str]:
@@ -532,7 +539,9 @@ def test_a_namespace_deleted_by_hand_is_rebuilt_alone(sandbox: Sandbox, start: C
 
     def red_is_whole() -> bool:
         rules = sandbox.run("ip", "netns", "exec", "red", "iptables-legacy-save", "-t", "nat", check=False).stdout
-        forwarding = sandbox.run("ip", "netns", "exec", "red", "sysctl", "-n", "net.ipv4.ip_forward", check=False).stdout
+        forwarding = sandbox.run(
+            "ip", "netns", "exec", "red", "sysctl", "-n", "net.ipv4.ip_forward", check=False
+        ).stdout
         return lab_is_up(sandbox) and forwarding.strip() == "1" and "-s 10.9.0.0/24" in rules and "MASQUERADE" in rules
 
     assert wait(red_is_whole, REPAIRED_WITHIN + 1), daemon.log.read_text()[-3000:]
@@ -572,7 +581,9 @@ sys.exit(main())
 """
 
 
-def test_drift_is_repaired_from_events_when_descriptors_pass_1024(sandbox: Sandbox, start: Callable[..., Daemon]) -> None:
+def test_drift_is_repaired_from_events_when_descriptors_pass_1024(
+    sandbox: Sandbox, start: Callable[..., Daemon]
+) -> None:
     # Regression: the event monitors waited in select(), which refuses
     # descriptors of 1024 and more (a daemon watching some 500 namespaces has
     # them), so no drift was seen until the next resync.
@@ -590,7 +601,9 @@ def test_drift_is_repaired_from_events_when_descriptors_pass_1024(sandbox: Sandb
     ):
         repairs = len(daemon.named("drift repaired"))
         sandbox.sh(drift)
-        assert timed(has_address(sandbox, netns, link, address), REPAIRED_WITHIN) is not None, daemon.log.read_text()[-3000:]
+        assert timed(has_address(sandbox, netns, link, address), REPAIRED_WITHIN) is not None, daemon.log.read_text()[
+            -3000:
+        ]
         assert wait(lambda: len(daemon.named("drift repaired")) > repairs, 2), daemon.log.read_text()[-3000:]  # noqa: B023
 
 
@@ -695,7 +708,9 @@ def test_an_unexpected_error_while_loading_rejects_the_generation_naming_the_fil
     assert wait(lambda: status(sandbox).get("state") == "healthy", 3)
 
 
-def test_a_file_with_a_huge_integer_is_rejected_and_the_daemon_lives(sandbox: Sandbox, start: Callable[..., Daemon]) -> None:
+def test_a_file_with_a_huge_integer_is_rejected_and_the_daemon_lives(
+    sandbox: Sandbox, start: Callable[..., Daemon]
+) -> None:
     # Python refuses to convert integers of over 4300 digits (ValueError)
     sandbox.write_config("lab.yaml", LAB)
     daemon = start()
@@ -834,7 +849,9 @@ def test_notify_ready_after_the_first_pass_reloading_watchdog_and_stopping(
         assert reloading[0][0] <= notify.having("READY=1")[1][0]
 
         sandbox.write_config("lab.yaml", "version: 1\nnamespaces: [{name: red}\n")
-        assert wait(lambda: any("degraded" in m and "last error" in m for _, m in notify.having("READY=1") + notify.messages), 5)
+        assert wait(
+            lambda: any("degraded" in m and "last error" in m for _, m in notify.having("READY=1") + notify.messages), 5
+        )
 
         assert daemon.stop() == 0
         assert notify.having("STOPPING=1")
@@ -905,7 +922,9 @@ def test_a_stream_of_unrelated_drift_is_repaired_without_backing_off(
 ) -> None:
     # each out-of-band change to another object: no fight, however many
     extra = [f"10.7.{n}.1/24" for n in range(FIGHT_OBJECTS)]
-    sandbox.write_config("lab.yaml", LAB.replace("addresses: [10.5.0.1/24]", f"addresses: [10.5.0.1/24, {', '.join(extra)}]"))
+    sandbox.write_config(
+        "lab.yaml", LAB.replace("addresses: [10.5.0.1/24]", f"addresses: [10.5.0.1/24, {', '.join(extra)}]")
+    )
     daemon = start()
     for address in extra:
         sandbox.run("ip", "addr", "del", address, "dev", "br0")
@@ -1024,7 +1043,9 @@ def test_reload_without_a_daemon_says_so(sandbox: Sandbox) -> None:
 
 def test_reload_of_a_daemon_from_before_it_asks_and_does_not_wait(sandbox: Sandbox) -> None:
     # a daemon not restarted since an upgrade writes no `last_reload`: nothing to wait for
-    script = "import signal, time; signal.signal(signal.SIGHUP, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
+    script = (
+        "import signal, time; signal.signal(signal.SIGHUP, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
+    )
     older = sandbox.spawn(sys.executable, "-c", script, "netlab", "daemon")  # its command line says so
     try:
         assert older.stdout is not None and older.stdout.readline().strip() == "ready"

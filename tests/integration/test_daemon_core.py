@@ -123,7 +123,9 @@ def test_sighup_rereads_and_sigterm_leaves_the_network(sandbox: Sandbox, daemon:
     assert "red" in sandbox.namespaces()
     sandbox.ping("red", "10.5.0.1", check=True)
     stopped = sandbox.netlab("status", check=False)
-    assert stopped.returncode == 5 and "daemon: stopped" in stopped.stdout and "nothing is reconciling" in stopped.stdout
+    assert (
+        stopped.returncode == 5 and "daemon: stopped" in stopped.stdout and "nothing is reconciling" in stopped.stdout
+    )
 
 
 def test_a_restart_with_broken_files_enforces_the_last_good_generation(
@@ -161,8 +163,7 @@ def test_change_events_are_json_lines_on_stdout(sandbox: Sandbox, daemon: subpro
 
 def test_a_git_sync_symlink_swap_is_one_new_generation(sandbox: Sandbox) -> None:
     sandbox.sh(
-        "mkdir -p /var/lib/netlab/repo/rev1 /var/lib/netlab/repo/rev2 && "
-        "ln -s rev1 /var/lib/netlab/repo/current"
+        "mkdir -p /var/lib/netlab/repo/rev1 /var/lib/netlab/repo/rev2 && ln -s rev1 /var/lib/netlab/repo/current"
     )
     sandbox.path("/var/lib/netlab/repo/rev1/lab.yaml").write_text(LAB)
     sandbox.path("/var/lib/netlab/repo/rev2/lab.yaml").write_text(LAB.replace("10.5.0.2/24", "10.5.0.9/24"))
@@ -178,7 +179,10 @@ def test_a_git_sync_symlink_swap_is_one_new_generation(sandbox: Sandbox) -> None
 
 
 def test_a_managed_resolv_conf_edited_by_hand_is_put_back(sandbox: Sandbox) -> None:
-    sandbox.write_config("lab.yaml", LAB.replace("namespaces: [{name: red}]", "namespaces: [{name: red, dns: {nameservers: [10.5.0.1]}}]"))
+    sandbox.write_config(
+        "lab.yaml",
+        LAB.replace("namespaces: [{name: red}]", "namespaces: [{name: red, dns: {nameservers: [10.5.0.1]}}]"),
+    )
     # the resync (an hour away) is not what repairs it: the file is watched
     process = sandbox.spawn(NETLAB, "daemon", "--debounce", "0.25", "--resync-interval", "3600")
     try:

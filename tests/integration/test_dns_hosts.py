@@ -38,7 +38,10 @@ def test_namespace_files_are_what_the_namespace_sees(sandbox: Sandbox) -> None:
         "blue.lab.internal",
     ]
     # the namespace's hosts file replaces /etc/hosts there: localhost still resolves
-    assert sandbox.run("ip", "netns", "exec", "red", "getent", "hosts", "127.0.0.1").stdout.split() == ["127.0.0.1", "localhost"]
+    assert sandbox.run("ip", "netns", "exec", "red", "getent", "hosts", "127.0.0.1").stdout.split() == [
+        "127.0.0.1",
+        "localhost",
+    ]
     # blue declares nothing: it sees the host's files
     assert sandbox.run("ip", "netns", "exec", "blue", "getent", "hosts", "db").stdout.split()[0] == "192.168.1.11"
     assert "No changes" in sandbox.netlab("apply").stdout
@@ -47,11 +50,16 @@ def test_namespace_files_are_what_the_namespace_sees(sandbox: Sandbox) -> None:
 def test_host_files_and_foreign_lines(sandbox: Sandbox) -> None:
     sandbox.write_config("lab.yaml", LAB)
     plan = sandbox.netlab("plan").stdout
-    assert "+ dns host/resolv.conf: nameservers 192.0.2.53 -> 192.0.2.1 192.0.2.2, search (none) -> mycompany.com" in plan
+    assert (
+        "+ dns host/resolv.conf: nameservers 192.0.2.53 -> 192.0.2.1 192.0.2.2, search (none) -> mycompany.com" in plan
+    )
     assert "the original is kept in /var/lib/netlab/originals/etc/resolv.conf" in plan
     assert "+ hosts host/hosts: 192.168.1.11 (none) -> db db.mycompany.com" in plan
     sandbox.netlab("apply")
-    assert sandbox.read("/etc/resolv.conf") == HEADER + "nameserver 192.0.2.1\nnameserver 192.0.2.2\nsearch mycompany.com\n"
+    assert (
+        sandbox.read("/etc/resolv.conf")
+        == HEADER + "nameserver 192.0.2.1\nnameserver 192.0.2.2\nsearch mycompany.com\n"
+    )
     assert sandbox.run("getent", "hosts", "db.mycompany.com").stdout.split()[0] == "192.168.1.11"
     assert sandbox.run("getent", "hosts", "foreign-host").stdout.split()[0] == "192.0.2.10"
     hosts = sandbox.read("/etc/hosts")
@@ -61,7 +69,9 @@ def test_host_files_and_foreign_lines(sandbox: Sandbox) -> None:
     # another tool adds a line after netlab's block; an edit of the files changes only the block
     with open(sandbox.path("/etc/hosts"), "a") as handle:
         handle.write("198.51.100.7 added-later\n")
-    sandbox.write_config("lab.yaml", LAB.replace("192.168.1.11, names: [db, db.mycompany.com]", "192.168.1.12, names: [db]"))
+    sandbox.write_config(
+        "lab.yaml", LAB.replace("192.168.1.11, names: [db, db.mycompany.com]", "192.168.1.12, names: [db]")
+    )
     sandbox.netlab("apply")
     assert sandbox.read("/etc/hosts") == (
         HOSTS + "# BEGIN netlab\n" + HEADER + "192.168.1.12\tdb\n# END netlab\n198.51.100.7 added-later\n"
@@ -81,7 +91,9 @@ def test_removing_dns_from_the_files_restores_the_original(sandbox: Sandbox) -> 
     sandbox.write_config("lab.yaml", LAB)
     sandbox.netlab("apply")
     assert sandbox.path("/etc/netns/red/resolv.conf").exists()
-    sandbox.write_config("lab.yaml", LAB.replace("dns: {nameservers: [192.0.2.1, 192.0.2.2], search: [mycompany.com]}\n", ""))
+    sandbox.write_config(
+        "lab.yaml", LAB.replace("dns: {nameservers: [192.0.2.1, 192.0.2.2], search: [mycompany.com]}\n", "")
+    )
     plan = sandbox.netlab("plan").stdout
     assert "- dns host/resolv.conf: the original goes back" in plan
     sandbox.netlab("apply")
@@ -93,13 +105,20 @@ def test_removing_dns_from_the_files_restores_the_original(sandbox: Sandbox) -> 
 def test_a_hand_edit_is_drift_and_is_put_back(sandbox: Sandbox) -> None:
     sandbox.write_config("lab.yaml", LAB)
     sandbox.netlab("apply")
-    written = {path: sandbox.read(path) for path in ("/etc/resolv.conf", "/etc/hosts", "/etc/netns/red/resolv.conf", "/etc/netns/red/hosts")}
-    sandbox.path("/etc/netns/red/resolv.conf").write_text(written["/etc/netns/red/resolv.conf"] + "nameserver 203.0.113.9\n")
+    written = {
+        path: sandbox.read(path)
+        for path in ("/etc/resolv.conf", "/etc/hosts", "/etc/netns/red/resolv.conf", "/etc/netns/red/hosts")
+    }
+    sandbox.path("/etc/netns/red/resolv.conf").write_text(
+        written["/etc/netns/red/resolv.conf"] + "nameserver 203.0.113.9\n"
+    )
     sandbox.path("/etc/hosts").write_text(written["/etc/hosts"].replace("192.168.1.11\t", "10.6.6.6\t"))
     sandbox.path("/etc/resolv.conf").write_text("nameserver 203.0.113.9\n")  # a DHCP client replaced it
     plan = sandbox.netlab("plan").stdout
     assert "~ dns red/resolv.conf: nameservers 192.168.15.5 203.0.113.9 -> 192.168.15.5, edited outside netlab" in plan
-    assert "~ hosts host/hosts: 10.6.6.6 db db.mycompany.com -> (none), 192.168.1.11 (none) -> db db.mycompany.com" in plan
+    assert (
+        "~ hosts host/hosts: 10.6.6.6 db db.mycompany.com -> (none), 192.168.1.11 (none) -> db db.mycompany.com" in plan
+    )
     assert "~ dns host/resolv.conf" in plan and "replaced outside netlab" in plan
     result = sandbox.netlab("apply")
     assert "edited outside netlab" in result.stdout
@@ -113,7 +132,13 @@ def test_a_namespace_removed_takes_its_files_and_directory(sandbox: Sandbox) -> 
     sandbox.write_config("lab.yaml", LAB)
     sandbox.netlab("apply")
     assert sorted(os.listdir(sandbox.path("/etc/netns/red"))) == ["hosts", "resolv.conf"]
-    sandbox.write_config("lab.yaml", LAB.replace("  - name: red\n    dns: {nameservers: [192.168.15.5], search: [lab.internal], options: [ndots:2]}\n    hosts: [{address: 192.168.15.2, names: [blue, blue.lab.internal]}]\n", ""))
+    sandbox.write_config(
+        "lab.yaml",
+        LAB.replace(
+            "  - name: red\n    dns: {nameservers: [192.168.15.5], search: [lab.internal], options: [ndots:2]}\n    hosts: [{address: 192.168.15.2, names: [blue, blue.lab.internal]}]\n",
+            "",
+        ),
+    )
     plan = sandbox.netlab("plan").stdout
     assert "- namespace red" in plan and "- dns red/resolv.conf" in plan and "- hosts red/hosts" in plan
     sandbox.netlab("apply")
@@ -165,7 +190,12 @@ def test_show_gives_the_resolver_hosts_and_nat_files_as_they_are_now(sandbox: Sa
     assert document["dns"] == {"nameservers": ["192.0.2.1", "192.0.2.2"], "search": ["mycompany.com"], "owned": True}
     assert document["hosts"] == [{"address": "192.168.1.11", "names": ["db", "db.mycompany.com"], "owned": True}]
     red = next(ns for ns in document["namespaces"] if ns["name"] == "red")
-    assert red["dns"] == {"nameservers": ["192.168.15.5"], "search": ["lab.internal"], "options": ["ndots:2"], "owned": True}
+    assert red["dns"] == {
+        "nameservers": ["192.168.15.5"],
+        "search": ["lab.internal"],
+        "options": ["ndots:2"],
+        "owned": True,
+    }
     assert red["hosts"] == [{"address": "192.168.15.2", "names": ["blue", "blue.lab.internal"], "owned": True}]
     blue = next(ns for ns in document["namespaces"] if ns["name"] == "blue")
     assert "dns" not in blue and "hosts" not in blue  # it sees the host's files

@@ -34,4 +34,6 @@ def test_every_example_the_readme_names_exists() -> None:
     for example in (ROOT / "examples").iterdir():
         files = [path for path in example.iterdir() if path.suffix in (".yaml", ".yml", ".json")]
         assert files, f"examples/{example.name} holds no config file"
-        assert all(path.read_text().lstrip().startswith("#") for path in files), f"examples/{example.name}: say what the lab is in a comment first"
+        assert all(path.read_text().lstrip().startswith("#") for path in files), (
+            f"examples/{example.name}: say what the lab is in a comment first"
+        )

@@ -30,7 +30,9 @@ def test_values_in_the_kernels_own_form_converge_in_one_pass(sandbox: Sandbox) -
     assert "metric 1024" in sandbox.run("ip", "-6", "route", "show", "2001:db8:5::/64").stdout
     assert sandbox.run("cat", "/proc/sys/net/ipv4/ip_forward").stdout.strip() == "1"
     assert sandbox.run("cat", "/proc/sys/net/ipv4/ip_default_ttl").stdout.strip() == "65"  # 0101 is octal
-    sandbox.write_config("lab.yaml", "version: 1\ninterfaces:\n  - {name: br0, type: bridge, addresses: [10.1.0.1/24]}\n")
+    sandbox.write_config(
+        "lab.yaml", "version: 1\ninterfaces:\n  - {name: br0, type: bridge, addresses: [10.1.0.1/24]}\n"
+    )
     sandbox.netlab("apply")
     assert sandbox.run("ip", "route", "show", "table", "local", "10.60.0.0/24").stdout == ""
     assert sandbox.run("ip", "-6", "route", "show", "2001:db8:5::/64").stdout == ""

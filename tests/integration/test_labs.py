@@ -14,7 +14,9 @@ pytestmark = pytest.mark.kernel
 
 
 @pytest.mark.parametrize("example", sorted(path.name for path in EXAMPLES.iterdir() if path.is_dir()))
-def test_every_example_validates_applies_converges_and_is_destroyed_without_a_trace(sandbox: Sandbox, example: str) -> None:
+def test_every_example_validates_applies_converges_and_is_destroyed_without_a_trace(
+    sandbox: Sandbox, example: str
+) -> None:
     pristine = sandbox.dump()
     sandbox.copy_example(example)
     assert sandbox.netlab("validate", "/etc/netlab.d").returncode == 0
@@ -56,7 +58,10 @@ def test_bridge_lab_every_namespace_reaches_every_other_and_the_host(sandbox: Sa
 def test_routing_lab_a_reaches_c_only_through_forwarding_in_b(sandbox: Sandbox) -> None:
     sandbox.copy_example("routing")
     sandbox.netlab("apply")
-    forwarding = {ns: sandbox.run("ip", "netns", "exec", ns, "cat", "/proc/sys/net/ipv4/ip_forward").stdout.strip() for ns in "abc"}
+    forwarding = {
+        ns: sandbox.run("ip", "netns", "exec", ns, "cat", "/proc/sys/net/ipv4/ip_forward").stdout.strip()
+        for ns in "abc"
+    }
     assert forwarding == {"a": "0", "b": "1", "c": "0"}
     sandbox.ping("a", "10.0.2.1", check=True)
     # the same lab with forwarding off in b: a no longer reaches c
@@ -134,8 +139,15 @@ def test_editing_a_primary_address_puts_back_its_secondary_and_only_that(sandbox
     sandbox.netlab("apply")
     # the kernel default, which a host's sysctl.d may have changed: removing the
     # primary then removes the secondary of its subnet too
-    sandbox.run("ip", "netns", "exec", "ns2", "sh", "-c",
-                "echo 0 > /proc/sys/net/ipv4/conf/all/promote_secondaries; echo 0 > /proc/sys/net/ipv4/conf/eth0/promote_secondaries")
+    sandbox.run(
+        "ip",
+        "netns",
+        "exec",
+        "ns2",
+        "sh",
+        "-c",
+        "echo 0 > /proc/sys/net/ipv4/conf/all/promote_secondaries; echo 0 > /proc/sys/net/ipv4/conf/eth0/promote_secondaries",
+    )
     assert _ipv4_on_eth0(sandbox, "ns2") == {"10.0.0.3/16": False, "10.0.0.103/16": True}
     sandbox.write_config("lab.yaml", _same_subnet_lab("10.0.255.3/16, 10.0.0.103/16"))
     sandbox.netlab("apply")
@@ -213,7 +225,9 @@ def test_a_bad_file_changes_nothing_and_says_where(sandbox: Sandbox) -> None:
     sandbox.copy_example("bridge")
     sandbox.netlab("apply")
     before = sandbox.dump()
-    said = sandbox.refused_apply("broken.yaml", "version: 1\ninterfaces:\n  - name: x0\n    type: bridge\n    addresses: [192.168.15.300/24]\n")
+    said = sandbox.refused_apply(
+        "broken.yaml", "version: 1\ninterfaces:\n  - name: x0\n    type: bridge\n    addresses: [192.168.15.300/24]\n"
+    )
     assert "broken.yaml:5:" in said and "192.168.15.300/24" in said
     assert sandbox.dump() == before
     said = sandbox.refused_apply("broken.yaml", "version: 1\nnamespaces: [\n")
@@ -275,7 +289,11 @@ def test_show_prints_the_live_state_with_ownership(sandbox: Sandbox) -> None:
     assert any(r["netns"] == "red" and r["via"] == "192.168.15.5" for r in document["routes"])
     # each veth once, its other end under `peer` as the files declare it (in the host: no netns)
     assert names[("red", "veth-red")]["peer"] == {
-        "name": "veth-red-br", "state": "up", "mtu": 1500, "mac": names[("red", "veth-red")]["peer"]["mac"], "master": "v-net-0"
+        "name": "veth-red-br",
+        "state": "up",
+        "mtu": 1500,
+        "mac": names[("red", "veth-red")]["peer"]["mac"],
+        "master": "v-net-0",
     }
     assert (None, "veth-red-br") not in names and all(i["type"] != "veth-peer" for i in document["interfaces"])
     text = sandbox.netlab("show").stdout
@@ -326,7 +344,9 @@ def test_a_link_type_the_kernel_lacks_is_refused_clearly(sandbox: Sandbox) -> No
     probe = sandbox.run("ip", "link", "add", "probe0", "type", "dummy", check=False)
     if probe.returncode == 0:
         pytest.skip("this kernel has the dummy driver: nothing to refuse")
-    assert "no `dummy` driver" in sandbox.refused_apply("d.yaml", "version: 1\ninterfaces:\n  - {name: dum0, type: dummy}\n")
+    assert "no `dummy` driver" in sandbox.refused_apply(
+        "d.yaml", "version: 1\ninterfaces:\n  - {name: dum0, type: dummy}\n"
+    )
 
 
 def test_show_of_links_with_parents_and_foreign_links_is_a_valid_file(sandbox: Sandbox) -> None:
@@ -340,11 +360,16 @@ interfaces:
 """,
     )
     sandbox.netlab("apply")
-    sandbox.run("ip", "-n", "red", "link", "add", "vx0", "type", "vxlan", "id", "5", "dstport", "4789")  # someone else's
+    sandbox.run(
+        "ip", "-n", "red", "link", "add", "vx0", "type", "vxlan", "id", "5", "dstport", "4789"
+    )  # someone else's
     document = json.loads(sandbox.netlab("show", "--json").stdout)
     names = {(i.get("netns"), i["name"]): i for i in document["interfaces"]}
     assert {key: names[("red", "mv0")][key] for key in ("type", "parent", "mode", "addresses")} == {
-        "type": "macvlan", "parent": "br0", "mode": "bridge", "addresses": ["10.9.0.2/24"]
+        "type": "macvlan",
+        "parent": "br0",
+        "mode": "bridge",
+        "addresses": ["10.9.0.2/24"],
     }
     assert names[("red", "vx0")]["type"] == "device" and names[("red", "vx0")]["owned"] is False
     sandbox.path("/run/netlab/shown.yaml").write_text(text := sandbox.netlab("show").stdout)

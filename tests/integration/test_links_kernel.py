@@ -173,7 +173,9 @@ def test_a_sysctl_of_a_namespace_netlab_created_goes_back_to_a_fresh_namespaces_
     fresh = sandbox.run("ip", "netns", "exec", "probe", "cat", "/proc/sys/net/ipv4/ip_forward").stdout.strip()
     sandbox.run("ip", "netns", "del", "probe")
     wanted = "0" if fresh == "1" else "1"
-    sandbox.write_config("ns.yaml", f"version: 1\nnamespaces:\n  - {{name: red, sysctls: {{net.ipv4.ip_forward: {wanted}}}}}\n")
+    sandbox.write_config(
+        "ns.yaml", f"version: 1\nnamespaces:\n  - {{name: red, sysctls: {{net.ipv4.ip_forward: {wanted}}}}}\n"
+    )
     sandbox.netlab("apply")
     assert forwarding() == wanted
     sandbox.write_config("ns.yaml", "version: 1\nnamespaces:\n  - {name: red}\n")

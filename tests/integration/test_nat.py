@@ -69,7 +69,9 @@ def serve(box: Sandbox, netns: str | None, address: str, port: int) -> None:
         f"http.server.HTTPServer(({address!r}, {port}), H).serve_forever()\n"
     )
     box.spawn(*prefix, sys.executable, "-c", script)
-    assert box.wait_for(lambda: box.run(*prefix, "sh", "-c", f"ss -ltn | grep -q '{address}:{port} '", check=False).returncode == 0)
+    assert box.wait_for(
+        lambda: box.run(*prefix, "sh", "-c", f"ss -ltn | grep -q '{address}:{port} '", check=False).returncode == 0
+    )
 
 
 def test_masquerade_lets_the_lab_reach_a_network_with_no_route_back(box: Sandbox) -> None:
@@ -125,7 +127,7 @@ def test_the_tables_hold_exactly_netlabs_rules_and_a_foreign_rule_survives(box: 
             f'-A NETLAB-POSTROUTING -s 192.168.15.0/24 -o eth-out -m comment --comment "netlab:{masquerade_id}" -j MASQUERADE',
             f'-A NETLAB-PREROUTING -i eth-out -p tcp -m tcp --dport 8080 -m comment --comment "netlab:{forward_id}" '
             "-j DNAT --to-destination 192.168.15.1:8000",
-            f'-A NETLAB-OUTPUT ! -d 127.0.0.0/8 -p tcp -m tcp --dport 8080 -m addrtype --dst-type LOCAL -m comment '
+            f"-A NETLAB-OUTPUT ! -d 127.0.0.0/8 -p tcp -m tcp --dport 8080 -m addrtype --dst-type LOCAL -m comment "
             f'--comment "netlab:{forward_id}" -j DNAT --to-destination 192.168.15.1:8000',
         ]
     )
@@ -155,7 +157,20 @@ def test_a_flushed_chain_and_a_lost_jump_are_put_back(box: Sandbox) -> None:
     box.netlab("apply")
     applied = nat_rules(box)
     box.run("iptables-legacy", "-w", "-t", "nat", "-F", "NETLAB-POSTROUTING")
-    box.run("iptables-legacy", "-w", "-t", "nat", "-D", "POSTROUTING", "-m", "comment", "--comment", "netlab", "-j", "NETLAB-POSTROUTING")
+    box.run(
+        "iptables-legacy",
+        "-w",
+        "-t",
+        "nat",
+        "-D",
+        "POSTROUTING",
+        "-m",
+        "comment",
+        "--comment",
+        "netlab",
+        "-j",
+        "NETLAB-POSTROUTING",
+    )
     plan = box.netlab("plan").stdout
     assert "+ nat host/masquerade 192.168.15.0/24 out eth-out" in plan
     assert "~ nat host/chain NETLAB-POSTROUTING: the jump from POSTROUTING is missing" in plan
@@ -175,7 +190,8 @@ def test_nat_in_a_namespace_works_there_and_shows_only_there(box: Sandbox) -> No
     # forwarded by red's NAT to a server on the host
     box.write_config(
         "lab.yaml",
-        LAB + "nat:\n  - {netns: red, type: dnat, protocol: tcp, port: 80, destination: 192.0.2.80, to: '192.168.15.5:8000'}\n",
+        LAB
+        + "nat:\n  - {netns: red, type: dnat, protocol: tcp, port: 80, destination: 192.0.2.80, to: '192.168.15.5:8000'}\n",
     )
     box.netlab("apply")
     serve(box, None, "192.168.15.5", 8000)
@@ -195,7 +211,10 @@ def test_ipv6_rules_go_to_the_ip6_tables(box: Sandbox) -> None:
     )
     box.netlab("apply")
     rules = nat_rules(box, family=6)
-    assert any(line.startswith("-A NETLAB-POSTROUTING -s fd00:15::/64 -o eth-out") and "--to-source fd00:99::1" in line for line in rules)
+    assert any(
+        line.startswith("-A NETLAB-POSTROUTING -s fd00:15::/64 -o eth-out") and "--to-source fd00:99::1" in line
+        for line in rules
+    )
     assert nat_rules(box) == []
     assert "No changes" in box.netlab("apply").stdout
     box.netlab("destroy", "--yes")
@@ -232,9 +251,13 @@ def test_a_failure_at_every_step_of_nat_and_files_is_rolled_back(box: Sandbox) -
     # edits the masquerade, adds a port forward, an IPv6 rule, NAT in red, and
     # changes every kind of file
     following = (
-        LAB.replace("namespaces: [{name: red}, {name: outside}]", "namespaces:\n  - name: outside\n  - name: red\n"
-                    "    dns: {nameservers: [192.168.15.5]}\n    hosts: [{address: 192.168.15.5, names: [gateway]}]")
-        + "nat:\n  - {type: masquerade, source: 192.168.15.0/24}\n" + PORT_FORWARD
+        LAB.replace(
+            "namespaces: [{name: red}, {name: outside}]",
+            "namespaces:\n  - name: outside\n  - name: red\n"
+            "    dns: {nameservers: [192.168.15.5]}\n    hosts: [{address: 192.168.15.5, names: [gateway]}]",
+        )
+        + "nat:\n  - {type: masquerade, source: 192.168.15.0/24}\n"
+        + PORT_FORWARD
         + "  - {type: masquerade, source: 'fd00:15::/64'}\n  - {netns: red, type: masquerade, source: 10.9.0.0/16}\n"
         + "dns: {nameservers: [192.0.2.2], search: [lab.internal]}\nhosts: [{address: 192.168.15.1, names: [red, r]}]\n"
     )

@@ -56,7 +56,10 @@ def test_writes_show_in_ip_and_a_refusal_names_the_request_and_the_kernels_words
     assert "alias netlab" in sandbox.run("ip", "-d", "link", "show", "d1").stdout
     addresses = sandbox.run("ip", "-br", "address", "show", "d0").stdout
     assert "10.9.0.1/24" in addresses and "fd09::1/64" in addresses
-    assert "10.8.0.0/16 via 10.9.0.2 dev d0 proto 213 metric 7" in sandbox.run("ip", "route", "show", "table", "1000").stdout
+    assert (
+        "10.8.0.0/16 via 10.9.0.2 dev d0 proto 213 metric 7"
+        in sandbox.run("ip", "route", "show", "table", "1000").stdout
+    )
     assert seen["links"]["d0"] == ["up", 1400, "netlab"]
     assert seen["addresses"] == ["10.9.0.1/24", "fd09::1/64"]
     assert seen["refusal"].startswith("create veth link host/d0: File exists (errno 17)")
@@ -111,7 +114,13 @@ def test_the_namespace_listing_follows_every_addition_and_removal(sandbox: Sandb
     # ...until the directory changes: each listing must show the namespace just added
     seen = json.loads(sandbox.run(sys.executable, "-c", LISTING).stdout)
     assert seen == [
-        ["a"], ["a"], ["a", "b"], ["a", "b", "c"], ["a", "b", "c", "d"], ["a", "c", "d"], ["a", "c", "d"],
+        ["a"],
+        ["a"],
+        ["a", "b"],
+        ["a", "b", "c"],
+        ["a", "b", "c", "d"],
+        ["a", "c", "d"],
+        ["a", "c", "d"],
     ]
 
 
@@ -156,7 +165,11 @@ def test_links_decoded_narrowly_read_as_pyroute2_decodes_them_whole(sandbox: San
     links = {(link["netns"], link["name"]): link for link in seen["links"]}
     port = links[(None, "p0")]
     assert (port["kind"], port["master"], port["alias"], port["mtu"], port["mac"]) == (
-        "veth", "br0", "netlab", 1400, "02:00:00:00:00:07"
+        "veth",
+        "br0",
+        "netlab",
+        1400,
+        "02:00:00:00:00:07",
     )
     assert links[("n1", "e0")]["link_netnsid"] is not None and links[("n1", "e0")]["state"] == "up"
     assert links[(None, "br0")]["kind"] == "bridge"
@@ -165,7 +178,9 @@ def test_links_decoded_narrowly_read_as_pyroute2_decodes_them_whole(sandbox: San
     # (in the host's namespace, for a link in another one)
     macvlan = links[(None, "m0")]
     assert (macvlan["data"], macvlan["link_index"], macvlan["link_netnsid"]) == (
-        [["IFLA_MACVLAN_MODE", "private"]], links[(None, "q0")]["index"], None
+        [["IFLA_MACVLAN_MODE", "private"]],
+        links[(None, "q0")]["index"],
+        None,
     )
     moved = links[("n1", "m1")]
     assert (moved["data"], moved["link_index"]) == ([["IFLA_MACVLAN_MODE", "vepa"]], links[(None, "br0")]["index"])
@@ -211,7 +226,12 @@ def test_the_facade_never_answers_from_what_a_write_made_stale(sandbox: Sandbox)
     # kernel facade: the second shows the write
     seen = json.loads(sandbox.run(sys.executable, "-c", FACADE).stdout)
     assert seen["before"] == {
-        "links": ["lo"], "addresses": [], "routes": [], "forwarding": "0", "namespaces": [], "z": [],
+        "links": ["lo"],
+        "addresses": [],
+        "routes": [],
+        "forwarding": "0",
+        "namespaces": [],
+        "z": [],
     }
     assert seen["link"]["links"] == ["lo", "s0", "s1"]
     assert seen["address"]["addresses"] == ["10.5.0.1/24"]

@@ -143,7 +143,9 @@ def test_the_witness_sees_writes_in_every_namespace_it_watches(sandbox: Sandbox)
     assert any(line.startswith("host: ") and "inet 10.1.0.1/24" in line for line in seen), seen
     assert any(line.startswith("host: ") and "local 10.1.0.1 dev br-host" in line for line in seen), seen
     assert any(line.startswith("red: ") and "br-red" in line and "mtu 1400" in line for line in seen), seen
-    assert not any(line.startswith("host: ") and "br-red" in line for line in seen), "a namespace's write seen in the host"
+    assert not any(line.startswith("host: ") and "br-red" in line for line in seen), (
+        "a namespace's write seen in the host"
+    )
 
 
 def test_the_link_witness_sees_a_link_set_down_and_a_port_leaving_its_bridge(sandbox: Sandbox) -> None:

@@ -159,9 +159,13 @@ def test_a_pass_that_does_not_verify_is_rolled_back(sandbox: Sandbox) -> None:
     sandbox.write_config("lab.yaml", BASE)
     sandbox.netlab("apply")
     before, switches = sandbox.dump(), forwarding_everywhere(sandbox)
-    unverifiable = BASE.replace("10.1.0.1/24]", "10.1.0.1/24, 10.2.0.1/24]").replace(
-        "sysctls: {net.ipv4.ip_forward: 0}", "sysctls: {net.ipv4.ip_forward: 1, net.ipv4.conf.all.forwarding: 0}"
-    ).replace("routes:\n", "routes:\n  - {netns: blue, to: 10.9.0.0/16, via: 10.1.0.1}\n")
+    unverifiable = (
+        BASE.replace("10.1.0.1/24]", "10.1.0.1/24, 10.2.0.1/24]")
+        .replace(
+            "sysctls: {net.ipv4.ip_forward: 0}", "sysctls: {net.ipv4.ip_forward: 1, net.ipv4.conf.all.forwarding: 0}"
+        )
+        .replace("routes:\n", "routes:\n  - {netns: blue, to: 10.9.0.0/16, via: 10.1.0.1}\n")
+    )
     sandbox.write_config("lab.yaml", unverifiable)
     result = sandbox.netlab("apply", check=False)
     assert result.returncode == 1
@@ -284,9 +288,7 @@ def test_an_address_that_appears_between_plan_and_write_is_not_taken_over(sandbo
 def test_renaming_a_veth_end_makes_its_peer_anew_with_all_that_hangs_on_it(sandbox: Sandbox) -> None:
     """The peer keeps its name but is a new link: its address, the route through
     it and its sysctl (which the old peer had) are all set again in one pass."""
-    lab = PEERED.replace("PEER", "vr-host").replace(
-        "routes:", "sysctls: {net.ipv4.conf.vr-host.proxy_arp: 1}\nroutes:"
-    )
+    lab = PEERED.replace("PEER", "vr-host").replace("routes:", "sysctls: {net.ipv4.conf.vr-host.proxy_arp: 1}\nroutes:")
     sandbox.write_config("lab.yaml", lab)
     sandbox.netlab("apply")
     sandbox.write_config("lab.yaml", lab.replace("veth-red", "veth-crimson"))

@@ -24,7 +24,18 @@ def try_example(example: str, prelude: str = "") -> subprocess.CompletedProcess[
         pytest.skip(f"scripts/try makes a sandbox: {_WHY_NOT}")
     # its own mount namespace, so that a prelude's mounts stay in it
     script = f'{prelude}exec "$0" "$1"'
-    argv = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script, str(ROOT / "scripts/try"), example]
+    argv = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        "sh",
+        "-c",
+        script,
+        str(ROOT / "scripts/try"),
+        example,
+    ]
     return subprocess.run(argv, capture_output=True, text=True, timeout=300)
 
 

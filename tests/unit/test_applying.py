@@ -39,7 +39,9 @@ def write(name: str, fails: BaseException | None = None) -> Any:
 
 
 def creation(name: str, phase: Phase, *, fails: BaseException | None = None, irreversible: str = "") -> Change:
-    step = Step(phase, f"create {name}", write(f"create {name}", fails), undo=write(f"undo {name}"), irreversible=irreversible)
+    step = Step(
+        phase, f"create {name}", write(f"create {name}", fails), undo=write(f"undo {name}"), irreversible=irreversible
+    )
     return Change(kind="address", action="+", key=(None, "br0", name), netns=None, name=name, steps=(step,), record={})
 
 
@@ -56,7 +58,11 @@ def recorded_ahead(tmp_path: Path, name: str) -> Any:
     the rollback has something to take back), then raises a bug."""
 
     def run(kernel: Any) -> None:
-        assert list(Ledger.load(tmp_path).keys("address")) == [(None, "br0", "a"), (None, "br0", "b"), (None, "br0", name)]
+        assert list(Ledger.load(tmp_path).keys("address")) == [
+            (None, "br0", "a"),
+            (None, "br0", "b"),
+            (None, "br0", name),
+        ]
         raise RuntimeError("a bug")
 
     return run
@@ -260,7 +266,9 @@ def test_verification_that_raises_rolls_the_pass_back(
     with pytest.raises(expected) as caught:
         applying.reconcile(DesiredState(), kernel, ledger, LOG)  # type: ignore[arg-type]
     if isinstance(raised, KernelRefused):
-        assert str(caught.value).startswith(f"could not verify the pass: {raised}\nThe 2 steps done before it were undone")
+        assert str(caught.value).startswith(
+            f"could not verify the pass: {raised}\nThe 2 steps done before it were undone"
+        )
         assert caught.value.__cause__ is raised
     else:
         assert caught.value is raised

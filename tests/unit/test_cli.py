@@ -70,7 +70,9 @@ def test_status_of_a_live_daemon_exits_with_its_state(
     assert status(tmp_path, capsys)[0] == code
 
 
-def test_a_status_whose_writer_died_is_history_with_its_own_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_status_whose_writer_died_is_history_with_its_own_exit_code(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     write_status(tmp_path / "run", pid=gone_pid())
     code, text = status(tmp_path, capsys)
     assert code == cli.STATUS_DEAD == 6
@@ -96,7 +98,9 @@ def test_a_stopped_daemon_is_not_running(tmp_path: Path, capsys: pytest.CaptureF
     assert "state: healthy" not in text and "last state, written 2026-01-02T03:04:05Z: healthy" in text
 
 
-def test_no_status_is_not_running_and_an_unreadable_one_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_status_is_not_running_and_an_unreadable_one_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, text = status(tmp_path, capsys)
     assert (code, text.splitlines()[0]) == (5, "daemon: not running")
     (tmp_path / "run").mkdir()
@@ -118,12 +122,22 @@ def test_status_json_carries_the_format_version_for_an_older_status_file(
     assert (code, json.loads(out)["daemon"], json.loads(out)["format_version"]) == (6, "dead", 1)
 
 
-def test_plan_json_on_invalid_files_prints_each_problem_as_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_plan_json_on_invalid_files_prints_each_problem_as_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = tmp_path / "netlab.d"
     config.mkdir()
     (config / "lab.yaml").write_text("version: 1\nnamespaces:\n  - name: red\n  - nmae: blue\n")
     (config / "broken.yaml").write_text("version: 1\ninterfaces: [\n")
-    argv = ["plan", "--json", "--config-dir", str(config), "--state-dir", str(tmp_path / "state"), "--allow-untrusted-config"]
+    argv = [
+        "plan",
+        "--json",
+        "--config-dir",
+        str(config),
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--allow-untrusted-config",
+    ]
     assert cli.main(argv) == 1
     captured = capsys.readouterr()
     document = json.loads(captured.out)

@@ -91,7 +91,9 @@ def test_a_new_generation_or_a_reload_tries_everything_again_at_the_next_step() 
 
 def test_status_names_each_held_object_with_a_wall_clock_end() -> None:
     backoff = Backoff()
-    backoff.unverified([Change("sysctl", "~", ("red", "net.ipv4.ping_group_range"), "red", "net.ipv4.ping_group_range")], 10.0)
+    backoff.unverified(
+        [Change("sysctl", "~", ("red", "net.ipv4.ping_group_range"), "red", "net.ipv4.ping_group_range")], 10.0
+    )
     (entry,) = [hold.to_json(10.0) for hold in backoff.holds(10.0)]
     assert entry["kind"] == "sysctl" and entry["netns"] == "red" and entry["reason"] == "unverified"
     assert entry["delay_s"] == UNVERIFIED_FIRST and entry["until"].endswith("Z") and "kernel" in entry["detail"]

@@ -80,7 +80,9 @@ def test_proc_sees_through_a_symlinked_directory(tmp_path: Path, holder: object)
     (tmp_path / "rev1" / "lab.yaml").write_text("version: 1\n")
     (tmp_path / "current").symlink_to("rev1")
     writer = holder((tmp_path / "current" / "lab.yaml", os.O_WRONLY))  # type: ignore[operator]
-    assert writers_in(str(tmp_path / "current")).writers == (OpenWrite(str(tmp_path / "rev1" / "lab.yaml"), writer.pid),)
+    assert writers_in(str(tmp_path / "current")).writers == (
+        OpenWrite(str(tmp_path / "rev1" / "lab.yaml"), writer.pid),
+    )
 
 
 def test_this_process_is_not_a_writer(tmp_path: Path) -> None:

@@ -22,7 +22,9 @@ from tests.unit.fake_kernels import EmptyKernel
 
 HERE = Origin("/etc/netlab.d/lab.yaml", 4, 1)
 H = HEADER.decode()
-FOREIGN_HOSTS = b"127.0.0.1 localhost\r\n::1 localhost ip6-localhost\n# a comment\n10.0.0.9  nas   # no newline at the end"
+FOREIGN_HOSTS = (
+    b"127.0.0.1 localhost\r\n::1 localhost ip6-localhost\n# a comment\n10.0.0.9  nas   # no newline at the end"
+)
 ORIGINAL_RESOLV = b"# written by dhclient\nnameserver 192.0.2.53\n"
 
 
@@ -30,9 +32,12 @@ ORIGINAL_RESOLV = b"# written by dhclient\nnameserver 192.0.2.53\n"
 
 
 def test_resolv_conf_is_rendered_with_the_header() -> None:
-    record = Dns(None, ("8.8.8.8", "2001:4860:4860::8888"), ("mycompany.com", "lab.internal"), ("ndots:2", "rotate"), HERE)
+    record = Dns(
+        None, ("8.8.8.8", "2001:4860:4860::8888"), ("mycompany.com", "lab.internal"), ("ndots:2", "rotate"), HERE
+    )
     assert dns.render(record).decode() == (
-        H + "nameserver 8.8.8.8\nnameserver 2001:4860:4860::8888\nsearch mycompany.com lab.internal\noptions ndots:2 rotate\n"
+        H
+        + "nameserver 8.8.8.8\nnameserver 2001:4860:4860::8888\nsearch mycompany.com lab.internal\noptions ndots:2 rotate\n"
     )
     assert dns.render(Dns(None, (), (), (), HERE)) == HEADER
     assert dns.settings(dns.render(record)) == {
@@ -243,7 +248,9 @@ def test_hand_edits_are_drift_and_go_back(tmp_path: Path) -> None:
     # without the label: netlab cannot tell it from a change of the files
     kernel.put("/etc/netns/red/resolv.conf", HEADER + b"nameserver 192.168.15.5\nnameserver 203.0.113.9\n")
     plan = apply(LAB, kernel, book)
-    assert [str(c) for c in plan.changes] == ["~ dns red/resolv.conf: nameservers 192.168.15.5 203.0.113.9 -> 192.168.15.5"]
+    assert [str(c) for c in plan.changes] == [
+        "~ dns red/resolv.conf: nameservers 192.168.15.5 203.0.113.9 -> 192.168.15.5"
+    ]
     assert kernel.files == written
 
 
@@ -275,7 +282,9 @@ def test_a_symlinked_resolv_conf_is_refused_with_what_to_do(link: str, owner: st
         make_plan(LAB, kernel, Ledger(tmp_path / "ledger.json"))  # type: ignore[arg-type]
     (problem,) = refused.value.problems
     assert (problem.file, problem.line, problem.path) == (HERE.file, HERE.line, "dns")
-    assert problem.message.startswith(f"/etc/resolv.conf is a symlink to {link} {owner}".replace("  ", " ").rstrip() + ":")
+    assert problem.message.startswith(
+        f"/etc/resolv.conf is a symlink to {link} {owner}".replace("  ", " ").rstrip() + ":"
+    )
     assert "does not write through it" in problem.message
     assert "replace the symlink with a regular file" in problem.message
 
@@ -283,7 +292,9 @@ def test_a_symlinked_resolv_conf_is_refused_with_what_to_do(link: str, owner: st
 def test_a_symlink_that_appears_later_is_left_alone_on_removal(tmp_path: Path) -> None:
     kernel, book = host_files(), Ledger(tmp_path / "ledger.json")
     apply(LAB, kernel, book)
-    kernel.files["/etc/resolv.conf"] = FileState("/etc/resolv.conf", "symlink", symlink_to="../run/systemd/resolve/stub-resolv.conf")
+    kernel.files["/etc/resolv.conf"] = FileState(
+        "/etc/resolv.conf", "symlink", symlink_to="../run/systemd/resolve/stub-resolv.conf"
+    )
     plan = apply(DesiredState(files=("x",)), kernel, book)
     assert "- dns host/resolv.conf: /etc/resolv.conf is a symlink now: left alone" in [str(c) for c in plan.changes]
     assert kernel.file("/etc/resolv.conf").type == "symlink"
@@ -302,7 +313,9 @@ def test_files_netlab_lost_track_of_are_recognised_by_their_header(tmp_path: Pat
     kernel = FilesKernel()
     kernel.put("/etc/resolv.conf", HEADER + b"nameserver 192.0.2.1\n")
     kernel.put("/etc/netns/gone/resolv.conf", HEADER + b"nameserver 192.0.2.1\n")
-    kernel.put("/etc/hosts", b"127.0.0.1 localhost\n" + hosts.render_block([HostsEntry(None, "10.0.0.1", ("x",), HERE)]))
+    kernel.put(
+        "/etc/hosts", b"127.0.0.1 localhost\n" + hosts.render_block([HostsEntry(None, "10.0.0.1", ("x",), HERE)])
+    )
     book = Ledger(tmp_path / "l.json")
     book.record("dns", ("gone",), {"existed": False, "mode": None, "made_dir": False})
     plan = apply(DesiredState(files=("x",)), kernel, book)

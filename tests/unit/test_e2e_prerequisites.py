@@ -11,7 +11,9 @@ from tests.e2e import prerequisites
 
 
 @pytest.mark.parametrize("content", ["", "uninitialized\n", None])
-def test_no_machine_id_is_a_skip_with_the_reason(content: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_machine_id_is_a_skip_with_the_reason(
+    content: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     machine_id = tmp_path / "machine-id"
     if content is not None:
         machine_id.write_text(content)

@@ -8,10 +8,21 @@ from netlab.controller.backends.kernel import Kernel, Touched
 from netlab.controller.backends.netlink import NetnsDump, ObservedLink
 
 
-def link(netns: str | None, name: str, index: int, peer_index: int | None = None, netnsid: int | None = None) -> ObservedLink:
+def link(
+    netns: str | None, name: str, index: int, peer_index: int | None = None, netnsid: int | None = None
+) -> ObservedLink:
     return ObservedLink(
-        netns=netns, name=name, index=index, kind="veth" if peer_index else None, state="up", mtu=1500, mac=None,
-        master=None, alias=None, link_index=peer_index, link_netnsid=netnsid,
+        netns=netns,
+        name=name,
+        index=index,
+        kind="veth" if peer_index else None,
+        state="up",
+        mtu=1500,
+        mac=None,
+        master=None,
+        alias=None,
+        link_index=peer_index,
+        link_netnsid=netnsid,
     )
 
 
@@ -33,12 +44,15 @@ def test_only_the_dropped_namespace_is_forgotten_and_its_peers_are_named() -> No
     with Kernel() as kernel:
         # red's eth0 (index 2) pairs with the host's vh-red (index 7); blue's
         # eth0 pairs with the host's vh-blue; green holds a veth into blue only
-        read(kernel, {
-            None: dump(link(None, "lo", 1), link(None, "vh-red", 7, 2, 0), link(None, "vh-blue", 8, 2, 1)),
-            "red": dump(link("red", "lo", 1), link("red", "eth0", 2, 7, 0)),
-            "blue": dump(link("blue", "lo", 1), link("blue", "eth0", 2, 8, 0), link("blue", "to-green", 3, 2, 1)),
-            "green": dump(link("green", "lo", 1), link("green", "to-blue", 2, 3, 0)),
-        })
+        read(
+            kernel,
+            {
+                None: dump(link(None, "lo", 1), link(None, "vh-red", 7, 2, 0), link(None, "vh-blue", 8, 2, 1)),
+                "red": dump(link("red", "lo", 1), link("red", "eth0", 2, 7, 0)),
+                "blue": dump(link("blue", "lo", 1), link("blue", "eth0", 2, 8, 0), link("blue", "to-green", 3, 2, 1)),
+                "green": dump(link("green", "lo", 1), link("green", "to-blue", 2, 3, 0)),
+            },
+        )
         kernel._reads.put("sysctls", "red", "net.ipv4.ip_forward", "1")
         kernel._reads.put("sysctls", "blue", "net.ipv4.ip_forward", "0")
         assert kernel.drop_namespaces(["red"]) == {None}
@@ -50,11 +64,14 @@ def test_only_the_dropped_namespace_is_forgotten_and_its_peers_are_named() -> No
 
 def test_a_dropped_namespace_never_read_names_every_namespace_with_links_elsewhere() -> None:
     with Kernel() as kernel:
-        read(kernel, {
-            None: dump(link(None, "lo", 1), link(None, "vh-blue", 8, 2, 1)),
-            "blue": dump(link("blue", "lo", 1), link("blue", "eth0", 2, 8, 0)),
-            "white": dump(link("white", "lo", 1)),
-        })
+        read(
+            kernel,
+            {
+                None: dump(link(None, "lo", 1), link(None, "vh-blue", 8, 2, 1)),
+                "blue": dump(link("blue", "lo", 1), link("blue", "eth0", 2, 8, 0)),
+                "white": dump(link("white", "lo", 1)),
+            },
+        )
         assert kernel.drop_namespaces(["red"]) == {None, "blue"}
 
 
@@ -63,12 +80,15 @@ def test_deleting_a_link_reaches_the_namespaces_pointing_at_it() -> None:
     the namespaces holding its veth peer, or links on it as their parent; not
     everything, unless the link read is not the one deleted."""
     with Kernel() as kernel:
-        read(kernel, {
-            None: dump(link(None, "lo", 1), link(None, "vh-red", 7, 2, 0), link(None, "eth-out", 9)),
-            "red": dump(link("red", "lo", 1), link("red", "eth0", 2, 7, 0)),
-            "blue": dump(link("blue", "lo", 1), link("blue", "mv0", 3, 9, 0)),  # a macvlan on host/eth-out
-            "white": dump(link("white", "lo", 1)),
-        })
+        read(
+            kernel,
+            {
+                None: dump(link(None, "lo", 1), link(None, "vh-red", 7, 2, 0), link(None, "eth-out", 9)),
+                "red": dump(link("red", "lo", 1), link("red", "eth0", 2, 7, 0)),
+                "blue": dump(link("blue", "lo", 1), link("blue", "mv0", 3, 9, 0)),  # a macvlan on host/eth-out
+                "white": dump(link("white", "lo", 1)),
+            },
+        )
         assert kernel._reached_by_deleting(None, "vh-red", 7) == {"red"}
         assert kernel._reached_by_deleting("red", "eth0", 2) == {None}
         assert kernel._reached_by_deleting(None, "eth-out", 9) == {"blue"}
@@ -82,10 +102,13 @@ def test_what_a_write_made_stale_still_tells_who_points_at_whom() -> None:
     removed first) still knows the link's peers: the dump is stale for reading,
     and kept as the last reading of its links."""
     with Kernel() as kernel:
-        read(kernel, {
-            None: dump(link(None, "lo", 1), link(None, "vh-red", 7, 2, 0)),
-            "red": dump(link("red", "lo", 1), link("red", "eth0", 2, 7, 0)),
-        })
+        read(
+            kernel,
+            {
+                None: dump(link(None, "lo", 1), link(None, "vh-red", 7, 2, 0)),
+                "red": dump(link("red", "lo", 1), link("red", "eth0", 2, 7, 0)),
+            },
+        )
         kernel._reads.touch(Touched.by_netlink({None}))
         assert known(kernel) == {"red"}
         assert kernel._reached_by_deleting(None, "vh-red", 7) == {"red"}

@@ -30,8 +30,17 @@ EVERY = {(what, netns) for what in ("dump", "sysctl", "nat") for netns in (None,
 
 def link(netns: str | None, name: str, index: int, link_index: int | None = None) -> ObservedLink:
     return ObservedLink(
-        netns=netns, name=name, index=index, kind="veth", state="up", mtu=1500, mac=None, master=None,
-        alias=None, link_index=link_index, link_netnsid=0 if link_index else None,
+        netns=netns,
+        name=name,
+        index=index,
+        kind="veth",
+        state="up",
+        mtu=1500,
+        mac=None,
+        master=None,
+        alias=None,
+        link_index=link_index,
+        link_netnsid=0 if link_index else None,
     )
 
 
@@ -80,7 +89,9 @@ def kernel(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Kernel, set[tuple[
     monkeypatch.setattr(iptables, "change", lambda netns, ops: None)
     monkeypatch.setattr(namespaces, "create_namespace", lambda name, then: None)
     monkeypatch.setattr(namespaces, "remove_namespace", lambda name: None)
-    monkeypatch.setattr(resolver_files, "read", counted("file", lambda path: resolver_files.FileState(str(path), "absent")))
+    monkeypatch.setattr(
+        resolver_files, "read", counted("file", lambda path: resolver_files.FileState(str(path), "absent"))
+    )
     monkeypatch.setattr(resolver_files, "write", lambda path, data, mode: None)
     with Kernel() as facade:
         read_everything(facade)
@@ -96,7 +107,9 @@ def read_everything(kernel: Kernel) -> None:
     kernel.file(PATH)
 
 
-def read_again_after(kernel: Kernel, backend_reads: set[tuple[str, str | None]], write: Callable[[Kernel], None]) -> set[Any]:
+def read_again_after(
+    kernel: Kernel, backend_reads: set[tuple[str, str | None]], write: Callable[[Kernel], None]
+) -> set[Any]:
     """What is read from the backends when everything is read again after `write`
     (everything was read before)."""
     backend_reads.clear()
@@ -107,24 +120,33 @@ def read_again_after(kernel: Kernel, backend_reads: set[tuple[str, str | None]],
 
 WRITES: dict[str, tuple[Callable[[Kernel], None], set[tuple[str, str | None]]]] = {
     "link set": (lambda k: k.netlink.link_set("blue", "lo", mtu=1400), {("dump", "blue")}),
-    "veth add": (lambda k: k.netlink.link_add(None, "vh-blue", "veth", peer=("blue", "eth0")), {("dump", None), ("dump", "blue")}),
+    "veth add": (
+        lambda k: k.netlink.link_add(None, "vh-blue", "veth", peer=("blue", "eth0")),
+        {("dump", None), ("dump", "blue")},
+    ),
     "macvlan add": (
-        lambda k: k.netlink.link_add("blue", "mv0", "macvlan", parent=(None, "vh-red")), {("dump", None), ("dump", "blue")}
+        lambda k: k.netlink.link_add("blue", "mv0", "macvlan", parent=(None, "vh-red")),
+        {("dump", None), ("dump", "blue")},
     ),
     "link delete": (lambda k: k.netlink.link_del(None, "vh-red"), {("dump", None), ("dump", "red")}),
     "address add": (lambda k: k.netlink.addr_add("red", "eth0", "10.0.0.2/24"), {("dump", "red")}),
     "address delete": (lambda k: k.netlink.addr_del("red", "eth0", "10.0.0.2/24"), {("dump", "red")}),
     "route add": (
-        lambda k: k.netlink.route_add("red", to="0.0.0.0/0", table=254, metric=0, via="10.0.0.1", dev=None), {("dump", "red")}
+        lambda k: k.netlink.route_add("red", to="0.0.0.0/0", table=254, metric=0, via="10.0.0.1", dev=None),
+        {("dump", "red")},
     ),
     "route replace": (
-        lambda k: k.netlink.route_replace(None, to="10.9.0.0/16", table=254, metric=0, via=None, dev="vh-red"), {("dump", None)}
+        lambda k: k.netlink.route_replace(None, to="10.9.0.0/16", table=254, metric=0, via=None, dev="vh-red"),
+        {("dump", None)},
     ),
     "route delete": (lambda k: k.netlink.route_del("blue", to="0.0.0.0/0", table=254, metric=0), {("dump", "blue")}),
     "sysctl": (lambda k: k.write_sysctl("red", "net.ipv4.ip_forward", "0"), {("sysctl", "red")}),
     "nat": (lambda k: k.change_nat("blue", [iptables.ensure_chain(4, "NETLAB-POSTROUTING")]), {("nat", "blue")}),
     "file": (lambda k: k.write_file(PATH, b"nameserver 10.0.0.1\n", 0o644), {("file", PATH)}),
-    "namespace created": (lambda k: k.create_namespace("blue"), {("dump", "blue"), ("sysctl", "blue"), ("nat", "blue")}),
+    "namespace created": (
+        lambda k: k.create_namespace("blue"),
+        {("dump", "blue"), ("sysctl", "blue"), ("nat", "blue")},
+    ),
     "namespace removed": (lambda k: k.remove_namespace("blue"), EVERY),
 }
 
@@ -183,15 +205,26 @@ SAMPLES: dict[str, tuple[bytes, bool]] = {
     "an IPv4 address": (_encoded(ifaddrmsg(), RTM_NEWADDR, family=socket.AF_INET, prefixlen=24, index=3), True),
     "an IPv6 global address": (_encoded(ifaddrmsg(), RTM_NEWADDR, family=socket.AF_INET6, prefixlen=64, index=3), True),
     "an IPv6 link-local address": (
-        _encoded(ifaddrmsg(), RTM_DELADDR, family=socket.AF_INET6, prefixlen=64, scope=253, index=3), False
+        _encoded(ifaddrmsg(), RTM_DELADDR, family=socket.AF_INET6, prefixlen=64, scope=253, index=3),
+        False,
     ),
     "a route of netlab's": (_encoded(rtmsg(), RTM_NEWROUTE, family=socket.AF_INET, table=254, proto=213, type=1), True),
-    "a static route of someone's": (_encoded(rtmsg(), RTM_NEWROUTE, family=socket.AF_INET, table=254, proto=4, type=1), True),
-    "a connected route (the kernel's)": (
-        _encoded(rtmsg(), RTM_NEWROUTE, family=socket.AF_INET, dst_len=24, table=254, proto=2, scope=253, type=1), False
+    "a static route of someone's": (
+        _encoded(rtmsg(), RTM_NEWROUTE, family=socket.AF_INET, table=254, proto=4, type=1),
+        True,
     ),
-    "a local route": (_encoded(rtmsg(), RTM_NEWROUTE, family=socket.AF_INET, dst_len=32, table=255, proto=2, type=2), False),
-    "a broadcast route of someone's": (_encoded(rtmsg(), RTM_NEWROUTE, family=socket.AF_INET, table=255, proto=4, type=3), False),
+    "a connected route (the kernel's)": (
+        _encoded(rtmsg(), RTM_NEWROUTE, family=socket.AF_INET, dst_len=24, table=254, proto=2, scope=253, type=1),
+        False,
+    ),
+    "a local route": (
+        _encoded(rtmsg(), RTM_NEWROUTE, family=socket.AF_INET, dst_len=32, table=255, proto=2, type=2),
+        False,
+    ),
+    "a broadcast route of someone's": (
+        _encoded(rtmsg(), RTM_NEWROUTE, family=socket.AF_INET, table=255, proto=4, type=3),
+        False,
+    ),
 }
 
 

@@ -111,7 +111,9 @@ def test_the_file_format_is_kept_byte_for_byte(tmp_path: Path) -> None:
     assert ledger.to_json()["objects"]["link"] == [{"key": [None, "br0"], "data": {"type": "bridge"}}]
 
 
-@pytest.mark.parametrize("text", ['{"version": 1, "obj', '["not", "a", "ledger"]', '{"objects": {"link": [{"data": {}}]}}'])
+@pytest.mark.parametrize(
+    "text", ['{"version": 1, "obj', '["not", "a", "ledger"]', '{"objects": {"link": [{"data": {}}]}}']
+)
 def test_a_file_that_is_not_a_ledger_is_a_problem_naming_it(tmp_path: Path, text: str) -> None:
     (tmp_path / LEDGER_FILE).write_text(text)
     with pytest.raises(ConfigError) as raised:

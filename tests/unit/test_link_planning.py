@@ -132,7 +132,9 @@ def test_the_mark_is_written_as_the_alias(tmp_path: Path) -> None:
 
 
 def _lab_with(child: Link) -> DesiredState:
-    return DesiredState(links=(Link(None, "br0", "bridge", HERE, state="up"), Link(None, "br1", "bridge", HERE, state="up"), child))
+    return DesiredState(
+        links=(Link(None, "br0", "bridge", HERE, state="up"), Link(None, "br1", "bridge", HERE, state="up"), child)
+    )
 
 
 def _kernel_with(kind: str, **attrs: Any) -> FakeKernel:
@@ -146,10 +148,25 @@ def _kernel_with(kind: str, **attrs: Any) -> FakeKernel:
 @pytest.mark.parametrize(
     ("child", "kind", "data", "expected"),
     [
-        (Link(None, "c0", "vlan", HERE, state="up", parent="br0", vlan_id=20), "vlan", (("IFLA_VLAN_ID", 10),), "replace: id 10 -> 20"),
+        (
+            Link(None, "c0", "vlan", HERE, state="up", parent="br0", vlan_id=20),
+            "vlan",
+            (("IFLA_VLAN_ID", 10),),
+            "replace: id 10 -> 20",
+        ),
         # the kernel takes no macvlan into or out of passthru in place
-        (Link(None, "c0", "macvlan", HERE, state="up", parent="br0", mode="passthru"), "macvlan", (("IFLA_MACVLAN_MODE", "bridge"),), "replace: mode bridge -> passthru"),
-        (Link(None, "c0", "macvlan", HERE, state="up", parent="br0", mode="vepa"), "macvlan", (("IFLA_MACVLAN_MODE", "passthru"),), "replace: mode passthru -> vepa"),
+        (
+            Link(None, "c0", "macvlan", HERE, state="up", parent="br0", mode="passthru"),
+            "macvlan",
+            (("IFLA_MACVLAN_MODE", "bridge"),),
+            "replace: mode bridge -> passthru",
+        ),
+        (
+            Link(None, "c0", "macvlan", HERE, state="up", parent="br0", mode="vepa"),
+            "macvlan",
+            (("IFLA_MACVLAN_MODE", "passthru"),),
+            "replace: mode passthru -> vepa",
+        ),
     ],
 )
 def test_a_creation_attribute_that_differs_replaces_the_link(
@@ -169,10 +186,28 @@ def test_a_creation_attribute_that_differs_replaces_the_link(
 @pytest.mark.parametrize(
     ("child", "kind", "data", "expected", "written"),
     [
-        (Link(None, "c0", "ipvlan", HERE, state="up", parent="br0", mode="l3"), "ipvlan", (("IFLA_IPVLAN_MODE", 0),), "mode l2 -> l3", {"IFLA_IPVLAN_MODE": 1}),
-        (Link(None, "c0", "macvlan", HERE, state="up", parent="br0", mode="private"), "macvlan", (("IFLA_MACVLAN_MODE", "bridge"),), "mode bridge -> private", {"IFLA_MACVLAN_MODE": 1}),
+        (
+            Link(None, "c0", "ipvlan", HERE, state="up", parent="br0", mode="l3"),
+            "ipvlan",
+            (("IFLA_IPVLAN_MODE", 0),),
+            "mode l2 -> l3",
+            {"IFLA_IPVLAN_MODE": 1},
+        ),
+        (
+            Link(None, "c0", "macvlan", HERE, state="up", parent="br0", mode="private"),
+            "macvlan",
+            (("IFLA_MACVLAN_MODE", "bridge"),),
+            "mode bridge -> private",
+            {"IFLA_MACVLAN_MODE": 1},
+        ),
         # undeclared: the file format's default
-        (Link(None, "c0", "macvlan", HERE, state="up", parent="br0"), "macvlan", (("IFLA_MACVLAN_MODE", "vepa"),), "mode vepa -> bridge", {"IFLA_MACVLAN_MODE": 4}),
+        (
+            Link(None, "c0", "macvlan", HERE, state="up", parent="br0"),
+            "macvlan",
+            (("IFLA_MACVLAN_MODE", "vepa"),),
+            "mode vepa -> bridge",
+            {"IFLA_MACVLAN_MODE": 4},
+        ),
     ],
 )
 def test_a_mode_the_kernel_changes_in_place_is_changed_in_place(
@@ -193,13 +228,21 @@ def test_a_mode_the_kernel_changes_in_place_is_changed_in_place(
     ("kind", "child", "data"),
     [
         ("vlan", Link(None, "c0", "vlan", HERE, state="up", parent="br1", vlan_id=10), (("IFLA_VLAN_ID", 10),)),
-        ("macvlan", Link(None, "c0", "macvlan", HERE, state="up", parent="br1", mode="bridge"), (("IFLA_MACVLAN_MODE", "bridge"),)),
+        (
+            "macvlan",
+            Link(None, "c0", "macvlan", HERE, state="up", parent="br1", mode="bridge"),
+            (("IFLA_MACVLAN_MODE", "bridge"),),
+        ),
         ("ipvlan", Link(None, "c0", "ipvlan", HERE, state="up", parent="br1", mode="l2"), (("IFLA_IPVLAN_MODE", 0),)),
     ],
 )
-def test_another_parent_replaces_the_link(tmp_path: Path, kind: str, child: Link, data: tuple[tuple[str, Any], ...]) -> None:
+def test_another_parent_replaces_the_link(
+    tmp_path: Path, kind: str, child: Link, data: tuple[tuple[str, Any], ...]
+) -> None:
     kernel = _kernel_with(kind, link_index=2, data=data)
-    assert described(make_plan(_lab_with(child), kernel, book(tmp_path))) == ["~ link host/c0: replace: parent br0 -> br1"]
+    assert described(make_plan(_lab_with(child), kernel, book(tmp_path))) == [
+        "~ link host/c0: replace: parent br0 -> br1"
+    ]
     same = _kernel_with(kind, link_index=3, data=data)
     assert described(make_plan(_lab_with(child), same, book(tmp_path))) == []
 
@@ -208,10 +251,15 @@ def test_a_parent_in_the_host_is_found_for_a_link_in_a_namespace(tmp_path: Path)
     kernel = FakeKernel(names={"red"})
     kernel.add_link(None, "br0", "bridge", owned=True)  # index 2
     kernel.add_link("red", "lo", None, owned=False, index=1)
-    kernel.add_link("red", "m0", "macvlan", owned=True, link_index=2, link_netnsid=0, data=(("IFLA_MACVLAN_MODE", "bridge"),))
+    kernel.add_link(
+        "red", "m0", "macvlan", owned=True, link_index=2, link_netnsid=0, data=(("IFLA_MACVLAN_MODE", "bridge"),)
+    )
     desired = DesiredState(
         namespaces=(Namespace("red", HERE),),
-        links=(Link(None, "br0", "bridge", HERE, state="up"), Link("red", "m0", "macvlan", HERE, state="up", parent="br0", mode="bridge")),
+        links=(
+            Link(None, "br0", "bridge", HERE, state="up"),
+            Link("red", "m0", "macvlan", HERE, state="up", parent="br0", mode="bridge"),
+        ),
     )
     assert described(make_plan(desired, kernel, book(tmp_path))) == []
 
@@ -220,7 +268,9 @@ def test_a_foreign_link_of_the_same_name_and_other_attributes_is_refused_not_rep
     kernel = _kernel_with("vlan", link_index=2, data=(("IFLA_VLAN_ID", 10),))
     kernel.links[None][-1] = kernel.links[None][-1].__class__(**{**_fields(kernel.links[None][-1]), "alias": None})
     with pytest.raises(ConfigError, match="not created by netlab"):
-        make_plan(_lab_with(Link(None, "c0", "vlan", HERE, state="up", parent="br0", vlan_id=20)), kernel, book(tmp_path))
+        make_plan(
+            _lab_with(Link(None, "c0", "vlan", HERE, state="up", parent="br0", vlan_id=20)), kernel, book(tmp_path)
+        )
 
 
 def _fields(link: Any) -> dict[str, Any]:
@@ -271,9 +321,14 @@ def test_ports_of_a_bridge_made_anew_join_the_new_one(tmp_path: Path) -> None:
     kernel = FakeKernel()
     kernel.add_link(None, "br0", "macvlan", owned=True)
     kernel.add_link(None, "eth1", None, owned=False, master="br0")
-    desired = DesiredState(links=(Link(None, "eth1", "device", HERE, master="br0"), Link(None, "br0", "bridge", HERE, state="up")))
+    desired = DesiredState(
+        links=(Link(None, "eth1", "device", HERE, master="br0"), Link(None, "br0", "bridge", HERE, state="up"))
+    )
     plan = make_plan(desired, kernel, book(tmp_path))
-    assert described(plan) == ["~ link host/br0: replace: type macvlan -> bridge", "~ device host/eth1: master (none) -> br0"]
+    assert described(plan) == [
+        "~ link host/br0: replace: type macvlan -> bridge",
+        "~ device host/eth1: master (none) -> br0",
+    ]
     order = [step.describe for _, step in plan.steps()]
     assert order.index("create bridge host/br0") < order.index("set master of host/eth1")
 
@@ -362,7 +417,9 @@ def test_a_device_in_a_namespace_netlab_removes_gets_nothing_back(tmp_path: Path
     ledger.record("device", ("red", "lo"), {"mtu": 65536})
     kernel = FakeKernel(names={"red"})
     kernel.add_link("red", "lo", None, owned=False, mtu=1500)
-    assert described(make_plan(DesiredState(files=("lab.yaml",)), kernel, ledger)) == ["- namespace red: with everything in it"]
+    assert described(make_plan(DesiredState(files=("lab.yaml",)), kernel, ledger)) == [
+        "- namespace red: with everything in it"
+    ]
 
 
 # -- sysctls in namespaces being created -------------------------------------------
@@ -414,7 +471,10 @@ def test_a_route_through_lo_of_a_namespace_being_created_is_planned_undeclared(t
     desired = DesiredState(
         namespaces=(Namespace("red", HERE),), routes=(Route("red", "10.255.9.0/24", 254, 0, HERE, dev="lo"),)
     )
-    assert described(make_plan(desired, FakeKernel(), book(tmp_path))) == ["+ namespace red", "+ route red/10.255.9.0/24: dev lo"]
+    assert described(make_plan(desired, FakeKernel(), book(tmp_path))) == [
+        "+ namespace red",
+        "+ route red/10.255.9.0/24: dev lo",
+    ]
 
 
 def test_a_device_gone_meanwhile_is_only_struck_from_the_ledger(tmp_path: Path) -> None:
@@ -441,10 +501,14 @@ def test_an_attribute_the_file_no_longer_declares_is_given_back_and_the_device_s
     apply_plan(plan, recorder, ledger, Log())  # type: ignore[arg-type]
     assert recorder.writes == [(None, "eth1", {"address": "02:00:00:00:00:01"})]
     assert ledger.get("device", (None, "eth1")) == {"mtu": 1500}  # the mtu's original is still known
-    kernel.links[None][0] = kernel.links[None][0].__class__(**{**_fields(kernel.links[None][0]), "mac": "02:00:00:00:00:01"})
+    kernel.links[None][0] = kernel.links[None][0].__class__(
+        **{**_fields(kernel.links[None][0]), "mac": "02:00:00:00:00:01"}
+    )
     assert described(make_plan(desired, kernel, ledger)) == []
     # someone else changes the mac later: not netlab's business any more
-    kernel.links[None][0] = kernel.links[None][0].__class__(**{**_fields(kernel.links[None][0]), "mac": "02:00:00:00:00:42"})
+    kernel.links[None][0] = kernel.links[None][0].__class__(
+        **{**_fields(kernel.links[None][0]), "mac": "02:00:00:00:00:42"}
+    )
     assert described(make_plan(desired, kernel, ledger)) == []
 
 

@@ -63,12 +63,18 @@ def test_the_family_follows_the_addresses() -> None:
 
 
 def test_ids_are_stable_short_and_tell_rules_apart() -> None:
-    assert rule_id(MASQUERADE) == rule_id(NatRule(None, "masquerade", Origin("other.yaml", 1), source="192.168.15.0/24", out_interface="eth0"))
+    assert rule_id(MASQUERADE) == rule_id(
+        NatRule(None, "masquerade", Origin("other.yaml", 1), source="192.168.15.0/24", out_interface="eth0")
+    )
     ids = {rule_id(rule) for rule in (MASQUERADE, SNAT, DNAT, DNAT_RANGE, SNAT6, DNAT6)}
     assert len(ids) == 6 and all(len(ident) == 12 for ident in ids)
-    assert rule_id(DNAT) != rule_id(NatRule(None, "dnat", HERE, protocol="tcp", port="8081", to="192.168.15.2:80", in_interface="eth0"))
+    assert rule_id(DNAT) != rule_id(
+        NatRule(None, "dnat", HERE, protocol="tcp", port="8081", to="192.168.15.2:80", in_interface="eth0")
+    )
     # the same rule in another namespace: another key, the same id (tables are per namespace)
-    assert rule_id(NatRule("red", "masquerade", HERE, source="192.168.15.0/24", out_interface="eth0")) == rule_id(MASQUERADE)
+    assert rule_id(NatRule("red", "masquerade", HERE, source="192.168.15.0/24", out_interface="eth0")) == rule_id(
+        MASQUERADE
+    )
 
 
 def test_rule_names_read_like_the_file() -> None:
@@ -112,7 +118,9 @@ class NatKernel(EmptyKernel):
         self.batches.append((netns, ops))
 
 
-def observed(*rules: NatRule, netns: str | None = None, jumps: int = 1, extra: tuple[ObservedNatRule, ...] = ()) -> NatTables:
+def observed(
+    *rules: NatRule, netns: str | None = None, jumps: int = 1, extra: tuple[ObservedNatRule, ...] = ()
+) -> NatTables:
     """The tables as netlab leaves them after applying `rules`."""
     found = [
         ObservedNatRule(spec.family, spec.chain, spec.comment, spec.text(), spec)
@@ -153,7 +161,9 @@ def test_rules_and_their_chains_are_added_in_one_batch(tmp_path: Path) -> None:
     assert len(kernel.batches) == 2
     _, undo = kernel.batches[1]
     assert [op.action for op in undo] == ["delete"] * 3 + ["remove-chain"] * 3
-    assert {op.text for op in undo if op.action == "delete"} == {s.text() for r in (MASQUERADE, DNAT) for s in rule_specs(r)}
+    assert {op.text for op in undo if op.action == "delete"} == {
+        s.text() for r in (MASQUERADE, DNAT) for s in rule_specs(r)
+    }
 
 
 def test_matching_tables_plan_nothing(tmp_path: Path) -> None:
@@ -172,7 +182,7 @@ def test_an_edited_rule_is_one_removal_and_one_addition_in_one_commit(tmp_path: 
         "- nat host/dnat tcp/8080 in eth0 -> 192.168.15.2:80",
     ]
     plan.steps()[0][1].run(kernel)  # type: ignore[arg-type]
-    (_, ops), = kernel.batches
+    ((_, ops),) = kernel.batches
     assert [op.action for op in ops] == ["delete", "delete", "add", "add"]  # no chain touched
 
 
@@ -184,7 +194,9 @@ def test_a_flushed_chain_is_filled_again_and_a_lost_jump_put_back(tmp_path: Path
         "~ nat host/chain NETLAB-POSTROUTING: the jump from POSTROUTING is missing: put right",
     ]
     doubled = observed(MASQUERADE, jumps=2)
-    assert plan_lines(DesiredState(nat=(MASQUERADE,)), NatKernel(tables={None: doubled}), Ledger(tmp_path / "l.json")) == [
+    assert plan_lines(
+        DesiredState(nat=(MASQUERADE,)), NatKernel(tables={None: doubled}), Ledger(tmp_path / "l.json")
+    ) == [
         "~ nat host/chain NETLAB-POSTROUTING: the jump from POSTROUTING is there 2 times: put right",
     ]
 
@@ -199,7 +211,7 @@ def test_a_rule_changed_behind_netlabs_back_is_replaced(tmp_path: Path) -> None:
         "remove a changed copy in NETLAB-POSTROUTING"
     ]
     plan.steps()[0][1].run(kernel)  # type: ignore[arg-type]
-    (_, ops), = kernel.batches
+    ((_, ops),) = kernel.batches
     assert [(op.action, op.text) for op in ops] == [("delete", tampered.text), ("add", None)]
 
 
@@ -211,7 +223,7 @@ def test_an_extra_copy_of_a_rule_goes_and_one_stays(tmp_path: Path) -> None:
         "~ nat host/masquerade 192.168.15.0/24 out eth0: changed outside netlab: remove an extra copy in NETLAB-POSTROUTING"
     ]
     plan.steps()[0][1].run(kernel)  # type: ignore[arg-type]
-    (_, ops), = kernel.batches
+    ((_, ops),) = kernel.batches
     assert [op.action for op in ops] == ["delete"]  # one op deletes one of the two
 
 
@@ -233,7 +245,7 @@ def test_removal_takes_netlabs_rules_and_empty_chains_only(tmp_path: Path) -> No
     assert lines[2:] == ["- nat host/chain NETLAB-OUTPUT", "- nat host/chain NETLAB-POSTROUTING"]
     assert {step.phase for _, step in plan.steps()} == {Phase.DELETE_NAT}
     plan.steps()[0][1].run(kernel)  # type: ignore[arg-type]
-    (_, ops), = kernel.batches
+    ((_, ops),) = kernel.batches
     assert [op.action for op in ops] == ["delete"] * 3 + ["remove-chain"] * 2
 
 

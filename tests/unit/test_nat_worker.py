@@ -67,8 +67,15 @@ def test_a_rule_netlab_wrote_parses_back_to_its_spec() -> None:
         target=Module("DNAT", {"to-destination": ["192.168.15.2:80"]}),
     )
     spec = RuleSpec(
-        4, "NETLAB-OUTPUT", "netlab:abc", "DNAT", not_destination="127.0.0.0/8", protocol="tcp",
-        dport="8000:8080", dst_local=True, to="192.168.15.2:80",
+        4,
+        "NETLAB-OUTPUT",
+        "netlab:abc",
+        "DNAT",
+        not_destination="127.0.0.0/8",
+        protocol="tcp",
+        dport="8000:8080",
+        dst_local=True,
+        to="192.168.15.2:80",
     )
     assert worker._parse(rule, 4, "NETLAB-OUTPUT", "netlab:abc") == spec.to_json()
     assert worker._render(rule, 4, "NETLAB-OUTPUT") == spec.text()
@@ -79,7 +86,16 @@ def test_every_spec_netlab_writes_parses_back() -> None:
     rules = [
         NatRule(None, "masquerade", here, source="192.168.15.0/24", destination="10.0.0.0/8", out_interface="eth0"),
         NatRule(None, "snat", here, source="10.1.0.0/16", to_source="10.0.0.2"),
-        NatRule(None, "dnat", here, protocol="sctp", port="5000-5010", destination="10.0.0.2/32", in_interface="eth0", to="192.168.15.3"),
+        NatRule(
+            None,
+            "dnat",
+            here,
+            protocol="sctp",
+            port="5000-5010",
+            destination="10.0.0.2/32",
+            in_interface="eth0",
+            to="192.168.15.3",
+        ),
     ]
     for spec in (spec for rule in rules for spec in rule_specs(rule)):
         rule = Rule(
@@ -91,7 +107,10 @@ def test_every_spec_netlab_writes_parses_back() -> None:
             matches=([Module(spec.protocol, {"dport": [spec.dport]})] if spec.protocol and spec.dport else [])
             + ([Module("addrtype", {"dst-type": ["LOCAL"]})] if spec.dst_local else [])
             + [Module("comment", {"comment": [spec.comment]})],
-            target=Module(spec.target, {"to-source": [spec.to]} if spec.target == "SNAT" else {"to-destination": [spec.to]} if spec.to else {}),
+            target=Module(
+                spec.target,
+                {"to-source": [spec.to]} if spec.target == "SNAT" else {"to-destination": [spec.to]} if spec.to else {},
+            ),
         )
         assert RuleSpec.from_json(worker._parse(rule, 4, spec.chain, spec.comment) or {}) == spec
 
@@ -117,7 +136,9 @@ def test_jumps_are_known_by_their_comment_and_target() -> None:
     assert not worker._is_jump(theirs, "NETLAB-POSTROUTING", "netlab")
 
 
-def test_the_xtables_lock_is_waited_for_then_given_up_with_a_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_xtables_lock_is_waited_for_then_given_up_with_a_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     lock = tmp_path / "xtables.lock"
     monkeypatch.setattr(worker, "LOCK_FILE", str(lock))
     monkeypatch.setattr(worker, "LOCK_WAIT", 0.3)

@@ -49,9 +49,17 @@ class FakeKernel(EmptyKernel):  # no NAT rules, no resolver files
     def add_link(self, netns: str | None, name: str, kind: str | None, *, owned: bool, **attrs: object) -> None:
         links = self.links.setdefault(netns, [])
         values: dict[str, object] = dict(
-            netns=netns, name=name, index=len(links) + 2, kind=kind, state="up", mtu=1500,
-            mac="02:00:00:00:00:01", master=None, alias=NETLAB_LINK_ALIAS if owned else None,
-            link_index=None, link_netnsid=None,
+            netns=netns,
+            name=name,
+            index=len(links) + 2,
+            kind=kind,
+            state="up",
+            mtu=1500,
+            mac="02:00:00:00:00:01",
+            master=None,
+            alias=NETLAB_LINK_ALIAS if owned else None,
+            link_index=None,
+            link_netnsid=None,
         )
         values.update(attrs)
         links.append(ObservedLink(**values))  # type: ignore[arg-type]
@@ -71,8 +79,14 @@ def veth_pair(netns: str, name: str, peer: str, **peer_attrs: object) -> tuple[L
 def bridge_lab() -> DesiredState:
     return DesiredState(
         namespaces=(Namespace("red", HERE),),
-        links=(Link(None, "v-net-0", "bridge", HERE, state="up"), *veth_pair("red", "veth-red", "veth-red-br", master="v-net-0")),
-        addresses=(Address(None, "v-net-0", "192.168.15.5/24", HERE), Address("red", "veth-red", "192.168.15.1/24", HERE)),
+        links=(
+            Link(None, "v-net-0", "bridge", HERE, state="up"),
+            *veth_pair("red", "veth-red", "veth-red-br", master="v-net-0"),
+        ),
+        addresses=(
+            Address(None, "v-net-0", "192.168.15.5/24", HERE),
+            Address("red", "veth-red", "192.168.15.1/24", HERE),
+        ),
         routes=(Route("red", "0.0.0.0/0", 254, 0, HERE, via="192.168.15.5"),),
         sysctls=(Sysctl(None, "net.ipv4.ip_forward", "1", HERE),),
         files=("lab.yaml",),
@@ -112,7 +126,9 @@ def test_matching_kernel_plans_nothing_and_dumps_each_namespace_once(tmp_path: P
             ObservedAddress("red", "veth-red", "fe80::1/64", 6, False),
         ],
     }
-    kernel.routes = {"red": [ObservedRoute("red", 254, "0.0.0.0/0", 0, "192.168.15.5", "veth-red", NETLAB_ROUTE_PROTO, 4)]}
+    kernel.routes = {
+        "red": [ObservedRoute("red", 254, "0.0.0.0/0", 0, "192.168.15.5", "veth-red", NETLAB_ROUTE_PROTO, 4)]
+    }
     plan = make_plan(bridge_lab(), kernel, ledger(tmp_path))
     assert not plan, [str(c) for c in plan.changes]
 
@@ -235,9 +251,7 @@ def test_sysctl_keeps_its_original_and_gets_it_back(tmp_path: Path) -> None:
     book.record("sysctl", (None, "net.ipv4.ip_forward"), {"original": "0"})
     kernel.sysctls[(None, "net.ipv4.ip_forward")] = "1"
     restore = make_plan(DesiredState(files=("x",)), kernel, book)
-    assert [str(c) for c in restore.changes] == [
-        "- sysctl host/net.ipv4.ip_forward: value 1 -> 0 (as before netlab)"
-    ]
+    assert [str(c) for c in restore.changes] == ["- sysctl host/net.ipv4.ip_forward: value 1 -> 0 (as before netlab)"]
 
 
 def test_a_veth_whose_peer_is_renamed_is_replaced(tmp_path: Path) -> None:
@@ -295,7 +309,14 @@ def test_a_route_on_a_link_that_stays_is_left_alone(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("declared", "kernel_shows"),
-    [("01", "1"), ("010", "8"), ("0x10", "16"), ("-01", "-1"), ("4096  87380\t6291456", "4096 87380 6291456"), ("cubic", "cubic")],
+    [
+        ("01", "1"),
+        ("010", "8"),
+        ("0x10", "16"),
+        ("-01", "-1"),
+        ("4096  87380\t6291456", "4096 87380 6291456"),
+        ("cubic", "cubic"),
+    ],
 )
 def test_a_sysctl_is_compared_as_the_kernel_prints_it(tmp_path: Path, declared: str, kernel_shows: str) -> None:
     kernel = FakeKernel(sysctls={(None, "net.ipv4.some_key"): kernel_shows})

@@ -43,7 +43,9 @@ def test_a_file_with_a_mount_on_it_is_rewritten_in_place(tmp_path: Path, monkeyp
     assert sorted(os.listdir(tmp_path)) == ["hosts"]
 
 
-def test_a_file_mounted_from_another_file_system_is_never_renamed_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_file_mounted_from_another_file_system_is_never_renamed_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     target = tmp_path / "resolv.conf"
     target.write_bytes(b"old\n")
     real_stat = os.stat
@@ -78,7 +80,9 @@ def test_reads_tell_files_symlinks_directories_and_absence_apart(tmp_path: Path)
     os.chmod(tmp_path / "file", 0o640)
     (tmp_path / "link").symlink_to("../run/systemd/resolve/stub-resolv.conf")
     (tmp_path / "dir").mkdir()
-    assert resolver_files.read(str(tmp_path / "file")) == resolver_files.FileState(str(tmp_path / "file"), "file", b"x\n", 0o640)
+    assert resolver_files.read(str(tmp_path / "file")) == resolver_files.FileState(
+        str(tmp_path / "file"), "file", b"x\n", 0o640
+    )
     link = resolver_files.read(str(tmp_path / "link"))
     assert (link.type, link.symlink_to, link.content) == ("symlink", "../run/systemd/resolve/stub-resolv.conf", None)
     assert resolver_files.read(str(tmp_path / "dir")).type == "directory"

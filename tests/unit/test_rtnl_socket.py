@@ -101,7 +101,9 @@ def transport(answer: Any) -> tuple[RtnlSocket, ScriptedSocket]:
 
 def test_an_acknowledgement_of_another_request_is_passed_over() -> None:
     # what a request given up on left behind comes first; then this one's refusal
-    rtnl, _ = transport(lambda sequence, data: [ack(sequence + 1000), ack(sequence, errno.EEXIST, "Error: already there")])
+    rtnl, _ = transport(
+        lambda sequence, data: [ack(sequence + 1000), ack(sequence, errno.EEXIST, "Error: already there")]
+    )
     with pytest.raises(KernelRefused) as refused:
         rtnl.request("create link host/d0", RTM_NEWLINK, ifinfmsg())
     assert refused.value.code == errno.EEXIST
@@ -218,7 +220,10 @@ def _encoded_link() -> bytes:
         ("IFLA_IFNAME", "br0"),
         ("IFLA_TXQLEN", 1000),
         ("IFLA_MTU", 1400),
-        ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "bridge"), ("IFLA_INFO_DATA", {"attrs": [("IFLA_BR_STP_STATE", 1)]})]}),
+        (
+            "IFLA_LINKINFO",
+            {"attrs": [("IFLA_INFO_KIND", "bridge"), ("IFLA_INFO_DATA", {"attrs": [("IFLA_BR_STP_STATE", 1)]})]},
+        ),
         ("IFLA_IFALIAS", "netlab"),
     ]
     msg.encode()

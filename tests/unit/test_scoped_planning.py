@@ -86,7 +86,10 @@ EDITS = {
     "a namespace removed": (lambda: lab(RED), {"blue", None}),
     "a namespace added": (lambda: lab(RED, BLUE, namespace_parts("green", 3)), {"green", None}),
     "a host sysctl": (lambda: lab(RED, BLUE, forwarding="0"), {None}),
-    "nothing but lines moved": (lambda: replace(BEFORE, namespaces=(Namespace("red", MOVED), Namespace("blue", MOVED))), set()),
+    "nothing but lines moved": (
+        lambda: replace(BEFORE, namespaces=(Namespace("red", MOVED), Namespace("blue", MOVED))),
+        set(),
+    ),
 }
 
 

@@ -141,20 +141,49 @@ def test_show_gives_every_kind_in_the_file_format(tmp_path: Path) -> None:
             }
         ],
         "interfaces": [
-            {"name": "v-net-0", "type": "bridge", "state": "up", "mtu": 1400, "mac": "02:00:00:00:00:01", "owned": True},
             {
-                "name": "eth0.10", "type": "vlan", "parent": "eth0", "id": 10,
-                "state": "down", "mtu": 1500, "mac": "02:00:00:00:00:01", "owned": True,
-            },
-            {
-                "name": "veth-red", "netns": "red", "type": "veth", "state": "up", "mtu": 1500,
-                "mac": "02:00:00:00:00:02", "addresses": ["192.168.15.1/24"],
-                "peer": {"name": "veth-red-br", "state": "up", "mtu": 1500, "mac": "02:00:00:00:00:01", "master": "v-net-0"},
+                "name": "v-net-0",
+                "type": "bridge",
+                "state": "up",
+                "mtu": 1400,
+                "mac": "02:00:00:00:00:01",
                 "owned": True,
             },
             {
-                "name": "tap0", "netns": "red", "type": "device", "state": "up", "mtu": 1500,
-                "mac": "02:00:00:00:00:01", "owned": False,
+                "name": "eth0.10",
+                "type": "vlan",
+                "parent": "eth0",
+                "id": 10,
+                "state": "down",
+                "mtu": 1500,
+                "mac": "02:00:00:00:00:01",
+                "owned": True,
+            },
+            {
+                "name": "veth-red",
+                "netns": "red",
+                "type": "veth",
+                "state": "up",
+                "mtu": 1500,
+                "mac": "02:00:00:00:00:02",
+                "addresses": ["192.168.15.1/24"],
+                "peer": {
+                    "name": "veth-red-br",
+                    "state": "up",
+                    "mtu": 1500,
+                    "mac": "02:00:00:00:00:01",
+                    "master": "v-net-0",
+                },
+                "owned": True,
+            },
+            {
+                "name": "tap0",
+                "netns": "red",
+                "type": "device",
+                "state": "up",
+                "mtu": 1500,
+                "mac": "02:00:00:00:00:01",
+                "owned": False,
             },
         ],
         "routes": [
@@ -177,8 +206,15 @@ def test_a_veth_end_away_from_where_the_files_put_it_is_shown_as_a_device(tmp_pa
     document = reporting.live_state(lab(), moved, owning(tmp_path))
     ends = [entry for entry in document["interfaces"] if entry["name"] == "veth-red-br"]
     assert ends == [
-        {"name": "veth-red-br", "type": "device", "state": "up", "mtu": 1500, "mac": "02:00:00:00:00:01",
-         "master": "v-net-0", "owned": True}
+        {
+            "name": "veth-red-br",
+            "type": "device",
+            "state": "up",
+            "mtu": 1500,
+            "mac": "02:00:00:00:00:01",
+            "master": "v-net-0",
+            "owned": True,
+        }
     ]
 
 

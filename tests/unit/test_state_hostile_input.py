@@ -78,8 +78,13 @@ MANY = ", ".join(["x"] * (MAX_NODES + 10))
         ("many-anchored.yaml", f"version: 1\ny: &a 1\nx: [{MANY}]\n", (3, 5 + 3 * (MAX_NODES - 4)), "values"),
         ("many.json", f'{{"version": 1, "x": [{MANY.replace("x", "1")}]}}', (1, 22 + 3 * (MAX_NODES - 3)), "values"),
         # json reads these whole; ruamel would read them again only to place a problem
-        ("list.json", f'[{MANY.replace("x", "1")}]', (1, 2 + 3 * (MAX_NODES - 1)), "values"),
-        ("twice.json", f'{{"version": 1, "version": 1, "x": [{MANY.replace("x", "1")}]}}', (1, 36 + 3 * (MAX_NODES - 4)), "values"),
+        ("list.json", f"[{MANY.replace('x', '1')}]", (1, 2 + 3 * (MAX_NODES - 1)), "values"),
+        (
+            "twice.json",
+            f'{{"version": 1, "version": 1, "x": [{MANY.replace("x", "1")}]}}',
+            (1, 36 + 3 * (MAX_NODES - 4)),
+            "values",
+        ),
     ],
 )
 def test_a_file_beyond_the_limits_is_refused_before_the_slow_reader_reads_it(

@@ -77,7 +77,7 @@ def test_yaml_syntax_error_at_the_parsers_place(problems: Problems) -> None:
         ("indent.yaml", "version: 1\nx:\n  - a: 1\n   b: 2\n", "4:4", "check the indentation"),
         ("list.json", '{"version": 1,\n "hosts": [1, 2,]}\n', "2:16", "remove the comma"),
         ("object.json", '{"version": 1,\n "dns": {"search": [],\n}}\n', "2:22", "remove the comma"),
-        ("quotes.json", "{'version': 1}\n", "1:2", 'JSON writes strings and keys in double quotes'),
+        ("quotes.json", "{'version': 1}\n", "1:2", "JSON writes strings and keys in double quotes"),
         ("open.json", '{"version": 1, "x": [1\n', "2:1", "the text ends before every '{' and '[' is closed"),
     ],
 )

@@ -365,6 +365,7 @@ def test_inlining_the_schemas_references_changes_no_verdict() -> None:
 
     published = _Validator(load_schema(), format_checker=format_checker())
     inlined = _Validator(_for_netlab(load_schema()), format_checker=format_checker())
+
     def references(schema: dict[str, Any]) -> int:
         return json.dumps({k: v for k, v in schema.items() if k != "$defs"}).count('"$ref"')
 

@@ -62,8 +62,12 @@ def test_each_named_host_sees_the_files_that_match_it(here: Path) -> None:
     # and one that two of the three hosts have
     (here / "conf").mkdir()
     (here / "conf" / "all.yaml").write_text(V1 + "interfaces: [{name: br0, type: bridge}]\nroutes: [{to: default}]\n")
-    (here / "conf" / "node-a.yaml").write_text(V1 + "match: {hostname: node-a}\ninterfaces: [{name: br0, type: bridge}]\n")
-    (here / "conf" / "edges.yaml").write_text(V1 + "match: {hostname: 'edge-*'}\ninterfaces: [{name: br0, type: bridge}]\n")
+    (here / "conf" / "node-a.yaml").write_text(
+        V1 + "match: {hostname: node-a}\ninterfaces: [{name: br0, type: bridge}]\n"
+    )
+    (here / "conf" / "edges.yaml").write_text(
+        V1 + "match: {hostname: 'edge-*'}\ninterfaces: [{name: br0, type: bridge}]\n"
+    )
     hosts = ["node-a", "edge-1", "edge-2", "node-b"]
     assert [str(problem) for problem in validate_paths([Path("conf")], hostnames=hosts)] == [
         "conf/all.yaml:3:10: routes[0]: a route needs `via` (a gateway), `dev` (an interface) or both",
@@ -84,7 +88,9 @@ def test_netlab_validate_takes_hostname_once_per_host(here: Path, capsys: pytest
 
     (here / "conf").mkdir()
     (here / "conf" / "all.yaml").write_text(V1 + "interfaces: [{name: br0, type: bridge}]\n")
-    (here / "conf" / "node-a.yaml").write_text(V1 + "match: {hostname: node-a}\ninterfaces: [{name: br0, type: bridge}]\n")
+    (here / "conf" / "node-a.yaml").write_text(
+        V1 + "match: {hostname: node-a}\ninterfaces: [{name: br0, type: bridge}]\n"
+    )
     assert main(["validate", "--hostname", "node-b", "--hostname", "node-c", "conf"]) == 0
     assert capsys.readouterr().out == "valid: conf (for hosts node-b, node-c)\n"
     assert main(["validate", "--hostname", "node-b", "--hostname", "node-a", "conf"]) == 1

@@ -30,7 +30,9 @@ def test_the_unit_is_notify_hardened_and_keeps_mount_propagation() -> None:
             key, value = line.split("=", 1)
             settings.setdefault(key, value)
     assert settings["Type"] == "notify"
-    assert settings["ExecReload"] == "/opt/netlab/bin/netlab reload --pid $MAINPID --log-format json"  # waits for the pass
+    assert (
+        settings["ExecReload"] == "/opt/netlab/bin/netlab reload --pid $MAINPID --log-format json"
+    )  # waits for the pass
     assert settings["NoNewPrivileges"] == "yes"
     assert "WatchdogSec" in settings and "CapabilityBoundingSet" in settings
     # each of these would give the service a private mount namespace, and every
