@@ -379,9 +379,9 @@ def _verify_or_make_again(work: Pass, applied: Applied) -> None:
 
 def verify(work: Pass) -> None:
     """The kernel is right when a fresh plan is empty; else NotVerified, with
-    the changes still to make (without their steps). The namespaces and files
-    the pass wrote were forgotten after its writes, so they are read anew; what
-    it did not touch is not read again."""
+    the changes still to make (without their steps). Each write made what it
+    touched stale as it went out (`backends.kernel.Touched`), so that is read
+    anew; what the pass did not touch is not read again."""
     remaining = work.plan().done()
     if remaining:
         raise NotVerified(

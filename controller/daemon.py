@@ -326,13 +326,22 @@ class Daemon:
         )
 
     def _publish(self) -> str:
-        """Writes status.json and tells systemd; returns the STATUS= line. A
-        status.json that cannot be written (a full /run) fails the health, until
-        the next pass that succeeds: the journal and STATUS= still say how it goes."""
-        error = self.status_file.write(self._status(running=True))
+        """Writes status.json and tells systemd; returns the STATUS= line. While
+        status.json cannot be written (a full /run), STATUS= says failing, with
+        what could not be written, and the journal says it once; the health of
+        the network is left as it is (a rejected generation stays `degraded`, a
+        failed pass keeps its error), so the first write that succeeds again
+        shows it as it is."""
+        status = self._status(running=True)
+        error = self.status_file.write(status)
         if error is not None:
-            self.health.failed(f"could not write {self.status_file.path}: {error}")
-        line = status_line(self._status(running=True))
+            message = f"could not write {self.status_file.path}: {error}"
+            status = {
+                **status,
+                "state": "failing",
+                "last_error": {"time": status["updated"], "message": message, "problems": []},
+            }
+        line = status_line(status)
         notifying.notify(f"STATUS={line}")
         return line
 

@@ -90,12 +90,13 @@ def next_action(now: float, deadlines: Deadlines, flags: Flags, debounce: float)
 def _files_due(deadlines: Deadlines, flags: Flags, debounce: float) -> float | None:
     """When the files are read: quiet for the debounce interval since the latest
     event (at most DEBOUNCE_CAP after the first), so that a file still being
-    written is not read; or when writers are to be looked at again."""
-    due = [deadlines.look_again]
+    written is not read; or, outside a debounce, when writers are to be looked at
+    again. A writer's look-again never cuts a debounce short: a copy of several
+    files in place closes one and opens the next, and a look in that gap would
+    read half of the new set."""
     if deadlines.debounce_began is not None:
-        due.append(min(flags.last_change + debounce, deadlines.debounce_began + DEBOUNCE_CAP))
-    found = [t for t in due if t is not None]
-    return min(found) if found else None
+        return min(flags.last_change + debounce, deadlines.debounce_began + DEBOUNCE_CAP)
+    return deadlines.look_again
 
 
 def _drift_due(deadlines: Deadlines) -> float | None:

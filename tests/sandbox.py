@@ -280,7 +280,14 @@ class Sandbox:
     def spawn(self, *argv: str, stdout: object = subprocess.PIPE) -> Background:
         """A background process inside the sandbox, killed at close."""
         process = Background(  # type: ignore[call-overload]
-            self.argv(*argv), stdout=stdout, stderr=subprocess.PIPE, text=True, env=self.layout.env
+            self.argv(*argv),
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.layout.env,
+            # without a PID namespace, a group of its own: what it forks (a shell's
+            # `sleep`, holding the pipes) is killed with it at close
+            start_new_session=not self.layout.pid,
         )
         self._background.append(process)
         if self.layout.pid:
@@ -392,15 +399,19 @@ class Sandbox:
                 monitor.stop()
 
     def close(self) -> None:
-        """Kills the holder and every background process: the namespaces go with
-        their last process. In a PID namespace, killing its PID 1 kills everything
-        inside (unshare, its parent, reaps it and ends)."""
+        """Kills the holder and every background process with what it forked: the
+        namespaces go with their last process. In a PID namespace, killing its
+        PID 1 kills everything inside (unshare, its parent, reaps it and ends);
+        without one, each background process has a process group of its own."""
         if self.layout.pid:
             os.kill(self.pid, signal.SIGKILL)
         else:
             os.killpg(self.pid, signal.SIGKILL)
         for process in self._background:
-            if process.poll() is None:
+            if not self.layout.pid:
+                with suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+            elif process.poll() is None:
                 process.kill()
             process.communicate(timeout=30)
             process.release()

@@ -49,10 +49,15 @@ class Touched:
     everything: bool = False
 
     @classmethod
-    def by_netlink(cls, reached: Reached) -> Touched:
+    def by_netlink(cls, reached: Reached, of_links: bool = False) -> Touched:
         """What a netlink write changes: the dumps of the namespaces it reaches
-        (None: of any namespace)."""
-        return EVERYTHING if reached is None else cls(frozenset(("dump", netns) for netns in reached))
+        (None: of any namespace), and, for a write of links, their sysctls too (a
+        link made or deleted brings or takes its `conf.LINK.*`; an MTU under
+        1280 takes its IPv6 ones)."""
+        if reached is None:
+            return EVERYTHING
+        reads = ("dump", "sysctls") if of_links else ("dump",)
+        return cls(frozenset((what, netns) for netns in reached for what in reads))
 
 
 EVERYTHING = Touched(everything=True)
@@ -158,7 +163,7 @@ class Kernel:
         forgets that namespace."""
         self._reads = Reads()
         self.netlink = Netlink(
-            wrote=lambda reached: self._reads.touch(Touched.by_netlink(reached)),
+            wrote=lambda reached, of_links: self._reads.touch(Touched.by_netlink(reached, of_links)),
             reached_by_deleting=self._reached_by_deleting,
         )
         self._on_event = on_event

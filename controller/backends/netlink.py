@@ -188,11 +188,12 @@ class Netlink:
 
     def __init__(
         self,
-        wrote: Callable[[Reached], None] = lambda namespaces: None,
+        wrote: Callable[[Reached, bool], None] = lambda namespaces, of_links: None,
         reached_by_deleting: Callable[[str | None, str, int], Reached] = lambda netns, name, index: None,
     ) -> None:
-        """`wrote(namespaces)`: called before each write with the namespaces it
-        changes (None: possibly any). `reached_by_deleting(netns, name, index)`:
+        """`wrote(namespaces, of_links)`: called before each write with the
+        namespaces it changes (None: possibly any), and whether it makes or
+        changes links (which brings or takes their sysctls). `reached_by_deleting(netns, name, index)`:
         the other namespaces a link's deletion changes (a veth's peer, the links
         on a parent), or None when that is not known; given by whoever holds
         what was read."""
@@ -459,7 +460,7 @@ class Netlink:
         """Sends a write through the namespace's connection, first telling
         `wrote` that it makes the namespace stale, and those it `reaches` (None:
         unknown, any namespace), whether the kernel then does it or not."""
-        self._wrote(None if reaches is None else frozenset({netns, *reaches}))
+        self._wrote(None if reaches is None else frozenset({netns, *reaches}), msg_type in (RTM_NEWLINK, RTM_DELLINK))
         self.connection(netns).request(what, msg_type, msg, flags)
 
     def _netns_fd(self, netns: str | None) -> int | str:

@@ -62,6 +62,16 @@ def test_a_reload_waits_for_the_writers_and_the_files_are_looked_at_again_meanwh
     assert next_action(11.5, Deadlines(resync=100.0, debounce_began=11.2), closed, DEBOUNCE) is Action.RELOAD
 
 
+def test_a_writers_look_again_does_not_cut_a_debounce_short() -> None:
+    """A copy of several files in place (`scp a b`, `rsync --inplace`) closes one
+    file and opens the next: the once-a-second look at writers, due in that gap,
+    must wait for the quiet interval like any read of the files."""
+    deadlines = Deadlines(resync=100.0, debounce_began=10.9, look_again=11.0)
+    flags = Flags(files_changed=True, last_change=10.95)
+    assert next_action(11.0, deadlines, flags, DEBOUNCE) == Wait(10.95 + DEBOUNCE)
+    assert next_action(10.95 + DEBOUNCE, deadlines, flags, DEBOUNCE) is Action.READ_FILES
+
+
 def test_drift_is_served_a_moment_after_its_first_event() -> None:
     assert next_action(10.0, QUIET, Flags(drift_heard=True), DEBOUNCE) is Action.DRIFT_HEARD
     due = Deadlines(resync=100.0, drift=10.0 + DRIFT_QUIET)

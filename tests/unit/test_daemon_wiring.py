@@ -141,17 +141,19 @@ def test_a_full_disk_for_the_last_good_copy_fails_and_recovers(
     assert (settings.state_dir / LAST_GOOD_DIR / "lab.yaml").read_text() == LAB
 
 
-def test_a_full_run_directory_fails_the_health_and_recovers(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_full_run_directory_says_failing_and_recovers(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """STATUS= says failing and why while status.json cannot be written; the
+    network's own health is left as it is, and shown once it is written again."""
     daemon = daemon_of(settings)
     daemon._start()
     before = status(settings)
     monkeypatch.setattr(health_module, "write_atomically", full)
     fake(daemon).outcomes.append((address(1),))
     daemon._pass("drift")  # repaired, but not said in status.json
-    assert daemon.health.state == "failing" and daemon.health.last_error is not None
-    assert daemon.health.last_error["message"].startswith(f"could not write {settings.run_dir / 'status.json'}: ")
+    line = daemon._publish()
+    assert line.startswith("failing; ")
+    assert f"last error: could not write {settings.run_dir / 'status.json'}: " in line
+    assert daemon.health.state == "healthy" and daemon.health.last_error is None
     assert status(settings) == before  # `netlab status` shows the older one
     daemon._pass("drift")
     assert len(log(daemon).said("could not write status.json: `netlab status` shows an older one")) == 1

@@ -119,16 +119,20 @@ def read_again_after(
 
 
 WRITES: dict[str, tuple[Callable[[Kernel], None], set[tuple[str, str | None]]]] = {
-    "link set": (lambda k: k.netlink.link_set("blue", "lo", mtu=1400), {("dump", "blue")}),
+    # a write of links makes their sysctls stale too (a link brings or takes its conf.LINK.*)
+    "link set": (lambda k: k.netlink.link_set("blue", "lo", mtu=1400), {("dump", "blue"), ("sysctl", "blue")}),
     "veth add": (
         lambda k: k.netlink.link_add(None, "vh-blue", "veth", peer=("blue", "eth0")),
-        {("dump", None), ("dump", "blue")},
+        {("dump", None), ("dump", "blue"), ("sysctl", None), ("sysctl", "blue")},
     ),
     "macvlan add": (
         lambda k: k.netlink.link_add("blue", "mv0", "macvlan", parent=(None, "vh-red")),
-        {("dump", None), ("dump", "blue")},
+        {("dump", None), ("dump", "blue"), ("sysctl", None), ("sysctl", "blue")},
     ),
-    "link delete": (lambda k: k.netlink.link_del(None, "vh-red"), {("dump", None), ("dump", "red")}),
+    "link delete": (
+        lambda k: k.netlink.link_del(None, "vh-red"),
+        {("dump", None), ("dump", "red"), ("sysctl", None), ("sysctl", "red")},
+    ),
     "address add": (lambda k: k.netlink.addr_add("red", "eth0", "10.0.0.2/24"), {("dump", "red")}),
     "address delete": (lambda k: k.netlink.addr_del("red", "eth0", "10.0.0.2/24"), {("dump", "red")}),
     "route add": (
