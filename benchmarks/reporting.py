@@ -148,8 +148,10 @@ def write(results: dict[str, Any], out: Path, plot_python: str | None) -> None:
     path = out / "RESULTS.md"
     _resummarise_profiles(results, out)
     kept = ""
-    if path.exists():
-        text = path.read_text()
+    # a report written elsewhere (--out) keeps the repository's analysis
+    source = path if path.exists() else HERE / "RESULTS.md"
+    if source.exists():
+        text = source.read_text()
         if ANALYSIS_BEGIN in text and ANALYSIS_END in text:
             kept = text[text.index(ANALYSIS_BEGIN) + len(ANALYSIS_BEGIN) : text.index(ANALYSIS_END)].strip("\n")
     path.write_text(render(results, kept))
