@@ -1,5 +1,6 @@
 """A kernel for unit tests that holds nothing: no namespaces, links, NAT rules or
-files. The fakes of each test module override what their kinds read."""
+files. The fakes of each test module override what their kinds read. And
+`observed_link`, a link as a dump shows it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from netlab.controller.backends.iptables import NatTables
-from netlab.controller.backends.netlink import NetnsDump
+from netlab.controller.backends.netlink import NetnsDump, ObservedLink
 from netlab.controller.backends.resolver_files import FileState
 
 
@@ -47,3 +48,23 @@ class EmptyKernel:
 
     def forget_reads(self) -> None:
         pass
+
+
+def observed_link(
+    netns: str | None, name: str, index: int, link_index: int | None = None, netnsid: int | None = None
+) -> ObservedLink:
+    """A link as a dump shows it, up; with `link_index`, a veth whose other end
+    is that index (in the namespace `netnsid` names, when given)."""
+    return ObservedLink(
+        netns=netns,
+        name=name,
+        index=index,
+        kind="veth" if link_index else None,
+        state="up",
+        mtu=1500,
+        mac=None,
+        master=None,
+        alias=None,
+        link_index=link_index,
+        link_netnsid=netnsid,
+    )

@@ -6,24 +6,7 @@ from __future__ import annotations
 
 from netlab.controller.backends.kernel import Kernel, Touched
 from netlab.controller.backends.netlink import NetnsDump, ObservedLink
-
-
-def link(
-    netns: str | None, name: str, index: int, peer_index: int | None = None, netnsid: int | None = None
-) -> ObservedLink:
-    return ObservedLink(
-        netns=netns,
-        name=name,
-        index=index,
-        kind="veth" if peer_index else None,
-        state="up",
-        mtu=1500,
-        mac=None,
-        master=None,
-        alias=None,
-        link_index=peer_index,
-        link_netnsid=netnsid,
-    )
+from tests.unit.fake_kernels import observed_link
 
 
 def dump(*links: ObservedLink) -> NetnsDump:
@@ -47,10 +30,18 @@ def test_only_the_dropped_namespace_is_forgotten_and_its_peers_are_named() -> No
         read(
             kernel,
             {
-                None: dump(link(None, "lo", 1), link(None, "vh-red", 7, 2, 0), link(None, "vh-blue", 8, 2, 1)),
-                "red": dump(link("red", "lo", 1), link("red", "eth0", 2, 7, 0)),
-                "blue": dump(link("blue", "lo", 1), link("blue", "eth0", 2, 8, 0), link("blue", "to-green", 3, 2, 1)),
-                "green": dump(link("green", "lo", 1), link("green", "to-blue", 2, 3, 0)),
+                None: dump(
+                    observed_link(None, "lo", 1),
+                    observed_link(None, "vh-red", 7, 2, 0),
+                    observed_link(None, "vh-blue", 8, 2, 1),
+                ),
+                "red": dump(observed_link("red", "lo", 1), observed_link("red", "eth0", 2, 7, 0)),
+                "blue": dump(
+                    observed_link("blue", "lo", 1),
+                    observed_link("blue", "eth0", 2, 8, 0),
+                    observed_link("blue", "to-green", 3, 2, 1),
+                ),
+                "green": dump(observed_link("green", "lo", 1), observed_link("green", "to-blue", 2, 3, 0)),
             },
         )
         kernel._reads.put("sysctls", "red", "net.ipv4.ip_forward", "1")
@@ -67,9 +58,9 @@ def test_a_dropped_namespace_never_read_names_every_namespace_with_links_elsewhe
         read(
             kernel,
             {
-                None: dump(link(None, "lo", 1), link(None, "vh-blue", 8, 2, 1)),
-                "blue": dump(link("blue", "lo", 1), link("blue", "eth0", 2, 8, 0)),
-                "white": dump(link("white", "lo", 1)),
+                None: dump(observed_link(None, "lo", 1), observed_link(None, "vh-blue", 8, 2, 1)),
+                "blue": dump(observed_link("blue", "lo", 1), observed_link("blue", "eth0", 2, 8, 0)),
+                "white": dump(observed_link("white", "lo", 1)),
             },
         )
         assert kernel.drop_namespaces(["red"]) == {None, "blue"}
@@ -83,10 +74,16 @@ def test_deleting_a_link_reaches_the_namespaces_pointing_at_it() -> None:
         read(
             kernel,
             {
-                None: dump(link(None, "lo", 1), link(None, "vh-red", 7, 2, 0), link(None, "eth-out", 9)),
-                "red": dump(link("red", "lo", 1), link("red", "eth0", 2, 7, 0)),
-                "blue": dump(link("blue", "lo", 1), link("blue", "mv0", 3, 9, 0)),  # a macvlan on host/eth-out
-                "white": dump(link("white", "lo", 1)),
+                None: dump(
+                    observed_link(None, "lo", 1),
+                    observed_link(None, "vh-red", 7, 2, 0),
+                    observed_link(None, "eth-out", 9),
+                ),
+                "red": dump(observed_link("red", "lo", 1), observed_link("red", "eth0", 2, 7, 0)),
+                "blue": dump(
+                    observed_link("blue", "lo", 1), observed_link("blue", "mv0", 3, 9, 0)
+                ),  # a macvlan on host/eth-out
+                "white": dump(observed_link("white", "lo", 1)),
             },
         )
         assert kernel._reached_by_deleting(None, "vh-red", 7) == {"red"}
@@ -105,8 +102,8 @@ def test_what_a_write_made_stale_still_tells_who_points_at_whom() -> None:
         read(
             kernel,
             {
-                None: dump(link(None, "lo", 1), link(None, "vh-red", 7, 2, 0)),
-                "red": dump(link("red", "lo", 1), link("red", "eth0", 2, 7, 0)),
+                None: dump(observed_link(None, "lo", 1), observed_link(None, "vh-red", 7, 2, 0)),
+                "red": dump(observed_link("red", "lo", 1), observed_link("red", "eth0", 2, 7, 0)),
             },
         )
         kernel._reads.touch(Touched.by_netlink({None}))

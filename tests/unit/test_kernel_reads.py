@@ -19,36 +19,21 @@ from pyroute2.netlink.rtnl.rtmsg import rtmsg
 from netlab.controller.backends import events, iptables, namespaces, resolver_files, rtnl, sysctls
 from netlab.controller.backends.iptables import NatTables
 from netlab.controller.backends.kernel import Kernel
-from netlab.controller.backends.netlink import Netlink, NetnsDump, ObservedLink, reads
+from netlab.controller.backends.netlink import Netlink, NetnsDump, reads
 from netlab.controller.backends.rtnl import RtnlSocket
 from netlab.state.errors import KernelRefused
+from tests.unit.fake_kernels import observed_link
 
 NAMESPACES = ("red", "blue")
 PATH = "/etc/netns/red/resolv.conf"
 EVERY = {(what, netns) for what in ("dump", "sysctl", "nat") for netns in (None, *NAMESPACES)} | {("file", PATH)}
 
 
-def link(netns: str | None, name: str, index: int, link_index: int | None = None) -> ObservedLink:
-    return ObservedLink(
-        netns=netns,
-        name=name,
-        index=index,
-        kind="veth",
-        state="up",
-        mtu=1500,
-        mac=None,
-        master=None,
-        alias=None,
-        link_index=link_index,
-        link_netnsid=0 if link_index else None,
-    )
-
-
 # the host's vh-red (7) pairs with red's eth0 (2); blue holds only its loopback
 DUMPS = {
-    None: NetnsDump((link(None, "lo", 1), link(None, "vh-red", 7, 2)), (), ()),
-    "red": NetnsDump((link("red", "lo", 1), link("red", "eth0", 2, 7)), (), ()),
-    "blue": NetnsDump((link("blue", "lo", 1),), (), ()),
+    None: NetnsDump((observed_link(None, "lo", 1), observed_link(None, "vh-red", 7, 2, 0)), (), ()),
+    "red": NetnsDump((observed_link("red", "lo", 1), observed_link("red", "eth0", 2, 7, 0)), (), ()),
+    "blue": NetnsDump((observed_link("blue", "lo", 1),), (), ()),
 }
 
 
