@@ -33,13 +33,6 @@ T = TypeVar("T")
 
 NAMED_TABLES = {"main": MAIN_TABLE, "local": 255, "default": 253}
 DEFAULT_METRIC = {4: 0, 6: 1024}  # what the kernel fills in, so keys match
-# the modes an undeclared `mode` means, from the table of link types
-DEFAULT_MODE = {
-    name: attribute.default
-    for name, link_type in LINK_TYPES.items()
-    for attribute in link_type.attributes
-    if attribute.key == "mode"
-}
 LINK_LOCAL_V6 = ipaddress.ip_network("fe80::/10")
 # the sections that are lists of objects, in the order they are built; then the
 # sections of the host itself
@@ -247,8 +240,11 @@ class _Builder:
             peer_netns=peer.get("netns") if peer else None,
             peer_name=peer["name"] if peer else None,
             parent=item.get("parent"),
-            vlan_id=_int(item.get("id")),
-            mode=item.get("mode", DEFAULT_MODE.get(kind)),
+            options=tuple(
+                (attribute.key, _option(item[attribute.key]))
+                for attribute in LINK_TYPES[kind].attributes
+                if attribute.key in item
+            ),
         )
         self._check_link(path, link)
         self._declare(self.out.links, link, path)
@@ -275,13 +271,12 @@ class _Builder:
 
     def _check_link(self, path: DocPath, link: Link) -> None:
         if link.master is not None and link.master == link.name:
-            self._problem(path + ("master",), f"{link.name!r} cannot be its own master: name a bridge")
-        elif link.master is not None and link.type == "bridge":
-            self._problem(
-                path + ("master",),
-                "a bridge cannot be a port of another bridge (the kernel refuses it): "
-                "remove `master`, or connect the bridges with a veth pair",
-            )
+            self._problem(path + ("master",), f"{link.name!r} cannot be its own master: name a bridge, bond or vrf")
+        for attribute in LINK_TYPES[link.type].attributes:
+            value = link.option(attribute.key)
+            wrong = attribute.refuses(value) if attribute.refuses is not None and value is not None else None
+            if wrong:
+                self._problem(path + (attribute.key,), f"{value!r}: {wrong}")
         if link.parent is not None and link.parent == link.name and link.netns is None:
             self._problem(path + ("parent",), f"{link.name!r} cannot be its own parent: name the link it sits on")
 
@@ -418,6 +413,11 @@ class _Builder:
 
 def _lower(text: str | None) -> str | None:
     return text.lower() if text is not None else None
+
+
+def _option(value: Any) -> Any:
+    """A type's attribute as the model holds it (`link_types` says what each means)."""
+    return _int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _int(value: int | float | None) -> int | None:

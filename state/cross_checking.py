@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from netlab.state.building import LINK_LOCAL_V6, Contribution, Declared
 from netlab.state.errors import Problem
+from netlab.state.link_types import LINK_TYPES, master_types
 from netlab.state.model import Address, Link, Route, netns_label
 
 T = TypeVar("T")
@@ -165,7 +166,7 @@ def _references(contributions: list[Contribution], index: _Index) -> list[Proble
     for c in contributions:
         for link in c.links:
             problems += _netns_declared(link, link.obj.netns, index)
-            problems += _master_is_bridge(link, index)
+            problems += _master_holds_ports(link, index)
         for route in c.routes:
             problems += _netns_declared(route, route.obj.netns, index)
             problems += _route_dev_declared(route, index)
@@ -185,32 +186,47 @@ def _netns_declared(item: Declared[Any], netns: str | None, index: _Index) -> li
     return [item.problem(message, "netns")]
 
 
-def _master_is_bridge(item: Declared[Link], index: _Index) -> list[Problem]:
+def _master_holds_ports(item: Declared[Link], index: _Index) -> list[Problem]:
+    """A master is declared beside the link, and is of a type that takes ports
+    (`link_types`: bridge, bond, vrf, or a device)."""
     link = item.obj
     if link.master is None or link.master == link.name:
         return []
     master = index.links.get((link.netns, link.master))
     where = netns_label(link.netns)
+    kinds = ", ".join(master_types())
     if master is None:
         if (link.netns, link.master) in index.guessed_links:
             return []
         hint = _did_you_mean(link.master, index.link_names(link.netns))
         return [
             item.problem(
-                f"master {link.master!r} is not declared in namespace {where}{hint}: declare the "
-                f"bridge there (`type: bridge`), or `type: device` for a bridge that exists already",
+                f"master {link.master!r} is not declared in namespace {where}{hint}: declare it there "
+                f"({kinds}), or `type: device` for one that exists already",
                 "master",
             )
         ]
-    if master.obj.type in ("bridge", "device"):
+    if link.type == "bridge" and master.obj.type == "bridge":
+        return [
+            item.problem(
+                "a bridge cannot be a port of another bridge (the kernel refuses it): "
+                "remove `master`, or connect the bridges with a veth pair",
+                "master",
+            )
+        ]
+    if LINK_TYPES[master.obj.type].holds_ports:
         return []
     return [
         item.problem(
-            f"master {link.master!r} is a {master.obj.type} (declared at {master.place}), not a bridge: "
-            "a link's master must be a bridge",
+            f"master {link.master!r} is {_a_type(master.obj.type)} (declared at {master.place}), which takes "
+            f"no ports: a link's master is one of {kinds}",
             "master",
         )
     ]
+
+
+def _a_type(name: str) -> str:
+    return f"an {name}" if name[:1] in "aeiou" else f"a {name}"
 
 
 def _route_dev_declared(item: Declared[Route], index: _Index) -> list[Problem]:

@@ -8,9 +8,8 @@ A namespace of `None` everywhere means the host's own network namespace.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
-LinkType = Literal["veth", "bridge", "dummy", "vlan", "macvlan", "ipvlan", "device", "veth-peer"]
 LinkState = Literal["up", "down"]
 
 MAIN_TABLE = 254
@@ -55,7 +54,7 @@ class Link:
 
     netns: str | None
     name: str
-    type: LinkType
+    type: str  # a name of `link_types.LINK_TYPES`
     origin: Origin = field(compare=False)
     state: LinkState | None = None
     mtu: int | None = None
@@ -64,15 +63,18 @@ class Link:
     # veth and veth-peer: where the other end lives, (netns, name)
     peer_netns: str | None = None
     peer_name: str | None = None
-    # vlan, macvlan, ipvlan: the parent link, in the host namespace unless netns
-    # is given for the parent; vlan id; macvlan/ipvlan mode
+    # vlan, macvlan, ipvlan, vxlan...: the link it sits on, in the host namespace
     parent: str | None = None
-    vlan_id: int | None = None
-    mode: str | None = None
+    # the attributes of its type (`link_types`) that the file declares, by file
+    # key, normalised: (("id", 10), ("protocol", "802.1ad"))
+    options: tuple[tuple[str, Any], ...] = ()
 
     @property
     def key(self) -> tuple[str | None, str]:
         return (self.netns, self.name)
+
+    def option(self, key: str) -> Any:
+        return next((value for name, value in self.options if name == key), None)
 
     @property
     def created_by_netlab(self) -> bool:

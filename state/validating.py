@@ -20,6 +20,7 @@ from jsonschema.exceptions import ValidationError, best_match
 from netlab.state.documents import DocPath, Document
 from netlab.state.errors import Problem
 from netlab.state.formats import FORMATS, Explainer
+from netlab.state.link_types import LINK_TYPES, types_with
 
 SUPPORTED_VERSIONS = (1,)
 SECTIONS = ("namespaces", "interfaces", "routes", "sysctls", "nat", "dns", "hosts", "match", "peer")
@@ -29,10 +30,10 @@ SECTIONS = ("namespaces", "interfaces", "routes", "sysctls", "nat", "dns", "host
 _REQUIRED_HINTS: dict[tuple[str | None, str], str] = {
     (None, "version"): "start the file with `version: 1`",
     ("interfaces", "name"): "write `name: IFNAME`",
-    ("interfaces", "type"): "write `type:` veth, bridge, dummy, vlan, macvlan, ipvlan or device",
+    ("interfaces", "type"): "write `type:` " + ", ".join(name for name in LINK_TYPES if name != "veth-peer"),
     ("interfaces", "peer"): "a veth is a pair: write `peer: {name: IFNAME}` for its other end",
     ("interfaces", "parent"): "write `parent: IFNAME`, the host link it sits on",
-    ("interfaces", "id"): "write `id: N`, the VLAN id (1..4094)",
+    **{("interfaces", a.key): a.hint for t in LINK_TYPES.values() for a in t.attributes if a.hint},
     ("peer", "name"): "write `name: IFNAME` for the other end of the veth",
     ("namespaces", "name"): "write `name: NAME`",
     ("routes", "to"): "write `to: default` or a network like 10.0.0.0/24",
@@ -48,10 +49,6 @@ _REQUIRED_HINTS: dict[tuple[str | None, str], str] = {
 
 # Why a key is refused on objects of some types, by (section, key).
 _ONLY_ON: dict[tuple[str, str], str] = {
-    ("interfaces", "peer"): "only a veth has a peer",
-    ("interfaces", "parent"): "only vlan, macvlan and ipvlan links have a parent",
-    ("interfaces", "id"): "only a vlan has an id",
-    ("interfaces", "mode"): "only macvlan and ipvlan links have a mode",
     ("nat", "source"): "a dnat rule matches on `destination` and `in_interface`",
     ("nat", "to_source"): "only an snat rule has to_source",
     ("nat", "protocol"): "only a dnat rule has a protocol",
@@ -250,7 +247,9 @@ def _did_you_mean(word: object, choices: list[str]) -> str:
 def _translate(doc: Document, error: ValidationError, seen: set[tuple[DocPath, str]]) -> Iterator[Problem]:
     path: DocPath = tuple(error.absolute_path)
     kind = error.validator
-    if error.schema is False:
+    if "propertyNames" in error.schema_path:
+        yield _key_not_of_type(doc, path, error.instance)
+    elif error.schema is False:
         yield from _forbidden_key(doc, path, error.instance, seen)
     elif kind == "additionalProperties":
         yield from _unknown_keys(doc, path, error)
@@ -280,6 +279,30 @@ def _forbidden_key(doc: Document, path: DocPath, instance: object, seen: set[tup
     reason = _ONLY_ON.get((section, key), "it does not apply here")
     what = _a(owner_type) if isinstance(owner_type, str) else "this object"
     yield doc.problem(path + (key,), f"{key!r} is not allowed on {what}: {reason}; remove it", at_key=True)
+
+
+# the keys of every link, whatever its type (the schema's `linkKey`)
+_LINK_KEYS = ("name", "type", "netns", "state", "mtu", "mac", "master", "addresses")
+
+
+def _key_not_of_type(doc: Document, path: DocPath, key: object) -> Problem:
+    """A key that a link of this type does not have: another type's (said which),
+    or a misspelling of one of its own."""
+    owner = doc.get(path)
+    link_type = LINK_TYPES.get(owner.get("type", "")) if isinstance(owner, dict) else None
+    name = str(key)
+    others = types_with(name)
+    if link_type is None or not others:
+        known = sorted({*_LINK_KEYS, *(link_type.keys if link_type else ())})
+        owner = _a(link_type.name) if link_type is not None else "a link"
+        hint = _did_you_mean(name, known) or f" (the keys of {owner} are: {', '.join(known)})"
+        return doc.problem(path + (name,), f"unknown key {name!r}{hint}", at_key=True)
+    having = f"{', '.join(others[:-1])} and {others[-1]} links have" if len(others) > 1 else f"{_a(others[0])} has"
+    return doc.problem(
+        path + (name,),
+        f"{name!r} is not allowed on {_a(link_type.name)}: only {having} `{name}`; remove it",
+        at_key=True,
+    )
 
 
 def _unknown_keys(doc: Document, path: DocPath, error: ValidationError) -> Iterator[Problem]:
@@ -362,6 +385,10 @@ def _message(path: DocPath, error: ValidationError, owner_type: object = None) -
         return "the list is empty: list at least one item, or remove the key"
     if kind == "minLength":
         return "the string is empty: write a value, or remove the key"
+    if kind == "not" and isinstance(value, dict) and value.get("required") == ["remote", "group"]:
+        return "a vxlan has either `remote` (one other end) or `group` (multicast): remove one"
+    if kind == "not" and path and path[-1] == "table":
+        return f"table {instance} is one of the kernel's own (default, main, local): choose another for the VRF"
     if kind == "pattern" and path and path[-1] == "table":
         return f"{instance!r} is not a routing table: write a number from 1 to 4294967295, or main, local or default"
     return str(error.message)

@@ -38,7 +38,7 @@ from pyroute2.netlink.rtnl.rtmsg import rtmsg
 from netlab.controller.backends import namespaces
 from netlab.controller.backends.rtnl import RtnlSocket, decode_as, narrowed
 from netlab.state.errors import KernelRefused
-from netlab.state.link_types import OBSERVED_DATA, kernel_module
+from netlab.state.link_types import OBSERVED_DATA, PARENT_DATA, kernel_module
 
 # Routes netlab installs carry this protocol number (`ip route` shows `proto 213`):
 # the kernel keeps it, so netlab recognises its routes even without its ledger.
@@ -293,16 +293,20 @@ class Netlink:
         *,
         peer: tuple[str | None, str] | None = None,
         parent: tuple[str | None, str] | None = None,
+        parent_in: str = "IFLA_LINK",
         data: Mapping[str, Any] | None = None,
     ) -> None:
         """Creates a link, down, marked as netlab's. A veth is created with its peer
         already in the peer's namespace; vlan/macvlan/ipvlan beside their parent and
-        placed into `netns` by the same request. `data`: IFLA_INFO_DATA attributes
-        by name (IFLA_VLAN_ID...)."""
+        placed into `netns` by the same request; the parent's index goes in
+        `parent_in` (IFLA_LINK, or an IFLA_INFO_DATA attribute: IFLA_VXLAN_LINK).
+        `data`: IFLA_INFO_DATA attributes by name (IFLA_VLAN_ID...)."""
         ends = [(netns, name)] + ([peer] if peer is not None else [])
         for end_netns, end_name in ends:
             self._indexes.get(end_netns, {}).pop(end_name, None)
         info_data: list[tuple[str, Any]] = list((data or {}).items())
+        if parent is not None and parent_in != "IFLA_LINK":
+            info_data.append((parent_in, self._index(*parent)))
         if peer is not None:
             peer_attrs = [("IFLA_IFNAME", peer[1]), ("IFLA_NET_NS_FD", self._netns_fd(peer[0]))]
             info_data.append(("VETH_INFO_PEER", {"attrs": peer_attrs}))
@@ -313,7 +317,8 @@ class Netlink:
         sender = netns
         if parent is not None:
             sender = parent[0]
-            attrs.append(("IFLA_LINK", self._index(*parent)))
+            if parent_in == "IFLA_LINK":
+                attrs.append(("IFLA_LINK", self._index(*parent)))
             if netns != sender:
                 attrs.append(("IFLA_NET_NS_FD", self._netns_fd(netns)))
         what = f"create {kind} link {_where(netns, name)}"
@@ -326,7 +331,8 @@ class Netlink:
                     what,
                     error.code,
                     f"the running kernel has no `{kind}` driver (the module is not built or "
-                    f"not loaded: try `modprobe {kernel_module(kind)}`), or use another type",
+                    f"not loaded: try `modprobe {kernel_module(kind)}`), or its driver lacks an option "
+                    f"given ({', '.join(sorted(data or {})) or 'none'}): use another type, or leave the option out",
                 ) from error
             raise
         for end_netns, end_name in ends:
@@ -617,7 +623,7 @@ def _link(netns: str | None, msg: Any) -> tuple[ObservedLink, int | None]:
         mac=attrs.get("IFLA_ADDRESS"),
         master=None,
         alias=attrs.get("IFLA_IFALIAS"),
-        link_index=attrs.get("IFLA_LINK"),
+        link_index=dict(data).get(PARENT_DATA[kind]) if kind in PARENT_DATA else attrs.get("IFLA_LINK"),
         link_netnsid=attrs.get("IFLA_LINK_NETNSID"),
         data=data,
     )

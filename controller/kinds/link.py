@@ -11,9 +11,17 @@ from typing import TYPE_CHECKING, Any, cast
 
 from netlab.controller.backends.netlink import NETLAB_LINK_ALIAS, ObservedLink
 from netlab.controller.changes import Action, AttributeChange, Change, Phase, Step
-from netlab.controller.kinds.contract import Decided, LinkKey, PlanContext, Planned, ShowContext, Shown
+from netlab.controller.kinds.contract import (
+    Decided,
+    KernelReader,
+    LinkKey,
+    PlanContext,
+    Planned,
+    ShowContext,
+    Shown,
+)
 from netlab.state.ledger import Entry
-from netlab.state.link_types import LINK_TYPES
+from netlab.state.link_types import LINK_TYPES, TYPE_OF_KIND
 from netlab.state.model import Link, Origin, netns_label
 
 if TYPE_CHECKING:
@@ -76,7 +84,8 @@ class LinkKind:
                 owned = observed.marked or view.ledger.owns(KIND, key)
                 if observed.name == "lo" or (netns is None and not owned and key not in declared):
                     continue
-                entry = _shown_link(observed, declared.get(key), addresses.get(observed.name), owned)
+                parent = _parent_name(view.kernel, observed)
+                entry = _shown_link(observed, declared.get(key), addresses.get(observed.name), owned, parent)
                 if entry["type"] == "veth-peer":
                     peer_ends[key] = entry  # shown under its veth's `peer`, as it is declared
                 else:
@@ -166,28 +175,14 @@ class LinkKind:
         if link_type.parent is not None:
             if (None, link.parent) in made.created:
                 return f"replace: its {link_type.parent} host/{link.parent} is created anew"
-            parent = self._observed_parent(ctx, observed)
+            parent = _parent_name(ctx.kernel, observed)
             if parent != link.parent:
                 return f"replace: {link_type.parent} {parent or '(none)'} -> {link.parent}"
         for attribute in link_type.attributes:
             current, desired = attribute.from_kernel(observed.datum(attribute.kernel)), attribute.declared(link)
-            if current != desired and attribute.needs_replace(current, desired):
+            if attribute.differs(link, current) and attribute.needs_replace(current, desired):
                 return f"replace: {attribute.key} {current} -> {desired}"
         return ""
-
-    def _observed_parent(self, ctx: PlanContext, observed: ObservedLink) -> str | None:
-        """The name of the link an observed one sits on (IFLA_LINK). A parent in
-        another namespace is looked for in the host's, where netlab makes parents;
-        a host link's parent elsewhere is none netlab would name."""
-        if observed.link_index is None:
-            return None
-        if observed.link_netnsid is None:
-            parent = ctx.kernel.dump(observed.netns).link_at(observed.link_index)
-        elif observed.netns is None:
-            return None
-        else:
-            parent = ctx.kernel.dump(None).link_at(observed.link_index)
-        return parent.name if parent is not None else None
 
     def _clear_stale_peer(self, ctx: PlanContext, made: _Made, link: Link) -> list[Change]:
         """A veth about to be created whose peer name is still taken by a link
@@ -252,20 +247,20 @@ _NOT_OF_A_PEER = ("name", "netns", "type", "peer", "owned")
 
 
 def _shown_link(
-    observed: ObservedLink, declared: Link | None, addresses: list[str] | None, owned: bool
+    observed: ObservedLink, declared: Link | None, addresses: list[str] | None, owned: bool, parent: str | None
 ) -> dict[str, Any]:
-    """A link as `netlab show` gives it: in the file format, what the files did
-    not declare being a device that exists."""
+    """A link as `netlab show` gives it: in the file format, as the kernel reports
+    it (its type from the kernel's kind, its parent and the attributes of its
+    type), a link netlab neither made nor was told of being a device that exists."""
     entry: dict[str, Any] = {"name": observed.name}
     if observed.netns is not None:
         entry["netns"] = observed.netns
-    entry["type"] = declared.type if declared else "device"
-    if declared is not None and declared.parent is not None:
-        entry["parent"] = declared.parent
-    if declared is not None and declared.vlan_id is not None:
-        entry["id"] = declared.vlan_id
-    if declared is not None and declared.mode is not None:
-        entry["mode"] = declared.mode
+    entry["type"] = _shown_type(observed, declared, owned)
+    link_type = LINK_TYPES.get(entry["type"])
+    if link_type is not None and link_type.parent is not None and parent is not None:
+        entry[link_type.parent] = parent
+    if link_type is not None:
+        entry.update(link_type.observed_options(observed.datum))
     entry.update(state=observed.state, mtu=observed.mtu, mac=observed.mac)
     if observed.master:
         entry["master"] = observed.master
@@ -277,6 +272,34 @@ def _shown_link(
             entry["peer"]["netns"] = declared.peer_netns
     entry["owned"] = owned
     return entry
+
+
+def _shown_type(observed: ObservedLink, declared: Link | None, owned: bool) -> str:
+    if declared is not None and (declared.type == "device" or observed.kind == KERNEL_KIND.get(declared.type)):
+        return declared.type  # a veth's end keeps its side, a device stays one
+    if not owned or observed.kind not in TYPE_OF_KIND:
+        return "device"
+    return TYPE_OF_KIND[observed.kind]
+
+
+def _parent_name(kernel: KernelReader, observed: ObservedLink) -> str | None:
+    """The name of the link an observed one sits on (IFLA_LINK, or its kind's
+    own attribute). A parent in another namespace is looked for in the host's,
+    where netlab makes parents; a host link's parent elsewhere is none netlab
+    would name."""
+    if observed.link_index is None or observed.kind not in _HAS_PARENT:
+        return None
+    if observed.link_netnsid is None:
+        parent = kernel.dump(observed.netns).link_at(observed.link_index)
+    elif observed.netns is None:
+        return None
+    else:
+        parent = kernel.dump(None).link_at(observed.link_index)
+    return parent.name if parent is not None else None
+
+
+# the kernel kinds whose IFLA_LINK (or own attribute) names a parent, not a veth's peer
+_HAS_PARENT = frozenset(t.kind for t in LINK_TYPES.values() if t.parent is not None)
 
 
 def _depth(link: Link, wanted: dict[LinkKey, Link]) -> int:
@@ -395,7 +418,7 @@ def _creation_attributes_in_place(link: Link, observed: ObservedLink) -> list[At
     found = []
     for attribute in LINK_TYPES[link.type].attributes:
         current, desired = attribute.from_kernel(observed.datum(attribute.kernel)), attribute.declared(link)
-        if current != desired:
+        if attribute.differs(link, current):
             found.append(AttributeChange(attribute.key, current, desired))
     return found
 
@@ -508,6 +531,7 @@ def _create(link: Link, made: _Made, replacing: ObservedLink | None = None, reas
             KERNEL_KIND[link.type],
             peer=(link.peer_netns, link.peer_name) if link.type == "veth" and link.peer_name else None,
             parent=(None, link.parent) if link.parent else None,
+            parent_in=LINK_TYPES[link.type].parent_in,
             data=LINK_TYPES[link.type].kernel_data(link),
         )
 

@@ -149,20 +149,20 @@ def _kernel_with(kind: str, **attrs: Any) -> FakeKernel:
     ("child", "kind", "data", "expected"),
     [
         (
-            Link(None, "c0", "vlan", HERE, state="up", parent="br0", vlan_id=20),
+            Link(None, "c0", "vlan", HERE, state="up", parent="br0", options=(("id", 20),)),
             "vlan",
-            (("IFLA_VLAN_ID", 10),),
+            (("IFLA_VLAN_ID", 10), ("IFLA_VLAN_PROTOCOL", 0x8100)),
             "replace: id 10 -> 20",
         ),
         # the kernel takes no macvlan into or out of passthru in place
         (
-            Link(None, "c0", "macvlan", HERE, state="up", parent="br0", mode="passthru"),
+            Link(None, "c0", "macvlan", HERE, state="up", parent="br0", options=(("mode", "passthru"),)),
             "macvlan",
             (("IFLA_MACVLAN_MODE", "bridge"),),
             "replace: mode bridge -> passthru",
         ),
         (
-            Link(None, "c0", "macvlan", HERE, state="up", parent="br0", mode="vepa"),
+            Link(None, "c0", "macvlan", HERE, state="up", parent="br0", options=(("mode", "vepa"),)),
             "macvlan",
             (("IFLA_MACVLAN_MODE", "passthru"),),
             "replace: mode passthru -> vepa",
@@ -187,14 +187,14 @@ def test_a_creation_attribute_that_differs_replaces_the_link(
     ("child", "kind", "data", "expected", "written"),
     [
         (
-            Link(None, "c0", "ipvlan", HERE, state="up", parent="br0", mode="l3"),
+            Link(None, "c0", "ipvlan", HERE, state="up", parent="br0", options=(("mode", "l3"),)),
             "ipvlan",
             (("IFLA_IPVLAN_MODE", 0),),
             "mode l2 -> l3",
             {"IFLA_IPVLAN_MODE": 1},
         ),
         (
-            Link(None, "c0", "macvlan", HERE, state="up", parent="br0", mode="private"),
+            Link(None, "c0", "macvlan", HERE, state="up", parent="br0", options=(("mode", "private"),)),
             "macvlan",
             (("IFLA_MACVLAN_MODE", "bridge"),),
             "mode bridge -> private",
@@ -227,13 +227,21 @@ def test_a_mode_the_kernel_changes_in_place_is_changed_in_place(
 @pytest.mark.parametrize(
     ("kind", "child", "data"),
     [
-        ("vlan", Link(None, "c0", "vlan", HERE, state="up", parent="br1", vlan_id=10), (("IFLA_VLAN_ID", 10),)),
+        (
+            "vlan",
+            Link(None, "c0", "vlan", HERE, state="up", parent="br1", options=(("id", 10),)),
+            (("IFLA_VLAN_ID", 10), ("IFLA_VLAN_PROTOCOL", 0x8100)),
+        ),
         (
             "macvlan",
-            Link(None, "c0", "macvlan", HERE, state="up", parent="br1", mode="bridge"),
+            Link(None, "c0", "macvlan", HERE, state="up", parent="br1", options=(("mode", "bridge"),)),
             (("IFLA_MACVLAN_MODE", "bridge"),),
         ),
-        ("ipvlan", Link(None, "c0", "ipvlan", HERE, state="up", parent="br1", mode="l2"), (("IFLA_IPVLAN_MODE", 0),)),
+        (
+            "ipvlan",
+            Link(None, "c0", "ipvlan", HERE, state="up", parent="br1", options=(("mode", "l2"),)),
+            (("IFLA_IPVLAN_MODE", 0),),
+        ),
     ],
 )
 def test_another_parent_replaces_the_link(
@@ -258,7 +266,7 @@ def test_a_parent_in_the_host_is_found_for_a_link_in_a_namespace(tmp_path: Path)
         namespaces=(Namespace("red", HERE),),
         links=(
             Link(None, "br0", "bridge", HERE, state="up"),
-            Link("red", "m0", "macvlan", HERE, state="up", parent="br0", mode="bridge"),
+            Link("red", "m0", "macvlan", HERE, state="up", parent="br0", options=(("mode", "bridge"),)),
         ),
     )
     assert described(make_plan(desired, kernel, book(tmp_path))) == []
@@ -269,7 +277,9 @@ def test_a_foreign_link_of_the_same_name_and_other_attributes_is_refused_not_rep
     kernel.links[None][-1] = kernel.links[None][-1].__class__(**{**_fields(kernel.links[None][-1]), "alias": None})
     with pytest.raises(ConfigError, match="not created by netlab"):
         make_plan(
-            _lab_with(Link(None, "c0", "vlan", HERE, state="up", parent="br0", vlan_id=20)), kernel, book(tmp_path)
+            _lab_with(Link(None, "c0", "vlan", HERE, state="up", parent="br0", options=(("id", 20),))),
+            kernel,
+            book(tmp_path),
         )
 
 
@@ -278,7 +288,7 @@ def _fields(link: Any) -> dict[str, Any]:
 
 
 def test_a_missing_parent_is_refused_with_the_file_and_line(tmp_path: Path) -> None:
-    desired = DesiredState(links=(Link(None, "v10", "vlan", HERE, state="up", parent="eth9", vlan_id=10),))
+    desired = DesiredState(links=(Link(None, "v10", "vlan", HERE, state="up", parent="eth9", options=(("id", 10),)),))
     with pytest.raises(ConfigError) as refused:
         make_plan(desired, FakeKernel(), book(tmp_path))
     (problem,) = refused.value.problems
@@ -289,7 +299,9 @@ def test_a_missing_parent_is_refused_with_the_file_and_line(tmp_path: Path) -> N
 def test_a_parent_netlab_removes_in_the_same_pass_is_refused(tmp_path: Path) -> None:
     kernel = FakeKernel()
     kernel.add_link(None, "br0", "bridge", owned=True)
-    desired = DesiredState(links=(Link(None, "m0", "macvlan", HERE, state="up", parent="br0", mode="bridge"),))
+    desired = DesiredState(
+        links=(Link(None, "m0", "macvlan", HERE, state="up", parent="br0", options=(("mode", "bridge"),)),)
+    )
     with pytest.raises(ConfigError, match="no longer declared"):
         make_plan(desired, kernel, book(tmp_path))
 
@@ -302,8 +314,8 @@ def test_links_on_a_parent_made_anew_are_made_anew_after_it(tmp_path: Path) -> N
     desired = DesiredState(
         links=(
             # declared child first: the parent is still planned, and created, before it
-            Link(None, "m1", "macvlan", HERE, state="up", parent="m0", mode="bridge"),
-            Link(None, "m0", "macvlan", HERE, state="up", parent="p0", mode="bridge"),
+            Link(None, "m1", "macvlan", HERE, state="up", parent="m0", options=(("mode", "bridge"),)),
+            Link(None, "m0", "macvlan", HERE, state="up", parent="p0", options=(("mode", "bridge"),)),
             Link(None, "p0", "bridge", HERE, state="up"),
         )
     )
@@ -344,16 +356,16 @@ def test_the_kernel_data_of_a_new_link_comes_from_the_table(tmp_path: Path) -> N
     kernel.add_link(None, "eth0", None, owned=False)
     desired = DesiredState(
         links=(
-            Link(None, "v10", "vlan", HERE, state="up", parent="eth0", vlan_id=10),
-            Link(None, "mv0", "macvlan", HERE, state="up", parent="eth0", mode="vepa"),
-            Link(None, "iv0", "ipvlan", HERE, state="up", parent="eth0", mode="l3s"),
+            Link(None, "v10", "vlan", HERE, state="up", parent="eth0", options=(("id", 10),)),
+            Link(None, "mv0", "macvlan", HERE, state="up", parent="eth0", options=(("mode", "vepa"),)),
+            Link(None, "iv0", "ipvlan", HERE, state="up", parent="eth0", options=(("mode", "l3s"),)),
         )
     )
     apply_plan(make_plan(desired, kernel, book(tmp_path)), Creator(), book(tmp_path), Log())  # type: ignore[arg-type]
     assert sorted(created) == [
         ("iv0", "ipvlan", (None, "eth0"), {"IFLA_IPVLAN_MODE": 2}),
         ("mv0", "macvlan", (None, "eth0"), {"IFLA_MACVLAN_MODE": 2}),
-        ("v10", "vlan", (None, "eth0"), {"IFLA_VLAN_ID": 10}),
+        ("v10", "vlan", (None, "eth0"), {"IFLA_VLAN_ID": 10, "IFLA_VLAN_PROTOCOL": 0x8100}),
     ]
 
 
@@ -457,14 +469,11 @@ def test_a_sysctl_of_a_link_not_made_yet_keeps_its_namespaces_default(tmp_path: 
 # -- the table ---------------------------------------------------------------------
 
 
-def test_the_table_has_every_type_of_the_model_and_names_the_vlan_module() -> None:
-    from typing import get_args
+def test_the_table_names_the_modules_of_the_drivers() -> None:
+    from netlab.state.link_types import kernel_module
 
-    from netlab.state.link_types import LINK_TYPES, kernel_module
-    from netlab.state.model import LinkType
-
-    assert set(LINK_TYPES) == set(get_args(LinkType))
-    assert (kernel_module("vlan"), kernel_module("ipvlan"), kernel_module("dummy")) == ("8021q", "ipvlan", "dummy")
+    modules = [kernel_module(kind) for kind in ("vlan", "bond", "ipvlan", "dummy", "vxlan")]
+    assert modules == ["8021q", "bonding", "ipvlan", "dummy", "vxlan"]
 
 
 def test_a_route_through_lo_of_a_namespace_being_created_is_planned_undeclared(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from netlab.controller.kinds.sysctl import link_of
 from netlab.controller.planning import make_plan
 from netlab.state.errors import ConfigError
 from netlab.state.ledger import Ledger
+from netlab.state.link_types import LINK_TYPES
 from netlab.state.model import Address, DesiredState, Link, Namespace, Origin, Route, Sysctl
 from tests.unit.fake_kernels import EmptyKernel
 
@@ -61,6 +62,8 @@ class FakeKernel(EmptyKernel):  # no NAT rules, no resolver files
             link_index=None,
             link_netnsid=None,
         )
+        if kind == "bridge":  # what the kernel reports of a bridge made with no options
+            values["data"] = tuple((a.kernel, a.to_kernel(a.default)) for a in LINK_TYPES["bridge"].attributes)
         values.update(attrs)
         links.append(ObservedLink(**values))  # type: ignore[arg-type]
 

@@ -69,7 +69,7 @@ def lab() -> DesiredState:
         links=(
             Link(None, "v-net-0", "bridge", HERE, state="up"),
             *veth_pair("red", "veth-red", "veth-red-br", master="v-net-0"),
-            Link(None, "eth0.10", "vlan", HERE, parent="eth0", vlan_id=10),
+            Link(None, "eth0.10", "vlan", HERE, parent="eth0", options=(("id", 10),)),
         ),
         addresses=(Address("red", "veth-red", "192.168.15.1/24", HERE),),
         routes=(Route("red", "0.0.0.0/0", 254, 0, HERE, via="192.168.15.5"),),
@@ -86,7 +86,9 @@ def kernel() -> ShowKernel:
     found.add_link(None, "eth0", "ether", owned=False)  # neither declared nor netlab's: not shown
     found.add_link(None, "v-net-0", "bridge", owned=True, mtu=1400)
     found.add_link(None, "veth-red-br", "veth", owned=True, master="v-net-0")
-    found.add_link(None, "eth0.10", "vlan", owned=True, state="down")
+    # what the kernel reports, where the files say otherwise (protocol): shown as it is
+    vlan_data = (("IFLA_VLAN_ID", 10), ("IFLA_VLAN_PROTOCOL", 0x88A8))
+    found.add_link(None, "eth0.10", "vlan", owned=True, state="down", link_index=2, data=vlan_data)
     found.add_link("red", "lo", None, owned=False)
     found.add_link("red", "veth-red", "veth", owned=True, mac="02:00:00:00:00:02")
     found.add_link("red", "tap0", "tun", owned=False)  # in a namespace of netlab's: shown, not owned
@@ -144,6 +146,9 @@ def test_show_gives_every_kind_in_the_file_format(tmp_path: Path) -> None:
             {
                 "name": "v-net-0",
                 "type": "bridge",
+                "stp": False,
+                "vlan_filtering": False,
+                "forward_delay": 15,
                 "state": "up",
                 "mtu": 1400,
                 "mac": "02:00:00:00:00:01",
@@ -154,6 +159,7 @@ def test_show_gives_every_kind_in_the_file_format(tmp_path: Path) -> None:
                 "type": "vlan",
                 "parent": "eth0",
                 "id": 10,
+                "protocol": "802.1ad",
                 "state": "down",
                 "mtu": 1500,
                 "mac": "02:00:00:00:00:01",

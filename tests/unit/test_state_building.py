@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from netlab.state.link_types import LINK_TYPES, Attribute
 from netlab.state.loading import load_generation
 from netlab.state.model import Address, DesiredState, Dns, HostsEntry, Link, NatRule, Origin, Route, Sysctl
 
@@ -83,15 +84,23 @@ def test_link_defaults(load: Load) -> None:
         "  - {name: iv0, type: ipvlan, parent: eth0}",
         "  - {name: mv1, type: macvlan, parent: eth0, mode: vepa, state: down}",
     ))  # fmt: skip
-    summary = [(link.name, link.state, link.mode, link.vlan_id, link.parent) for link in state.links]
+    summary = [(link.name, link.state, link.options, link.parent) for link in state.links]
     assert summary == [
-        ("eth0", None, None, None, None),  # a device's state is managed only when declared
-        ("d0", "up", None, None, None),
-        ("eth0.10", "up", None, 10, "eth0"),
-        ("mv0", "up", "bridge", None, "eth0"),
-        ("iv0", "up", "l2", None, "eth0"),
-        ("mv1", "down", "vepa", None, "eth0"),
+        ("eth0", None, (), None),  # a device's state is managed only when declared
+        ("d0", "up", (), None),
+        ("eth0.10", "up", (("id", 10),), "eth0"),
+        ("mv0", "up", (), "eth0"),
+        ("iv0", "up", (), "eth0"),
+        ("mv1", "down", (("mode", "vepa"),), "eth0"),
     ]
+    # what an undeclared attribute means is the table's
+    mode = {link.name: _attribute(link.type, "mode").declared(link) for link in state.links[3:]}
+    assert mode == {"mv0": "bridge", "iv0": "l2", "mv1": "vepa"}
+    assert _attribute("vlan", "protocol").declared(state.links[2]) == "802.1Q"
+
+
+def _attribute(link_type: str, key: str) -> Attribute:
+    return next(a for a in LINK_TYPES[link_type].attributes if a.key == key)
 
 
 def test_routes_normalised(load: Load) -> None:
@@ -190,7 +199,7 @@ def test_match_short_name_of_fqdn(write_config: Callable[[dict[str, str | bytes]
 
 def test_non_matching_file_is_still_validated(problems: Callable[[dict[str, str | bytes]], list[str]]) -> None:
     assert problems({"a.yaml": V1 + "match: {hostname: other}\ninterfaces: [{name: a0, type: bridg}]\n"}) == [
-        "a.yaml:3:31: interfaces[0].type: 'bridg' is not one of: veth, bridge, dummy, vlan, macvlan, ipvlan, "
+        "a.yaml:3:31: interfaces[0].type: 'bridg' is not one of: veth, bridge, dummy, bond, vrf, vlan, macvlan, macvtap, ipvlan, vxlan, "
         "device (did you mean 'bridge'?)"
     ]
 

@@ -162,7 +162,7 @@ def test_namespace_declared_in_another_file(problems: Problems) -> None:
     assert problems({"a.yaml": RED, "b.yaml": V1 + "interfaces: [{name: d0, type: bridge, netns: red}]\n"}) == []
 
 
-def test_master_must_be_a_bridge_in_the_same_namespace(problems: Problems) -> None:
+def test_master_must_take_ports_and_be_in_the_same_namespace(problems: Problems) -> None:
     assert problems(
         {
             "a.yaml": RED
@@ -172,14 +172,21 @@ def test_master_must_be_a_bridge_in_the_same_namespace(problems: Problems) -> No
             + "  - {name: v0, type: veth, netns: red, master: br0, peer: {name: v1, master: d0}}\n"
             + "  - {name: docker0, type: device}\n"
             + "  - {name: v2, type: veth, peer: {name: v3, master: docker0}}\n"
+            + "  - {name: bond0, type: bond}\n"
+            + "  - {name: blue, type: vrf, table: 10}\n"
+            + "  - {name: v4, type: veth, master: blue, peer: {name: v5, master: bond0}}\n"
+            + "  - {name: lab, type: bridge, master: blue}\n"
+            + "  - {name: inner, type: bridge, master: br0}\n"
         }
     ) == [
         "a.yaml:5:37: interfaces[1].master: master 'br1' is not declared in namespace host (did you mean "
-        "'br0'?): declare the bridge there (`type: bridge`), or `type: device` for a bridge that exists already",
-        "a.yaml:6:48: interfaces[2].master: master 'br0' is not declared in namespace red: declare the bridge "
-        "there (`type: bridge`), or `type: device` for a bridge that exists already",
-        "a.yaml:6:78: interfaces[2].peer.master: master 'd0' is a dummy (declared at {dir}/a.yaml:5), not a "
-        "bridge: a link's master must be a bridge",
+        "'br0'?): declare it there (bridge, bond, vrf), or `type: device` for one that exists already",
+        "a.yaml:6:48: interfaces[2].master: master 'br0' is not declared in namespace red: declare it "
+        "there (bridge, bond, vrf), or `type: device` for one that exists already",
+        "a.yaml:6:78: interfaces[2].peer.master: master 'd0' is a dummy (declared at {dir}/a.yaml:5), which "
+        "takes no ports: a link's master is one of bridge, bond, vrf",
+        "a.yaml:13:41: interfaces[9].master: a bridge cannot be a port of another bridge (the kernel refuses "
+        "it): remove `master`, or connect the bridges with a veth pair",
     ]
 
 
