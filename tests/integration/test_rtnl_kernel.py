@@ -185,7 +185,18 @@ def test_links_decoded_narrowly_read_as_pyroute2_decodes_them_whole(sandbox: San
     moved = links[("n1", "m1")]
     assert (moved["data"], moved["link_index"]) == ([["IFLA_MACVLAN_MODE", "vepa"]], links[(None, "br0")]["index"])
     assert moved["link_netnsid"] is not None
-    assert links[(None, "vx0")]["data"] == [] and links[(None, "br0")]["data"] == []  # types netlab does not compare
+    # a vxlan's attributes, with its underlay's index (none here), and a bridge's options
+    vxlan = dict(links[(None, "vx0")]["data"])
+    assert vxlan == {
+        "IFLA_VXLAN_ID": 5,
+        "IFLA_VXLAN_LOCAL": None,
+        "IFLA_VXLAN_GROUP": None,
+        "IFLA_VXLAN_PORT": 4789,
+        "IFLA_VXLAN_LEARNING": 1,
+        "IFLA_VXLAN_LINK": None,
+    }
+    bridge = dict(links[(None, "br0")]["data"])
+    assert bridge == {"IFLA_BR_STP_STATE": 0, "IFLA_BR_VLAN_FILTERING": 0, "IFLA_BR_FORWARD_DELAY": 1500}
 
 
 FACADE = """
