@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar
 from netlab.state.documents import DocPath, Document, Edit
 from netlab.state.errors import Problem
 from netlab.state.formats import parse_interface, parse_ip, parse_network, split_dnat_target
-from netlab.state.link_types import LINK_TYPES
+from netlab.state.link_types import LINK_TYPES, master_types
 from netlab.state.model import (
     MAIN_TABLE,
     Address,
@@ -271,7 +271,9 @@ class _Builder:
 
     def _check_link(self, path: DocPath, link: Link) -> None:
         if link.master is not None and link.master == link.name:
-            self._problem(path + ("master",), f"{link.name!r} cannot be its own master: name a bridge, bond or vrf")
+            self._problem(
+                path + ("master",), f"{link.name!r} cannot be its own master: name a {' or '.join(master_types())}"
+            )
         for attribute in LINK_TYPES[link.type].attributes:
             value = link.option(attribute.key)
             wrong = attribute.refuses(value) if attribute.refuses is not None and value is not None else None

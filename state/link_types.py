@@ -23,8 +23,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-# IFLA_INFO_DATA attributes that carry another link's index, the ones that name
-# a parent the way IFLA_LINK does for most kinds
+# where most kinds keep the index of the link they sit on (a vxlan keeps its
+# underlay's in IFLA_INFO_DATA instead: `LinkType.parent_in`)
 IFLA_LINK = "IFLA_LINK"
 
 
@@ -65,8 +65,11 @@ class Attribute:
         """The value the file asks for, as the file writes it (the default if undeclared)."""
         return next((value for key, value in link.options if key == self.key), self.default)
 
+    def is_declared(self, link: Declaring) -> bool:
+        return any(key == self.key for key, _ in link.options)
+
     def managed(self, link: Declaring) -> bool:
-        return not self.unmanaged or any(key == self.key for key, _ in link.options)
+        return not self.unmanaged or self.is_declared(link)
 
     def differs(self, link: Declaring, observed: Any) -> bool:
         """Whether the kernel's value (the file's words, `observed`) is not the declared one."""
@@ -102,21 +105,17 @@ class LinkType:
     # the file key naming the link it sits on, in the host's namespace (it is
     # created beside it, then moved into its own)
     parent: str | None = None
-    parent_required: bool = True
     parent_in: str = IFLA_LINK  # where the kernel keeps the parent's index
     attributes: tuple[Attribute, ...] = ()
     other_keys: tuple[str, ...] = ()  # file keys of its own that are no attribute (a veth's `peer`)
     holds_ports: bool = False  # other links may name it as their `master`
-    ports_join_down: bool = False  # the kernel takes only a port that is down
     module: str = ""  # the kernel module with its driver, when not named as the kind
-    description: str = ""  # for hints: "a VLAN on a parent link"
 
     def kernel_data(self, link: Declaring) -> dict[str, Any]:
         """The IFLA_INFO_DATA attributes to create `link` with."""
         data = {}
         for attribute in self.attributes:
-            declared = any(key == attribute.key for key, _ in link.options)
-            sent = declared or not (attribute.unmanaged or attribute.implicit)
+            sent = attribute.is_declared(link) or not (attribute.unmanaged or attribute.implicit)
             value = attribute.declared(link) if sent else None
             if value is not None:
                 data[attribute.kernel] = attribute.to_kernel(value)
@@ -215,7 +214,6 @@ LINK_TYPES: dict[str, LinkType] = {
             "bond",
             0,
             holds_ports=True,
-            ports_join_down=True,
             module="bonding",
             attributes=(
                 Attribute("mode", "IFLA_BOND_MODE", BOND_MODES, default="balance-rr"),
@@ -256,7 +254,6 @@ LINK_TYPES: dict[str, LinkType] = {
             "vxlan",
             2,
             parent="parent",
-            parent_required=False,
             parent_in="IFLA_VXLAN_LINK",
             attributes=(
                 Attribute("vni", "IFLA_VXLAN_ID", hint="write `vni: N`, the VXLAN network identifier (1..16777215)"),

@@ -281,10 +281,6 @@ def _forbidden_key(doc: Document, path: DocPath, instance: object, seen: set[tup
     yield doc.problem(path + (key,), f"{key!r} is not allowed on {what}: {reason}; remove it", at_key=True)
 
 
-# the keys of every link, whatever its type (the schema's `linkKey`)
-_LINK_KEYS = ("name", "type", "netns", "state", "mtu", "mac", "master", "addresses")
-
-
 def _key_not_of_type(doc: Document, path: DocPath, key: object) -> Problem:
     """A key that a link of this type does not have: another type's (said which),
     or a misspelling of one of its own."""
@@ -293,7 +289,8 @@ def _key_not_of_type(doc: Document, path: DocPath, key: object) -> Problem:
     name = str(key)
     others = types_with(name)
     if link_type is None or not others:
-        known = sorted({*_LINK_KEYS, *(link_type.keys if link_type else ())})
+        every_link = load_schema()["$defs"]["linkKey"]["enum"]  # the keys of every link
+        known = sorted({*every_link, *(link_type.keys if link_type else ())})
         owner = _a(link_type.name) if link_type is not None else "a link"
         hint = _did_you_mean(name, known) or f" (the keys of {owner} are: {', '.join(known)})"
         return doc.problem(path + (name,), f"unknown key {name!r}{hint}", at_key=True)

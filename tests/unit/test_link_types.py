@@ -1,0 +1,77 @@
+"""The table of link types (state/link_types.py) and the schema's part of each
+type agree: the same types, each part allowing exactly the keys of its entry,
+requiring a hint for what it requires, and each value the kernel reports read
+back as the file wrote it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from netlab.state.link_types import LINK_TYPES, TYPE_OF_KIND, kernel_module
+from netlab.state.model import Link, Origin
+from netlab.state.validating import load_schema
+
+HERE = Origin("t.yaml", 1)
+FILE_TYPES = [name for name in LINK_TYPES if name != "veth-peer"]
+
+
+def _part(name: str) -> dict[str, Any]:
+    schema = load_schema()
+    interface = schema["$defs"]["interface"]
+    (branch,) = [b for b in interface["allOf"] if b["if"]["properties"]["type"]["const"] == name]
+    part: dict[str, Any] = schema["$defs"][branch["then"]["$ref"].split("/")[-1]]
+    return part
+
+
+def _own_keys(part: dict[str, Any]) -> set[str]:
+    names = part["propertyNames"]
+    alternatives = names.get("anyOf", [names])
+    return {key for alternative in alternatives for key in alternative.get("enum", [])}
+
+
+def test_the_schema_has_the_types_of_the_table_in_its_order() -> None:
+    enum = load_schema()["$defs"]["interface"]["properties"]["type"]["enum"]
+    assert sorted(enum) == sorted(FILE_TYPES)
+
+
+@pytest.mark.parametrize("name", FILE_TYPES)
+def test_each_part_allows_the_keys_of_its_entry_and_no_other(name: str) -> None:
+    part = _part(name)
+    assert _own_keys(part) == set(LINK_TYPES[name].keys)
+    assert set(part.get("properties", {})) == set(LINK_TYPES[name].keys)
+
+
+@pytest.mark.parametrize("name", FILE_TYPES)
+def test_what_a_part_requires_has_a_hint_beside_its_attribute(name: str) -> None:
+    attributes = {attribute.key: attribute for attribute in LINK_TYPES[name].attributes}
+    for key in _part(name).get("required", []):
+        if key in attributes:
+            assert attributes[key].hint.startswith(f"write `{key}: "), (name, key)
+
+
+@pytest.mark.parametrize("name", [name for name in FILE_TYPES if LINK_TYPES[name].attributes])
+def test_every_declared_value_reads_back_from_the_kernel_as_written(name: str) -> None:
+    """A value the schema allows goes to the kernel and comes back the same."""
+    link_type = LINK_TYPES[name]
+    properties = _part(name)["properties"]
+    for attribute in link_type.attributes:
+        schema = properties[attribute.key]
+        if "$ref" in schema:
+            schema = {**load_schema()["$defs"][schema["$ref"].split("/")[-1]], **schema}
+        choices = schema.get("enum") or ([False, True] if schema.get("type") == "boolean" else None)
+        examples = choices or [schema.get("minimum", 1), schema.get("maximum", 30)]
+        if attribute.key in ("local", "remote"):
+            examples = ["10.0.0.2"]
+        elif attribute.key == "group":
+            examples = ["239.1.1.1"]
+        for value in examples:
+            link = Link(None, "x0", name, HERE, options=((attribute.key, value),))
+            sent = link_type.kernel_data(link)[attribute.kernel]
+            assert attribute.from_kernel(sent) == value, (name, attribute.key, value)
+
+
+def test_kinds_name_their_types_and_modules() -> None:
+    assert TYPE_OF_KIND["veth"] == "veth" and TYPE_OF_KIND["vxlan"] == "vxlan"
+    assert [kernel_module(kind) for kind in ("vlan", "bond", "vrf")] == ["8021q", "bonding", "vrf"]
