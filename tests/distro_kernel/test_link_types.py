@@ -1,0 +1,236 @@
+"""Every link type this machine's kernel lacks (dummy, vlan, macvlan, ipvlan,
+bond, vrf) on Debian's own kernel, in the qemu guest scripts/test boots
+(tools/qemu-kernel.sh): created, changed in place, changed so that it must be
+a new link, removed, and a hand-made link of the type left alone; a bond
+carries traffic over its active port, a vrf's table routes. Judged by
+`ip -d -j link` and `ping`, not by netlab."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.sandbox import Sandbox
+
+pytestmark = [pytest.mark.kernel, pytest.mark.distro_kernel]
+
+
+def _link(sandbox: Sandbox, name: str, netns: str | None = None) -> dict[str, Any]:
+    where = ["-n", netns] if netns else []
+    (link,) = json.loads(sandbox.run("ip", *where, "-d", "-j", "link", "show", name).stdout)
+    return link
+
+
+def _seen(link: dict[str, Any], keys: dict[str, Any]) -> dict[str, Any]:
+    """What the kernel reports for these keys: the kind, the MTU, the parent
+    (`link`), or an attribute of the type (`ip -d`'s info_data)."""
+    info = link.get("linkinfo", {})
+    top = {"kind": info.get("info_kind"), "mtu": link["mtu"], "link": link.get("link")}
+    data = info.get("info_data", {})
+    return {key: top[key] if key in top else data.get(key) for key in keys}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One link type's life: `link` is the link as first written (named `name`,
+    with an address), `in_place` and `replaced` replace a piece of its line, and
+    each `*_seen` is what `ip -d -j` must then report. `base` are the links it
+    sits on or that sit on it, kept throughout; `foreign` is `ip link add`'s
+    arguments for a link of the type that no file names."""
+
+    type: str
+    name: str
+    base: str
+    link: str
+    made_seen: dict[str, Any]
+    in_place: tuple[str, str]
+    in_place_seen: dict[str, Any]
+    replaced: tuple[str, str]  # made on top of `in_place`
+    replaced_seen: dict[str, Any]
+    foreign: tuple[str, ...]
+
+    def lab(self, link: str) -> str:
+        links = self.base + link
+        return f"version: 1\ninterfaces:\n{links}" if links else "version: 1\ninterfaces: []\n"
+
+    def without(self) -> str:
+        """The file once the link is gone: its ports are nobody's."""
+        return self.lab("").replace(f"master: {self.name}, ", "")
+
+    def line(self, *edits: tuple[str, str]) -> str:
+        text = f"  - {{name: {self.name}, {self.link}, addresses: [10.99.0.1/24]}}\n"
+        for old, new in edits:
+            assert old in text, f"{old!r} is not in {text!r}"
+            text = text.replace(old, new)
+        return text
+
+
+_DUMMIES = "  - {name: d0, type: dummy}\n  - {name: d9, type: dummy}\n"
+CASES = [
+    Case(
+        "dummy",
+        "dum1",
+        "",
+        "type: dummy, mtu: 1400",
+        {"kind": "dummy", "mtu": 1400},
+        ("mtu: 1400", "mtu: 1300"),
+        {"mtu": 1300},
+        ("type: dummy", "type: bridge"),  # a new type is a new link
+        {"kind": "bridge", "mtu": 1300},
+        ("f0", "type", "dummy"),
+    ),
+    Case(
+        "vlan",
+        "v10",
+        _DUMMIES,
+        "type: vlan, parent: d0, id: 10",
+        {"kind": "vlan", "id": 10, "protocol": "802.1Q"},
+        ("id: 10", "id: 10, mtu: 1400"),
+        {"mtu": 1400, "id": 10},
+        ("id: 10", "id: 20, protocol: 802.1ad"),
+        {"kind": "vlan", "id": 20, "protocol": "802.1ad", "mtu": 1400},
+        ("link", "d9", "name", "f0", "type", "vlan", "id", "99"),
+    ),
+    Case(
+        "macvlan",
+        "mv0",
+        _DUMMIES,
+        "type: macvlan, parent: d0, mode: bridge",
+        {"kind": "macvlan", "mode": "bridge"},
+        ("mode: bridge", "mode: private"),
+        {"mode": "private"},
+        ("mode: private", "mode: passthru"),
+        {"kind": "macvlan", "mode": "passthru"},
+        ("link", "d9", "name", "f0", "type", "macvlan"),
+    ),
+    Case(
+        "ipvlan",
+        "iv0",
+        _DUMMIES,
+        "type: ipvlan, parent: d0, mode: l2",
+        {"kind": "ipvlan", "mode": "l2"},
+        ("mode: l2", "mode: l3"),
+        {"mode": "l3"},
+        ("parent: d0", "parent: d9"),  # a new parent is a new link
+        {"kind": "ipvlan", "mode": "l3", "link": "d9"},
+        ("link", "d9", "name", "f0", "type", "ipvlan", "mode", "l2"),
+    ),
+    Case(
+        "bond",
+        "bond0",
+        "  - {name: p1, type: veth, master: bond0, peer: {name: p1b}}\n",
+        "type: bond, mode: active-backup, miimon: 100",
+        {"kind": "bond", "mode": "active-backup", "miimon": 100},
+        ("miimon: 100", "miimon: 200"),
+        {"miimon": 200},
+        ("mode: active-backup", "mode: balance-rr"),
+        {"kind": "bond", "mode": "balance-rr", "miimon": 200},
+        ("f0", "type", "bond"),
+    ),
+    Case(
+        "vrf",
+        "vrf0",
+        "  - {name: r1, type: veth, master: vrf0, addresses: [10.98.0.1/24], peer: {name: r1b}}\n",
+        "type: vrf, table: 10",
+        {"kind": "vrf", "table": 10},
+        ("table: 10", "table: 10, mtu: 9000"),
+        {"mtu": 9000, "table": 10},
+        ("table: 10", "table: 20"),
+        {"kind": "vrf", "table": 20, "mtu": 9000},
+        ("f0", "type", "vrf", "table", "99"),
+    ),
+]
+
+
+def _ports_of(sandbox: Sandbox, case: Case) -> set[str]:
+    """The links the file makes ports of the case's link, by what the kernel says."""
+    links = json.loads(sandbox.run("ip", "-j", "link", "show").stdout)
+    return {link["ifname"] for link in links if link.get("master") == case.name}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.type for case in CASES])
+def test_a_link_type_is_created_changed_replaced_removed_and_a_foreign_one_kept(sandbox: Sandbox, case: Case) -> None:
+    sandbox.write_config("lab.yaml", case.lab(case.line()))
+    sandbox.netlab("apply")
+    made = _link(sandbox, case.name)
+    assert _seen(made, case.made_seen) == case.made_seen
+    ports = _ports_of(sandbox, case)
+    sandbox.run("ip", "link", "add", *case.foreign)
+    foreign = _link(sandbox, "f0")
+
+    sandbox.write_config("lab.yaml", case.lab(case.line(case.in_place)))
+    sandbox.netlab("apply")
+    changed = _link(sandbox, case.name)
+    assert _seen(changed, case.in_place_seen) == case.in_place_seen
+    assert changed["ifindex"] == made["ifindex"], "changed in place, not made anew"
+
+    sandbox.write_config("lab.yaml", case.lab(case.line(case.in_place, case.replaced)))
+    sandbox.netlab("apply")
+    renewed = _link(sandbox, case.name)
+    assert _seen(renewed, case.replaced_seen) == case.replaced_seen
+    assert renewed["ifindex"] != made["ifindex"], "a replace-only change made no new link"
+    # what hung on the old link hangs on the new one: its address, its ports
+    assert "10.99.0.1/24" in sandbox.run("ip", "-br", "addr", "show", case.name).stdout
+    assert _ports_of(sandbox, case) == ports
+    assert sandbox.netlab("plan", "--detailed-exitcode", check=False).returncode == 0
+
+    sandbox.write_config("lab.yaml", case.without())
+    sandbox.netlab("apply")
+    assert sandbox.run("ip", "link", "show", case.name, check=False).returncode != 0
+    assert all(_link(sandbox, port).get("master") is None for port in ports)
+    assert _link(sandbox, "f0")["ifindex"] == foreign["ifindex"], "a link no file names was touched"
+
+
+def test_a_bond_carries_traffic_over_its_active_port_and_fails_over(sandbox: Sandbox) -> None:
+    # two ports, their far ends joined by a bridge in namespace `far`, which holds the address pinged
+    sandbox.write_config(
+        "lab.yaml",
+        """version: 1
+namespaces: [{name: far}]
+interfaces:
+  - {name: bond0, type: bond, mode: active-backup, miimon: 50, addresses: [10.7.0.1/24]}
+  - {name: p1, type: veth, master: bond0, peer: {name: p1b, netns: far, master: br0}}
+  - {name: p2, type: veth, master: bond0, peer: {name: p2b, netns: far, master: br0}}
+  - {name: br0, type: bridge, netns: far, addresses: [10.7.0.2/24]}
+""",
+    )
+    sandbox.netlab("apply")
+    active = _link(sandbox, "bond0")["linkinfo"]["info_data"]["active_slave"]
+    assert active in ("p1", "p2")
+    sandbox.run("ping", "-c", "2", "-W", "5", "10.7.0.2")
+    # the far end of the active port goes down: the bond moves to the other port, traffic goes on
+    sandbox.run("ip", "-n", "far", "link", "set", f"{active}b", "down")
+    other = {"p1": "p2", "p2": "p1"}[active]
+    sandbox.run(
+        "sh",
+        "-c",
+        f"for i in $(seq 50); do ip -d link show bond0 | grep -q 'active_slave {other}' && exit; sleep 0.2; done; exit 1",
+    )
+    sandbox.run("ping", "-c", "2", "-W", "5", "10.7.0.2")
+
+
+def test_a_vrf_table_routes_its_ports(sandbox: Sandbox) -> None:
+    sandbox.write_config(
+        "lab.yaml",
+        """version: 1
+namespaces: [{name: red}]
+interfaces:
+  - {name: vrf0, type: vrf, table: 10}
+  - {name: r1, type: veth, master: vrf0, addresses: [10.8.0.1/24], peer: {name: r1b, netns: red, addresses: [10.8.0.2/24]}}
+  - {name: lo, type: device, netns: red, addresses: [10.66.0.1/32]}
+routes:
+  - {to: 10.66.0.0/24, via: 10.8.0.2, table: 10}
+  - {netns: red, to: default, via: 10.8.0.1}
+""",
+    )
+    sandbox.netlab("apply")
+    routes = {route["dst"] for route in json.loads(sandbox.run("ip", "-j", "route", "show", "vrf", "vrf0").stdout)}
+    assert {"10.8.0.0/24", "10.66.0.0/24"} <= routes, routes
+    main = json.loads(sandbox.run("ip", "-j", "route", "show", "table", "main").stdout)
+    assert not [route for route in main if route["dst"].startswith(("10.8.", "10.66."))], main
+    # the host reaches 10.66.0.1 only through the vrf's table
+    sandbox.run("ping", "-c", "1", "-W", "5", "-I", "vrf0", "10.66.0.1")
+    assert sandbox.run("ping", "-c", "1", "-W", "2", "10.66.0.1", check=False).returncode != 0
