@@ -325,11 +325,12 @@ class _Builder:
         route = Route(
             netns=item.get("netns"),
             to=str(to),
-            table=NAMED_TABLES[table] if isinstance(table, str) else int(table),
+            table=0 if "vrf" in item else NAMED_TABLES[table] if isinstance(table, str) else int(table),
             metric=_kernel_metric(to.version, int(item.get("metric", DEFAULT_METRIC[to.version]))),
             origin=self._origin(path),
             via=str(via) if via is not None else None,
             dev=item.get("dev"),
+            vrf=item.get("vrf"),
         )
         self._declare(self.out.routes, route, path)
 

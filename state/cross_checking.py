@@ -9,7 +9,7 @@ import difflib
 import functools
 import ipaddress
 from collections.abc import Callable, Hashable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from netlab.state.building import LINK_LOCAL_V6, Contribution, Declared
@@ -31,6 +31,54 @@ def cross_check(contributions: list[Contribution], complete: bool) -> list[Probl
         problems += _references(contributions, index)
         problems += _gateways(index)
     return problems
+
+
+def in_vrf_tables(contributions: list[Contribution], complete: bool) -> tuple[list[Contribution], list[Problem]]:
+    """The contributions with each route that names a `vrf` put in that VRF's
+    table (a file may name a VRF another file declares), and the problems of
+    those whose VRF is not declared in their namespace. Runs before `cross_check`,
+    which then sees every route at its real identity. The contributions given are
+    not changed (they are cached per file)."""
+    links = {link.obj.key: link.obj for c in contributions for link in c.links}
+    guessed = {key for c in contributions for key in c.guessed_links}
+    problems: list[Problem] = []
+    resolved = []
+    for c in contributions:
+        if not any(item.obj.vrf for item in c.routes):
+            resolved.append(c)
+            continue
+        routes = []
+        for item in c.routes:
+            table, problem = _vrf_table(item, links, guessed)
+            if problem is not None and complete:
+                problems.append(problem)
+            routes.append(item if table is None else replace(item, obj=replace(item.obj, table=table)))
+        resolved.append(replace(c, routes=routes))
+    return resolved, problems
+
+
+def _vrf_table(
+    item: Declared[Route], links: dict[tuple[str | None, str], Link], guessed: set[tuple[str | None, str]]
+) -> tuple[int | None, Problem | None]:
+    """The table of the VRF a route names (None: it names none, or none is declared)."""
+    route = item.obj
+    if route.vrf is None:
+        return None, None
+    link = links.get((route.netns, route.vrf))
+    if link is not None and link.type == "vrf":
+        return int(link.option("table")), None
+    if link is None and (route.netns, route.vrf) in guessed:
+        return None, None  # its link failed the schema, which says so
+    where = _label(route.netns)
+    if link is not None:
+        said = f"{route.vrf!r} is {_a_type(link.type)} link, not a vrf: name a vrf of {where}, or write `table: N`"
+    else:
+        vrfs = [name for (netns, name), other in links.items() if netns == route.netns and other.type == "vrf"]
+        said = (
+            f"vrf {route.vrf!r} is not declared in {where}{_did_you_mean(route.vrf, vrfs)}: declare "
+            f"{{name: {route.vrf}, type: vrf, table: N}} there, or write `table: N`"
+        )
+    return None, item.problem(said, "vrf")
 
 
 @dataclass

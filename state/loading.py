@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from netlab.state.building import Contribution, build, build_items, splice
-from netlab.state.cross_checking import cross_check
+from netlab.state.cross_checking import cross_check, in_vrf_tables
 from netlab.state.errors import ConfigError, Problem
 from netlab.state.model import DesiredState
 from netlab.state.reading import decode, parse, reparse
@@ -272,8 +272,8 @@ def _evaluate(sources: list[_Source], hostname: str | None) -> tuple[DesiredStat
         else:
             complete = complete and contribution.complete
             contributions.append(contribution)
-    applying = [c for c in contributions if c.applies]
-    problems += cross_check(applying, complete)
+    applying, unplaced = in_vrf_tables([c for c in contributions if c.applies], complete)
+    problems += unplaced + cross_check(applying, complete)
     return _merge(applying, sources), problems
 
 

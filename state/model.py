@@ -114,6 +114,9 @@ class Route:
     origin: Origin = field(compare=False)
     via: str | None = None
     dev: str | None = None
+    # the VRF the file named instead of a table: `table` is that VRF's, once the
+    # files are merged (cross_checking.in_vrf_tables), and 0 until then
+    vrf: str | None = field(default=None, compare=False)
 
     @property
     def key(self) -> tuple[str | None, int, str, int]:

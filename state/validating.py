@@ -384,6 +384,8 @@ def _message(path: DocPath, error: ValidationError, owner_type: object = None) -
         return "the string is empty: write a value, or remove the key"
     if kind == "not" and isinstance(value, dict) and value.get("required") == ["remote", "group"]:
         return "a vxlan has either `remote` (one other end) or `group` (multicast): remove one"
+    if kind == "not" and isinstance(value, dict) and value.get("required") == ["table", "vrf"]:
+        return "a route goes in one table: write `table` or `vrf` (the VRF's table), not both"
     if kind == "not" and path and path[-1] == "table":
         return f"table {instance} is one of the kernel's own (default, main, local): choose another for the VRF"
     if kind == "pattern" and path and path[-1] == "table":

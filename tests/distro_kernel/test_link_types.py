@@ -212,25 +212,33 @@ interfaces:
     sandbox.run("ping", "-c", "2", "-W", "5", "10.7.0.2")
 
 
-def test_a_vrf_table_routes_its_ports(sandbox: Sandbox) -> None:
-    sandbox.write_config(
-        "lab.yaml",
-        """version: 1
-namespaces: [{name: red}]
+def _vrf_lab(table: int) -> str:
+    return f"""version: 1
+namespaces: [{{name: red}}]
 interfaces:
-  - {name: vrf0, type: vrf, table: 10}
-  - {name: r1, type: veth, master: vrf0, addresses: [10.8.0.1/24], peer: {name: r1b, netns: red, addresses: [10.8.0.2/24]}}
-  - {name: lo, type: device, netns: red, addresses: [10.66.0.1/32]}
+  - {{name: vrf0, type: vrf, table: {table}}}
+  - {{name: r1, type: veth, master: vrf0, addresses: [10.8.0.1/24], peer: {{name: r1b, netns: red, addresses: [10.8.0.2/24]}}}}
+  - {{name: lo, type: device, netns: red, addresses: [10.66.0.1/32]}}
 routes:
-  - {to: 10.66.0.0/24, via: 10.8.0.2, table: 10}
-  - {netns: red, to: default, via: 10.8.0.1}
-""",
-    )
+  - {{to: 10.66.0.0/24, via: 10.8.0.2, vrf: vrf0}}
+  - {{netns: red, to: default, via: 10.8.0.1}}
+"""
+
+
+def _routes(sandbox: Sandbox, *where: str) -> set[str]:
+    return {route["dst"] for route in json.loads(sandbox.run("ip", "-j", "route", "show", *where).stdout or "[]")}
+
+
+def test_a_vrf_table_routes_its_ports_and_a_route_naming_the_vrf_follows_its_table(sandbox: Sandbox) -> None:
+    sandbox.write_config("lab.yaml", _vrf_lab(10))
     sandbox.netlab("apply")
-    routes = {route["dst"] for route in json.loads(sandbox.run("ip", "-j", "route", "show", "vrf", "vrf0").stdout)}
-    assert {"10.8.0.0/24", "10.66.0.0/24"} <= routes, routes
-    main = json.loads(sandbox.run("ip", "-j", "route", "show", "table", "main").stdout)
-    assert not [route for route in main if route["dst"].startswith(("10.8.", "10.66."))], main
+    assert {"10.8.0.0/24", "10.66.0.0/24"} <= _routes(sandbox, "table", "10")
+    assert not {dst for dst in _routes(sandbox, "table", "main") if dst.startswith(("10.8.", "10.66."))}
     # the host reaches 10.66.0.1 only through the vrf's table
     sandbox.run("ping", "-c", "1", "-W", "5", "-I", "vrf0", "10.66.0.1")
     assert sandbox.run("ping", "-c", "1", "-W", "2", "10.66.0.1", check=False).returncode != 0
+    # a new table is a new vrf; the route that names it moves with it
+    sandbox.write_config("lab.yaml", _vrf_lab(20))
+    sandbox.netlab("apply")
+    assert "10.66.0.0/24" in _routes(sandbox, "table", "20") and "10.66.0.0/24" not in _routes(sandbox, "table", "10")
+    sandbox.run("ping", "-c", "1", "-W", "5", "-I", "vrf0", "10.66.0.1")

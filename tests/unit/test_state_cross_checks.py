@@ -328,3 +328,57 @@ def test_unparseable_file_suppresses_reference_checks(problems: Problems) -> Non
         {"a.yaml": "version: 1\nnamespaces: [\n", "b.yaml": V1 + "interfaces: [{name: d, type: bridge, netns: red}]\n"}
     )
     assert len(found) == 1 and found[0].startswith("a.yaml:3:1: syntax error")
+
+
+VRF = V1 + "interfaces:\n  - {name: vrf0, type: vrf, table: 10}\n  - {name: br0, type: bridge}\n"
+
+
+def test_a_route_naming_a_vrf_goes_in_its_table_even_from_another_file(load: Callable[..., object]) -> None:
+    state = load(
+        {
+            "a.yaml": VRF,
+            "b.yaml": V1 + "routes:\n  - {to: 10.66.0.0/24, dev: br0, vrf: vrf0}\n  - {to: 10.67.0.0/24, dev: br0}\n",
+        }
+    )
+    assert {(route.to, route.table, route.vrf) for route in state.routes} == {  # type: ignore[attr-defined]
+        ("10.66.0.0/24", 10, "vrf0"),
+        ("10.67.0.0/24", 254, None),
+    }
+
+
+def test_a_vrf_route_and_a_table_route_to_the_same_place_are_one_route_declared_twice(problems: Problems) -> None:
+    assert problems(
+        {
+            "a.yaml": VRF
+            + "routes:\n  - {to: 10.66.0.0/24, dev: br0, vrf: vrf0}\n  - {to: 10.66.0.0/24, dev: br0, table: 10}\n"
+        }
+    ) == [
+        "a.yaml:7:5: routes[1]: the route to 10.66.0.0/24 (table 10, metric 0) in namespace host is already declared "
+        "at {dir}/a.yaml:6" + ONCE
+    ]
+
+
+@pytest.mark.parametrize(
+    ("route", "expected"),
+    [
+        pytest.param(
+            "{to: 10.66.0.0/24, dev: br0, vrf: vrf1}",
+            "a.yaml:6:39: routes[0].vrf: vrf 'vrf1' is not declared in namespace host (did you mean 'vrf0'?): "
+            "declare {name: vrf1, type: vrf, table: N} there, or write `table: N`",
+            id="undeclared",
+        ),
+        pytest.param(
+            "{to: 10.66.0.0/24, dev: br0, vrf: br0}",
+            "a.yaml:6:39: routes[0].vrf: 'br0' is a bridge link, not a vrf: name a vrf of namespace host, or write "
+            "`table: N`",
+            id="not a vrf",
+        ),
+        pytest.param(
+            "{to: 10.66.0.0/24, dev: br0, vrf: vrf0, table: 10}",
+            "a.yaml:6:5: routes[0]: a route goes in one table: write `table` or `vrf` (the VRF's table), not both",
+            id="both",
+        ),
+    ],
+)
+def test_a_route_naming_no_vrf_is_refused(problems: Problems, route: str, expected: str) -> None:
+    assert problems({"a.yaml": VRF + f"routes:\n  - {route}\n"}) == [expected]
