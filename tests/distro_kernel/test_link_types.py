@@ -8,64 +8,13 @@ carries traffic over its active port, a vrf's table routes. Judged by
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
+from tests.link_lifecycle import Case, link_of, live
 from tests.sandbox import Sandbox
 
 pytestmark = [pytest.mark.kernel, pytest.mark.distro_kernel]
-
-
-def _link(sandbox: Sandbox, name: str, netns: str | None = None) -> dict[str, Any]:
-    where = ["-n", netns] if netns else []
-    (link,) = json.loads(sandbox.run("ip", *where, "-d", "-j", "link", "show", name).stdout)
-    return link
-
-
-def _seen(link: dict[str, Any], keys: dict[str, Any]) -> dict[str, Any]:
-    """What the kernel reports for these keys: the kind, the MTU, the parent
-    (`link`), or an attribute of the type (`ip -d`'s info_data)."""
-    info = link.get("linkinfo", {})
-    top = {"kind": info.get("info_kind"), "mtu": link["mtu"], "link": link.get("link")}
-    data = info.get("info_data", {})
-    return {key: top[key] if key in top else data.get(key) for key in keys}
-
-
-@dataclass(frozen=True)
-class Case:
-    """One link type's life: `link` is the link as first written (named `name`,
-    with an address), `in_place` and `replaced` replace a piece of its line, and
-    each `*_seen` is what `ip -d -j` must then report. `base` are the links it
-    sits on or that sit on it, kept throughout; `foreign` is `ip link add`'s
-    arguments for a link of the type that no file names."""
-
-    type: str
-    name: str
-    base: str
-    link: str
-    made_seen: dict[str, Any]
-    in_place: tuple[str, str]
-    in_place_seen: dict[str, Any]
-    replaced: tuple[str, str]  # made on top of `in_place`
-    replaced_seen: dict[str, Any]
-    foreign: tuple[str, ...]
-
-    def lab(self, link: str) -> str:
-        links = self.base + link
-        return f"version: 1\ninterfaces:\n{links}" if links else "version: 1\ninterfaces: []\n"
-
-    def without(self) -> str:
-        """The file once the link is gone: its ports are nobody's."""
-        return self.lab("").replace(f"master: {self.name}, ", "")
-
-    def line(self, *edits: tuple[str, str]) -> str:
-        text = f"  - {{name: {self.name}, {self.link}, addresses: [10.99.0.1/24]}}\n"
-        for old, new in edits:
-            assert old in text, f"{old!r} is not in {text!r}"
-            text = text.replace(old, new)
-        return text
 
 
 _DUMMIES = "  - {name: d0, type: dummy}\n  - {name: d9, type: dummy}\n"
@@ -145,43 +94,9 @@ CASES = [
 ]
 
 
-def _ports_of(sandbox: Sandbox, case: Case) -> set[str]:
-    """The links the file makes ports of the case's link, by what the kernel says."""
-    links = json.loads(sandbox.run("ip", "-j", "link", "show").stdout)
-    return {link["ifname"] for link in links if link.get("master") == case.name}
-
-
 @pytest.mark.parametrize("case", CASES, ids=[case.type for case in CASES])
 def test_a_link_type_is_created_changed_replaced_removed_and_a_foreign_one_kept(sandbox: Sandbox, case: Case) -> None:
-    sandbox.write_config("lab.yaml", case.lab(case.line()))
-    sandbox.netlab("apply")
-    made = _link(sandbox, case.name)
-    assert _seen(made, case.made_seen) == case.made_seen
-    ports = _ports_of(sandbox, case)
-    sandbox.run("ip", "link", "add", *case.foreign)
-    foreign = _link(sandbox, "f0")
-
-    sandbox.write_config("lab.yaml", case.lab(case.line(case.in_place)))
-    sandbox.netlab("apply")
-    changed = _link(sandbox, case.name)
-    assert _seen(changed, case.in_place_seen) == case.in_place_seen
-    assert changed["ifindex"] == made["ifindex"], "changed in place, not made anew"
-
-    sandbox.write_config("lab.yaml", case.lab(case.line(case.in_place, case.replaced)))
-    sandbox.netlab("apply")
-    renewed = _link(sandbox, case.name)
-    assert _seen(renewed, case.replaced_seen) == case.replaced_seen
-    assert renewed["ifindex"] != made["ifindex"], "a replace-only change made no new link"
-    # what hung on the old link hangs on the new one: its address, its ports
-    assert "10.99.0.1/24" in sandbox.run("ip", "-br", "addr", "show", case.name).stdout
-    assert _ports_of(sandbox, case) == ports
-    assert sandbox.netlab("plan", "--detailed-exitcode", check=False).returncode == 0
-
-    sandbox.write_config("lab.yaml", case.without())
-    sandbox.netlab("apply")
-    assert sandbox.run("ip", "link", "show", case.name, check=False).returncode != 0
-    assert all(_link(sandbox, port).get("master") is None for port in ports)
-    assert _link(sandbox, "f0")["ifindex"] == foreign["ifindex"], "a link no file names was touched"
+    live(sandbox, case)
 
 
 def test_a_bond_carries_traffic_over_its_active_port_and_fails_over(sandbox: Sandbox) -> None:
@@ -198,7 +113,7 @@ interfaces:
 """,
     )
     sandbox.netlab("apply")
-    active = _link(sandbox, "bond0")["linkinfo"]["info_data"]["active_slave"]
+    active = link_of(sandbox, "bond0")["linkinfo"]["info_data"]["active_slave"]
     assert active in ("p1", "p2")
     sandbox.run("ping", "-c", "2", "-W", "5", "10.7.0.2")
     # the far end of the active port goes down: the bond moves to the other port, traffic goes on
