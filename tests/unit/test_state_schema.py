@@ -79,6 +79,8 @@ def test_formats_reject_through_the_checker() -> None:
     assert checker.conforms(5, "port-range")  # non-strings are `type`'s business
 
 
+# the link types as the schema lists them (a message quotes them all)
+LINK_TYPE_NAMES = ", ".join(load_schema()["$defs"]["interface"]["properties"]["type"]["enum"])
 V1 = "version: 1\n"
 
 CASES = [
@@ -116,8 +118,7 @@ CASES = [
     ),
     pytest.param(
         V1 + "interfaces:\n  - {name: br0, type: bridg}\n",
-        "a.yaml:3:23: interfaces[0].type: 'bridg' is not one of: veth, bridge, dummy, bond, vrf, vlan, "
-        "macvlan, macvtap, ipvlan, vxlan, device (did you mean 'bridge'?)",
+        f"a.yaml:3:23: interfaces[0].type: 'bridg' is not one of: {LINK_TYPE_NAMES} (did you mean 'bridge'?)",
         id="type-enum",
     ),
     pytest.param(
