@@ -38,7 +38,7 @@ from pyroute2.netlink.rtnl.rtmsg import rtmsg
 from netlab.controller.backends import namespaces
 from netlab.controller.backends.rtnl import RtnlSocket, decode_as, narrowed
 from netlab.state.errors import KernelRefused
-from netlab.state.link_types import OBSERVED_DATA, PARENT_DATA, kernel_module
+from netlab.state.link_types import LINK_TYPES, OBSERVED_DATA, PARENT_DATA, kernel_module
 
 # Routes netlab installs carry this protocol number (`ip route` shows `proto 213`):
 # the kernel keeps it, so netlab recognises its routes even without its ledger.
@@ -80,6 +80,23 @@ LinkMessage = narrowed(
     },
 )
 decode_as(LinkMessage, RTM_NEWLINK, RTM_DELLINK)
+
+
+def _lend_data_classes() -> None:
+    """pyroute2 encodes and decodes IFLA_INFO_DATA by kind, and knows no class for
+    some kinds of the table (ipvtap): each such kind gets the class of a kind
+    whose attributes include all of its own (ipvlan's: IFLA_IPVLAN_MODE)."""
+    known = ifinfmsg.ifinfo.data_map
+    for link_type in LINK_TYPES.values():
+        wanted = {attribute.kernel for attribute in link_type.attributes}
+        if not link_type.kind or link_type.kind in known or not wanted:
+            continue
+        donor = next((cls for cls in known.values() if wanted <= {entry[0] for entry in cls.nla_map}), None)
+        if donor is not None:
+            known[link_type.kind] = donor
+
+
+_lend_data_classes()
 
 
 @dataclass(frozen=True, slots=True)
