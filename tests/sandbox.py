@@ -344,9 +344,10 @@ class Sandbox:
         self.path(f"/etc/netlab.d/{name}").unlink()
 
     def copy_example(self, example: str) -> None:
-        for source in sorted((EXAMPLES / example).iterdir()):
-            if source.suffix in (".yaml", ".yml", ".json"):
-                self.write_config(source.name, source.read_text())
+        """The config files of examples/EXAMPLE (a path below it for a variant:
+        `cluster/routed`) into the sandbox's /etc/netlab.d."""
+        for source in config_files(EXAMPLES / example):
+            self.write_config(source.name, source.read_text())
 
     def read(self, inside: str) -> str:
         return self.path(inside).read_text()
@@ -521,6 +522,11 @@ class _Monitor:
             self.process.terminate()
         self.process.wait(timeout=5)
         self._reader.join(timeout=5)
+
+
+def config_files(directory: Path) -> list[Path]:
+    """The config files directly in a directory (as netlab reads it), sorted."""
+    return sorted(path for path in directory.iterdir() if path.suffix in (".yaml", ".yml", ".json"))
 
 
 def can_sandbox(layout: Layout = TESTS) -> str | None:

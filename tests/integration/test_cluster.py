@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.sandbox import EXAMPLES, TESTS, Sandbox, can_sandbox, host_footprint
+from tests.integration.test_labs import ONE_HOST
+from tests.sandbox import EXAMPLES, TESTS, Sandbox, can_sandbox, config_files, host_footprint
 
 pytestmark = pytest.mark.kernel
 
@@ -64,7 +65,7 @@ def _underlay(switch: Sandbox, nodes: dict[int, Sandbox]) -> None:
 def _repository(where: Path, variant: str) -> Path:
     """A git repository holding the variant's files, as an operator keeps them."""
     where.mkdir()
-    for source in sorted((EXAMPLES / "cluster" / variant).glob("*.yaml")):
+    for source in config_files(EXAMPLES / "cluster" / variant):
         shutil.copy(source, where / source.name)
     subprocess.run(["git", "init", "-q", str(where)], check=True)
     subprocess.run(["git", "-C", str(where), "add", "."], check=True)
@@ -217,6 +218,9 @@ def test_removing_node3s_file_removes_only_node3s_pods_and_destroy_undoes_the_re
         assert "NETLAB" not in node.run("iptables-legacy-save", "-t", "nat").stdout
 
 
-def test_every_variant_of_the_example_is_tested_here() -> None:
+def test_every_variant_of_the_example_is_tested_here_and_every_other_example_by_test_labs() -> None:
     variants = sorted(path.name for path in (EXAMPLES / "cluster").iterdir() if path.is_dir())
     assert variants == sorted(VARIANTS)
+    assert all(config_files(EXAMPLES / "cluster" / variant) for variant in VARIANTS)
+    examples = sorted(path.name for path in EXAMPLES.iterdir() if path.is_dir())
+    assert sorted([*ONE_HOST, "cluster"]) == examples
