@@ -143,9 +143,10 @@ def test_pods_reach_the_pods_of_every_node_and_the_outside_through_their_own(clu
     expected = {"routed": "10.0.0.11", "vxlan": "10.244.1.2"}[cluster.variant]
     assert _counts(node3, "pod-3a", list(seen)) == {**seen, expected: seen[expected] + 1}
     for n, node in cluster.nodes.items():
-        for m in NODES:
-            for which in "ab":
-                node.ping(pod(n)[0], pod(m, which)[1], check=True)
+        for source in "ab":
+            for m in NODES:
+                for target in "ab":
+                    node.ping(pod(n, source)[0], pod(m, target)[1], check=True)
     # the switch has no route back to the pods: a pod's ping comes back only
     # because its node put its own address on it
     assert "10.244." not in cluster.switch.run("ip", "route").stdout
