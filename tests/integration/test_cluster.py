@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_labs import ONE_HOST
-from tests.sandbox import EXAMPLES, TESTS, Sandbox, can_sandbox, config_files, host_footprint
+from tests.sandbox import EXAMPLES, NETLAB, TESTS, Sandbox, can_sandbox, config_files, host_footprint
 
 pytestmark = pytest.mark.kernel
 
@@ -217,6 +217,16 @@ def test_removing_node3s_file_removes_only_node3s_pods_and_destroy_undoes_the_re
         node.netlab("destroy", "--yes")
         assert node.dump() == pristine[n], f"node{n}"
         assert "NETLAB" not in node.run("iptables-legacy-save", "-t", "nat").stdout
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_files_are_valid_as_each_node_and_any_other_host_loads_them(variant: str) -> None:
+    # files only, no kernel: what `netlab validate --hostname` is for, run anywhere
+    hosts = [f"node{n}" for n in NODES] + ["node1.cluster.example.org", "builder"]
+    argv = [NETLAB, "validate", *(f"--hostname={host}" for host in hosts), str(EXAMPLES / "cluster" / variant)]
+    result = subprocess.run(argv, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"valid: {EXAMPLES / 'cluster' / variant} (for hosts {', '.join(hosts)})"
 
 
 def test_every_variant_of_the_example_is_tested_here_and_every_other_example_by_test_labs() -> None:
