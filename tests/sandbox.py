@@ -529,6 +529,12 @@ def config_files(directory: Path) -> list[Path]:
     return sorted(path for path in directory.iterdir() if path.suffix in (".yaml", ".yml", ".json"))
 
 
+def one_host_examples() -> list[str]:
+    """The examples that are one host's lab: their files directly in examples/NAME
+    (examples/cluster holds three hosts' files, a directory per variant)."""
+    return sorted(path.name for path in EXAMPLES.iterdir() if path.is_dir() and config_files(path))
+
+
 def can_sandbox(layout: Layout = TESTS) -> str | None:
     """Why a sandbox of this layout cannot be made here, or None. It tries what
     the sandbox does: its private namespaces, with a tmpfs mounted and lo up."""

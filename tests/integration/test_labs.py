@@ -8,15 +8,13 @@ import re
 
 import pytest
 
-from tests.sandbox import EXAMPLES, Sandbox, config_files
+from tests.sandbox import Sandbox, one_host_examples
 
 pytestmark = pytest.mark.kernel
-# the labs of one host: their files directly in examples/NAME (examples/cluster,
-# three hosts' files in a directory per variant, is test_cluster.py's)
-ONE_HOST = sorted(path.name for path in EXAMPLES.iterdir() if path.is_dir() and config_files(path))
 
 
-@pytest.mark.parametrize("example", ONE_HOST)
+# examples/cluster, three hosts' files, is test_cluster.py's
+@pytest.mark.parametrize("example", one_host_examples())
 def test_every_example_validates_applies_converges_and_is_destroyed_without_a_trace(
     sandbox: Sandbox, example: str
 ) -> None:
