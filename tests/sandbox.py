@@ -344,8 +344,7 @@ class Sandbox:
         self.path(f"/etc/netlab.d/{name}").unlink()
 
     def copy_example(self, example: str) -> None:
-        """The config files of examples/EXAMPLE (a path below it for a variant:
-        `cluster/routed`) into the sandbox's /etc/netlab.d."""
+        """The config files of examples/EXAMPLE into the sandbox's /etc/netlab.d."""
         for source in config_files(EXAMPLES / example):
             self.write_config(source.name, source.read_text())
 
