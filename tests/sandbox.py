@@ -17,6 +17,10 @@ One class for the tests and the benchmark, in two layouts (`Layout`):
   and /var/lib/netlab; /sys mounted again for its network namespace; an
   environment of its own that points nothing back at the host.
 
+A sandbox may also have a UTS namespace and a host name of its own
+(`Sandbox(hostname=...)`), and sandboxes can be joined by veth pairs
+(`Sandbox.cable`), so that a few of them are hosts on one network.
+
 `can_sandbox(layout)` says why a layout cannot be made here; `host_footprint()`
 is what a leaking sandbox would change on the machine. Stdlib only: the
 benchmark imports this module with whatever interpreter runs it.
@@ -65,13 +69,17 @@ class Layout:
     sysfs: bool = False  # /sys mounted again, for its own network namespace
     tools: tuple[str, ...] = ("unshare", "nsenter", "ip")  # what must be installed
 
-    def unshare(self) -> list[str]:
+    def unshare(self, uts: bool = False) -> list[str]:
+        """`uts`: a UTS namespace of its own too (a host name of its own)."""
         pid = ["--pid", "--fork", "--mount-proc"] if self.pid else []
-        return ["unshare", "--net", "--mount", *pid, "--propagation", "private"]
+        return ["unshare", "--net", "--mount", *(["--uts"] if uts else []), *pid, "--propagation", "private"]
 
-    def setup(self) -> str:
-        """The holder's script: the mounts, then `ready`, then sleep until killed."""
+    def setup(self, hostname: str | None = None) -> str:
+        """The holder's script: the mounts (and the host name, in a UTS namespace
+        of its own), then `ready`, then sleep until killed."""
         lines = ["set -e", *(f"mount -t tmpfs -o mode=755 tmpfs {shlex.quote(path)}" for path in self.tmpfs)]
+        if hostname is not None:
+            lines.append(f"hostname {shlex.quote(hostname)}")
         if self.made:
             lines.append("mkdir -p " + " ".join(map(shlex.quote, self.made)))
         if self.sysfs:
@@ -181,8 +189,12 @@ def _child_pidfd(process: subprocess.Popen[str]) -> int | None:
 
 
 class Sandbox:
-    def __init__(self, layout: Layout = TESTS) -> None:
+    """`hostname`: a UTS namespace of its own too, with this host name (what
+    netlab matches `match.hostname` against); without it, the machine's."""
+
+    def __init__(self, layout: Layout = TESTS, hostname: str | None = None) -> None:
         self.layout = layout
+        self.hostname = hostname
         self._files = Path(tempfile.mkdtemp(prefix=f"netlab-{layout.name}-"))
         resolv, hosts = self._files / "resolv.conf", self._files / "hosts"
         resolv.write_text(layout.resolv_conf)
@@ -191,7 +203,16 @@ class Sandbox:
             # mount points must exist; empty directories on the host change nothing
             os.makedirs(path, exist_ok=True)
         self._holder = subprocess.Popen(
-            [*layout.unshare(), "--", "sh", "-c", layout.setup(), "sh", str(resolv), str(hosts)],
+            [
+                *layout.unshare(uts=hostname is not None),
+                "--",
+                "sh",
+                "-c",
+                layout.setup(hostname),
+                "sh",
+                str(resolv),
+                str(hosts),
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -224,7 +245,8 @@ class Sandbox:
 
     def argv(self, *argv: str) -> list[str]:
         pid = ["--pid"] if self.layout.pid else []
-        return ["nsenter", f"--target={self.pid}", "--net", "--mount", *pid, "--", *argv]
+        uts = ["--uts"] if self.hostname is not None else []
+        return ["nsenter", f"--target={self.pid}", "--net", "--mount", *uts, *pid, "--", *argv]
 
     def run(
         self,
@@ -294,6 +316,15 @@ class Sandbox:
             process.program = _child_pidfd(process)
         return process
 
+    def cable(self, other: Sandbox, name: str, peer: str) -> None:
+        """Joins another sandbox to this one by a veth pair, both ends down: `name`
+        here, `peer` there. It is made from inside this sandbox, its peer created
+        straight into the other's network namespace (named by its holder's PID),
+        so that no link ever exists on the host. Neither may have a PID namespace
+        of its own: the PID is the host's."""
+        assert not self.layout.pid and not other.layout.pid, "cable: the PID would name another process"
+        self.run("ip", "link", "add", name, "type", "veth", "peer", "name", peer, "netns", str(other.pid))
+
     # -- files inside -----------------------------------------------------------------
 
     def path(self, inside: str) -> Path:
@@ -313,9 +344,9 @@ class Sandbox:
         self.path(f"/etc/netlab.d/{name}").unlink()
 
     def copy_example(self, example: str) -> None:
-        for source in sorted((EXAMPLES / example).iterdir()):
-            if source.suffix in (".yaml", ".yml", ".json"):
-                self.write_config(source.name, source.read_text())
+        """The config files of examples/EXAMPLE into the sandbox's /etc/netlab.d."""
+        for source in config_files(EXAMPLES / example):
+            self.write_config(source.name, source.read_text())
 
     def read(self, inside: str) -> str:
         return self.path(inside).read_text()
@@ -490,6 +521,17 @@ class _Monitor:
             self.process.terminate()
         self.process.wait(timeout=5)
         self._reader.join(timeout=5)
+
+
+def config_files(directory: Path) -> list[Path]:
+    """The config files directly in a directory (as netlab reads it), sorted."""
+    return sorted(path for path in directory.iterdir() if path.suffix in (".yaml", ".yml", ".json"))
+
+
+def one_host_examples() -> list[str]:
+    """The examples that are one host's lab: their files directly in examples/NAME
+    (examples/cluster holds three hosts' files, a directory per variant)."""
+    return sorted(path.name for path in EXAMPLES.iterdir() if path.is_dir() and config_files(path))
 
 
 def can_sandbox(layout: Layout = TESTS) -> str | None:

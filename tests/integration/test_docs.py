@@ -9,6 +9,8 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
+from tests.sandbox import config_files
+
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
 
@@ -31,9 +33,19 @@ def test_the_two_commands_exist_and_ci_runs_the_second() -> None:
 def test_every_example_the_readme_names_exists() -> None:
     for name in set(re.findall(r"scripts/try ([a-z-]+)", README)):
         assert (ROOT / "examples" / name).is_dir(), f"README names examples/{name}"
+
+
+def test_every_example_holds_config_files_that_say_first_what_the_lab_is() -> None:
+    # an example is a directory of config files, or of variants that are (examples/cluster:
+    # each variant a whole repository, and no config file beside them)
     for example in (ROOT / "examples").iterdir():
-        files = [path for path in example.iterdir() if path.suffix in (".yaml", ".yml", ".json")]
-        assert files, f"examples/{example.name} holds no config file"
-        assert all(path.read_text().lstrip().startswith("#") for path in files), (
-            f"examples/{example.name}: say what the lab is in a comment first"
-        )
+        variants = sorted(path for path in example.iterdir() if path.is_dir())
+        assert not (variants and config_files(example)), f"examples/{example.name}: config files beside variants"
+        for lab in variants or [example]:
+            name = lab.relative_to(ROOT / "examples")
+            assert not any(path.is_dir() for path in lab.iterdir()), f"examples/{name}: a variant of a variant"
+            files = config_files(lab)
+            assert files, f"examples/{name} holds no config file"
+            assert all(path.read_text().lstrip().startswith("#") for path in files), (
+                f"examples/{name}: say what the lab is in a comment first"
+            )

@@ -8,12 +8,13 @@ import re
 
 import pytest
 
-from tests.sandbox import EXAMPLES, Sandbox
+from tests.sandbox import Sandbox, one_host_examples
 
 pytestmark = pytest.mark.kernel
 
 
-@pytest.mark.parametrize("example", sorted(path.name for path in EXAMPLES.iterdir() if path.is_dir()))
+# examples/cluster, three hosts' files, is test_cluster.py's
+@pytest.mark.parametrize("example", one_host_examples())
 def test_every_example_validates_applies_converges_and_is_destroyed_without_a_trace(
     sandbox: Sandbox, example: str
 ) -> None:

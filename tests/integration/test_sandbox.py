@@ -6,7 +6,9 @@ without netlab."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -193,3 +195,35 @@ def test_the_background_filter_keeps_writes_and_drops_the_kernels_own_events() -
     ]
     assert [line for line in writes if is_background(line)] == []
     assert [line for line in background if not is_background(line)] == []
+
+
+def test_a_sandbox_with_a_host_name_has_a_uts_namespace_of_its_own() -> None:
+    _skip_unless(TESTS)
+    before, host = host_footprint(), socket.gethostname()
+    with Sandbox(hostname="node7") as named, Sandbox() as plain:
+        assert os.readlink(f"/proc/{named.pid}/ns/uts") != os.readlink("/proc/self/ns/uts")
+        assert os.readlink(f"/proc/{plain.pid}/ns/uts") == os.readlink("/proc/self/ns/uts")
+        assert named.run("hostname").stdout.strip() == "node7"
+        # what netlab reads: socket.gethostname() inside
+        probe = "import socket; print(socket.gethostname())"
+        assert named.run(sys.executable, "-c", probe).stdout.strip() == "node7"
+        assert plain.run("hostname").stdout.strip() == host
+        assert socket.gethostname() == host
+    assert socket.gethostname() == host
+    assert host_footprint() == before
+
+
+def test_a_cable_joins_two_sandboxes_and_never_touches_the_host() -> None:
+    _skip_unless(TESTS)
+    before = host_footprint()
+    with Sandbox() as left, Sandbox() as right, left.witness() as seen_left, right.witness() as seen_right:
+        left.cable(right, "to-right", "to-left")
+        assert host_footprint() == before, "a cable end appeared on the host"
+        for box, name, address in ((left, "to-right", "10.9.0.1/24"), (right, "to-left", "10.9.0.2/24")):
+            box.run("ip", "addr", "add", address, "dev", name)
+            box.run("ip", "link", "set", name, "up")
+        left.ping(None, "10.9.0.2", check=True)
+        right.ping(None, "10.9.0.1", check=True)
+    assert any("to-right" in line for line in seen_left) and not any("to-left" in line for line in seen_left)
+    assert any("to-left" in line for line in seen_right) and not any("to-right" in line for line in seen_right)
+    assert host_footprint() == before
