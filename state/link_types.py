@@ -250,6 +250,13 @@ LINK_TYPES: dict[str, LinkType] = {
             attributes=(Attribute("mode", "IFLA_IPVLAN_MODE", IPVLAN_MODES, default="l2", replace=False),),
         ),
         LinkType(
+            "ipvtap",
+            "ipvtap",
+            2,
+            parent="parent",
+            attributes=(Attribute("mode", "IFLA_IPVLAN_MODE", IPVLAN_MODES, default="l2", replace=False),),
+        ),
+        LinkType(
             "vxlan",
             "vxlan",
             2,

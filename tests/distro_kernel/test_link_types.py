@@ -68,6 +68,18 @@ CASES = [
         ("link", "d9", "name", "f0", "type", "ipvlan", "mode", "l2"),
     ),
     Case(
+        "ipvtap",
+        "it0",
+        _DUMMIES,
+        "type: ipvtap, parent: d0, mode: l2",
+        {"kind": "ipvtap", "mode": "l2"},
+        ("mode: l2", "mode: l3"),
+        {"mode": "l3"},
+        ("parent: d0", "parent: d9"),
+        {"kind": "ipvtap", "mode": "l3", "link": "d9"},
+        ("link", "d9", "name", "f0", "type", "ipvtap", "mode", "l2"),
+    ),
+    Case(
         "bond",
         "bond0",
         "  - {name: p1, type: veth, master: bond0, peer: {name: p1b}}\n",
