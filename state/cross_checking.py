@@ -37,10 +37,12 @@ def in_vrf_tables(contributions: list[Contribution], complete: bool) -> tuple[li
     """The contributions with each route that names a `vrf` put in that VRF's
     table (a file may name a VRF another file declares), and the problems of
     those whose VRF is not declared in their namespace. Runs before `cross_check`,
-    which then sees every route at its real identity. The contributions given are
-    not changed (they are cached per file)."""
-    links = {link.obj.key: link.obj for c in contributions for link in c.links}
-    guessed = {key for c in contributions for key in c.guessed_links}
+    which then sees every route at its real identity; a route whose VRF is not
+    found is left out (its problem, or its VRF's, is reported already). The
+    contributions given are not changed (they are cached per file)."""
+    if not any(item.obj.vrf for c in contributions for item in c.routes):
+        return contributions, []
+    index = _Index.of(contributions)
     problems: list[Problem] = []
     resolved = []
     for c in contributions:
@@ -49,36 +51,45 @@ def in_vrf_tables(contributions: list[Contribution], complete: bool) -> tuple[li
             continue
         routes = []
         for item in c.routes:
-            table, problem = _vrf_table(item, links, guessed)
-            if problem is not None and complete:
-                problems.append(problem)
-            routes.append(item if table is None else replace(item, obj=replace(item.obj, table=table)))
+            if item.obj.vrf is None:
+                routes.append(item)
+                continue
+            table, problem = _vrf_table(item, index, complete)
+            problems += [problem] if problem is not None else []
+            if table is not None:
+                routes.append(replace(item, obj=replace(item.obj, table=table)))
         resolved.append(replace(c, routes=routes))
     return resolved, problems
 
 
-def _vrf_table(
-    item: Declared[Route], links: dict[tuple[str | None, str], Link], guessed: set[tuple[str | None, str]]
-) -> tuple[int | None, Problem | None]:
-    """The table of the VRF a route names (None: it names none, or none is declared)."""
+def _vrf_table(item: Declared[Route], index: _Index, complete: bool) -> tuple[int | None, Problem | None]:
+    """The table of the VRF a route names, or why there is none (None when that
+    is said elsewhere: a VRF or namespace that failed the schema or is not declared,
+    or a file that could not be read, which may declare it)."""
     route = item.obj
-    if route.vrf is None:
-        return None, None
-    link = links.get((route.netns, route.vrf))
+    assert route.vrf is not None
+    declared = index.links.get((route.netns, route.vrf))
+    link = declared.obj if declared is not None else None
     if link is not None and link.type == "vrf":
         return int(link.option("table")), None
-    if link is None and (route.netns, route.vrf) in guessed:
-        return None, None  # its link failed the schema, which says so
     where = _label(route.netns)
     if link is not None:
         said = f"{route.vrf!r} is {_a_type(link.type)} link, not a vrf: name a vrf of {where}, or write `table: N`"
+        return None, item.problem(said, "vrf")
+    unknown_netns = route.netns is not None and route.netns not in index.namespaces
+    if not complete or unknown_netns or (route.netns, route.vrf) in index.guessed_links:
+        return None, None
+    elsewhere = [ns for (ns, name), other in index.links.items() if name == route.vrf and other.obj.type == "vrf"]
+    if elsewhere:
+        fix = "leave the route's `netns` out" if elsewhere[0] is None else f"give the route `netns: {elsewhere[0]}`"
+        hint = f": a vrf {route.vrf!r} is declared in {_label(elsewhere[0])}: {fix}"
     else:
-        vrfs = [name for (netns, name), other in links.items() if netns == route.netns and other.type == "vrf"]
-        said = (
-            f"vrf {route.vrf!r} is not declared in {where}{_did_you_mean(route.vrf, vrfs)}: declare "
-            f"{{name: {route.vrf}, type: vrf, table: N}} there, or write `table: N`"
+        vrfs = [name for (ns, name), other in index.links.items() if ns == route.netns and other.obj.type == "vrf"]
+        hint = (
+            f"{_did_you_mean(route.vrf, vrfs)}: declare {{name: {route.vrf}, type: vrf, table: N}} there, "
+            "or write `table: N`"
         )
-    return None, item.problem(said, "vrf")
+    return None, item.problem(f"vrf {route.vrf!r} is not declared in {where}{hint}", "vrf")
 
 
 @dataclass

@@ -84,16 +84,25 @@ decode_as(LinkMessage, RTM_NEWLINK, RTM_DELLINK)
 
 def _lend_data_classes() -> None:
     """pyroute2 encodes and decodes IFLA_INFO_DATA by kind, and knows no class for
-    some kinds of the table (ipvtap): each such kind gets the class of a kind
-    whose attributes include all of its own (ipvlan's: IFLA_IPVLAN_MODE)."""
+    some kinds of the table (ipvtap): each such kind gets the class of the kinds
+    whose attributes include all of its own, with the same encodings (ipvlan's
+    IFLA_IPVLAN_MODE); none, or kinds that disagree, is a bug of the table."""
     known = ifinfmsg.ifinfo.data_map
     for link_type in LINK_TYPES.values():
         wanted = {attribute.kernel for attribute in link_type.attributes}
         if not link_type.kind or link_type.kind in known or not wanted:
             continue
-        donor = next((cls for cls in known.values() if wanted <= {entry[0] for entry in cls.nla_map}), None)
-        if donor is not None:
-            known[link_type.kind] = donor
+        encodings: dict[tuple[tuple[str, Any], ...], type] = {}
+        for cls in known.values():
+            names = {entry[0]: entry[1:] for entry in cls.nla_map}
+            if wanted <= names.keys():
+                encodings.setdefault(tuple(sorted((name, names[name]) for name in wanted)), cls)
+        if len(encodings) != 1:
+            raise RuntimeError(
+                f"pyroute2 has no IFLA_INFO_DATA class for {link_type.kind} and "
+                f"{'none' if not encodings else 'several disagreeing'} with all of {sorted(wanted)}"
+            )
+        (known[link_type.kind],) = encodings.values()
 
 
 _lend_data_classes()

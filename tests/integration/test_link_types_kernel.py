@@ -1,4 +1,4 @@
-"""The link types this machine's kernel has (vxlan, macvtap, bridge options),
+"""The link types this machine's kernel has (vxlan, macvlan, macvtap, bridge options),
 created, changed in place, replaced and removed by netlab, with a foreign link
 of the type left alone, judged by `ip -d -j` (tests/link_lifecycle.py; the
 types it lacks are tests/distro_kernel's)."""
@@ -31,6 +31,18 @@ CASES = [
         ("vni: 42", "vni: 43"),
         {"kind": "vxlan", "id": 43, "remote": "10.0.0.4", "port": 4789},
         ("f0", "type", "vxlan", "id", "5", "dstport", "4789"),
+    ),
+    Case(
+        "macvlan",
+        "mv0",
+        _UNDERLAY + "  - {name: u9, type: veth, peer: {name: u9b}}\n",
+        "type: macvlan, parent: under1, mode: bridge",
+        {"kind": "macvlan", "link": "under1", "mode": "bridge"},
+        ("mode: bridge", "mode: private"),
+        {"mode": "private"},
+        ("mode: private", "mode: passthru"),  # into passthru takes a new link
+        {"kind": "macvlan", "link": "under1", "mode": "passthru"},
+        ("link", "u9", "name", "f0", "type", "macvlan"),
     ),
     Case(
         "macvtap",

@@ -363,22 +363,39 @@ def test_a_vrf_route_and_a_table_route_to_the_same_place_are_one_route_declared_
     [
         pytest.param(
             "{to: 10.66.0.0/24, dev: br0, vrf: vrf1}",
-            "a.yaml:6:39: routes[0].vrf: vrf 'vrf1' is not declared in namespace host (did you mean 'vrf0'?): "
+            "a.yaml:7:39: routes[0].vrf: vrf 'vrf1' is not declared in namespace host (did you mean 'vrf0'?): "
             "declare {name: vrf1, type: vrf, table: N} there, or write `table: N`",
             id="undeclared",
         ),
         pytest.param(
             "{to: 10.66.0.0/24, dev: br0, vrf: br0}",
-            "a.yaml:6:39: routes[0].vrf: 'br0' is a bridge link, not a vrf: name a vrf of namespace host, or write "
+            "a.yaml:7:39: routes[0].vrf: 'br0' is a bridge link, not a vrf: name a vrf of namespace host, or write "
             "`table: N`",
             id="not a vrf",
         ),
         pytest.param(
+            "{to: 10.66.0.0/24, dev: br0, vrf: red}\n  - {to: 10.66.0.0/24, dev: br0, vrf: blue}",
+            "a.yaml:7:39: routes[0].vrf: vrf 'red' is not declared in namespace host: "
+            "declare {name: red, type: vrf, table: N} there, or write `table: N`\n"
+            "a.yaml:8:39: routes[1].vrf: vrf 'blue' is not declared in namespace host: "
+            "declare {name: blue, type: vrf, table: N} there, or write `table: N`",
+            id="two unknown, not one route twice",
+        ),
+        pytest.param(
+            "{netns: red, to: 10.66.0.0/24, dev: br0, vrf: vrf0}",
+            "a.yaml:7:51: routes[0].vrf: vrf 'vrf0' is not declared in namespace red: a vrf 'vrf0' is declared "
+            "in namespace host: leave the route's `netns` out",
+            id="in another namespace",
+        ),
+        pytest.param(
             "{to: 10.66.0.0/24, dev: br0, vrf: vrf0, table: 10}",
-            "a.yaml:6:5: routes[0]: a route goes in one table: write `table` or `vrf` (the VRF's table), not both",
+            "a.yaml:7:5: routes[0]: a route goes in one table: write `table` or `vrf` (the VRF's table), not both",
             id="both",
         ),
     ],
 )
 def test_a_route_naming_no_vrf_is_refused(problems: Problems, route: str, expected: str) -> None:
-    assert problems({"a.yaml": VRF + f"routes:\n  - {route}\n"}) == [expected]
+    files = {
+        "a.yaml": VRF.replace("version: 1\n", "version: 1\nnamespaces: [{name: red}]\n") + f"routes:\n  - {route}\n"
+    }
+    assert problems(files) == expected.split("\n")
