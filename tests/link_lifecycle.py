@@ -110,4 +110,8 @@ def live(sandbox: Sandbox, case: Case) -> None:
     assert sandbox.run("ip", "link", "show", case.name, check=False).returncode != 0
     assert all(link_of(sandbox, port).get("master") is None for port in ports)
     # all `ip -d -j` says of it (this reads no counters), through every pass
-    assert link_of(sandbox, "f0") == foreign, "a link no file names was touched"
+    now = link_of(sandbox, "f0")
+    touched = {
+        key: (foreign.get(key), now.get(key)) for key in foreign.keys() | now.keys() if foreign.get(key) != now.get(key)
+    }
+    assert not touched, f"a link no file names was touched: {touched}"

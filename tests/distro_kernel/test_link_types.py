@@ -17,7 +17,9 @@ from tests.sandbox import Sandbox
 pytestmark = [pytest.mark.kernel, pytest.mark.distro_kernel]
 
 
-_DUMMIES = "  - {name: d0, type: dummy}\n  - {name: d9, type: dummy}\n"
+# d8 holds the foreign ipvlan and ipvtap: the kernel keeps an ipvlan's mode per
+# lower device, so a sibling on the case's d9 would change mode with it
+_DUMMIES = "  - {name: d0, type: dummy}\n  - {name: d8, type: dummy}\n  - {name: d9, type: dummy}\n"
 CASES = [
     Case(
         "dummy",
@@ -53,7 +55,7 @@ CASES = [
         {"mode": "l3"},
         ("parent: d0", "parent: d9"),  # a new parent is a new link
         {"kind": "ipvlan", "mode": "l3", "link": "d9"},
-        ("link", "d9", "name", "f0", "type", "ipvlan", "mode", "l2"),
+        ("link", "d8", "name", "f0", "type", "ipvlan", "mode", "l2"),
     ),
     Case(
         "ipvtap",
@@ -65,7 +67,7 @@ CASES = [
         {"mode": "l3"},
         ("parent: d0", "parent: d9"),
         {"kind": "ipvtap", "mode": "l3", "link": "d9"},
-        ("link", "d9", "name", "f0", "type", "ipvtap", "mode", "l2"),
+        ("link", "d8", "name", "f0", "type", "ipvtap", "mode", "l2"),
     ),
     Case(
         "bond",
