@@ -27,6 +27,7 @@ def cross_check(contributions: list[Contribution], complete: bool) -> list[Probl
     index = _Index.of(contributions)
     problems = _conflicts(contributions)
     problems += _duplicate_addresses(index.addresses)
+    problems += _one_value_per_parent(index)
     if complete:
         problems += _references(contributions, index)
         problems += _gateways(index)
@@ -214,6 +215,31 @@ def _duplicate_addresses(addresses: list[Declared[Address]]) -> list[Problem]:
                 "an address can be assigned only once per namespace",
             )
         )
+    return problems
+
+
+def _one_value_per_parent(index: _Index) -> list[Problem]:
+    """Links on one parent that declare different values of an attribute the
+    kernel keeps per parent (an ipvlan's mode): the last one set would win."""
+    first: dict[tuple[str, str | None], tuple[Declared[Link], Any]] = {}
+    problems = []
+    for item in index.links.values():
+        link = item.obj
+        for attribute in LINK_TYPES[link.type].attributes if link.parent is not None else ():
+            if not attribute.per_parent:
+                continue
+            value = attribute.declared(link)
+            other, its = first.setdefault((attribute.kernel, link.parent), (item, value))
+            if its != value:
+                problems.append(
+                    item.problem(
+                        f"{link.type} {link.name!r} has {attribute.key} {value}, but {other.obj.type} "
+                        f"{other.obj.name!r} on the same parent {link.parent} has "
+                        f"{its}{'' if attribute.is_declared(other.obj) else ' (the default)'} ({other.place}): "
+                        f"the kernel keeps one {attribute.key} for all of them: give them the same {attribute.key}",
+                        attribute.key,
+                    )
+                )
     return problems
 
 

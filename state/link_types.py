@@ -60,6 +60,9 @@ class Attribute:
     hint: str = ""  # what to write when it is required and missing
     # what is wrong with a value the schema lets through, or None
     refuses: Callable[[Any], str | None] | None = None
+    # the kernel keeps one value for every link of the parent that has this
+    # attribute (an ipvlan's mode is its lower device's): they must agree
+    per_parent: bool = False
 
     def declared(self, link: Declaring) -> Any:
         """The value the file asks for, as the file writes it (the default if undeclared)."""
@@ -178,6 +181,11 @@ def _mac_mode(kernel: str) -> Attribute:
     return Attribute("mode", kernel, MACVLAN_MODES, default="bridge", replace=False, replace_values=("passthru",))
 
 
+def _ipvlan_mode() -> Attribute:
+    """An ipvlan's or ipvtap's mode: the kernel keeps it per lower device."""
+    return Attribute("mode", "IFLA_IPVLAN_MODE", IPVLAN_MODES, default="l2", replace=False, per_parent=True)
+
+
 def _vxlan_address(key: str, keeps: Callable[[Any], bool] | None = None) -> Attribute:
     """A vxlan address: changed in place, but set or taken away with a new link."""
     return Attribute(
@@ -247,14 +255,14 @@ LINK_TYPES: dict[str, LinkType] = {
             "ipvlan",
             2,
             parent="parent",
-            attributes=(Attribute("mode", "IFLA_IPVLAN_MODE", IPVLAN_MODES, default="l2", replace=False),),
+            attributes=(_ipvlan_mode(),),
         ),
         LinkType(
             "ipvtap",
             "ipvtap",
             2,
             parent="parent",
-            attributes=(Attribute("mode", "IFLA_IPVLAN_MODE", IPVLAN_MODES, default="l2", replace=False),),
+            attributes=(_ipvlan_mode(),),
         ),
         LinkType(
             "vxlan",

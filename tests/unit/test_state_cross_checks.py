@@ -399,3 +399,16 @@ def test_a_route_naming_no_vrf_is_refused(problems: Problems, route: str, expect
         "a.yaml": VRF.replace("version: 1\n", "version: 1\nnamespaces: [{name: red}]\n") + f"routes:\n  - {route}\n"
     }
     assert problems(files) == expected.split("\n")
+
+
+def test_links_on_one_parent_agree_on_what_the_kernel_keeps_per_parent(problems: Problems) -> None:
+    files = {
+        "a.yaml": RED + "interfaces:\n  - {name: iv0, type: ipvlan, parent: eth0}\n"
+        "  - {name: iv1, type: ipvlan, parent: eth1, mode: l3}\n",
+        "b.yaml": V1 + "interfaces:\n  - {name: it0, type: ipvtap, parent: eth0, mode: l3, netns: red}\n"
+        "  - {name: iv2, type: ipvlan, parent: eth1, mode: l3}\n",
+    }
+    assert problems(files) == [
+        "b.yaml:3:51: interfaces[0].mode: ipvtap 'it0' has mode l3, but ipvlan 'iv0' on the same parent eth0 has "
+        "l2 (the default) ({dir}/a.yaml:4): the kernel keeps one mode for all of them: give them the same mode"
+    ]
