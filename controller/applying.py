@@ -394,4 +394,4 @@ def verify(work: Pass) -> None:
 def _without(plan: Plan, hold: Held) -> Plan:
     if not hold:
         return plan
-    return Plan(tuple(change for change in plan.changes if (change.kind, change.key) not in hold))
+    return Plan(tuple(change for change in plan.changes if (change.kind, change.key) not in hold), plan.notes)

@@ -65,6 +65,22 @@ class Step:
 
 
 @dataclass(frozen=True, slots=True)
+class Note:
+    """Something a plan says beside its changes: which NAT backend is in use and
+    why (topic "nat-backend"), or what on the host may defeat what netlab
+    does (topic "warning")."""
+
+    topic: str
+    text: str
+
+    def __str__(self) -> str:
+        return f"{'Warning' if self.topic == 'warning' else 'Note'}: {self.text}"
+
+    def to_json(self) -> dict[str, str]:
+        return {"topic": self.topic, "text": self.text}
+
+
+@dataclass(frozen=True, slots=True)
 class Change:
     kind: str
     action: Action

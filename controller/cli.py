@@ -18,6 +18,8 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from netlab.controller.backends.nat_backends import REQUESTS
+
 if TYPE_CHECKING:
     from netlab.controller.daemon import Settings
     from netlab.state.ledger import Ledger
@@ -70,6 +72,13 @@ def _common_options() -> argparse.ArgumentParser:
         default=None,
         help="events as readable lines or JSON lines (default: console on a terminal, "
         "JSON otherwise for the daemon; console for the other commands)",
+    )
+    common.add_argument(
+        "--nat-backend",
+        choices=REQUESTS,
+        default=os.environ.get("NETLAB_NAT_BACKEND", "auto"),
+        help="where NAT rules go: nftables (netlab's own tables), iptables (the legacy tables) or auto, "
+        "chosen by what the host runs (env NETLAB_NAT_BACKEND; default %(default)s)",
     )
     common.add_argument(
         "--allow-untrusted-config",
@@ -257,7 +266,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     desired = _load(args)
     ledger = _ledger(args)
-    with Kernel() as kernel:
+    with Kernel(nat_backend=args.nat_backend) as kernel:
         plan = make_plan(desired, kernel, ledger)
     print(reporting.plan_json(plan) if args.json else reporting.plan_text(plan), end="")
     return EXIT_CHANGES if (plan and args.detailed_exitcode) else EXIT_OK
@@ -273,7 +282,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     log = logs.get_logger(command="apply")
     with locked(args.state_dir):
         ledger = _ledger(args)
-        with Kernel() as kernel:
+        with Kernel(nat_backend=args.nat_backend) as kernel:
             result = reconcile(desired, kernel, ledger, log)
     print(reporting.plan_text(result.plan), end="")
     if result.plan:
@@ -292,7 +301,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     except ConfigError:
         # show what is live even while the files are broken; ownership still comes from the ledger
         desired = DesiredState()
-    with Kernel() as kernel:
+    with Kernel(nat_backend=args.nat_backend) as kernel:
         document = reporting.live_state(desired, kernel, _ledger(args))
     print(reporting.live_state_json(document) if args.json else reporting.live_state_yaml(document), end="")
     return EXIT_OK
@@ -316,7 +325,7 @@ def cmd_destroy(args: argparse.Namespace) -> int:
     log = logs.get_logger(command="destroy")
     with locked(args.state_dir):
         ledger = _ledger(args)
-        with Kernel() as kernel:
+        with Kernel(nat_backend=args.nat_backend) as kernel:
             plan = make_plan(nothing, kernel, ledger)
             if not plan:
                 print("Nothing to remove: netlab owns nothing here.")

@@ -26,6 +26,7 @@ from netlab.controller import notifying
 from netlab.controller.applying import reconcile
 from netlab.controller.backends.kernel import Kernel
 from netlab.controller.backends.namespaces import NETNS_RUN_DIR
+from netlab.controller.backends.nat_backends import Requested
 from netlab.controller.generations import Generations
 from netlab.controller.health import Health, ReloadJson, StatusFile, StatusJson, now_utc, status_json, status_line
 from netlab.controller.passes import DaemonKernel, Passes, Reason, Reconcile
@@ -46,6 +47,7 @@ class Settings:
     resync_interval: float = 60.0
     allow_empty: bool = False
     allow_untrusted: bool = False
+    nat_backend: Requested = "auto"
 
 
 class Daemon:
@@ -76,7 +78,9 @@ class Daemon:
             allow_empty=settings.allow_empty,
             allow_untrusted=settings.allow_untrusted,
         )
-        facade: DaemonKernel = kernel if kernel is not None else Kernel(on_event=self._on_kernel_event)
+        facade: DaemonKernel = (
+            kernel if kernel is not None else Kernel(on_event=self._on_kernel_event, nat_backend=settings.nat_backend)
+        )
         self.passes: Passes[Any] = Passes(facade, reconcile_pass, settings.state_dir, self.health, log)
         self.status_file = StatusFile(settings.run_dir, log)
         self.deadlines = Deadlines(resync=math.inf)

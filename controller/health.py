@@ -11,7 +11,7 @@ import json
 import os
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
@@ -89,6 +89,7 @@ class StatusJson(TypedDict):
     waiting_for_writers: list[WriterJson]
     backing_off: list[HoldJson]
     drift_repairs: int
+    notes: list[dict[str, str]]
     objects_owned: int
     updated: str
 
@@ -101,6 +102,8 @@ class Health:
     last_pass: PassJson | None = None  # the last pass of any kind
     drift_repairs: int = 0
     rejected: RejectedJson | None = None  # while the files are invalid
+    # the last whole pass's notes: the NAT backend and why, warnings
+    notes: list[dict[str, str]] = field(default_factory=list)
 
     def failed(self, message: str, problems: Iterable[Problem] = ()) -> None:
         """A pass failed, or something could not be written: the previous state stays."""
@@ -141,6 +144,7 @@ def status_json(
         "waiting_for_writers": [{"file": writer.path, "pid": writer.pid} for writer in writers],
         "backing_off": backing_off,
         "drift_repairs": health.drift_repairs,
+        "notes": health.notes,
         "objects_owned": objects_owned,
         "updated": now_utc(),
     }

@@ -117,6 +117,9 @@ class Passes(Generic[K]):
             return self._failed(log, ApplyError(f"could not complete the pass: {error}"))
         self.converged = desired if not hold else None  # what was held may differ
         self._account(reason, generation.number, result, log)
+        if scope is None:
+            # what a whole plan says beside its changes (a scoped one sees part)
+            self.health.notes = [note.to_json() for note in result.plan.notes]
         return True
 
     def asked_again(self) -> None:

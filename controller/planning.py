@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
-from netlab.controller.changes import Change, Step
+from netlab.controller.changes import Change, Note, Step
 from netlab.controller.kinds import REGISTRY
 from netlab.controller.kinds.contract import KernelReader, PlanContext
 from netlab.state.errors import ApplyError, ConfigError, KernelRefused
@@ -18,6 +18,7 @@ from netlab.state.model import DesiredState, Link, Namespace
 @dataclass(frozen=True)
 class Plan:
     changes: tuple[Change, ...]
+    notes: tuple[Note, ...] = ()
 
     def __bool__(self) -> bool:
         return bool(self.changes)
@@ -31,7 +32,7 @@ class Plan:
     def done(self) -> Plan:
         """The same changes without their steps: what a pass did, to report, once
         the closures of its writes (thousands in a cold start) can go."""
-        return Plan(tuple(replace(change, steps=()) for change in self.changes))
+        return Plan(tuple(replace(change, steps=()) for change in self.changes), self.notes)
 
     def counts(self) -> dict[str, int]:
         return {action: sum(1 for c in self.changes if c.action == action) for action in "+~-"}
@@ -49,18 +50,20 @@ def make_plan(
         desired = desired.within(scope)
     ctx = PlanContext(desired=desired, kernel=kernel, ledger=ledger, scope=scope)
     changes: list[Change] = []
+    notes: list[Note] = []
     try:
         kernel.read_ahead(ctx.managed_netns())  # every kind reads each of them
         for kind in REGISTRY:
             planned = kind.plan(ctx)
             changes.extend(planned.changes)
+            notes.extend(planned.notes)
             # what this kind decided, handed on to the kinds after it
             ctx = replace(ctx, decided=ctx.decided | planned.decided)
     except (KernelRefused, OSError) as error:
         raise ApplyError(f"could not read the kernel's state: {error}") from error
     if ctx.problems:
         raise ConfigError(ctx.problems)
-    return Plan(tuple(changes))
+    return Plan(tuple(changes), tuple(notes))
 
 
 def scope_of_edit(before: DesiredState, after: DesiredState) -> frozenset[str | None]:

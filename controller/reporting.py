@@ -23,12 +23,13 @@ FORMAT_VERSION = 1
 
 
 def plan_text(plan: Plan) -> str:
+    notes = [str(note) for note in plan.notes]
     if not plan:
-        return "No changes: the kernel matches the files.\n"
+        return "\n".join(["No changes: the kernel matches the files.", *notes]) + "\n"
     counts = plan.counts()
     lines = [str(change) for change in plan.changes]
     lines.append(f"Plan: {counts['+']} to add, {counts['~']} to change, {counts['-']} to remove.")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + notes) + "\n"
 
 
 def plan_json(plan: Plan) -> str:
@@ -36,6 +37,7 @@ def plan_json(plan: Plan) -> str:
         "format_version": FORMAT_VERSION,
         "changes": [change.to_json() for change in plan.changes],
         "summary": plan.counts(),
+        "notes": [note.to_json() for note in plan.notes],
     }
     return json.dumps(document, indent=2) + "\n"
 
@@ -209,6 +211,8 @@ def daemon_status_text(status: dict[str, Any]) -> str:
         lines.append(
             f"backing off: {held['kind']} {held['netns']}/{held['name']} until {held['until']}: {held['detail']}"
         )
+    for note in status.get("notes") or []:
+        lines.append(f"{'warning' if note.get('topic') == 'warning' else 'note'}: {note.get('text')}")
     if "drift_repairs" in status:
         lines.append(f"drift repairs: {status['drift_repairs']}")
     if "objects_owned" in status:

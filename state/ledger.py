@@ -39,6 +39,8 @@ class Entry(TypedDict, total=False):
     made_dir: bool
     newline_added: bool  # hosts: netlab added the final newline the file lacked
     id: str  # nat: the rule's id, as its comment in the kernel carries it
+    nftables: bool  # nat: the rule is in nftables (put there by netlab)
+    iptables: bool  # nat: the rule is in the legacy iptables tables
 
 
 class StoredEntry(TypedDict):

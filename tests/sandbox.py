@@ -114,6 +114,9 @@ BENCHMARK = Layout(
         "HOME": "/root",
         "XTABLES_LOCKFILE": "/run/xtables.lock",
         "PYTHONDONTWRITEBYTECODE": "1",
+        # the topology's masquerade rule goes where the baselines' scripts put
+        # it, the legacy tables (benchmarks/nat_rules.py measures both backends)
+        "NETLAB_NAT_BACKEND": "iptables",
     },
     timeout=3600,
     tools=("unshare", "nsenter", "ip", "ping"),
@@ -388,6 +391,20 @@ class Sandbox:
                 if line.strip() and "fe80::" not in line and not line.startswith(("local", "multicast"))
             )
         return "\n".join(parts)
+
+    def nat_text(self, netns: str | None = None) -> str:
+        """What both NAT backends hold in the namespace, as their own tools print
+        it: the legacy nat tables (iptables-legacy-save, ip6tables-legacy-save)
+        and netlab's nftables tables (nft list table ip/ip6 netlab; nothing where
+        there are none)."""
+        prefix = [] if netns is None else ["ip", "netns", "exec", netns]
+        commands = [
+            ["iptables-legacy-save", "-t", "nat"],
+            ["ip6tables-legacy-save", "-t", "nat"],
+            ["nft", "list", "table", "ip", "netlab"],
+            ["nft", "list", "table", "ip6", "netlab"],
+        ]
+        return "".join(self.run(*prefix, *argv, check=False).stdout for argv in commands)
 
     def ping(self, netns: str | None, address: str, check: bool = False) -> bool:
         argv = ["ping", "-c", "1", "-W", "2", address]

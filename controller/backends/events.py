@@ -1,8 +1,9 @@
-"""Kernel events for drift detection: an rtnetlink socket in every managed
-namespace, listening for link, address and route changes, all served by one
-thread waiting in epoll. The daemon is told "something changed in namespace X"
-and re-reads that namespace only; the planner decides whether anything needs
-repair. Used by the daemon only.
+"""Kernel events for drift detection: in every managed namespace an rtnetlink
+socket, listening for link, address and route changes, and a netfilter socket
+listening for nftables changes (NFNLGRP_NFTABLES) to netlab's own tables, all
+served by one thread waiting in epoll. The daemon is told "something changed in
+namespace X" (and which: RTNL or NFTABLES) and re-reads that only; the planner
+decides whether anything needs repair. Used by the daemon only.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from pyroute2.netlink.rtnl import (
     RTMGRP_IPV4_IFADDR,
@@ -27,13 +29,26 @@ from pyroute2.netlink.rtnl import (
 from netlab.controller.backends import namespaces
 from netlab.controller.backends.netlink import reads
 
+NETLINK_NETFILTER = 12
+NFNLGRP_NFTABLES = 7
+NFNL_SUBSYS_NFTABLES = 10
+NFT_MSG_NEWGEN = 16  # a transaction's end: carries no table
+NFTA_TABLE = 1  # the table's name: the first attribute of a table, chain, rule, set or object message
+NFGENMSG_SIZE = 4
+OWN_TABLE = b"netlab"  # the nftables backend's tables (`nftables.TABLE`)
+
+RTNL: Literal["rtnl"] = "rtnl"
+NFTABLES: Literal["nftables"] = "nftables"
+Heard = Literal["rtnl", "nftables"]
+
 GROUPS = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_IFADDR | RTMGRP_IPV6_ROUTE
 RECEIVE_BUFFER = 4 * 1024 * 1024
 NLMSG_HEADER_SIZE = 16
 
 # Called with the namespace that changed, or whose events the kernel dropped
-# (ENOBUFS): either way, what is known of it is no longer to be trusted.
-EventHandler = Callable[[str | None], None]
+# (ENOBUFS), and what was heard: either way, what is known of that is no
+# longer to be trusted.
+EventHandler = Callable[[str | None, Heard], None]
 
 
 def changes_what_is_read(data: bytes) -> bool:
@@ -53,6 +68,30 @@ def changes_what_is_read(data: bytes) -> bool:
     return False
 
 
+def touches_own_tables(data: bytes) -> bool:
+    """Whether a datagram of nftables events holds a change to netlab's own
+    tables (a table, chain, rule or set message naming one): other tools'
+    changes, and the generation messages ending each transaction, ask for
+    nothing. Malformed: read again."""
+    offset = 0
+    while offset + NLMSG_HEADER_SIZE <= len(data):
+        length, msg_type = struct.unpack_from("IH", data, offset)
+        if length < NLMSG_HEADER_SIZE or offset + length > len(data):
+            return True
+        if msg_type >> 8 == NFNL_SUBSYS_NFTABLES and msg_type & 0xFF != NFT_MSG_NEWGEN:
+            attribute = offset + NLMSG_HEADER_SIZE + NFGENMSG_SIZE
+            if attribute + 4 > offset + length:
+                return True
+            attr_length, attr_type = struct.unpack_from("HH", data, attribute)
+            if attr_type & 0x3FFF != NFTA_TABLE or attr_length < 4:
+                return True
+            name = data[attribute + 4 : attribute + attr_length].rstrip(b"\0")
+            if name == OWN_TABLE:
+                return True
+        offset += (length + 3) & ~3
+    return False
+
+
 def _identity(netns: str | None) -> tuple[int, int] | None:
     if netns is None:
         return None
@@ -68,15 +107,29 @@ class _Listener:
     netns: str | None
     sock: socket.socket
     identity: tuple[int, int] | None
+    heard: Heard
 
 
-def _open_listener() -> socket.socket:
-    sock = socket.socket(
-        socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE
-    )
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
-    sock.bind((0, GROUPS))
+def _open_socket(protocol: int, groups: int) -> socket.socket:
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC, protocol)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+        sock.bind((0, groups))
+    except OSError:
+        sock.close()
+        raise
     return sock
+
+
+def _open_listeners() -> dict[Heard, socket.socket]:
+    """The namespace's sockets: rtnetlink always; nftables' where the kernel has
+    nf_tables (without it, there is nothing of netlab's there to hear)."""
+    sockets: dict[Heard, socket.socket] = {RTNL: _open_socket(socket.NETLINK_ROUTE, GROUPS)}
+    try:
+        sockets[NFTABLES] = _open_socket(NETLINK_NETFILTER, 1 << (NFNLGRP_NFTABLES - 1))
+    except OSError:
+        pass
+    return sockets
 
 
 class EventHub:
@@ -88,7 +141,7 @@ class EventHub:
         self._handler = handler
         self._epoll = select.epoll()
         self._listeners: dict[int, _Listener] = {}
-        self._by_netns: dict[str | None, _Listener] = {}
+        self._by_netns: dict[str | None, dict[Heard, _Listener]] = {}
         self._lock = threading.Lock()
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._epoll.register(self._wake_read, select.EPOLLIN)
@@ -103,27 +156,35 @@ class EventHub:
         namespace cannot be entered."""
         if netns in self._by_netns:
             return
-        listener = _Listener(netns, namespaces.run_in(netns, _open_listener), _identity(netns))
+        identity = _identity(netns)
+        listeners = {
+            heard: _Listener(netns, sock, identity, heard)
+            for heard, sock in namespaces.run_in(netns, _open_listeners).items()
+        }
         with self._lock:
-            self._listeners[listener.sock.fileno()] = listener
-            self._by_netns[netns] = listener
-        self._epoll.register(listener.sock.fileno(), select.EPOLLIN)
+            for listener in listeners.values():
+                self._listeners[listener.sock.fileno()] = listener
+            self._by_netns[netns] = listeners
+        for listener in listeners.values():
+            self._epoll.register(listener.sock.fileno(), select.EPOLLIN)
 
     def forget(self, netns: str | None) -> None:
         with self._lock:
-            listener = self._by_netns.pop(netns, None)
-            if listener is None:
+            listeners = self._by_netns.pop(netns, None)
+            if listeners is None:
                 return
-            self._listeners.pop(listener.sock.fileno(), None)
-        self._epoll.unregister(listener.sock.fileno())
-        listener.sock.close()
+            for listener in listeners.values():
+                self._listeners.pop(listener.sock.fileno(), None)
+        for listener in listeners.values():
+            self._epoll.unregister(listener.sock.fileno())
+            listener.sock.close()
 
-    def discard_pending(self, netns: str | None) -> None:
-        """Drops what the namespace's socket holds unread: called just before the
-        namespace is read, which shows whatever those events said. The kernel
+    def discard_pending(self, netns: str | None, heard: Heard = RTNL) -> None:
+        """Drops what the namespace's socket for `heard` holds unread: called just
+        before that is read, which shows whatever those events said. The kernel
         queues an event as it makes the change, so none is lost that the read
         would not show."""
-        listener = self._by_netns.get(netns)
+        listener = self._by_netns.get(netns, {}).get(heard)
         if listener is None:
             return
         while True:
@@ -142,7 +203,7 @@ class EventHub:
         """Whether the namespace of this name is still the one listened to: after
         `ip netns del NAME` (and a new NAME) the socket keeps the old one alive,
         and hears nothing of the new one."""
-        listener = self._by_netns.get(netns)
+        listener = self._by_netns.get(netns, {}).get(RTNL)
         if listener is None or netns is None:
             return True
         return listener.identity is not None and _identity(netns) == listener.identity
@@ -189,6 +250,6 @@ class EventHub:
                     continue
                 return  # closed while being read: forgotten
             if not changed:
-                changed = changes_what_is_read(data)
+                changed = changes_what_is_read(data) if listener.heard == RTNL else touches_own_tables(data)
         if changed or lost:
-            self._handler(listener.netns)
+            self._handler(listener.netns, listener.heard)

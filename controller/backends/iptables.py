@@ -5,7 +5,7 @@ the xtables lock while it commits. Called by the nat kind, through the Kernel.
 
 python-iptables is not thread-safe, caches tables per process and takes no lock:
 a process of its own per namespace and call sidesteps all three. This module is
-the only door to the firewall, so an nftables backend can replace it later.
+one of the two doors to the firewall; `nftables` is the other.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from netlab.state.errors import KernelRefused
 
 WORKER_MODULE = "netlab.controller.backends.iptables_worker"
 WORKER_TIMEOUT = 60.0
+OWN_TABLE = "netlab"  # the nftables backend's tables, in every family
 NFPROTO_NAMES = {1: "inet", 2: "ip", 3: "arp", 5: "netdev", 7: "bridge", 10: "ip6"}
 
 
@@ -53,10 +54,13 @@ class ObservedChain:
 
 @dataclass(frozen=True)
 class NatTables:
-    """What one namespace's legacy nat tables hold of netlab's."""
+    """What one namespace's nat tables hold of netlab's (legacy iptables, or
+    netlab's own nftables tables), and how many rules of other tools the
+    legacy tables' built-in chains hold (`others`)."""
 
     chains: tuple[ObservedChain, ...] = ()
     rules: tuple[ObservedNatRule, ...] = ()
+    others: int = 0
 
     def chain(self, family: int, name: str) -> ObservedChain | None:
         for chain in self.chains:
@@ -137,20 +141,23 @@ def dump(netns: str | None) -> NatTables:
 def _tables(answer: Answer) -> NatTables:
     chains: list[ObservedChain] = []
     rules: list[ObservedNatRule] = []
+    others = 0
     for family_text, table in answer.get("nat", {}).items():
+        others += table.get("others", 0)
         family: Family = 6 if family_text == "6" else 4
         for name, chain in sorted(table["chains"].items()):
             chains.append(ObservedChain(family, name, chain["foreign"], chain["jumps"]))
         for rule in table["rules"]:
             spec = RuleSpec.from_json(rule["spec"]) if rule["spec"] else None
             rules.append(ObservedNatRule(family, rule["chain"], rule["comment"], rule["text"], spec))
-    return NatTables(tuple(chains), tuple(rules))
+    return NatTables(tuple(chains), tuple(rules), others)
 
 
 def nftables_in_use(netns: str | None) -> tuple[str, ...]:
     """The nftables tables that hold rules in the namespace, like `ip nat (3 rules)`.
     iptables-nft keeps its rules there: when there are any, the namespace's own
-    firewall lives in nftables, and netlab's legacy rules do not show beside it."""
+    firewall lives in nftables, and netlab's legacy rules do not show beside it.
+    netlab's own tables (`nftables.TABLE`) are not counted."""
 
     # imported here: pyroute2's nftables costs ~40 ms to import, and most
     # commands never ask
@@ -167,7 +174,8 @@ def nftables_in_use(netns: str | None) -> tuple[str, ...]:
             for rule in nft.get_rules():
                 family = NFPROTO_NAMES.get(rule.get("nfgen_family"), str(rule.get("nfgen_family")))
                 key = (family, rule.get_attr("NFTA_RULE_TABLE"))
-                counts[key] = counts.get(key, 0) + 1
+                if key[1] != OWN_TABLE:
+                    counts[key] = counts.get(key, 0) + 1
         finally:
             nft.close()
         return tuple(

@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from typing import Any, Generic, TypedDict, TypeVar
 
 from netlab.controller.backends.nat_rules import (
+    BUILTIN_CHAINS,
     CHAINS,
     JUMP_COMMENT,
     RULE_COMMENT_PREFIX,
@@ -226,7 +227,12 @@ def _dump_family(iptc: Any, family: Family) -> TableJson:
             )
         jumps = sum(1 for rule in iptc.Chain(table, builtin).rules if _is_jump(rule, name, JUMP_COMMENT))
         chains[name] = {"foreign": foreign, "jumps": jumps}
-    return {"chains": chains, "rules": rules}
+    others = 0  # rules of other tools in the built-in chains: whose NAT lives here
+    for builtin in BUILTIN_CHAINS:
+        for rule in iptc.Chain(table, builtin).rules:
+            if not any(_is_jump(rule, name, JUMP_COMMENT) for name in CHAINS):
+                others += 1
+    return {"chains": chains, "rules": rules, "others": others}
 
 
 def _change(ops: list[OpJson]) -> None:

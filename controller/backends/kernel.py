@@ -23,10 +23,12 @@ from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from netlab.controller.backends import iptables, namespaces, resolver_files, sysctls
-from netlab.controller.backends.events import EventHub
+from netlab.controller.backends import iptables, namespaces, nat_backends, nftables, resolver_files, sysctls
+from netlab.controller.backends.events import NFTABLES, RTNL, EventHub, Heard
 from netlab.controller.backends.iptables import NatOp, NatTables
+from netlab.controller.backends.nat_backends import Backend, Choice, Requested
 from netlab.controller.backends.netlink import Netlink, NetnsDump, ObservedLink, Reached, open_socket
+from netlab.controller.backends.nftables import HookedChain
 from netlab.controller.backends.resolver_files import FileState
 
 T = TypeVar("T")
@@ -35,10 +37,15 @@ EMPTY_DUMP = NetnsDump((), (), ())
 LOOPBACK = "lo"
 
 # What a read is of, and where: ("dump", netns), ("sysctls", netns),
-# ("legacy-nat", netns), ("nat", netns), ("nftables", netns) with netns None
-# for the host; ("file", path); ("namespaces", None), ("fresh-sysctls", None).
+# ("legacy-nat", netns), ("nat", netns) (legacy iptables), ("nft-nat", netns)
+# (netlab's nftables tables), ("nftables", netns) (other tools' nftables) with
+# netns None for the host; ("file", path); ("namespaces", None),
+# ("fresh-sysctls", None), ("nat-choice", None), ("nftables-chains", netns)
+# (other tools' base chains), ("firewalld", None).
 Read = tuple[str, str | None]
-OF_A_NAMESPACE = ("dump", "sysctls", "legacy-nat", "nat", "nftables")
+OF_A_NAMESPACE = ("dump", "sysctls", "legacy-nat", "nat", "nft-nat", "nftables", "nftables-chains")
+# what each kind of event makes stale in its namespace
+HEARD_READS = {RTNL: ("dump",), NFTABLES: ("nft-nat", "nftables")}
 
 
 @dataclass(frozen=True)
@@ -157,10 +164,11 @@ def fresh_namespace_link(netns: str, name: str) -> ObservedLink | None:
 
 
 class Kernel:
-    def __init__(self, on_event: Callable[[], None] | None = None) -> None:
+    def __init__(self, on_event: Callable[[], None] | None = None, nat_backend: Requested = "auto") -> None:
         """`on_event()` is called (from another thread) whenever a namespace read
         before changes, or the kernel dropped its events: `forget_heard` then
-        forgets that namespace."""
+        forgets that namespace. `nat_backend` is `--nat-backend`."""
+        self.nat_backend_requested: Requested = nat_backend
         self._reads = Reads()
         self.netlink = Netlink(
             wrote=lambda reached, of_links: self._reads.touch(Touched.by_netlink(reached, of_links)),
@@ -168,7 +176,8 @@ class Kernel:
         )
         self._on_event = on_event
         self._events = EventHub(self._heard) if on_event is not None else None
-        self._changed: set[str | None] = set()  # heard changing since last read
+        # heard changing since last read: namespace -> what was heard (RTNL, NFTABLES)
+        self._changed: dict[str | None, set[str]] = {}
         self._changed_lock = threading.Lock()
 
     def close(self) -> None:
@@ -202,7 +211,7 @@ class Kernel:
         if not dump.consistent:
             # changing while read, every time: read again on the next pass
             with self._changed_lock:
-                self._changed.add(netns)
+                self._changed.setdefault(netns, set()).add(RTNL)
         return dump
 
     def read_ahead(self, wanted: Iterable[str | None]) -> None:
@@ -227,13 +236,65 @@ class Kernel:
             "legacy-nat", netns, None, lambda: self.has_netns(netns) and iptables.legacy_nat_exists(netns)
         )
 
-    def nat(self, netns: str | None) -> NatTables:
-        """netlab's chains and rules in the namespace's legacy nat tables: one
-        worker process, only where a legacy nat table exists (reading one would
-        create it)."""
+    def nat(self, netns: str | None, backend: Backend = "iptables") -> NatTables:
+        """netlab's chains and rules in the namespace's nat tables of `backend`.
+        Legacy: one worker process, only where a legacy nat table exists (reading
+        one would create it). nftables: netlab's own tables, where nftables can
+        be used at all."""
+        if backend == "nftables":
+            return self._reads.get("nft-nat", netns, None, self._read_nft_nat, netns)
         return self._reads.get(
             "nat", netns, None, lambda: iptables.dump(netns) if self.legacy_nat_exists(netns) else NatTables()
         )
+
+    def _read_nft_nat(self, netns: str | None) -> NatTables:
+        if not self.has_netns(netns) or self.nftables_unavailable() is not None:
+            return NatTables()
+        self._listen_before_reading(netns, NFTABLES)
+        return nftables.dump(netns)
+
+    def hooked_chains(self, netns: str | None) -> tuple[HookedChain, ...]:
+        """Other tools' nftables base chains in the namespace (hooks and
+        policies, no rules): what may defeat netlab's NAT there."""
+        return self._reads.get(
+            "nftables-chains",
+            netns,
+            None,
+            lambda: (
+                nftables.hooked_chains_of_others(netns)
+                if self.has_netns(netns) and self.nftables_unavailable() is None
+                else ()
+            ),
+        )
+
+    def firewalld_running(self) -> bool:
+        return self._reads.get("firewalld", None, None, nat_backends.firewalld_running)
+
+    def nat_choice_made(self) -> Choice | None:
+        """The NAT backend chosen, if a plan needed one since the last resync."""
+        choice: Choice | None = self._reads.peek("nat-choice", None)
+        return choice
+
+    def nftables_unavailable(self) -> str | None:
+        """Why the nftables backend cannot work here (None: it can)."""
+        return self._reads.get("nat-choice", None, "nftables", nftables.unavailable)
+
+    def nat_choice(self) -> Choice:
+        """The NAT backend netlab writes to, and why (`nat_backends.choose`): one
+        for the host and its namespaces, decided once by what the host runs."""
+        return self._reads.get("nat-choice", None, None, self._choose_nat_backend)
+
+    def _choose_nat_backend(self) -> Choice:
+        legacy = nat_backends.legacy_available()
+        others = self.nat(None, "iptables").others if legacy and self.legacy_nat_exists(None) else 0
+        facts = nat_backends.Facts(
+            nftables_unavailable=self.nftables_unavailable(),
+            legacy_available=legacy,
+            iptables_command=nat_backends.iptables_command(),
+            legacy_rules_of_others=others,
+            nftables_in_use=self.nftables_in_use(None),
+        )
+        return nat_backends.choose(self.nat_backend_requested, facts)
 
     def nftables_in_use(self, netns: str | None) -> tuple[str, ...]:
         return self._reads.get(
@@ -254,7 +315,7 @@ class Kernel:
 
     # -- events (a kernel made with on_event) --------------------------------------
 
-    def _listen_before_reading(self, netns: str | None) -> None:
+    def _listen_before_reading(self, netns: str | None, heard: Heard = RTNL) -> None:
         """From here on, changes in the namespace are heard; what was heard of it
         before is shown by the read that follows."""
         if self._events is None:
@@ -263,13 +324,17 @@ class Kernel:
             self._events.listen(netns)
         except OSError:
             return  # gone meanwhile: the read says so
-        self._events.discard_pending(netns)
+        self._events.discard_pending(netns, heard)
         with self._changed_lock:
-            self._changed.discard(netns)
+            kinds = self._changed.get(netns)
+            if kinds is not None:
+                kinds.discard(heard)
+                if not kinds:
+                    del self._changed[netns]
 
-    def _heard(self, netns: str | None) -> None:
+    def _heard(self, netns: str | None, heard: Heard) -> None:
         with self._changed_lock:
-            self._changed.add(netns)
+            self._changed.setdefault(netns, set()).add(heard)
         if self._on_event is not None:
             self._on_event()
 
@@ -307,7 +372,8 @@ class Kernel:
             if self._events is not None:
                 self._events.forget(netns)
         with self._changed_lock:
-            self._changed -= gone  # listened to again by the read that follows
+            for netns in gone:  # listened to again by the read that follows
+                self._changed.pop(netns, None)
         namespaces.forget_listing()
         self._reads.forget([(what, netns) for what in OF_A_NAMESPACE for netns in gone] + [("namespaces", None)])
         return frozenset(peers)
@@ -379,12 +445,15 @@ class Kernel:
         """Between the daemon's passes: forgets the namespaces heard changing since
         they were read (their dumps and sysctls, and which namespaces exist: a
         namespace's creation or removal in between makes its reads stale too),
-        and every sysctl (they make no events). NAT tables are kept: netlink
-        events say nothing of them (their own writes update them; a resync reads
-        them again). Files are checked for changes on every read anyway."""
+        and every sysctl (they make no events). netlink's nftables events
+        (NFNLGRP_NFTABLES) forget the namespace's nftables reads; the legacy
+        NAT tables are kept: nothing announces their changes (their own writes
+        update them; a resync reads them again). Files are checked for changes
+        on every read anyway."""
         with self._changed_lock:
-            changed, self._changed = self._changed, set()
-        self._reads.forget([("dump", netns) for netns in changed] + [("namespaces", None)], what="sysctls")
+            changed, self._changed = self._changed, {}
+        stale = [(what, netns) for netns, kinds in changed.items() for kind in kinds for what in HEARD_READS[kind]]
+        self._reads.forget([*stale, ("namespaces", None)], what="sysctls")
 
     # -- writes -------------------------------------------------------------------
 
@@ -410,11 +479,19 @@ class Kernel:
         sysctls.write(netns, key, value)
 
     def prepare_nat_changes(self) -> None:
-        """A pass that will change NAT says so before its first write: the
-        iptables worker then starts while the other steps run."""
-        iptables.warm_up()
+        """A pass that will change NAT says so before its first write: an
+        iptables worker then starts while the other steps run, where legacy
+        iptables is written."""
+        if self.nat_choice().backend == "iptables" or self.legacy_nat_exists(None):
+            iptables.warm_up()
 
-    def change_nat(self, netns: str | None, ops: list[NatOp]) -> None:
+    def change_nat(self, netns: str | None, ops: list[NatOp], backend: Backend = "iptables") -> None:
+        if backend == "nftables":
+            self._reads.touch(Touched(frozenset({("nft-nat", netns), ("nftables", netns)})))
+            # read again when asked, after the events of this write are let go
+            # (`_read_nft_nat`): a daemon hears only what others change
+            nftables.change(netns, ops)
+            return
         self._reads.touch(Touched(frozenset({("legacy-nat", netns), ("nat", netns)})))
         after = iptables.change(netns, ops)
         if after is not None:

@@ -15,6 +15,8 @@ CHAINS: dict[str, str] = {
     "NETLAB-OUTPUT": "OUTPUT",
     "NETLAB-POSTROUTING": "POSTROUTING",
 }
+# the nat table's built-in chains, where other tools' NAT rules are counted
+BUILTIN_CHAINS = ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING")
 JUMP_COMMENT = "netlab"
 RULE_COMMENT_PREFIX = "netlab:"
 
@@ -78,6 +80,7 @@ class TableJson(TypedDict):
 
     chains: dict[str, ChainJson]
     rules: list[RuleJson]
+    others: int  # rules of other tools in the built-in chains
 
 
 class Answer(TypedDict):

@@ -13,9 +13,11 @@ from typing import Any, Protocol
 
 from netlab.controller.backends.iptables import NatTables
 from netlab.controller.backends.kernel import fresh_namespace_link
+from netlab.controller.backends.nat_backends import Backend, Choice
 from netlab.controller.backends.netlink import NetnsDump, ObservedLink
+from netlab.controller.backends.nftables import HookedChain
 from netlab.controller.backends.resolver_files import FileState
-from netlab.controller.changes import Change
+from netlab.controller.changes import Change, Note
 from netlab.state.errors import Problem
 from netlab.state.ledger import Key, Ledger
 from netlab.state.model import DesiredState, Origin
@@ -40,7 +42,13 @@ class KernelReader(Protocol):
 
     def legacy_nat_exists(self, netns: str | None) -> bool: ...
 
-    def nat(self, netns: str | None) -> NatTables: ...
+    def nat(self, netns: str | None, backend: Backend = "iptables") -> NatTables: ...
+
+    def nat_choice(self) -> Choice: ...
+
+    def hooked_chains(self, netns: str | None) -> tuple[HookedChain, ...]: ...
+
+    def firewalld_running(self) -> bool: ...
 
     def nftables_in_use(self, netns: str | None) -> tuple[str, ...]: ...
 
@@ -81,6 +89,7 @@ class Planned:
 
     changes: tuple[Change, ...] = ()
     decided: Decided = Decided()
+    notes: tuple[Note, ...] = ()  # what the operator should know beside the changes
 
 
 @dataclass(frozen=True)

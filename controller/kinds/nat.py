@@ -1,13 +1,17 @@
 """NAT rules (masquerade, snat, dnat port-forwards), on the host and in namespaces.
-Key: (netns, the whole rule). Each rule lives in one of netlab's chains of the
-legacy nat table (NETLAB-POSTROUTING, NETLAB-PREROUTING, and NETLAB-OUTPUT for
-the host's own connections to a forwarded port), with the comment
-`netlab:<id>`, the id a hash of the rule; the chains are jumped to from the
-built-in chains by rules commented `netlab`. Rules without netlab's comments
-are never touched.
+Key: (netns, the whole rule). Each rule lives in one of netlab's chains
+(NETLAB-POSTROUTING, NETLAB-PREROUTING, and NETLAB-OUTPUT for the host's own
+connections to a forwarded port), with the comment `netlab:<id>`, the id a hash
+of the rule, in the backend the kernel facade chose (`Kernel.nat_choice`):
+nftables, where the chains are the base chains of netlab's own tables `ip
+netlab` and `ip6 netlab`; or legacy iptables, where they are jumped to from the
+nat table's built-in chains by rules commented `netlab`, and rules without
+netlab's comments are never touched. Rules of netlab's found in the other
+backend are moved: deleted there in the same pass.
 
-The writes of a pass in one namespace go to the kernel as one batch (one worker
-process, one commit per table), shared by the changes of that namespace.
+The writes of a pass in one namespace go to each backend as one batch (one
+nftables transaction; one worker process and one commit per table for
+iptables), shared by the changes of that namespace.
 """
 
 from __future__ import annotations
@@ -19,11 +23,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from netlab.controller.backends import iptables
+from netlab.controller.backends import iptables, nftables
 from netlab.controller.backends.iptables import NatOp, NatTables, ObservedNatRule
+from netlab.controller.backends.nat_backends import BACKENDS, Backend, other_than
 from netlab.controller.backends.nat_rules import CHAINS, RULE_COMMENT_PREFIX, Family, RuleSpec
-from netlab.controller.changes import Action, Change, Phase, Step
+from netlab.controller.backends.nftables import HookedChain
+from netlab.controller.changes import Action, Change, Note, Phase, Step
 from netlab.controller.kinds.contract import PlanContext, Planned, ShowContext, Shown
+from netlab.state.errors import ApplyError
 from netlab.state.ledger import Entry
 from netlab.state.model import NatRule, Origin, netns_label
 
@@ -134,35 +141,47 @@ _SHOWN_FIELDS = ("source", "destination", "out_interface", "in_interface", "to_s
 # -- planning --------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False)  # each batch is itself: kept in sets, compared by identity
 class _Batch:
-    """The writes of one pass in one namespace: run once, by the first of its
-    changes' steps to come up, and undone once."""
+    """The writes of one pass in one namespace to one backend: run once, by the
+    first of its changes' steps to come up, and undone once. `moving`: it
+    takes away what the other backend's batch puts in place, so it goes after
+    it (a move never leaves a rule out of both)."""
 
     netns: str | None
+    backend: Backend
     ops: list[NatOp] = field(default_factory=list)
     undo_ops: list[NatOp] = field(default_factory=list)
     done: bool = False
+    moving: bool = False
 
     def run(self, kernel: Kernel) -> None:
         if not self.done:
-            kernel.change_nat(self.netns, self.ops)
+            kernel.change_nat(self.netns, self.ops, self.backend)
             self.done = True
 
     def undo(self, kernel: Kernel) -> None:
         if self.done:
-            kernel.change_nat(self.netns, self.undo_ops)
+            kernel.change_nat(self.netns, self.undo_ops, self.backend)
             self.done = False
 
     @property
     def phase(self) -> Phase:
         adds = any(op.action in ("add", "ensure-chain") for op in self.ops)
-        return Phase.ADD_NAT if adds else Phase.DELETE_NAT
+        return Phase.ADD_NAT if adds or self.moving else Phase.DELETE_NAT
+
+    def text(self, spec: RuleSpec) -> str:
+        """The rule as this backend's dump renders it."""
+        return nftables.text_of(spec) if self.backend == "nftables" else spec.text()
+
+    def step(self) -> Step:
+        where = "nftables tables" if self.backend == "nftables" else "legacy iptables nat table"
+        return Step(self.phase, f"update the {where} of {netns_label(self.netns)}", self.run, undo=self.undo)
 
 
 @dataclass
 class _Planned:
-    """A change before its steps are known (they are the namespace's batch)."""
+    """A change before its steps are known (they are the namespace's batches)."""
 
     action: Action
     key: tuple[Any, ...]
@@ -171,6 +190,7 @@ class _Planned:
     rule: NatRule | None = None
     writes: bool = True
     record: Entry | None = None
+    record_drops: tuple[str, ...] = ()
 
 
 class NatKind:
@@ -189,11 +209,11 @@ class NatKind:
             if netns in ctx.decided.removed_namespaces:
                 continue  # its tables go with it; the ledger forgets it with the namespace
             changes.extend(self._plan_netns(ctx, netns, wanted[netns], recorded[netns]))
-        return Planned(tuple(changes))
+        return Planned(tuple(changes), notes=_notes(ctx, wanted))
 
     def show(self, view: ShowContext) -> Shown:
         """The NAT rules, declared or in the ledger, that are in the kernel now (found
-        by the id in their comment in netlab's chains)."""
+        by the id in their comment in netlab's chains, in either backend)."""
         rules = {rule.key: rule for rule in view.desired.nat}
         for key in view.ledger.keys(KIND):
             recorded = rule_of_key(tuple(key))
@@ -202,8 +222,10 @@ class NatKind:
         live: dict[str | None, set[str]] = {}
         with_rules = {rule.netns for rule in rules.values()}
         for netns in view.netns_shown:
-            if netns in with_rules and view.kernel.has_netns(netns) and view.kernel.legacy_nat_exists(netns):
-                live[netns] = {found.ident for found in view.kernel.nat(netns).rules}
+            if netns in with_rules and view.kernel.has_netns(netns):
+                live[netns] = {found.ident for found in view.kernel.nat(netns, "nftables").rules}
+                if view.kernel.legacy_nat_exists(netns):
+                    live[netns] |= {found.ident for found in view.kernel.nat(netns, "iptables").rules}
         shown = []
         for rule in rules.values():
             if rule_id(rule) not in live.get(rule.netns, set()):
@@ -225,77 +247,105 @@ class NatKind:
             return [
                 Change(KIND, "-", key, netns, _recorded_name(key), note="gone with its namespace") for key in recorded
             ]
-        observed = NatTables() if fresh else ctx.kernel.nat(netns)
-        batch = _Batch(netns)
-        by_id: dict[str, list[ObservedNatRule]] = defaultdict(list)
-        for rule_found in observed.rules:
-            by_id[rule_found.ident].append(rule_found)
+        target = _target_backend(ctx) if wanted else None
+        batches = {backend: _Batch(netns, backend) for backend in BACKENDS}
+        observed = {
+            backend: NatTables() if fresh else _observed(ctx, netns, backend, bool(wanted or recorded))
+            for backend in batches
+        }
+        by_id: dict[Backend, dict[str, list[ObservedNatRule]]] = {backend: defaultdict(list) for backend in batches}
+        for backend, tables in observed.items():
+            for rule_found in tables.rules:
+                by_id[backend][rule_found.ident].append(rule_found)
         expected = {rule_id(rule): rule for rule in wanted}
         planned: list[_Planned] = []
-        for ident, rule in expected.items():
-            item = _plan_rule(batch, ident, rule, by_id.get(ident, []))
-            if item is not None:
-                planned.append(item)
-        planned += self._plan_unexpected(ctx, netns, batch, expected, by_id, recorded)
+        if target is not None:
+            old = other_than(target)
+            for ident, rule in expected.items():
+                item = _plan_rule(batches[target], ident, rule, by_id[target].get(ident, []))
+                item = _move(batches[old], ident, rule, by_id[old].get(ident, []), item, target)
+                if item is not None:
+                    planned.append(item)
+        planned += self._plan_unexpected(ctx, netns, batches, expected, by_id, recorded)
         final_chains = {(spec.family, spec.chain) for rule in wanted for spec in rule_specs(rule)}
-        planned += self._plan_chains(netns, observed, final_chains, batch)
-        return self._changes(ctx, netns, fresh, planned, batch)
+        for backend, batch in batches.items():
+            final = final_chains if backend == target else set()
+            planned += self._plan_chains(netns, observed[backend], final, batch)
+        return self._changes(ctx, netns, fresh, planned, [batches[target]] if target else [], batches)
 
     def _plan_unexpected(
         self,
         ctx: PlanContext,
         netns: str | None,
-        batch: _Batch,
+        batches: dict[Backend, _Batch],
         expected: dict[str, NatRule],
-        by_id: dict[str, list[ObservedNatRule]],
+        by_id: dict[Backend, dict[str, list[ObservedNatRule]]],
         recorded: list[tuple[Any, ...]],
     ) -> list[_Planned]:
-        """netlab's rules that the files no longer hold: deleted, or struck from
-        the ledger where they are gone already."""
+        """netlab's rules that the files no longer hold, in either backend:
+        deleted, or struck from the ledger where they are gone already."""
         planned = []
         recorded_by_id = {(ctx.ledger.get(KIND, key) or {}).get("id") or _id_of_key(key): key for key in recorded}
-        for ident, copies in by_id.items():
-            if ident in expected:
-                continue
-            for stale in copies:
-                _delete(batch, stale)
+        found: dict[str, list[ObservedNatRule]] = defaultdict(list)
+        for backend, rules in by_id.items():
+            for ident, copies in rules.items():
+                if ident in expected:
+                    continue
+                for stale in copies:
+                    _delete(batches[backend], stale)
+                found[ident] += copies
+        for ident, copies in found.items():
             key = recorded_by_id.get(ident, (netns, "rule", ident))
-            name = _recorded_name(key) if ident in recorded_by_id else f"rule {RULE_COMMENT_PREFIX}{ident}"
-            note = "" if ident in recorded_by_id else "; ".join(stale.text for stale in copies)
+            if ident in recorded_by_id:
+                name, note = _recorded_name(key), ""
+            else:
+                name = f"rule {RULE_COMMENT_PREFIX}{ident}" if ident else "rules not netlab's in its nftables tables"
+                note = "; ".join(stale.text for stale in copies)
             planned.append(_Planned("-", key, name, note))
         for ident, key in recorded_by_id.items():
-            if ident not in expected and ident not in by_id:
+            if ident not in expected and ident not in found:
                 planned.append(_Planned("-", key, _recorded_name(key), "already gone", writes=False))
         return planned
 
     def _plan_chains(
         self, netns: str | None, observed: NatTables, final: set[tuple[Family, str]], batch: _Batch
     ) -> list[_Planned]:
-        """netlab's chains and their jumps: there while a rule needs them, gone
-        (with the jump) when the last goes, unless they hold rules of someone else."""
+        """netlab's chains and their jumps (in nftables, their hooks): there while
+        a rule needs them, gone (with the jump) when the last goes, unless they
+        hold rules of someone else (in iptables; nftables' tables are netlab's)."""
         planned: list[_Planned] = []
         for family, chain in sorted(final):
             present = observed.chain(family, chain)
-            name = _chain_name(family, chain)
+            name, key = _chain_name(batch.backend, family, chain), _chain_key(netns, batch.backend, family, chain)
+            hooked = f"hooked at {nftables.BASE_CHAINS[chain][1]}" if batch.backend == "nftables" else ""
             if present is None:
                 _ensure_chain(batch, family, chain, created=True)
-                planned.append(_Planned("+", (netns, "chain", family, chain), name, f"jumped to from {CHAINS[chain]}"))
+                planned.append(_Planned("+", key, name, hooked or f"jumped to from {CHAINS[chain]}"))
             elif present.jumps != 1:
                 _ensure_chain(batch, family, chain, created=False)
-                problem = "missing" if present.jumps == 0 else f"there {present.jumps} times"
-                note = f"the jump from {CHAINS[chain]} is {problem}: put right"
-                planned.append(_Planned("~", (netns, "chain", family, chain), name, note))
+                if batch.backend == "nftables":
+                    note = f"not {hooked} with type nat, its priority and policy accept: put right"
+                else:
+                    problem = "missing" if present.jumps == 0 else f"there {present.jumps} times"
+                    note = f"the jump from {CHAINS[chain]} is {problem}: put right"
+                planned.append(_Planned("~", key, name, note))
         for unused in observed.chains:
             if (unused.family, unused.name) in final or unused.foreign_rules:
                 continue
             batch.ops.append(iptables.remove_chain(unused.family, unused.name))
             batch.undo_ops.append(iptables.ensure_chain(unused.family, unused.name))
-            key = (netns, "chain", unused.family, unused.name)
-            planned.append(_Planned("-", key, _chain_name(unused.family, unused.name)))
+            key = _chain_key(netns, batch.backend, unused.family, unused.name)
+            planned.append(_Planned("-", key, _chain_name(batch.backend, unused.family, unused.name)))
         return planned
 
     def _changes(
-        self, ctx: PlanContext, netns: str | None, fresh: bool, planned: list[_Planned], batch: _Batch
+        self,
+        ctx: PlanContext,
+        netns: str | None,
+        fresh: bool,
+        planned: list[_Planned],
+        targets: list[_Batch],
+        batches: dict[Backend, _Batch],
     ) -> list[Change]:
         if not planned:
             return []
@@ -304,17 +354,27 @@ class NatKind:
         # chains, delete what was added, add what was deleted, remove the chains
         # made) falls in the same order.
         order = {"ensure-chain": 0, "delete": 1, "add": 2, "remove-chain": 3}
-        batch.ops.sort(key=lambda op: order[op.action])
-        batch.undo_ops.sort(key=lambda op: order[op.action])
+        for batch in batches.values():
+            batch.ops.sort(key=lambda op: order[op.action])
+            batch.undo_ops.sort(key=lambda op: order[op.action])
         warning = ""
-        if not fresh and any(p.action != "-" for p in planned):
-            nftables = ctx.kernel.nftables_in_use(netns)
-            if nftables:
+        if (
+            not fresh
+            and any(batch.backend == "iptables" for batch in targets)
+            and any(p.action != "-" for p in planned)
+        ):
+            in_use = ctx.kernel.nftables_in_use(netns)
+            if in_use:
                 warning = (
-                    f"this namespace's firewall is in nftables ({', '.join(nftables)}): netlab's rules go to the "
-                    "legacy iptables tables, which the kernel runs too; see them with iptables-legacy-save"
+                    f"this namespace's firewall is in nftables ({', '.join(in_use)}): netlab's rules go to the "
+                    "legacy iptables tables, which the kernel runs too; see them with iptables-legacy-save "
+                    "(or use --nat-backend nftables)"
                 )
-        step = Step(batch.phase, f"update the nat table of {netns_label(netns)}", batch.run, undo=batch.undo)
+        # what moves goes after it is in place (both in ADD_NAT: planned order)
+        written = [batch for batch in (*targets, *batches.values()) if batch.ops]
+        for batch in written:
+            batch.moving = batch not in targets and any(target.ops for target in targets)
+        steps = tuple(batch.step() for batch in dict.fromkeys(written))
         changes = []
         for item in planned:
             notes = [note for note in (item.note, warning if item.action != "-" else "") if note]
@@ -327,11 +387,89 @@ class NatKind:
                     name=item.name,
                     note="; ".join(notes),
                     origin=item.rule.origin if item.rule else None,
-                    steps=(step,) if item.writes and batch.ops else (),
+                    steps=steps if item.writes else (),
                     record=item.record,
+                    record_drops=item.record_drops,
                 )
             )
         return changes
+
+
+def _notes(ctx: PlanContext, wanted: dict[str | None, list[NatRule]]) -> tuple[Note, ...]:
+    """Where the files have NAT rules: which backend they go to and why, and
+    what in each of their namespaces may defeat them."""
+    if not any(wanted.values()):
+        return ()
+    notes = [Note("nat-backend", f"NAT rules go to {_target_backend(ctx)} ({ctx.kernel.nat_choice().reason})")]
+    for netns, rules in sorted(wanted.items(), key=lambda item: (item[0] is not None, item[0] or "")):
+        if rules and ctx.kernel.has_netns(netns):
+            firewalld = netns is None and ctx.kernel.firewalld_running()
+            texts = coexistence_warnings(netns, rules, ctx.kernel.hooked_chains(netns), firewalld)
+            notes += [Note("warning", text) for text in texts]
+    return tuple(notes)
+
+
+def coexistence_warnings(
+    netns: str | None, rules: list[NatRule], chains: tuple[HookedChain, ...], firewalld: bool
+) -> list[str]:
+    """What in the namespace may defeat its NAT rules, and what to do: a forward
+    hook that drops by default (Docker sets iptables' FORWARD to DROP), NAT
+    chains of other tools at netlab's hooks, firewalld. Nothing of theirs is
+    changed: the operator decides."""
+    where = netns_label(netns)
+    networks = sorted(
+        {rule.source for rule in rules if rule.source}
+        | {rule.to.split(":")[0] for rule in rules if rule.to and not rule.to.startswith("[")}
+    )
+    example = networks[0] if networks else "NETWORK"
+    warnings = []
+    for chain in chains:
+        if chain.hook == "forward" and chain.policy == "drop":
+            docker = " (Docker sets it when it starts)" if chain.name == "FORWARD" and chain.table == "filter" else ""
+            how = (
+                f"`iptables -I DOCKER-USER -s {example} -j ACCEPT` and the same with -d"
+                if docker
+                else f"`nft insert rule {chain} ip saddr {example} accept` and the same with ip daddr"
+            )
+            warnings.append(
+                f"{where}: nftables chain {chain} (hook forward) drops what no rule accepts (policy drop){docker}: "
+                f"traffic forwarded for netlab's NAT ({', '.join(networks) or 'its rules'}) is dropped there; "
+                f"accept it, for example with {how}"
+            )
+    hooks = {"postrouting", "prerouting", "output"}
+    others = [chain for chain in chains if chain.type == "nat" and chain.hook in hooks]
+    if others:
+        named = ", ".join(f"{chain} (hook {chain.hook}, priority {chain.priority})" for chain in others)
+        warnings.append(
+            f"{where}: other tools' NAT chains run at netlab's hooks: {named}; a connection is translated by the "
+            "first rule that matches it, in priority order (netlab's: srcnat 100, dstnat -100): keep their rules "
+            "from matching netlab's networks"
+        )
+    if firewalld:
+        warnings.append(
+            f"{where}: firewalld is running and decides what the host forwards: put the links of netlab's NAT'd "
+            "networks in a zone that forwards and masquerades (or a policy), with firewall-cmd; netlab does not "
+            "change firewalld's rules"
+        )
+    return warnings
+
+
+def _target_backend(ctx: PlanContext) -> Backend:
+    """The backend declared rules go to; raises ApplyError when none can work."""
+    choice = ctx.kernel.nat_choice()
+    if choice.backend is None:
+        raise ApplyError(f"NAT rules cannot be written: {choice.reason}")
+    backend: Backend = choice.backend
+    return backend
+
+
+def _observed(ctx: PlanContext, netns: str | None, backend: Backend, has_nat: bool) -> NatTables:
+    """What the backend holds of netlab's in the namespace. netlab's nftables
+    tables are read where the files or the ledger have NAT rules (a read costs
+    ~1 ms a namespace); the legacy ones wherever a legacy nat table exists."""
+    if backend == "nftables" and not has_nat:
+        return NatTables()
+    return ctx.kernel.nat(netns, backend)
 
 
 def _plan_rule(batch: _Batch, ident: str, rule: NatRule, found: list[ObservedNatRule]) -> _Planned | None:
@@ -354,20 +492,45 @@ def _plan_rule(batch: _Batch, ident: str, rule: NatRule, found: list[ObservedNat
         _delete(batch, stale)
     for spec in missing:
         _add(batch, spec)
+    record = _record(ident, batch.backend)
     if not found:
-        return _Planned("+", rule.key, rule_name(rule), rule=rule, record={"id": ident})
+        return _Planned("+", rule.key, rule_name(rule), rule=rule, record=record)
     what = [f"put back in {spec.chain}" for spec in missing]
     kept_texts = {found[i].text for i in kept}
     what += [
         f"remove {'an extra' if stale.text in kept_texts else 'a changed'} copy in {stale.chain}" for stale in surplus
     ]
     note = "changed outside netlab: " + ", ".join(what)
-    return _Planned("~", rule.key, rule_name(rule), note, rule=rule, record={"id": ident})
+    return _Planned("~", rule.key, rule_name(rule), note, rule=rule, record=record)
+
+
+def _move(
+    batch: _Batch, ident: str, rule: NatRule, copies: list[ObservedNatRule], item: _Planned | None, target: Backend
+) -> _Planned | None:
+    """A declared rule's copies in the other backend: deleted, after the rule is
+    in place in `target`; the ledger then forgets the old backend."""
+    if not copies:
+        return item
+    for stale in copies:
+        _delete(batch, stale)
+    record = _record(ident, target)
+    if item is None:
+        note = f"a copy in {batch.backend} removed (the rule is in {target})"
+        return _Planned("~", rule.key, rule_name(rule), note, rule=rule, record=record, record_drops=(batch.backend,))
+    moved = f"moved from {batch.backend} to {target}"
+    item.action, item.note = "~", "; ".join(note for note in (moved, item.note) if note)
+    item.record, item.record_drops = record, (batch.backend,)
+    return item
+
+
+def _record(ident: str, backend: Backend) -> Entry:
+    """The ledger's entry of a rule: its id, and the backend it is in."""
+    return {"id": ident, "nftables": True} if backend == "nftables" else {"id": ident, "iptables": True}
 
 
 def _add(batch: _Batch, spec: RuleSpec) -> None:
     batch.ops.append(iptables.add(spec))
-    batch.undo_ops.append(NatOp("delete", spec.family, spec.chain, comment=spec.comment, text=spec.text()))
+    batch.undo_ops.append(NatOp("delete", spec.family, spec.chain, comment=spec.comment, text=batch.text(spec)))
 
 
 def _delete(batch: _Batch, found: ObservedNatRule) -> None:
@@ -382,8 +545,14 @@ def _ensure_chain(batch: _Batch, family: Family, chain: str, created: bool) -> N
         batch.undo_ops.append(iptables.remove_chain(family, chain))
 
 
-def _chain_name(family: Family, chain: str) -> str:
+def _chain_name(backend: Backend, family: Family, chain: str) -> str:
+    if backend == "nftables":
+        return f"chain {nftables.BASE_CHAINS.get(chain, (chain,))[0]} of table {nftables.FAMILIES[family]} netlab"
     return f"chain {chain}" + (" (IPv6)" if family == 6 else "")
+
+
+def _chain_key(netns: str | None, backend: Backend, family: Family, chain: str) -> tuple[Any, ...]:
+    return (netns, "chain", family, chain) + (("nftables",) if backend == "nftables" else ())
 
 
 def rule_of_key(key: tuple[Any, ...]) -> NatRule | None:

@@ -224,7 +224,7 @@ def test_removing_node3s_file_removes_only_node3s_pods_and_destroy_undoes_the_re
     for n, node in cluster.nodes.items():
         node.netlab("destroy", "--yes")
         assert node.dump() == pristine[n], f"node{n}"
-        assert "NETLAB" not in node.run("iptables-legacy-save", "-t", "nat").stdout
+        assert "netlab" not in node.nat_text().lower()
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

@@ -204,8 +204,8 @@ def test_show_gives_the_resolver_hosts_and_nat_files_as_they_are_now(sandbox: Sa
         {"type": "dnat", "netns": "red", "protocol": "tcp", "port": "8080", "to": "192.168.15.2:80", "owned": True},
     ]
     # live, not the files: a rule flushed by hand is not shown, a resolver edited by hand is shown as it is
-    for chain in ("NETLAB-PREROUTING", "NETLAB-OUTPUT"):
-        sandbox.run("ip", "netns", "exec", "red", "iptables-legacy", "-t", "nat", "-F", chain)
+    for chain in ("prerouting", "output"):  # netlab's chains in nftables (the backend `auto` takes here)
+        sandbox.run("ip", "netns", "exec", "red", "nft", "flush", "chain", "ip", "netlab", chain)
     sandbox.run("sh", "-c", "echo 'nameserver 203.0.113.7' >> /etc/netns/red/resolv.conf")
     document = json.loads(sandbox.netlab("show", "--json").stdout)
     assert [rule["type"] for rule in document["nat"]] == ["masquerade"]

@@ -8,13 +8,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from netlab.controller.backends.iptables import NatTables
+from netlab.controller.backends.nat_backends import Backend, Choice
 from netlab.controller.backends.netlink import NetnsDump, ObservedLink
+from netlab.controller.backends.nftables import HookedChain
 from netlab.controller.backends.resolver_files import FileState
 
 
 @dataclass
 class EmptyKernel:
     names: set[str] = field(default_factory=set)
+    nat_backend: Backend = "iptables"  # where declared NAT rules go (`nat_choice`)
 
     def namespaces(self) -> frozenset[str]:
         return frozenset(self.names)
@@ -37,8 +40,17 @@ class EmptyKernel:
     def legacy_nat_exists(self, netns: str | None) -> bool:
         return False
 
-    def nat(self, netns: str | None) -> NatTables:
+    def nat(self, netns: str | None, backend: Backend = "iptables") -> NatTables:
         return NatTables()
+
+    def nat_choice(self) -> Choice:
+        return Choice(self.nat_backend, "a unit test's kernel")
+
+    def hooked_chains(self, netns: str | None) -> tuple[HookedChain, ...]:
+        return ()
+
+    def firewalld_running(self) -> bool:
+        return False
 
     def nftables_in_use(self, netns: str | None) -> tuple[str, ...]:
         return ()

@@ -38,7 +38,7 @@ def raising(error: BaseException) -> Callable[..., NoReturn]:
 class VanishingKernel(EmptyKernel):
     """A kernel in which `red` is listed, but gone by the time it is read."""
 
-    def __init__(self) -> None:
+    def __init__(self, **options: object) -> None:  # Kernel's (nat_backend)
         super().__init__({"red"})
 
     def __enter__(self) -> VanishingKernel:

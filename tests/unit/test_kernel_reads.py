@@ -16,7 +16,7 @@ from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
-from netlab.controller.backends import events, iptables, namespaces, resolver_files, rtnl, sysctls
+from netlab.controller.backends import events, iptables, namespaces, nftables, resolver_files, rtnl, sysctls
 from netlab.controller.backends.iptables import NatTables
 from netlab.controller.backends.kernel import Kernel
 from netlab.controller.backends.netlink import Netlink, NetnsDump, reads
@@ -26,7 +26,9 @@ from tests.unit.fake_kernels import observed_link
 
 NAMESPACES = ("red", "blue")
 PATH = "/etc/netns/red/resolv.conf"
-EVERY = {(what, netns) for what in ("dump", "sysctl", "nat") for netns in (None, *NAMESPACES)} | {("file", PATH)}
+EVERY = {(what, netns) for what in ("dump", "sysctl", "nat", "nft-nat") for netns in (None, *NAMESPACES)} | {
+    ("file", PATH)
+}
 
 
 # the host's vh-red (7) pairs with red's eth0 (2); blue holds only its loopback
@@ -72,6 +74,9 @@ def kernel(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Kernel, set[tuple[
     monkeypatch.setattr(iptables, "legacy_nat_exists", lambda netns: True)
     monkeypatch.setattr(iptables, "dump", counted("nat", lambda netns: NatTables()))
     monkeypatch.setattr(iptables, "change", lambda netns, ops: None)
+    monkeypatch.setattr(nftables, "unavailable", lambda: None)
+    monkeypatch.setattr(nftables, "dump", counted("nft-nat", lambda netns: NatTables()))
+    monkeypatch.setattr(nftables, "change", lambda netns, ops: None)
     monkeypatch.setattr(namespaces, "create_namespace", lambda name, then: None)
     monkeypatch.setattr(namespaces, "remove_namespace", lambda name: None)
     monkeypatch.setattr(
@@ -89,6 +94,7 @@ def read_everything(kernel: Kernel) -> None:
         kernel.dump(netns)
         kernel.sysctl(netns, "net.ipv4.ip_forward")
         kernel.nat(netns)
+        kernel.nat(netns, "nftables")
     kernel.file(PATH)
 
 
@@ -131,10 +137,14 @@ WRITES: dict[str, tuple[Callable[[Kernel], None], set[tuple[str, str | None]]]] 
     "route delete": (lambda k: k.netlink.route_del("blue", to="0.0.0.0/0", table=254, metric=0), {("dump", "blue")}),
     "sysctl": (lambda k: k.write_sysctl("red", "net.ipv4.ip_forward", "0"), {("sysctl", "red")}),
     "nat": (lambda k: k.change_nat("blue", [iptables.ensure_chain(4, "NETLAB-POSTROUTING")]), {("nat", "blue")}),
+    "nftables nat": (
+        lambda k: k.change_nat("blue", [iptables.ensure_chain(4, "NETLAB-POSTROUTING")], "nftables"),
+        {("nft-nat", "blue")},
+    ),
     "file": (lambda k: k.write_file(PATH, b"nameserver 10.0.0.1\n", 0o644), {("file", PATH)}),
     "namespace created": (
         lambda k: k.create_namespace("blue"),
-        {("dump", "blue"), ("sysctl", "blue"), ("nat", "blue")},
+        {("dump", "blue"), ("sysctl", "blue"), ("nat", "blue"), ("nft-nat", "blue")},
     ),
     "namespace removed": (lambda k: k.remove_namespace("blue"), EVERY),
 }
@@ -164,15 +174,22 @@ def test_a_write_refused_by_the_kernel_still_makes_its_namespace_read_again(
     assert read_again_after(facade, backend_reads, write) == {("dump", "red")}
 
 
-def test_heard_changes_and_a_resync_forget_what_they_say(kernel: tuple[Kernel, set[Any]]) -> None:
+@pytest.mark.parametrize(
+    ("heard", "read_again"), [(events.RTNL, {("dump", "red")}), (events.NFTABLES, {("nft-nat", "red")})]
+)
+def test_heard_changes_and_a_resync_forget_what_they_say(
+    kernel: tuple[Kernel, set[Any]], heard: events.Heard, read_again: set[tuple[str, str]]
+) -> None:
+    """rtnetlink events forget the namespace's dump, nftables events netlab's
+    nftables tables there; the legacy tables only a resync."""
     facade, backend_reads = kernel
-    heard = {("dump", "red")} | {("sysctl", netns) for netns in (None, *NAMESPACES)}  # sysctls make no events
+    sysctls_too = {("sysctl", netns) for netns in (None, *NAMESPACES)}  # sysctls make no events
 
     def hear(k: Kernel) -> None:
-        k._heard("red")
+        k._heard("red", heard)
         k.forget_heard()
 
-    assert read_again_after(facade, backend_reads, hear) == heard
+    assert read_again_after(facade, backend_reads, hear) == read_again | sysctls_too
     assert read_again_after(facade, backend_reads, Kernel.forget_reads) == EVERY
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from netlab.controller.backends.iptables import NatOp, NatTables, ObservedChain, ObservedNatRule
+from netlab.controller.backends.nat_backends import Backend
 from netlab.controller.backends.nat_rules import RuleSpec
 from netlab.controller.changes import Phase
 from netlab.controller.kinds.nat import rule_family, rule_id, rule_name, rule_specs
@@ -94,28 +95,33 @@ def test_a_spec_survives_the_trip_to_the_worker_and_back() -> None:
 
 @dataclass
 class NatKernel(EmptyKernel):
-    """A kernel with nat tables and nothing else; records the batches it is given."""
+    """A kernel with nat tables (legacy `tables`, netlab's nftables `nft_tables`)
+    and nothing else; records the batches it is given, and to which backend."""
 
     tables: dict[str | None, NatTables] = field(default_factory=dict)
+    nft_tables: dict[str | None, NatTables] = field(default_factory=dict)
     nft: dict[str | None, tuple[str, ...]] = field(default_factory=dict)
     batches: list[tuple[str | None, list[NatOp]]] = field(default_factory=list)
+    batch_backends: list[Backend] = field(default_factory=list)
     reads: list[str | None] = field(default_factory=list)
 
     def legacy_nat_exists(self, netns: str | None) -> bool:
         return netns in self.tables
 
-    def nat(self, netns: str | None) -> NatTables:
-        # as the Kernel does: a worker reads only a table that exists
-        if netns not in self.tables:
+    def nat(self, netns: str | None, backend: Backend = "iptables") -> NatTables:
+        # as the Kernel does: a worker reads only a legacy table that exists
+        tables = self.nft_tables if backend == "nftables" else self.tables
+        if netns not in tables:
             return NatTables()
         self.reads.append(netns)
-        return self.tables[netns]
+        return tables[netns]
 
     def nftables_in_use(self, netns: str | None) -> tuple[str, ...]:
         return self.nft.get(netns, ())
 
-    def change_nat(self, netns: str | None, ops: list[NatOp]) -> None:
+    def change_nat(self, netns: str | None, ops: list[NatOp], backend: Backend = "iptables") -> None:
         self.batches.append((netns, ops))
+        self.batch_backends.append(backend)
 
 
 def observed(
@@ -146,7 +152,7 @@ def test_rules_and_their_chains_are_added_in_one_batch(tmp_path: Path) -> None:
         "+ nat host/chain NETLAB-PREROUTING: jumped to from PREROUTING",
     ]
     assert kernel.reads == []  # no legacy nat table: nothing read, none created
-    assert plan.changes[0].record == {"id": rule_id(MASQUERADE)}
+    assert plan.changes[0].record == {"id": rule_id(MASQUERADE), "iptables": True}
     steps = plan.steps()
     assert {step.phase for _, step in steps} == {Phase.ADD_NAT}
     for _, step in steps:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from netlab.controller import reporting
 from netlab.controller.backends.iptables import NatTables, ObservedChain, ObservedNatRule
+from netlab.controller.backends.nat_backends import Backend
 from netlab.controller.backends.netlink import NETLAB_ROUTE_PROTO, ObservedAddress, ObservedRoute
 from netlab.controller.backends.resolver_files import FileState
 from netlab.controller.kinds import dns, hosts
@@ -44,8 +45,8 @@ class ShowKernel(FakeKernel):
     def legacy_nat_exists(self, netns: str | None) -> bool:
         return netns in self.tables
 
-    def nat(self, netns: str | None) -> NatTables:
-        return self.tables.get(netns, NatTables())
+    def nat(self, netns: str | None, backend: Backend = "iptables") -> NatTables:
+        return self.tables.get(netns, NatTables()) if backend == "iptables" else NatTables()
 
     def file(self, path: str) -> FileState:
         if path in self.files:

@@ -1,0 +1,476 @@
+"""The nftables NAT backend: netlab's rules in tables of its own, `ip netlab`
+(IPv4) and `ip6 netlab` (IPv6), written through libnftables' JSON API (the
+`nftables` Python binding over the system's libnftables.so.1). Called by the nat
+kind, through the Kernel, in place of `iptables` when nftables is the backend.
+
+The tables are netlab's alone: their base chains `postrouting` (type nat, hook
+postrouting, priority srcnat), `prerouting` (dstnat) and `output` (the host's
+own connections to a forwarded port, priority -100) stand for the legacy
+backend's NETLAB-* chains, and whatever else is found in them (a rule without
+netlab's comment, a chain netlab never makes) is removed. No other table is
+ever listed, changed or flushed: other tools' rules can fail to parse.
+
+A namespace's writes of a pass are one `json_cmd`: one netlink batch, which the
+kernel applies whole or not at all. libnftables binds its socket in the
+namespace of the thread that makes its context, so every call makes a context
+in the namespace thread (~0.4 ms) and drops it there.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from netlab.controller.backends import namespaces
+from netlab.controller.backends.iptables import OWN_TABLE, NatOp, NatTables, ObservedChain, ObservedNatRule
+from netlab.controller.backends.nat_rules import RULE_COMMENT_PREFIX, Family, RuleSpec, Target
+from netlab.state.errors import KernelRefused
+
+TABLE = OWN_TABLE
+FAMILIES: dict[Family, str] = {4: "ip", 6: "ip6"}
+# netlab's chain (the legacy backend's name) -> its base chain here: name, hook, priority
+BASE_CHAINS: dict[str, tuple[str, str, int]] = {
+    "NETLAB-POSTROUTING": ("postrouting", "postrouting", 100),  # srcnat
+    "NETLAB-PREROUTING": ("prerouting", "prerouting", -100),  # dstnat
+    "NETLAB-OUTPUT": ("output", "output", -100),
+}
+_NETLAB_CHAIN = {nft_name: chain for chain, (nft_name, _, _) in BASE_CHAINS.items()}
+_NFT_TARGETS: dict[str, Target] = {"masquerade": "MASQUERADE", "snat": "SNAT", "dnat": "DNAT"}
+_ERRNO_WORDS = {
+    "No such file or directory": errno.ENOENT,
+    "Device or resource busy": errno.EBUSY,
+    "File exists": errno.EEXIST,
+    "Operation not supported": errno.EOPNOTSUPP,
+    "Protocol not supported": errno.EPROTONOSUPPORT,
+    "Operation not permitted": errno.EPERM,
+    "Invalid argument": errno.EINVAL,
+}
+
+T = TypeVar("T")
+Command = dict[str, Any]
+
+
+# -- the library ------------------------------------------------------------------
+
+
+def unavailable() -> str | None:
+    """Why this backend cannot work here (None: it can): the binding or the
+    library missing, or a kernel without nf_tables. Asks the kernel for
+    netlab's IPv4 table only."""
+    try:
+        import nftables  # noqa: F401  (the binding: Debian's python3-nftables)
+    except ImportError:
+        return "the Python binding of libnftables (Debian python3-nftables) is not installed"
+    try:
+        code, error = _run(None, lambda nft: _json_cmd(nft, [_list_table(4)])[::2])
+    except OSError as problem:
+        return f"libnftables cannot be loaded ({problem}); install Debian libnftables1"
+    if code != 0 and _errno_of(error) != errno.ENOENT:
+        return f"the kernel refuses nftables: {_first_line(error)}"
+    return None
+
+
+def _run(netns: str | None, work: Callable[[Any], T]) -> T:
+    """`work(context)` with a libnftables context made in the namespace."""
+
+    def in_namespace() -> T:
+        import nftables
+
+        nft = nftables.Nftables()
+        nft.set_json_output(True)
+        nft.set_handle_output(True)
+        return work(nft)
+
+    return namespaces.run_in(netns, in_namespace)
+
+
+def _json_cmd(nft: Any, commands: list[Command]) -> tuple[int, dict[str, Any], str]:
+    code, output, error = nft.json_cmd({"nftables": commands})
+    return code, output if isinstance(output, dict) else {}, error or ""
+
+
+def _errno_of(error: str) -> int:
+    for words, code in _ERRNO_WORDS.items():
+        if words in error:
+            return code
+    return errno.EINVAL
+
+
+def _first_line(error: str) -> str:
+    lines = [line.strip() for line in error.splitlines() if line.strip()]
+    text = lines[0] if lines else "no reason given"
+    return re.sub(r"^internal:0:0-0: ", "", text)
+
+
+def _where(netns: str | None) -> str:
+    return "nftables nat in " + ("host" if netns is None else netns)
+
+
+# -- reading ----------------------------------------------------------------------
+
+
+def _list_table(family: Family) -> Command:
+    return {"list": {"table": {"family": FAMILIES[family], "name": TABLE}}}
+
+
+def dump(netns: str | None) -> NatTables:
+    return _run(netns, lambda nft: _read(nft, netns)[0])
+
+
+def _read(nft: Any, netns: str | None) -> tuple[NatTables, dict[tuple[Family, str], list[tuple[int, str, str]]]]:
+    """netlab's tables as the planner sees them, and for each chain (family,
+    netlab's name) its rules' (handle, comment, text), for deleting by handle."""
+    chains: list[ObservedChain] = []
+    rules: list[ObservedNatRule] = []
+    handles: dict[tuple[Family, str], list[tuple[int, str, str]]] = {}
+    for family in (4, 6):
+        code, output, error = _json_cmd(nft, [_list_table(family)])
+        if code != 0:
+            if _errno_of(error) == errno.ENOENT:
+                continue  # no table: nothing of netlab's in this family
+            raise KernelRefused(
+                _where(netns), _errno_of(error), f"cannot list table {FAMILIES[family]} {TABLE}: {_first_line(error)}"
+            )
+        for item in output.get("nftables", []):
+            if "chain" in item:
+                chains.append(_observed_chain(family, item["chain"]))
+            elif "rule" in item:
+                rule = item["rule"]
+                chain = _NETLAB_CHAIN.get(rule.get("chain"), rule.get("chain"))
+                comment = rule.get("comment") or ""
+                if not comment.startswith(RULE_COMMENT_PREFIX):
+                    comment = ""  # not netlab's: in netlab's own table, removed
+                spec = parse(family, chain, comment, rule.get("expr", [])) if comment else None
+                text = text_of(spec) if spec is not None else _raw_text(rule)
+                rules.append(ObservedNatRule(family, chain, comment, text, spec))
+                handles.setdefault((family, chain), []).append((int(rule["handle"]), comment, text))
+    return NatTables(tuple(chains), tuple(rules)), handles
+
+
+def _observed_chain(family: Family, chain: dict[str, Any]) -> ObservedChain:
+    """A chain of netlab's table. `jumps` stands for the hook: 1 when the chain
+    is hooked where netlab puts it (type nat, its hook and priority, policy
+    accept), 0 otherwise (then `ensure-chain` puts it right)."""
+    name = _NETLAB_CHAIN.get(chain.get("name", ""), chain.get("name", ""))
+    hooked = 0
+    if name in BASE_CHAINS:
+        _, hook, priority = BASE_CHAINS[name]
+        wanted = ("nat", hook, priority, "accept")
+        hooked = int((chain.get("type"), chain.get("hook"), chain.get("prio"), chain.get("policy")) == wanted)
+    return ObservedChain(family, name, foreign_rules=0, jumps=hooked)
+
+
+def _raw_text(rule: dict[str, Any]) -> str:
+    comment = f" comment {json.dumps(rule['comment'])}" if rule.get("comment") else ""
+    return json.dumps(rule.get("expr", []), separators=(",", ":"), sort_keys=True) + comment
+
+
+# -- rules as nftables expressions -------------------------------------------------
+
+
+def _match(left: dict[str, Any], right: Any, op: str = "==") -> Command:
+    return {"match": {"op": op, "left": left, "right": right}}
+
+
+def _address(family: Family, field: str) -> dict[str, Any]:
+    return {"payload": {"protocol": FAMILIES[family], "field": field}}
+
+
+def _network_value(network: str) -> Any:
+    """A network as nftables writes it back: a host's address plain, else a prefix."""
+    parsed = ipaddress.ip_network(network, strict=False)
+    if parsed.prefixlen == parsed.max_prefixlen:
+        return str(parsed.network_address)
+    return {"prefix": {"addr": str(parsed.network_address), "len": parsed.prefixlen}}
+
+
+def _port_value(dport: str) -> Any:
+    first, _, last = dport.partition(":")
+    return {"range": [int(first), int(last)]} if last else int(first)
+
+
+def _split_target(to: str) -> tuple[str, int | None]:
+    """`10.0.0.2:80`, `10.0.0.2`, `[2001:db8::2]:80`, `2001:db8::2` -> address, port."""
+    if to.startswith("["):
+        address, _, port = to[1:].partition("]:")
+        return address, int(port) if port else None
+    if to.count(":") == 1:
+        address, _, port = to.partition(":")
+        return address, int(port)
+    return to, None
+
+
+def expressions(spec: RuleSpec) -> list[Command]:
+    """The rule's expressions, in the order nftables lists them back."""
+    family = spec.family
+    exprs: list[Command] = []
+    if spec.source:
+        exprs.append(_match(_address(family, "saddr"), _network_value(spec.source)))
+    if spec.destination:
+        exprs.append(_match(_address(family, "daddr"), _network_value(spec.destination)))
+    if spec.not_destination:
+        exprs.append(_match(_address(family, "daddr"), _network_value(spec.not_destination), "!="))
+    if spec.in_interface:
+        exprs.append(_match({"meta": {"key": "iifname"}}, spec.in_interface))
+    if spec.out_interface:
+        exprs.append(_match({"meta": {"key": "oifname"}}, spec.out_interface))
+    if spec.dst_local:
+        exprs.append(_match({"fib": {"result": "type", "flags": ["daddr"]}}, "local"))
+    if spec.protocol and spec.dport:
+        exprs.append(_match({"payload": {"protocol": spec.protocol, "field": "dport"}}, _port_value(spec.dport)))
+    elif spec.protocol:
+        exprs.append(_match({"meta": {"key": "l4proto"}}, spec.protocol))
+    if spec.target == "MASQUERADE":
+        exprs.append({"masquerade": None})
+    elif spec.target == "SNAT":
+        exprs.append({"snat": {"addr": spec.to}})
+    else:
+        address, port = _split_target(spec.to or "")
+        exprs.append({"dnat": {"addr": address} | ({"port": port} if port is not None else {})})
+    return exprs
+
+
+def parse(family: Family, chain: str, comment: str, exprs: list[Command]) -> RuleSpec | None:
+    """The spec netlab would have written for these expressions, or None when
+    they hold anything netlab never writes. Written back from the spec, they
+    are the same expressions (`expressions`): that is the test."""
+    fields: dict[str, Any] = {}
+    target: Target | None = None
+    to: str | None = None
+    for expr in exprs:
+        if target is not None:
+            return None  # nothing comes after the verdict
+        if "match" in expr:
+            if not _parse_match(family, expr["match"], fields):
+                return None
+            continue
+        (name, value), *more = expr.items() if isinstance(expr, dict) and expr else ((None, None),)
+        if more or name not in _NFT_TARGETS:
+            return None
+        target = _NFT_TARGETS[name]
+        to = _parse_to(family, name, value)
+        if name != "masquerade" and to is None:
+            return None
+    if target is None:
+        return None
+    try:
+        spec = RuleSpec(family, chain, comment, target, to=to, **fields)
+    except TypeError:
+        return None
+    return spec if expressions(spec) == exprs else None
+
+
+def _parse_match(family: Family, match: dict[str, Any], fields: dict[str, Any]) -> bool:
+    left, right, op = match.get("left"), match.get("right"), match.get("op")
+    if not isinstance(left, dict):
+        return False
+    payload, meta, fib = left.get("payload"), left.get("meta"), left.get("fib")
+    if isinstance(payload, dict) and payload.get("protocol") == FAMILIES[family]:
+        network = _parse_network(family, right)
+        field = {("saddr", "=="): "source", ("daddr", "=="): "destination", ("daddr", "!="): "not_destination"}.get(
+            (str(payload.get("field")), str(op))
+        )
+        if network is None or field is None or field in fields:
+            return False
+        fields[field] = network
+        return True
+    if op != "==":
+        return False
+    if (
+        isinstance(payload, dict)
+        and payload.get("field") == "dport"
+        and payload.get("protocol") in ("tcp", "udp", "sctp")
+    ):
+        port = _parse_port(right)
+        if port is None or "protocol" in fields:
+            return False
+        fields["protocol"], fields["dport"] = payload["protocol"], port
+        return True
+    if isinstance(meta, dict) and isinstance(right, str):
+        field = {"iifname": "in_interface", "oifname": "out_interface", "l4proto": "protocol"}.get(str(meta.get("key")))
+        if field is None or field in fields:
+            return False
+        fields[field] = right
+        return True
+    if fib == {"result": "type", "flags": ["daddr"]} and right == "local":
+        fields["dst_local"] = True
+        return True
+    return False
+
+
+def _parse_network(family: Family, value: Any) -> str | None:
+    try:
+        if isinstance(value, str):
+            network = ipaddress.ip_network(value)
+        elif isinstance(value, dict) and isinstance(value.get("prefix"), dict):
+            prefix = value["prefix"]
+            network = ipaddress.ip_network(f"{prefix['addr']}/{prefix['len']}")
+        else:
+            return None
+    except (ValueError, KeyError, TypeError):
+        return None
+    return str(network) if network.version == family else None
+
+
+def _parse_port(value: Any) -> str | None:
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, dict) and isinstance(value.get("range"), list) and len(value["range"]) == 2:
+        first, last = value["range"]
+        if isinstance(first, int) and isinstance(last, int):
+            return f"{first}:{last}"
+    return None
+
+
+def _parse_to(family: Family, name: str, value: Any) -> str | None:
+    if name == "masquerade":
+        return None if value is None else "?"  # options netlab never writes
+    if not isinstance(value, dict) or set(value) - {"addr", "port"} or not isinstance(value.get("addr"), str):
+        return None
+    address: str = value["addr"]
+    port = value.get("port")
+    if port is None:
+        return address
+    if name == "snat" or not isinstance(port, int):
+        return None
+    return f"[{address}]:{port}" if family == 6 else f"{address}:{port}"
+
+
+def text_of(spec: RuleSpec) -> str:
+    """The rule as `nft list table` prints it (its chain first), to name it and
+    to tell two rules apart."""
+    family = FAMILIES[spec.family]
+    words = [f"{BASE_CHAINS.get(spec.chain, (spec.chain,))[0]}:"]
+    options = (
+        (f"{family} saddr", spec.source),
+        (f"{family} daddr", spec.destination),
+        (f"{family} daddr !=", spec.not_destination),
+        ("iifname", spec.in_interface and json.dumps(spec.in_interface)),
+        ("oifname", spec.out_interface and json.dumps(spec.out_interface)),
+    )
+    words += [f"{key} {value}" for key, value in options if value]
+    if spec.dst_local:
+        words.append("fib daddr type local")
+    if spec.protocol and spec.dport:
+        words.append(f"{spec.protocol} dport {spec.dport.replace(':', '-')}")
+    elif spec.protocol:
+        words.append(f"meta l4proto {spec.protocol}")
+    words.append({"MASQUERADE": "masquerade", "SNAT": f"snat to {spec.to}", "DNAT": f"dnat to {spec.to}"}[spec.target])
+    words.append(f"comment {json.dumps(spec.comment)}")
+    return " ".join(words)
+
+
+# -- writing ----------------------------------------------------------------------
+
+
+def change(netns: str | None, ops: list[NatOp]) -> None:
+    """Runs a batch as one nftables transaction. Rules are deleted by their
+    handle, read just before; a rule to delete that is gone already is no
+    work. Raises KernelRefused with what nftables said; then nothing changed."""
+    if not ops:
+        return
+
+    def work(nft: Any) -> None:
+        before, handles = _read(nft, netns)
+        commands = _commands(before, handles, ops)
+        if commands:
+            code, _, error = _json_cmd(nft, commands)
+            if code != 0:
+                raise KernelRefused(_where(netns), _errno_of(error), _first_line(error))
+
+    _run(netns, work)
+
+
+def _commands(
+    before: NatTables, handles: dict[tuple[Family, str], list[tuple[int, str, str]]], ops: list[NatOp]
+) -> list[Command]:
+    chains: dict[Family, set[str]] = {4: set(), 6: set()}
+    for chain in before.chains:
+        chains[chain.family].add(chain.name)
+    tables = {family for family, names in chains.items() if names}
+    taken: set[int] = set()
+    commands: list[Command] = []
+    for op in ops:
+        family = FAMILIES[op.family]
+        nft_chain = BASE_CHAINS.get(op.chain, (op.chain,))[0]
+        where = {"family": family, "table": TABLE}
+        if op.action == "ensure-chain":
+            if op.family not in tables:
+                commands.append({"add": {"table": {"family": family, "name": TABLE}}})
+                tables.add(op.family)
+            made: Command = where | {"name": nft_chain}
+            if op.chain in BASE_CHAINS:
+                _, hook, priority = BASE_CHAINS[op.chain]
+                made |= {"type": "nat", "hook": hook, "prio": priority, "policy": "accept"}
+            commands.append({"add": {"chain": made}})
+            chains[op.family].add(op.chain)
+        elif op.action == "add" and op.spec is not None:
+            rule = where | {"chain": nft_chain, "expr": expressions(op.spec), "comment": op.spec.comment}
+            commands.append({"add": {"rule": rule}})
+        elif op.action == "delete":
+            for handle, comment, text in handles.get((op.family, op.chain), []):
+                if handle not in taken and comment == (op.comment or "") and text == op.text:
+                    taken.add(handle)
+                    commands.append({"delete": {"rule": where | {"chain": nft_chain, "handle": handle}}})
+                    break
+        elif op.action == "remove-chain" and op.chain in chains[op.family]:
+            commands.append({"delete": {"chain": where | {"name": nft_chain}}})
+            chains[op.family].discard(op.chain)
+            if not chains[op.family]:  # the table goes with netlab's last chain in it
+                commands.append({"delete": {"table": {"family": family, "name": TABLE}}})
+                tables.discard(op.family)
+    return commands
+
+
+# -- other tools' chains, for what may defeat netlab's NAT -------------------------
+
+
+@dataclass(frozen=True)
+class HookedChain:
+    """A base chain of another tool's table, as `list chains` gives it (no rules)."""
+
+    family: str
+    table: str
+    name: str
+    type: str
+    hook: str
+    priority: int
+    policy: str
+
+    def __str__(self) -> str:
+        return f"{self.family} {self.table} {self.name}"
+
+
+def hooked_chains_of_others(netns: str | None) -> tuple[HookedChain, ...]:
+    """The base chains of every table but netlab's: their hooks and policies,
+    listed without their rules (nothing of theirs is parsed). Empty where
+    nftables cannot be used."""
+
+    def work(nft: Any) -> tuple[HookedChain, ...]:
+        code, output, _ = _json_cmd(nft, [{"list": {"chains": {}}}])
+        if code != 0:
+            return ()
+        found = []
+        for item in output.get("nftables", []):
+            chain = item.get("chain")
+            if not chain or "hook" not in chain or chain.get("table") == TABLE:
+                continue
+            found.append(
+                HookedChain(
+                    str(chain.get("family")),
+                    str(chain.get("table")),
+                    str(chain.get("name")),
+                    str(chain.get("type")),
+                    str(chain.get("hook")),
+                    int(chain.get("prio") or 0),
+                    str(chain.get("policy", "accept")),
+                )
+            )
+        return tuple(found)
+
+    return _run(netns, work)
