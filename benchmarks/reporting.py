@@ -243,6 +243,7 @@ def render(results: dict[str, Any], analysis: str = "") -> str:
     _noop(results, w)
     _edit(results, w)
     _daemon(results, w)
+    _nat(results, w)
     _startup(results, w)
     _profiles(results, w)
     w("## Analysis")
@@ -262,6 +263,9 @@ def render(results: dict[str, Any], analysis: str = "") -> str:
     w("benchmarks/run --sizes 10 --repeat 1       # a quick look (the smoke test runs this)")
     w(
         "benchmarks/run --tools daemon --no-profile --sizes 1000 --repeat 1 --out /tmp/daemon   # the daemon alone, one size"
+    )
+    w(
+        "benchmarks/run --tools nat --no-profile --out /tmp/nat   # the NAT benchmark alone (1000 rules, each backend, nft -f)"
     )
     w("benchmarks/run --report benchmarks/results.json   # re-write this report from a run's saved results")
     w("python3 benchmarks/sandbox.py bash         # a shell in a fresh sandbox, to try things by hand")
@@ -662,6 +666,59 @@ def _drift(results: dict[str, Any], n: int, kind: str, key: str) -> str:
     if missed and not found:
         return f"never ({missed}/{missed} timed out)"
     return seconds(median(found)) + (f" ({missed} timed out)" if missed else "")
+
+
+NAT_NAMES = {
+    "nftables": "netlab, nftables backend",
+    "iptables": "netlab, legacy iptables backend",
+    "nft-f": "`nft -f`, one file per namespace (the floor)",
+}
+
+
+def _nat(results: dict[str, Any], w: Any) -> None:
+    runs = results.get("nat") or []
+    if not runs:
+        return
+    shape = results["settings"].get("nat_rules", {})
+    rules, namespaces = shape.get("rules"), shape.get("namespaces")
+    _section(
+        w,
+        f"NAT: {rules} port forwards across {namespaces} namespaces",
+        f"""
+        Each namespace gets its share of {rules} `dnat` rules (netlab writes each as two kernel rules, the
+        prerouting one and the host's own output copy; the `nft -f` files hold the same), into namespaces
+        made before the clock starts: the figures are the NAT's alone. netlab runs with
+        `--nat-backend nftables` (one nftables transaction per namespace, in process) and
+        `--nat-backend iptables` (a python-iptables worker process per namespace); the floor is
+        `ip netns exec nsI nft -f FILE` for each namespace, one `nft` process each. Every run is checked:
+        each namespace holds exactly its rules in the backend measured and none in the other
+        (`benchmarks/nat_rules.py`, with `nft` and `iptables-legacy-save`).
+        """,
+    )
+    floor = median([r.get("cold_s") for r in runs if r["tool"] == "nft-f" and r.get("verify", {}).get("ok")])
+    w("| tool | verified | cold apply | × `nft -f` | no-op apply | no-op plan |")
+    w("|---|---|---|---|---|---|")
+    for tool, name in NAT_NAMES.items():
+        mine = [r for r in runs if r["tool"] == tool]
+        if not mine:
+            continue
+        good = [r for r in mine if r.get("verify", {}).get("ok")]
+        cold = median([r.get("cold_s") for r in good])
+        noop = median([r.get("noop_apply_s") for r in good])
+        plan = median([r.get("noop_plan_s") for r in good])
+        w(
+            f"| {name} | {_verified(mine)} | {seconds(cold)} | {ratio(cold, floor)} | "
+            f"{seconds(noop) if tool != 'nft-f' else '—'} | {seconds(plan) if tool != 'nft-f' else '—'} |"
+        )
+    nft = median([r.get("cold_s") for r in runs if r["tool"] == "nftables" and r.get("verify", {}).get("ok")])
+    legacy = median([r.get("cold_s") for r in runs if r["tool"] == "iptables" and r.get("verify", {}).get("ok")])
+    if nft and legacy:
+        w("")
+        w(f"The nftables backend's cold apply takes {ratio(nft, legacy)} the legacy backend's time.")
+    errors = [f"{r['tool']} run {r['rep'] + 1}: {r['error'][:200]}" for r in runs if r.get("error")]
+    for error in errors:
+        w(f"- error: {error}")
+    w("")
 
 
 def _startup(results: dict[str, Any], w: Any) -> None:

@@ -276,11 +276,12 @@ class Sandbox:
         return result
 
     def timed(
-        self, *argv: str, check: bool = True, timeout: float | None = None
+        self, *argv: str, check: bool = True, timeout: float | None = None, env: Mapping[str, str] | None = None
     ) -> tuple[float, subprocess.CompletedProcess[str]]:
-        """Runs a command and returns its wall time in seconds (nsenter's own ~2 ms included)."""
+        """Runs a command and returns its wall time in seconds (nsenter's own ~2 ms
+        included); `env` replaces the layout's environment, as in `run`."""
         began = time.perf_counter()
-        result = self.run(*argv, check=check, timeout=timeout)
+        result = self.run(*argv, check=check, timeout=timeout, env=env)
         return time.perf_counter() - began, result
 
     def sh(self, script: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:

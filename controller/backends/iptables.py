@@ -56,11 +56,13 @@ class ObservedChain:
 class NatTables:
     """What one namespace's nat tables hold of netlab's (legacy iptables, or
     netlab's own nftables tables), and how many rules of other tools the
-    legacy tables' built-in chains hold (`others`)."""
+    legacy tables' built-in chains hold (`others`), and in which families the
+    legacy filter table's FORWARD drops by default (`forward_drops`)."""
 
     chains: tuple[ObservedChain, ...] = ()
     rules: tuple[ObservedNatRule, ...] = ()
     others: int = 0
+    forward_drops: tuple[Family, ...] = ()  # the families whose legacy FORWARD policy is DROP
 
     def chain(self, family: int, name: str) -> ObservedChain | None:
         for chain in self.chains:
@@ -142,15 +144,18 @@ def _tables(answer: Answer) -> NatTables:
     chains: list[ObservedChain] = []
     rules: list[ObservedNatRule] = []
     others = 0
+    drops: list[Family] = []
     for family_text, table in answer.get("nat", {}).items():
         others += table.get("others", 0)
+        if table.get("forward_policy") == "DROP":
+            drops.append(6 if family_text == "6" else 4)
         family: Family = 6 if family_text == "6" else 4
         for name, chain in sorted(table["chains"].items()):
             chains.append(ObservedChain(family, name, chain["foreign"], chain["jumps"]))
         for rule in table["rules"]:
             spec = RuleSpec.from_json(rule["spec"]) if rule["spec"] else None
             rules.append(ObservedNatRule(family, rule["chain"], rule["comment"], rule["text"], spec))
-    return NatTables(tuple(chains), tuple(rules), others)
+    return NatTables(tuple(chains), tuple(rules), others, tuple(drops))
 
 
 def nftables_in_use(netns: str | None) -> tuple[str, ...]:

@@ -150,17 +150,29 @@ def _table(iptc: Any, family: int) -> Any:
     return table
 
 
-def _legacy_nat_families() -> list[Family]:
+def _legacy_nat_families(table: str = "nat") -> list[Family]:
+    """The families whose legacy `table` exists (reading a missing one would make it)."""
     found: list[Family] = []
     tables: tuple[tuple[Family, str], ...] = ((4, "ip_tables_names"), (6, "ip6_tables_names"))
     for family, names in tables:
         try:
             with open(f"/proc/self/net/{names}", encoding="ascii") as handle:
-                if "nat" in handle.read().split():
+                if table in handle.read().split():
                     found.append(family)
         except FileNotFoundError:
             continue
     return found
+
+
+def _forward_policy(iptc: Any, family: Family) -> str | None:
+    """The legacy filter table's FORWARD policy (Docker sets DROP), where that
+    table exists."""
+    if family not in _legacy_nat_families("filter"):
+        return None
+    table = iptc.Table6(iptc.Table6.FILTER) if family == 6 else iptc.Table(iptc.Table.FILTER)
+    table.refresh()
+    policy = iptc.Chain(table, "FORWARD").get_policy()
+    return str(policy.name) if policy is not None else None
 
 
 def _in_child(work: Callable[[], T]) -> T:
@@ -232,7 +244,7 @@ def _dump_family(iptc: Any, family: Family) -> TableJson:
         for rule in iptc.Chain(table, builtin).rules:
             if not any(_is_jump(rule, name, JUMP_COMMENT) for name in CHAINS):
                 others += 1
-    return {"chains": chains, "rules": rules, "others": others}
+    return {"chains": chains, "rules": rules, "others": others, "forward_policy": _forward_policy(iptc, family)}
 
 
 def _change(ops: list[OpJson]) -> None:

@@ -286,13 +286,12 @@ class Kernel:
 
     def _choose_nat_backend(self) -> Choice:
         legacy = nat_backends.legacy_available()
-        others = self.nat(None, "iptables").others if legacy and self.legacy_nat_exists(None) else 0
         facts = nat_backends.Facts(
             nftables_unavailable=self.nftables_unavailable(),
             legacy_available=legacy,
             iptables_command=nat_backends.iptables_command(),
-            legacy_rules_of_others=others,
-            nftables_in_use=self.nftables_in_use(None),
+            legacy_rules_of_others=lambda: self.nat(None, "iptables").others if self.legacy_nat_exists(None) else 0,
+            nftables_in_use=lambda: self.nftables_in_use(None),
         )
         return nat_backends.choose(self.nat_backend_requested, facts)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -20,13 +21,15 @@ REQUESTS: tuple[Requested, ...] = ("auto", "nftables", "iptables")
 
 @dataclass(frozen=True)
 class Facts:
-    """What the choice looks at, all of the host's namespace."""
+    """What the choice looks at, all of the host's namespace. The last two cost
+    a read each (a worker process; every table's rules, through pyroute2):
+    they are asked only when the choice comes to them."""
 
     nftables_unavailable: str | None  # why nftables cannot be used (None: it can)
     legacy_available: bool  # the kernel has legacy iptables (ip_tables)
     iptables_command: str | None  # what the host's `iptables` is: "nft", "legacy", None (none)
-    legacy_rules_of_others: int  # rules of other tools in the host's legacy nat table
-    nftables_in_use: tuple[str, ...]  # other tables holding rules, like `ip filter (3 rules)`
+    legacy_rules_of_others: Callable[[], int]  # rules of other tools in the host's legacy nat table
+    nftables_in_use: Callable[[], tuple[str, ...]]  # other tables holding rules, like `ip filter (3 rules)`
 
 
 @dataclass(frozen=True)
@@ -64,8 +67,8 @@ def choose(requested: Requested, facts: Facts) -> Choice:
         return Choice("iptables", f"auto: {facts.nftables_unavailable}")
     if not facts.legacy_available:
         return Choice("nftables", "auto: this kernel has no legacy iptables")
-    if facts.legacy_rules_of_others:
-        count = facts.legacy_rules_of_others
+    count = facts.legacy_rules_of_others()
+    if count:
         return Choice(
             "iptables",
             f"auto: the host's NAT lives in the legacy iptables tables ({count} rule"
@@ -73,8 +76,9 @@ def choose(requested: Requested, facts: Facts) -> Choice:
         )
     if facts.iptables_command == "nft":
         return Choice("nftables", "auto: the host's iptables is iptables-nft")
-    if facts.nftables_in_use:
-        return Choice("nftables", f"auto: nftables holds the host's firewall ({', '.join(facts.nftables_in_use)})")
+    in_use = facts.nftables_in_use()
+    if in_use:
+        return Choice("nftables", f"auto: nftables holds the host's firewall ({', '.join(in_use)})")
     if facts.iptables_command == "legacy":
         return Choice("iptables", "auto: the host's iptables is iptables-legacy")
     return Choice("nftables", "auto: no iptables command on the host; nftables is the kernel's current firewall")

@@ -81,6 +81,7 @@ class TableJson(TypedDict):
     chains: dict[str, ChainJson]
     rules: list[RuleJson]
     others: int  # rules of other tools in the built-in chains
+    forward_policy: str | None  # the legacy filter table's FORWARD policy, where it exists
 
 
 class Answer(TypedDict):

@@ -27,7 +27,7 @@ from netlab.controller.backends import iptables, nftables
 from netlab.controller.backends.iptables import NatOp, NatTables, ObservedNatRule
 from netlab.controller.backends.nat_backends import BACKENDS, Backend, other_than
 from netlab.controller.backends.nat_rules import CHAINS, RULE_COMMENT_PREFIX, Family, RuleSpec
-from netlab.controller.backends.nftables import HookedChain
+from netlab.controller.backends.nftables import FAMILIES, HookedChain
 from netlab.controller.changes import Action, Change, Note, Phase, Step
 from netlab.controller.kinds.contract import PlanContext, Planned, ShowContext, Shown
 from netlab.state.errors import ApplyError
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from netlab.controller.backends.kernel import Kernel
 
 KIND = "nat"
+LEGACY_FILTER = "legacy filter"  # a legacy filter table's chain, among nftables' (coexistence_warnings)
 LOOPBACK = {4: "127.0.0.0/8", 6: "::1/128"}
 
 
@@ -404,7 +405,13 @@ def _notes(ctx: PlanContext, wanted: dict[str | None, list[NatRule]]) -> tuple[N
     for netns, rules in sorted(wanted.items(), key=lambda item: (item[0] is not None, item[0] or "")):
         if rules and ctx.kernel.has_netns(netns):
             firewalld = netns is None and ctx.kernel.firewalld_running()
-            texts = coexistence_warnings(netns, rules, ctx.kernel.hooked_chains(netns), firewalld)
+            chains = ctx.kernel.hooked_chains(netns)
+            if ctx.kernel.legacy_nat_exists(netns):  # what the legacy tables add (Docker's, with iptables-legacy)
+                chains += tuple(
+                    HookedChain(FAMILIES[family], "filter", "FORWARD", LEGACY_FILTER, "forward", 0, "drop")
+                    for family in ctx.kernel.nat(netns, "iptables").forward_drops
+                )
+            texts = coexistence_warnings(netns, rules, chains, firewalld)
             notes += [Note("warning", text) for text in texts]
     return tuple(notes)
 
@@ -426,13 +433,14 @@ def coexistence_warnings(
     for chain in chains:
         if chain.hook == "forward" and chain.policy == "drop":
             docker = " (Docker sets it when it starts)" if chain.name == "FORWARD" and chain.table == "filter" else ""
+            kind = "iptables-legacy" if chain.type == LEGACY_FILTER else "nftables"
             how = (
                 f"`iptables -I DOCKER-USER -s {example} -j ACCEPT` and the same with -d"
                 if docker
                 else f"`nft insert rule {chain} ip saddr {example} accept` and the same with ip daddr"
             )
             warnings.append(
-                f"{where}: nftables chain {chain} (hook forward) drops what no rule accepts (policy drop){docker}: "
+                f"{where}: {kind} chain {chain} (hook forward) drops what no rule accepts (policy drop){docker}: "
                 f"traffic forwarded for netlab's NAT ({', '.join(networks) or 'its rules'}) is dropped there; "
                 f"accept it, for example with {how}"
             )

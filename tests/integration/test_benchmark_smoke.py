@@ -1,5 +1,6 @@
 """The benchmark suite still works: `benchmarks/run` at N = 10, one run of every
-tool (netlab, `ip -batch`, the shell script, ifstate, netlab's daemon), each in
+tool (netlab, `ip -batch`, the shell script, ifstate, netlab's daemon, and the NAT
+benchmark: netlab with each backend and `nft -f`), each in
 its own sandbox. Checks that it produced sane output and left nothing on the
 machine, never how fast anything is. The first run makes benchmarks/.venv from
 benchmarks/requirements.txt (from the package index, as scripts/setup-env does).
@@ -43,6 +44,10 @@ def test_the_benchmark_runs_at_n_10_and_every_tool_builds_the_topology(tmp_path:
         "2",
         "--settle",
         "2",
+        "--nat-rules",
+        "20",
+        "--nat-namespaces",
+        "2",
         "--netlab",
         NETLAB,
         "--out",
@@ -62,6 +67,15 @@ def test_the_benchmark_runs_at_n_10_and_every_tool_builds_the_topology(tmp_path:
         assert run["verify"]["ok"], f"{tool}: {run['verify']['problems']}"
         assert run["verify"]["counts"]["namespaces_right"] == 10
         assert _number(run["cold_s"])
+
+    for tool in ("nftables", "iptables", "nft-f"):
+        (run,) = [run for run in results["nat"] if run["tool"] == tool]
+        assert "error" not in run, f"NAT {tool}: {run['error']}"
+        assert run["verify"]["ok"] and run["verify"]["namespaces_right"] == 2, f"NAT {tool}: {run['verify']}"
+        assert _number(run["cold_s"])
+        if tool != "nft-f":
+            assert run["noop_plan_exit"] == 0 and _number(run["noop_apply_s"])
+    assert "## NAT: 20 port forwards across 2 namespaces" in (tmp_path / "RESULTS.md").read_text()
 
     netlab = next(run for run in results["runs"] if run["tool"] == "netlab")
     assert netlab["noop_apply"]["writes"] == 0, netlab["noop_apply"]

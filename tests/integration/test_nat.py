@@ -585,6 +585,19 @@ def test_a_host_whose_firewall_is_in_nftables_is_told_so(legacy_box: Sandbox) ->
     assert "10.98.0.0/16" in box.run("iptables-nft-save", "-t", "nat").stdout  # and theirs is untouched
 
 
+def test_a_dropping_legacy_forward_chain_is_named(legacy_box: Sandbox) -> None:
+    """Docker on iptables-legacy sets the legacy FORWARD policy to DROP; netlab
+    sees it once the legacy nat table exists (its first apply makes it)."""
+    box = legacy_box
+    box.run("iptables-legacy", "-w", "-P", "FORWARD", "DROP")
+    box.write_config("lab.yaml", LAB + MASQUERADE)
+    box.netlab("apply")
+    plan = box.netlab("plan").stdout
+    assert "Warning: host: iptables-legacy chain ip filter FORWARD (hook forward) drops what no rule accepts" in plan
+    assert not box.ping("red", "10.0.0.3")
+    assert ":FORWARD DROP" in box.run("iptables-legacy-save", "-t", "filter").stdout
+
+
 def test_the_daemon_puts_a_flushed_legacy_chain_back_on_its_resync(legacy_box: Sandbox) -> None:
     box = legacy_box
     box.write_config("lab.yaml", LAB + MASQUERADE)

@@ -264,7 +264,7 @@ def test_nat_in_a_namespace_reads_and_writes_that_namespace(tmp_path: Path) -> N
         "+ nat red/masquerade 10.1.0.0/24",
         "+ nat red/chain NETLAB-POSTROUTING: jumped to from POSTROUTING",
     ]
-    assert kernel.reads == ["red"]
+    assert set(kernel.reads) == {"red"}  # (the Kernel keeps what it read: one worker)
     plan.steps()[0][1].run(kernel)  # type: ignore[arg-type]
     assert [netns for netns, _ in kernel.batches] == ["red"]
 

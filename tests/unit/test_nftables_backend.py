@@ -26,7 +26,7 @@ from netlab.controller.backends.iptables import (
 from netlab.controller.backends.nat_backends import Facts, choose
 from netlab.controller.backends.nftables import HookedChain, expressions, parse, text_of
 from netlab.controller.changes import Phase
-from netlab.controller.kinds.nat import coexistence_warnings, rule_id, rule_specs
+from netlab.controller.kinds.nat import LEGACY_FILTER, coexistence_warnings, rule_id, rule_specs
 from netlab.controller.planning import make_plan
 from netlab.state.ledger import Ledger
 from netlab.state.model import DesiredState, NatRule
@@ -147,24 +147,24 @@ def test_only_changes_to_netlabs_tables_wake_the_daemon(data: bytes, about_netla
 
 # -- which backend -----------------------------------------------------------------------
 
-DEBIAN = Facts(None, True, "nft", 0, ())
+DEBIAN = Facts(None, True, "nft", lambda: 0, lambda: ())
 
 
 @pytest.mark.parametrize(
     ("requested", "facts", "backend", "reason"),
     [
         ("auto", DEBIAN, "nftables", "auto: the host's iptables is iptables-nft"),
-        ("auto", Facts(None, True, "nft", 3, ()), "iptables", "auto: the host's NAT lives in the legacy iptables tables (3 rules of other tools there)"),
-        ("auto", Facts(None, False, "legacy", 0, ()), "nftables", "auto: this kernel has no legacy iptables"),
-        ("auto", Facts("no binding", True, "nft", 0, ()), "iptables", "auto: no binding"),
-        ("auto", Facts(None, True, "legacy", 0, ("ip filter (2 rules)",)), "nftables", "auto: nftables holds the host's firewall (ip filter (2 rules))"),
-        ("auto", Facts(None, True, "legacy", 0, ()), "iptables", "auto: the host's iptables is iptables-legacy"),
-        ("auto", Facts(None, True, None, 0, ()), "nftables", "auto: no iptables command on the host; nftables is the kernel's current firewall"),
-        ("auto", Facts("no binding", False, None, 0, ()), None, "neither backend can work here: no binding, and this kernel has no legacy iptables (ip_tables)"),
+        ("auto", Facts(None, True, "nft", lambda: 3, lambda: ()), "iptables", "auto: the host's NAT lives in the legacy iptables tables (3 rules of other tools there)"),
+        ("auto", Facts(None, False, "legacy", lambda: 0, lambda: ()), "nftables", "auto: this kernel has no legacy iptables"),
+        ("auto", Facts("no binding", True, "nft", lambda: 0, lambda: ()), "iptables", "auto: no binding"),
+        ("auto", Facts(None, True, "legacy", lambda: 0, lambda: ("ip filter (2 rules)",)), "nftables", "auto: nftables holds the host's firewall (ip filter (2 rules))"),
+        ("auto", Facts(None, True, "legacy", lambda: 0, lambda: ()), "iptables", "auto: the host's iptables is iptables-legacy"),
+        ("auto", Facts(None, True, None, lambda: 0, lambda: ()), "nftables", "auto: no iptables command on the host; nftables is the kernel's current firewall"),
+        ("auto", Facts("no binding", False, None, lambda: 0, lambda: ()), None, "neither backend can work here: no binding, and this kernel has no legacy iptables (ip_tables)"),
         ("iptables", DEBIAN, "iptables", "asked for with --nat-backend iptables"),
-        ("nftables", Facts(None, True, "legacy", 5, ()), "nftables", "asked for with --nat-backend nftables"),
-        ("nftables", Facts("no binding", True, "nft", 0, ()), None, "--nat-backend nftables, but no binding"),
-        ("iptables", Facts(None, False, "nft", 0, ()), None, "--nat-backend iptables, but this kernel has no legacy iptables (ip_tables)"),
+        ("nftables", Facts(None, True, "legacy", lambda: 5, lambda: ()), "nftables", "asked for with --nat-backend nftables"),
+        ("nftables", Facts("no binding", True, "nft", lambda: 0, lambda: ()), None, "--nat-backend nftables, but no binding"),
+        ("iptables", Facts(None, False, "nft", lambda: 0, lambda: ()), None, "--nat-backend iptables, but this kernel has no legacy iptables (ip_tables)"),
     ],
 )  # fmt: skip
 def test_the_backend_and_why(requested: Any, facts: Facts, backend: str | None, reason: str) -> None:
@@ -189,6 +189,9 @@ def test_a_dropping_forward_hook_other_nat_chains_and_firewalld_are_named() -> N
     assert "ip nat POSTROUTING (hook postrouting, priority 100)" in warnings[2]
     assert warnings[3].startswith("host: firewalld is running")
     assert coexistence_warnings("red", [MASQUERADE], (accepting,), False) == []
+    legacy = HookedChain("ip", "filter", "FORWARD", LEGACY_FILTER, "forward", 0, "drop")
+    (said,) = coexistence_warnings("red", [MASQUERADE], (legacy,), False)
+    assert said.startswith("red: iptables-legacy chain ip filter FORWARD (hook forward) drops what no rule accepts")
 
 
 # -- planning a move ---------------------------------------------------------------------------
