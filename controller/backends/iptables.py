@@ -23,8 +23,7 @@ from netlab.state.errors import KernelRefused
 
 WORKER_MODULE = "netlab.controller.backends.iptables_worker"
 WORKER_TIMEOUT = 60.0
-OWN_TABLE = "netlab"  # the nftables backend's tables, in every family
-NFPROTO_NAMES = {1: "inet", 2: "ip", 3: "arp", 5: "netdev", 7: "bridge", 10: "ip6"}
+OWN_TABLE = "netlab"  # the nftables backend's tables, ip and ip6
 
 
 @dataclass(frozen=True)
@@ -156,39 +155,6 @@ def _tables(answer: Answer) -> NatTables:
             spec = RuleSpec.from_json(rule["spec"]) if rule["spec"] else None
             rules.append(ObservedNatRule(family, rule["chain"], rule["comment"], rule["text"], spec))
     return NatTables(tuple(chains), tuple(rules), others, tuple(drops))
-
-
-def nftables_in_use(netns: str | None) -> tuple[str, ...]:
-    """The nftables tables that hold rules in the namespace, like `ip nat (3 rules)`.
-    iptables-nft keeps its rules there: when there are any, the namespace's own
-    firewall lives in nftables, and netlab's legacy rules do not show beside it.
-    netlab's own tables (`nftables.TABLE`) are not counted."""
-
-    # imported here: pyroute2's nftables costs ~40 ms to import, and most
-    # commands never ask
-    from pyroute2.netlink.exceptions import NetlinkError
-    from pyroute2.nftables.main import NFTables
-
-    def work() -> tuple[str, ...]:
-        try:
-            nft = NFTables(nfgen_family=0)  # NFPROTO_UNSPEC: every family
-        except (OSError, NetlinkError):
-            return ()  # a kernel without nf_tables
-        try:
-            counts: dict[tuple[str, str], int] = {}
-            for rule in nft.get_rules():
-                family = NFPROTO_NAMES.get(rule.get("nfgen_family"), str(rule.get("nfgen_family")))
-                key = (family, rule.get_attr("NFTA_RULE_TABLE"))
-                if key[1] != OWN_TABLE:
-                    counts[key] = counts.get(key, 0) + 1
-        finally:
-            nft.close()
-        return tuple(
-            f"{family} {table} ({count} rule{'s' if count != 1 else ''})"
-            for (family, table), count in sorted(counts.items())
-        )
-
-    return namespaces.run_in(netns, work)
 
 
 def change(netns: str | None, ops: list[NatOp]) -> NatTables | None:

@@ -38,14 +38,14 @@ LOOPBACK = "lo"
 
 # What a read is of, and where: ("dump", netns), ("sysctls", netns),
 # ("legacy-nat", netns), ("nat", netns) (legacy iptables), ("nft-nat", netns)
-# (netlab's nftables tables), ("nftables", netns) (other tools' nftables) with
-# netns None for the host; ("file", path); ("namespaces", None),
+# (netlab's nftables tables) with netns None for the host; ("file", path);
+# ("namespaces", None),
 # ("fresh-sysctls", None), ("nat-choice", None), ("nftables-chains", netns)
 # (other tools' base chains), ("firewalld", None).
 Read = tuple[str, str | None]
-OF_A_NAMESPACE = ("dump", "sysctls", "legacy-nat", "nat", "nft-nat", "nftables", "nftables-chains")
+OF_A_NAMESPACE = ("dump", "sysctls", "legacy-nat", "nat", "nft-nat", "nftables-chains")
 # what each kind of event makes stale in its namespace
-HEARD_READS = {RTNL: ("dump",), NFTABLES: ("nft-nat", "nftables")}
+HEARD_READS = {RTNL: ("dump",), NFTABLES: ("nft-nat",)}
 
 
 @dataclass(frozen=True)
@@ -296,9 +296,15 @@ class Kernel:
         return nat_backends.choose(self.nat_backend_requested, facts)
 
     def nftables_in_use(self, netns: str | None) -> tuple[str, ...]:
-        return self._reads.get(
-            "nftables", netns, None, lambda: iptables.nftables_in_use(netns) if self.has_netns(netns) else ()
-        )
+        """The nftables tables of other tools with base chains in the namespace,
+        like `ip nat (2 base chains)`: where there are any, its firewall lives
+        in nftables (iptables-nft's among them). Read from their chains alone:
+        no other tool's rule is read."""
+        counts: dict[str, int] = {}
+        for chain in self.hooked_chains(netns):
+            where = f"{chain.family} {chain.table}"
+            counts[where] = counts.get(where, 0) + 1
+        return tuple(f"{where} ({n} base chain{'s' if n != 1 else ''})" for where, n in sorted(counts.items()))
 
     def file(self, path: str) -> FileState:
         """Read again whenever lstat shows it changed (no events come for files):
@@ -486,7 +492,7 @@ class Kernel:
 
     def change_nat(self, netns: str | None, ops: list[NatOp], backend: Backend = "iptables") -> None:
         if backend == "nftables":
-            self._reads.touch(Touched(frozenset({("nft-nat", netns), ("nftables", netns)})))
+            self._reads.touch(Touched(frozenset({("nft-nat", netns)})))
             # read again when asked, after the events of this write are let go
             # (`_read_nft_nat`): a daemon hears only what others change
             nftables.change(netns, ops)

@@ -22,14 +22,16 @@ REQUESTS: tuple[Requested, ...] = ("auto", "nftables", "iptables")
 @dataclass(frozen=True)
 class Facts:
     """What the choice looks at, all of the host's namespace. The last two cost
-    a read each (a worker process; every table's rules, through pyroute2):
+    a read each (a worker process; every table's chains):
     they are asked only when the choice comes to them."""
 
     nftables_unavailable: str | None  # why nftables cannot be used (None: it can)
     legacy_available: bool  # the kernel has legacy iptables (ip_tables)
     iptables_command: str | None  # what the host's `iptables` is: "nft", "legacy", None (none)
     legacy_rules_of_others: Callable[[], int]  # rules of other tools in the host's legacy nat table
-    nftables_in_use: Callable[[], tuple[str, ...]]  # other tables holding rules, like `ip filter (3 rules)`
+    nftables_in_use: Callable[
+        [], tuple[str, ...]
+    ]  # other tools' tables with base chains, like `ip filter (3 base chains)`
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ def choose(requested: Requested, facts: Facts) -> Choice:
     """The backend, and why, in this order: what was asked for; for `auto`,
     nftables unless it cannot be used; legacy where the kernel has nothing
     else or the host's NAT lives in legacy tables already; then nftables where
-    the host's iptables is iptables-nft or nftables holds rules; legacy where
+    the host's iptables is iptables-nft or nftables holds a firewall; legacy where
     the host's iptables is iptables-legacy; and nftables, the kernel's current
     firewall, on a host with neither."""
     if requested == "nftables":

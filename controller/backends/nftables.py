@@ -119,15 +119,47 @@ def _list_table(family: Family) -> Command:
 
 
 def dump(netns: str | None) -> NatTables:
-    return _run(netns, lambda nft: _read(nft, netns)[0])
+    return _run(netns, lambda nft: _read(nft, netns).tables)
 
 
-def _read(nft: Any, netns: str | None) -> tuple[NatTables, dict[tuple[Family, str], list[tuple[int, str, str]]]]:
-    """netlab's tables as the planner sees them, and for each chain (family,
-    netlab's name) its rules' (handle, comment, text), for deleting by handle."""
+# what netlab's table may hold besides chains and rules: removed, by name
+OBJECT_KINDS = (
+    "set",
+    "map",
+    "element",
+    "flowtable",
+    "counter",
+    "quota",
+    "ct helper",
+    "limit",
+    "ct timeout",
+    "ct expectation",
+    "synproxy",
+    "secmark",
+)
+OBJECT_PREFIX = "nft-object:"  # the "chain" of an object in `NatTables` (`ObservedNatRule`)
+FOREIGN_PREFIX = "nft:"  # a chain netlab never makes, by its nftables name: never one of netlab's
+
+
+@dataclass
+class _Read:
+    """What netlab's tables hold: as the planner sees them (`tables`), each
+    chain's rules as (handle, comment, text) for deleting by handle, the chains
+    hooked otherwise than netlab hooks them (made anew), and the families whose
+    table someone gave flags, dormant among them (made anew, whole)."""
+
+    tables: NatTables
+    handles: dict[tuple[Family, str], list[tuple[int, str, str]]]
+    rehook: set[tuple[Family, str]]
+    dormant: set[Family]
+
+
+def _read(nft: Any, netns: str | None) -> _Read:
     chains: list[ObservedChain] = []
     rules: list[ObservedNatRule] = []
     handles: dict[tuple[Family, str], list[tuple[int, str, str]]] = {}
+    rehook: set[tuple[Family, str]] = set()
+    dormant: set[Family] = set()
     for family in (4, 6):
         code, output, error = _json_cmd(nft, [_list_table(family)])
         if code != 0:
@@ -136,33 +168,69 @@ def _read(nft: Any, netns: str | None) -> tuple[NatTables, dict[tuple[Family, st
             raise KernelRefused(
                 _where(netns), _errno_of(error), f"cannot list table {FAMILIES[family]} {TABLE}: {_first_line(error)}"
             )
-        for item in output.get("nftables", []):
+        items = output.get("nftables", [])
+        if any("flags" in item["table"] for item in items if "table" in item):
+            # flags netlab never sets: `dormant` switches the table off. (nftables
+            # 1.0.6 lists a table's flags wrongly in JSON, but only when it has
+            # any.) The table is made anew, with all of netlab's rules, as if
+            # none were there
+            dormant.add(family)
+            continue
+        broken: set[str] = set()
+        for item in items:
             if "chain" in item:
-                chains.append(_observed_chain(family, item["chain"]))
+                chain, hooked = _observed_chain(family, item["chain"])
+                chains.append(chain)
+                if hooked == "rehook":
+                    broken.add(chain.name)
+                    rehook.add((family, chain.name))
             elif "rule" in item:
                 rule = item["rule"]
-                chain = _NETLAB_CHAIN.get(rule.get("chain"), rule.get("chain"))
+                chain_name = _chain_name(str(rule.get("chain")))
+                if chain_name in broken:
+                    continue  # goes with its chain, and is written anew
                 comment = rule.get("comment") or ""
                 if not comment.startswith(RULE_COMMENT_PREFIX):
                     comment = ""  # not netlab's: in netlab's own table, removed
-                spec = parse(family, chain, comment, rule.get("expr", [])) if comment else None
+                spec = parse(family, chain_name, comment, rule.get("expr", [])) if comment else None
                 text = text_of(spec) if spec is not None else _raw_text(rule)
-                rules.append(ObservedNatRule(family, chain, comment, text, spec))
-                handles.setdefault((family, chain), []).append((int(rule["handle"]), comment, text))
-    return NatTables(tuple(chains), tuple(rules)), handles
+                rules.append(ObservedNatRule(family, chain_name, comment, text, spec))
+                handles.setdefault((family, chain_name), []).append((int(rule["handle"]), comment, text))
+            else:
+                for kind in OBJECT_KINDS:
+                    if kind in item and isinstance(item[kind], dict) and "name" in item[kind]:
+                        name = str(item[kind]["name"])
+                        chain_name = f"{OBJECT_PREFIX}{kind}"
+                        rules.append(ObservedNatRule(family, chain_name, "", f"{kind} {name}", None))
+                        handles.setdefault((family, chain_name), []).append((0, name, f"{kind} {name}"))
+    return _Read(NatTables(tuple(chains), tuple(rules)), handles, rehook, dormant)
 
 
-def _observed_chain(family: Family, chain: dict[str, Any]) -> ObservedChain:
-    """A chain of netlab's table. `jumps` stands for the hook: 1 when the chain
-    is hooked where netlab puts it (type nat, its hook and priority, policy
-    accept), 0 otherwise (then `ensure-chain` puts it right)."""
-    name = _NETLAB_CHAIN.get(chain.get("name", ""), chain.get("name", ""))
-    hooked = 0
-    if name in BASE_CHAINS:
-        _, hook, priority = BASE_CHAINS[name]
-        wanted = ("nat", hook, priority, "accept")
-        hooked = int((chain.get("type"), chain.get("hook"), chain.get("prio"), chain.get("policy")) == wanted)
-    return ObservedChain(family, name, foreign_rules=0, jumps=hooked)
+def _chain_name(nft_name: str) -> str:
+    """netlab's name of a chain of its table: NETLAB-POSTROUTING for
+    `postrouting`; another chain by its nftables name, marked (`nft:extra`)
+    so that no name someone picks is taken for one of netlab's."""
+    return _NETLAB_CHAIN.get(nft_name, FOREIGN_PREFIX + nft_name)
+
+
+def nft_chain_name(chain: str) -> str:
+    """The nftables name of a chain of netlab's table (`_chain_name` undone)."""
+    return BASE_CHAINS[chain][0] if chain in BASE_CHAINS else chain.removeprefix(FOREIGN_PREFIX)
+
+
+def _observed_chain(family: Family, chain: dict[str, Any]) -> tuple[ObservedChain, str]:
+    """A chain of netlab's table, and how it is hooked: "right" (type nat, its
+    hook and priority, policy accept: `jumps` 1), "policy" (only the policy
+    differs: put right in place) or "rehook" (another type, hook or priority,
+    which the kernel cannot change: deleted and made anew) (`jumps` 0 for both)."""
+    name = _chain_name(str(chain.get("name", "")))
+    if name not in BASE_CHAINS:
+        return ObservedChain(family, name, foreign_rules=0, jumps=0), "foreign"
+    _, hook, priority = BASE_CHAINS[name]
+    if (chain.get("type"), chain.get("hook"), chain.get("prio")) != ("nat", hook, priority):
+        return ObservedChain(family, name, foreign_rules=0, jumps=0), "rehook"
+    right = chain.get("policy") == "accept"
+    return ObservedChain(family, name, foreign_rules=0, jumps=int(right)), "right" if right else "policy"
 
 
 def _raw_text(rule: dict[str, Any]) -> str:
@@ -194,6 +262,21 @@ def _port_value(dport: str) -> Any:
     return {"range": [int(first), int(last)]} if last else int(first)
 
 
+def _interface_value(name: str) -> str:
+    """An interface as iptables reads it (a final `+` matches every name that
+    begins so; anything else as written), in nftables' words (a final `*`
+    for that; a `*` of the name itself escaped)."""
+    escaped = name.replace("*", "\\*")
+    return escaped[:-1] + "*" if escaped.endswith("+") else escaped
+
+
+def _interface_name(value: str) -> str:
+    """`_interface_value` undone."""
+    if value.endswith("*") and not value.endswith("\\*"):
+        value = value[:-1] + "+"
+    return value.replace("\\*", "*")
+
+
 def _split_target(to: str) -> tuple[str, int | None]:
     """`10.0.0.2:80`, `10.0.0.2`, `[2001:db8::2]:80`, `2001:db8::2` -> address, port."""
     if to.startswith("["):
@@ -216,9 +299,9 @@ def expressions(spec: RuleSpec) -> list[Command]:
     if spec.not_destination:
         exprs.append(_match(_address(family, "daddr"), _network_value(spec.not_destination), "!="))
     if spec.in_interface:
-        exprs.append(_match({"meta": {"key": "iifname"}}, spec.in_interface))
+        exprs.append(_match({"meta": {"key": "iifname"}}, _interface_value(spec.in_interface)))
     if spec.out_interface:
-        exprs.append(_match({"meta": {"key": "oifname"}}, spec.out_interface))
+        exprs.append(_match({"meta": {"key": "oifname"}}, _interface_value(spec.out_interface)))
     if spec.dst_local:
         exprs.append(_match({"fib": {"result": "type", "flags": ["daddr"]}}, "local"))
     if spec.protocol and spec.dport:
@@ -295,7 +378,7 @@ def _parse_match(family: Family, match: dict[str, Any], fields: dict[str, Any]) 
         field = {"iifname": "in_interface", "oifname": "out_interface", "l4proto": "protocol"}.get(str(meta.get("key")))
         if field is None or field in fields:
             return False
-        fields[field] = right
+        fields[field] = right if field == "protocol" else _interface_name(right)
         return True
     if fib == {"result": "type", "flags": ["daddr"]} and right == "local":
         fields["dst_local"] = True
@@ -345,13 +428,13 @@ def text_of(spec: RuleSpec) -> str:
     """The rule as `nft list table` prints it (its chain first), to name it and
     to tell two rules apart."""
     family = FAMILIES[spec.family]
-    words = [f"{BASE_CHAINS.get(spec.chain, (spec.chain,))[0]}:"]
+    words = [f"{nft_chain_name(spec.chain)}:"]
     options = (
         (f"{family} saddr", spec.source),
         (f"{family} daddr", spec.destination),
         (f"{family} daddr !=", spec.not_destination),
-        ("iifname", spec.in_interface and json.dumps(spec.in_interface)),
-        ("oifname", spec.out_interface and json.dumps(spec.out_interface)),
+        ("iifname", spec.in_interface and f'"{_interface_value(spec.in_interface)}"'),
+        ("oifname", spec.out_interface and f'"{_interface_value(spec.out_interface)}"'),
     )
     words += [f"{key} {value}" for key, value in options if value]
     if spec.dst_local:
@@ -376,8 +459,7 @@ def change(netns: str | None, ops: list[NatOp]) -> None:
         return
 
     def work(nft: Any) -> None:
-        before, handles = _read(nft, netns)
-        commands = _commands(before, handles, ops)
+        commands = _commands(_read(nft, netns), ops)
         if commands:
             code, _, error = _json_cmd(nft, commands)
             if code != 0:
@@ -386,23 +468,28 @@ def change(netns: str | None, ops: list[NatOp]) -> None:
     _run(netns, work)
 
 
-def _commands(
-    before: NatTables, handles: dict[tuple[Family, str], list[tuple[int, str, str]]], ops: list[NatOp]
-) -> list[Command]:
+def _commands(before: _Read, ops: list[NatOp]) -> list[Command]:
     chains: dict[Family, set[str]] = {4: set(), 6: set()}
-    for chain in before.chains:
+    for chain in before.tables.chains:
         chains[chain.family].add(chain.name)
-    tables = {family for family, names in chains.items() if names}
-    taken: set[int] = set()
+    tables = {family for family, names in chains.items() if names} | before.dormant
+    taken: set[tuple[Family, str, int]] = set()
     commands: list[Command] = []
+    for remade in sorted(before.dormant):
+        # made anew: its chains come back with the ensure-chain ops (the planner saw none)
+        commands.append({"delete": {"table": {"family": FAMILIES[remade], "name": TABLE}}})
+        tables.discard(remade)
     for op in ops:
         family = FAMILIES[op.family]
-        nft_chain = BASE_CHAINS.get(op.chain, (op.chain,))[0]
+        nft_chain = nft_chain_name(op.chain)
         where = {"family": family, "table": TABLE}
         if op.action == "ensure-chain":
             if op.family not in tables:
                 commands.append({"add": {"table": {"family": family, "name": TABLE}}})
                 tables.add(op.family)
+            if (op.family, op.chain) in before.rehook:
+                # another type, hook or priority: the kernel changes none in place
+                commands.append({"delete": {"chain": where | {"name": nft_chain}}})
             made: Command = where | {"name": nft_chain}
             if op.chain in BASE_CHAINS:
                 _, hook, priority = BASE_CHAINS[op.chain]
@@ -413,9 +500,16 @@ def _commands(
             rule = where | {"chain": nft_chain, "expr": expressions(op.spec), "comment": op.spec.comment}
             commands.append({"add": {"rule": rule}})
         elif op.action == "delete":
-            for handle, comment, text in handles.get((op.family, op.chain), []):
-                if handle not in taken and comment == (op.comment or "") and text == op.text:
-                    taken.add(handle)
+            for handle, comment, text in before.handles.get((op.family, op.chain), []):
+                if (op.family, op.chain, handle) in taken or text != op.text:
+                    continue
+                if op.chain.startswith(OBJECT_PREFIX):  # an object: by its name (`comment` carries it)
+                    taken.add((op.family, op.chain, handle))
+                    kind = op.chain.removeprefix(OBJECT_PREFIX)
+                    commands.append({"delete": {kind: where | {"name": comment}}})
+                    break
+                if comment == (op.comment or ""):
+                    taken.add((op.family, op.chain, handle))
                     commands.append({"delete": {"rule": where | {"chain": nft_chain, "handle": handle}}})
                     break
         elif op.action == "remove-chain" and op.chain in chains[op.family]:
@@ -458,7 +552,10 @@ def hooked_chains_of_others(netns: str | None) -> tuple[HookedChain, ...]:
         found = []
         for item in output.get("nftables", []):
             chain = item.get("chain")
-            if not chain or "hook" not in chain or chain.get("table") == TABLE:
+            if not chain or "hook" not in chain:
+                continue
+            if chain.get("table") == TABLE and chain.get("family") in FAMILIES.values():
+                continue  # netlab's own (another tool's `inet netlab` is theirs)
                 continue
             found.append(
                 HookedChain(

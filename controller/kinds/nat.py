@@ -248,6 +248,8 @@ class NatKind:
             return [
                 Change(KIND, "-", key, netns, _recorded_name(key), note="gone with its namespace") for key in recorded
             ]
+        if not fresh:
+            _refuse_unseen_nftables(ctx, netns, recorded)
         target = _target_backend(ctx) if wanted else None
         batches = {backend: _Batch(netns, backend) for backend in BACKENDS}
         observed = {
@@ -421,31 +423,26 @@ def coexistence_warnings(
 ) -> list[str]:
     """What in the namespace may defeat its NAT rules, and what to do: a forward
     hook that drops by default (Docker sets iptables' FORWARD to DROP), NAT
-    chains of other tools at netlab's hooks, firewalld. Nothing of theirs is
-    changed: the operator decides."""
+    chains of other tools at netlab's hooks, firewalld; each for the address
+    families netlab's rules there use. Nothing of theirs is changed: the
+    operator decides."""
     where = netns_label(netns)
-    networks = sorted(
-        {rule.source for rule in rules if rule.source}
-        | {rule.to.split(":")[0] for rule in rules if rule.to and not rule.to.startswith("[")}
-    )
-    example = networks[0] if networks else "NETWORK"
+    families = {rule_family(rule) for rule in rules}
+    networks = {family: sorted(_networks(rules, family)) for family in families}
     warnings = []
     for chain in chains:
+        used = [family for family in sorted(families) if chain.family in _NFT_FAMILIES[family]]
+        if not used:
+            continue
         if chain.hook == "forward" and chain.policy == "drop":
-            docker = " (Docker sets it when it starts)" if chain.name == "FORWARD" and chain.table == "filter" else ""
-            kind = "iptables-legacy" if chain.type == LEGACY_FILTER else "nftables"
-            how = (
-                f"`iptables -I DOCKER-USER -s {example} -j ACCEPT` and the same with -d"
-                if docker
-                else f"`nft insert rule {chain} ip saddr {example} accept` and the same with ip daddr"
-            )
-            warnings.append(
-                f"{where}: {kind} chain {chain} (hook forward) drops what no rule accepts (policy drop){docker}: "
-                f"traffic forwarded for netlab's NAT ({', '.join(networks) or 'its rules'}) is dropped there; "
-                f"accept it, for example with {how}"
-            )
-    hooks = {"postrouting", "prerouting", "output"}
-    others = [chain for chain in chains if chain.type == "nat" and chain.hook in hooks]
+            warnings.append(_forward_drop(where, chain, used[0], networks))
+    others = [
+        chain
+        for chain in chains
+        if chain.type == "nat"
+        and chain.hook in ("postrouting", "prerouting", "output")
+        and any(chain.family in _NFT_FAMILIES[family] for family in families)
+    ]
     if others:
         named = ", ".join(f"{chain} (hook {chain.hook}, priority {chain.priority})" for chain in others)
         warnings.append(
@@ -460,6 +457,53 @@ def coexistence_warnings(
             "change firewalld's rules"
         )
     return warnings
+
+
+# the nftables families whose chains see a rule of each address family
+_NFT_FAMILIES: dict[Family, tuple[str, ...]] = {4: ("ip", "inet"), 6: ("ip6", "inet")}
+
+
+def _networks(rules: list[NatRule], family: Family) -> set[str]:
+    """The networks netlab's rules of the family translate: sources, and where
+    port forwards go."""
+    found = {rule.source for rule in rules if rule.source and rule_family(rule) == family}
+    for rule in rules:
+        if rule.to and rule_family(rule) == family:
+            address = rule.to[1:].split("]")[0] if rule.to.startswith("[") else rule.to.rsplit(":", 1)[0]
+            found.add(address if family == 4 or rule.to.startswith("[") else rule.to)
+    return found
+
+
+def _forward_drop(where: str, chain: HookedChain, family: Family, networks: dict[Family, list[str]]) -> str:
+    legacy = chain.type == LEGACY_FILTER
+    listed = networks.get(family) or ["NETWORK"]
+    example = listed[0]
+    if legacy or (chain.table == "filter" and chain.name == "FORWARD"):  # iptables' own chain
+        tool = ("iptables" if family == 4 else "ip6tables") + ("-legacy" if legacy else "")
+        how = f"`{tool} -I FORWARD -s {example} -j ACCEPT` and the same with -d (with Docker: -I DOCKER-USER)"
+    else:
+        address = "ip" if family == 4 else "ip6"
+        how = f"`nft insert rule {chain} {address} saddr {example} accept` and the same with {address} daddr"
+    return (
+        f"{where}: {'iptables-legacy' if legacy else 'nftables'} chain {chain} (hook forward) drops what no rule "
+        f"accepts (policy drop; Docker sets it so on iptables' FORWARD when it starts): traffic forwarded for "
+        f"netlab's NAT ({', '.join(listed)}) is dropped there; accept it, for example with {how}"
+    )
+
+
+def _refuse_unseen_nftables(ctx: PlanContext, netns: str | None, recorded: list[tuple[Any, ...]]) -> None:
+    """The ledger has rules of this namespace in nftables, which cannot be read
+    here now (its library gone): planning on would take them for gone, forget
+    them and write copies elsewhere. Raises ApplyError; nothing is changed."""
+    in_nftables = [key for key in recorded if (ctx.ledger.get(KIND, key) or {}).get("nftables")]
+    why = ctx.kernel.nftables_unavailable() if in_nftables else None
+    if why:
+        more = f" and {len(in_nftables) - 1} more" if len(in_nftables) > 1 else ""
+        raise ApplyError(
+            f"netlab's NAT rules in {netns_label(netns)} are in nftables ({_recorded_name(in_nftables[0])}{more}, "
+            f"as its ledger says), but {why}: install it again (scripts/setup-env or scripts/install), "
+            "or netlab cannot see them to keep or remove them; nothing was changed"
+        )
 
 
 def _target_backend(ctx: PlanContext) -> Backend:
@@ -555,7 +599,7 @@ def _ensure_chain(batch: _Batch, family: Family, chain: str, created: bool) -> N
 
 def _chain_name(backend: Backend, family: Family, chain: str) -> str:
     if backend == "nftables":
-        return f"chain {nftables.BASE_CHAINS.get(chain, (chain,))[0]} of table {nftables.FAMILIES[family]} netlab"
+        return f"chain {nftables.nft_chain_name(chain)} of table {nftables.FAMILIES[family]} netlab"
     return f"chain {chain}" + (" (IPv6)" if family == 6 else "")
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -394,6 +393,21 @@ def test_what_others_put_in_netlabs_nftables_table_is_taken_out(nft_box: Sandbox
     assert "changed outside netlab: remove an extra copy in NETLAB-POSTROUTING" in box.netlab("plan").stdout
     box.netlab("apply")
     assert nft_rules(box) == applied
+    # a set, a chain named like netlab's own, a chain hooked elsewhere, a dormant table
+    box.run("nft", "add set ip netlab foo { type ipv4_addr; }")
+    box.run("nft", "add chain ip netlab NETLAB-POSTROUTING")
+    box.netlab("apply")
+    assert nft_rules(box) == applied
+    box.run("nft", "delete chain ip netlab postrouting")
+    box.run("nft", "add chain ip netlab postrouting { type nat hook postrouting priority 0; }")
+    assert "~ nat host/chain postrouting of table ip netlab: not hooked at postrouting" in box.netlab("plan").stdout
+    box.netlab("apply")
+    assert nft_rules(box) == applied
+    box.run("nft", "add table ip netlab { flags dormant; }")
+    assert "+ nat host/masquerade 192.168.15.0/24 out eth-out" in box.netlab("plan").stdout
+    box.netlab("apply")
+    assert nft_rules(box) == applied and "dormant" not in box.run("nft", "list", "table", "ip", "netlab").stdout
+    box.ping("red", "10.0.0.3", check=True)
 
 
 def test_a_large_nat_apply_killed_midway_leaves_all_or_nothing(nft_box: Sandbox) -> None:
@@ -434,7 +448,10 @@ def test_what_defeats_nat_on_the_host_is_named_with_what_to_do(nft_box: Sandbox)
     for command in ("plan", "apply"):
         out = box.netlab(command).stdout
         assert "Warning: host: nftables chain ip filter FORWARD (hook forward) drops what no rule accepts" in out
-        assert "iptables -I DOCKER-USER -s 192.168.15.0/24 -j ACCEPT" in out
+        assert (
+            "`iptables -I FORWARD -s 192.168.15.0/24 -j ACCEPT` and the same with -d (with Docker: -I DOCKER-USER)"
+            in out
+        )
         assert (
             "other tools' NAT chains run at netlab's hooks: ip nat POSTROUTING (hook postrouting, priority 100)" in out
         )
@@ -446,12 +463,17 @@ def test_what_defeats_nat_on_the_host_is_named_with_what_to_do(nft_box: Sandbox)
 
 
 def test_auto_follows_the_hosts_iptables_and_where_its_nat_lives(sandbox: Sandbox) -> None:
+    """`iptables` on the PATH made each kind in turn (a link to xtables-nft-multi
+    or xtables-legacy-multi, as Debian's alternatives make it), then another
+    tool's legacy NAT."""
     box = with_backend(sandbox, "auto")
     box.write_config("lab.yaml", LAB + MASQUERADE)
-    iptables = os.path.realpath(box.run("sh", "-c", "command -v iptables").stdout.strip())
-    plan = box.netlab("plan").stdout
-    if "nft" in os.path.basename(iptables):
-        assert "Note: NAT rules go to nftables (auto: the host's iptables is iptables-nft)" in plan, plan
+    for kind, backend in (("nft", "nftables"), ("legacy", "iptables")):
+        box.run("mkdir", "-p", f"/run/netlab/{kind}")
+        box.run("ln", "-sf", f"/usr/sbin/xtables-{kind}-multi", f"/run/netlab/{kind}/iptables")
+        path = f"/run/netlab/{kind}:{box.layout.env['PATH']}"
+        plan = box.netlab("plan", env={"PATH": path}).stdout
+        assert f"Note: NAT rules go to {backend} (auto: the host's iptables is iptables-{kind})" in plan, plan
     # another tool's NAT in the legacy tables: netlab's goes beside it
     box.run("iptables-legacy", "-w", "-t", "nat", "-A", "POSTROUTING", "-s", "10.99.0.0/16", "-j", "MASQUERADE")
     plan = box.netlab("plan").stdout
@@ -484,12 +506,20 @@ def test_the_daemon_repairs_nftables_drift_from_its_events(nft_box: Sandbox) -> 
         "a deleted table": "nft delete table ip netlab",
         "a rule added": "nft add rule ip netlab postrouting ip saddr 10.77.0.0/16 masquerade",
     }
+
+    def repairs() -> int:
+        return int(json.loads(box.read("/run/netlab/status.json"))["drift_repairs"])
+
     took = {}
     for what, command in drifts.items():
+        before = repairs()
         began = time.monotonic()
-        box.run("sh", "-c", command)
-        assert sorted(nft_rules(box)) != applied
-        assert box.wait_for(lambda: sorted(nft_rules(box)) == applied, timeout=10, interval=0.01), f"{what} stayed"
+        box.run("sh", "-c", command)  # (the repair can come before a look at it: the count says it came)
+        assert box.wait_for(
+            lambda: sorted(nft_rules(box)) == applied and repairs() > before,  # noqa: B023
+            timeout=10,
+            interval=0.01,
+        ), f"{what} stayed"
         took[what] = round(time.monotonic() - began, 3)
     print(f"nftables drift repaired after (s): {took}")
     box.ping("red", "10.0.0.3", check=True)
@@ -578,7 +608,7 @@ def test_a_host_whose_firewall_is_in_nftables_is_told_so(legacy_box: Sandbox) ->
     box.run("iptables-nft", "-t", "nat", "-A", "POSTROUTING", "-s", "10.98.0.0/16", "-j", "MASQUERADE")
     box.write_config("lab.yaml", LAB + MASQUERADE)
     plan = box.netlab("plan").stdout
-    assert "firewall is in nftables (ip nat (1 rule))" in plan
+    assert "firewall is in nftables (ip nat (" in plan
     assert "iptables-legacy-save" in plan
     box.netlab("apply")
     box.ping("red", "10.0.0.3", check=True)  # both stacks run: the legacy rule works

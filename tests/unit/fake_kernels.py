@@ -49,6 +49,9 @@ class EmptyKernel:
     def hooked_chains(self, netns: str | None) -> tuple[HookedChain, ...]:
         return ()
 
+    def nftables_unavailable(self) -> str | None:
+        return None
+
     def firewalld_running(self) -> bool:
         return False
 

@@ -28,6 +28,7 @@ from netlab.controller.backends.nftables import HookedChain, expressions, parse,
 from netlab.controller.changes import Phase
 from netlab.controller.kinds.nat import LEGACY_FILTER, coexistence_warnings, rule_id, rule_specs
 from netlab.controller.planning import make_plan
+from netlab.state.errors import ApplyError
 from netlab.state.ledger import Ledger
 from netlab.state.model import DesiredState, NatRule
 from tests.unit.test_nat_planning import DNAT, DNAT6, DNAT_RANGE, MASQUERADE, SNAT, SNAT6, NatKernel
@@ -78,6 +79,14 @@ def test_what_netlab_never_writes_is_not_taken_for_its_rule() -> None:
         assert parse(4, spec.chain, spec.comment, exprs) is None, exprs
 
 
+def test_interface_wildcards_mean_what_they_mean_in_iptables() -> None:
+    """iptables' final `+` is nftables' final `*`; a `*` of a name is escaped."""
+    for name, value in (("veth+", "veth*"), ("eth0", "eth0"), ("e*t", "e\\*t"), ("e*+", "e\\**")):
+        spec = rule_specs(NatRule(None, "masquerade", MASQUERADE.origin, source="10.0.0.0/8", out_interface=name))[0]
+        assert expressions(spec)[1]["match"]["right"] == value
+        assert parse(4, spec.chain, spec.comment, expressions(spec)) == spec
+
+
 def test_a_rule_reads_as_nft_prints_it() -> None:
     texts = [text_of(spec).replace(rule_id(DNAT), "ID") for spec in rule_specs(DNAT)]
     assert texts == [
@@ -91,7 +100,9 @@ def test_a_rule_reads_as_nft_prints_it() -> None:
 
 def test_a_first_rule_brings_its_table_and_base_chain() -> None:
     spec = rule_specs(MASQUERADE)[0]
-    commands = nftables._commands(NatTables(), {}, [ensure_chain(4, spec.chain), add(spec)])
+    commands = nftables._commands(
+        nftables._Read(NatTables(), {}, set(), set()), [ensure_chain(4, spec.chain), add(spec)]
+    )
     assert commands == [
         {"add": {"table": {"family": "ip", "name": "netlab"}}},
         {"add": {"chain": {"family": "ip", "table": "netlab", "name": "postrouting", "type": "nat", "hook": "postrouting", "prio": 100, "policy": "accept"}}},
@@ -106,14 +117,35 @@ def test_rules_go_by_handle_and_the_table_with_the_last_chain() -> None:
     before = NatTables((ObservedChain(4, spec.chain, 0, 1),), (found, found))
     handles = {(4, spec.chain): [(7, spec.comment, text), (9, spec.comment, text)]}
     # two deletions of one rendering take two copies; a third finds none and is no work
-    commands = nftables._commands(
-        before, handles, [delete(found), delete(found), delete(found), remove_chain(4, spec.chain)]
-    )
+    read = nftables._Read(before, handles, set(), set())
+    commands = nftables._commands(read, [delete(found), delete(found), delete(found), remove_chain(4, spec.chain)])
     assert commands == [
         {"delete": {"rule": {"family": "ip", "table": "netlab", "chain": "postrouting", "handle": 7}}},
         {"delete": {"rule": {"family": "ip", "table": "netlab", "chain": "postrouting", "handle": 9}}},
         {"delete": {"chain": {"family": "ip", "table": "netlab", "name": "postrouting"}}},
         {"delete": {"table": {"family": "ip", "name": "netlab"}}},
+    ]
+
+
+def test_a_wrongly_hooked_chain_and_a_dormant_table_are_made_anew() -> None:
+    spec = rule_specs(MASQUERADE)[0]
+    rehooked = nftables._Read(NatTables((ObservedChain(4, spec.chain, 0, 0),)), {}, {(4, spec.chain)}, set())
+    assert nftables._commands(rehooked, [ensure_chain(4, spec.chain)])[:2] == [
+        {"delete": {"chain": {"family": "ip", "table": "netlab", "name": "postrouting"}}},
+        {"add": {"chain": {"family": "ip", "table": "netlab", "name": "postrouting", "type": "nat", "hook": "postrouting", "prio": 100, "policy": "accept"}}},
+    ]  # fmt: skip
+    dormant = nftables._Read(NatTables(), {}, set(), {4})
+    assert nftables._commands(dormant, [ensure_chain(4, spec.chain)])[:2] == [
+        {"delete": {"table": {"family": "ip", "name": "netlab"}}},
+        {"add": {"table": {"family": "ip", "name": "netlab"}}},
+    ]
+
+
+def test_other_things_in_netlabs_table_are_deleted_by_name() -> None:
+    found = ObservedNatRule(4, "nft-object:set", "", "set foo", None)
+    read = nftables._Read(NatTables((), (found,)), {(4, "nft-object:set"): [(0, "foo", "set foo")]}, set(), set())
+    assert nftables._commands(read, [delete(found)]) == [
+        {"delete": {"set": {"family": "ip", "table": "netlab", "name": "foo"}}}
     ]
 
 
@@ -139,6 +171,8 @@ def _message(msg: int, table: bytes | None, attr_type: int = 1) -> bytes:
         (_message(16, None), False),  # NFT_MSG_NEWGEN: the end of every transaction
         (_message(6, b"nat") + _message(8, b"netlab"), True),  # one of several
         (_message(6, b"netlab")[:-4], True),  # cut short: read again
+        (_message(9, b"netlab"), True),  # NFT_MSG_NEWSET: a set someone put in netlab's table
+        (_message(6, b"netlab", attr_type=2), True),  # not the table first: read again
     ],
 )
 def test_only_changes_to_netlabs_tables_wake_the_daemon(data: bytes, about_netlab: bool) -> None:
@@ -183,8 +217,11 @@ def test_a_dropping_forward_hook_other_nat_chains_and_firewalld_are_named() -> N
     warnings = coexistence_warnings(None, [MASQUERADE, DNAT], (docker, own_firewall, accepting, their_nat), True)
     assert len(warnings) == 4
     assert warnings[0].startswith("host: nftables chain ip filter FORWARD (hook forward) drops what no rule accepts")
-    assert "(Docker sets it when it starts)" in warnings[0]
-    assert "iptables -I DOCKER-USER -s 192.168.15.0/24 -j ACCEPT" in warnings[0]
+    assert "Docker sets it so on iptables' FORWARD" in warnings[0]
+    assert (
+        "`iptables -I FORWARD -s 192.168.15.0/24 -j ACCEPT` and the same with -d (with Docker: -I DOCKER-USER)"
+        in warnings[0]
+    )
     assert "nft insert rule inet fw forward ip saddr 192.168.15.0/24 accept" in warnings[1]
     assert "ip nat POSTROUTING (hook postrouting, priority 100)" in warnings[2]
     assert warnings[3].startswith("host: firewalld is running")
@@ -192,6 +229,16 @@ def test_a_dropping_forward_hook_other_nat_chains_and_firewalld_are_named() -> N
     legacy = HookedChain("ip", "filter", "FORWARD", LEGACY_FILTER, "forward", 0, "drop")
     (said,) = coexistence_warnings("red", [MASQUERADE], (legacy,), False)
     assert said.startswith("red: iptables-legacy chain ip filter FORWARD (hook forward) drops what no rule accepts")
+    assert "`iptables-legacy -I FORWARD -s 192.168.15.0/24 -j ACCEPT`" in said
+
+
+def test_warnings_follow_the_address_family_of_the_rules() -> None:
+    ipv4_nat = HookedChain("ip", "nat", "POSTROUTING", "nat", "postrouting", 100, "accept")
+    ipv6_drop = HookedChain("ip6", "fw", "fwd", "filter", "forward", 0, "drop")
+    assert coexistence_warnings(None, [SNAT6, DNAT6], (ipv4_nat,), False) == []  # an IPv4 chain: not in their way
+    (said,) = coexistence_warnings(None, [SNAT6, DNAT6], (ipv6_drop,), False)
+    assert "(2001:db8::2, fd00:15::/64)" in said
+    assert "`nft insert rule ip6 fw fwd ip6 saddr 2001:db8::2 accept` and the same with ip6 daddr" in said
 
 
 # -- planning a move ---------------------------------------------------------------------------
@@ -230,7 +277,7 @@ def test_what_others_put_in_netlabs_nftables_table_goes(tmp_path: Path) -> None:
     text = text_of(spec)
     theirs = ObservedNatRule(4, spec.chain, "", '[{"counter":null}]', None)
     tables = NatTables(
-        (ObservedChain(4, spec.chain, 0, 1), ObservedChain(4, "extra", 0, 0)),
+        (ObservedChain(4, spec.chain, 0, 1), ObservedChain(4, "nft:extra", 0, 0)),
         (ObservedNatRule(4, spec.chain, spec.comment, text, spec), theirs),
     )
     kernel = NatKernel(nft_tables={None: tables}, nat_backend="nftables")
@@ -239,3 +286,14 @@ def test_what_others_put_in_netlabs_nftables_table_goes(tmp_path: Path) -> None:
         """- nat host/rules not netlab's in its nftables tables: [{"counter":null}]""",
         "- nat host/chain extra of table ip netlab",
     ]
+
+
+def test_rules_the_ledger_has_in_nftables_are_not_forgotten_when_it_cannot_be_read(tmp_path: Path) -> None:
+    class NoNftables(NatKernel):
+        def nftables_unavailable(self) -> str | None:
+            return "the Python binding of libnftables (Debian python3-nftables) is not installed"
+
+    ledger = Ledger(tmp_path / "ledger.json")
+    ledger.record("nat", MASQUERADE.key, {"id": rule_id(MASQUERADE), "nftables": True})
+    with pytest.raises(ApplyError, match="netlab's NAT rules in host are in nftables .* nothing was changed"):
+        make_plan(DesiredState(), NoNftables(), ledger)
