@@ -493,8 +493,10 @@ class Kernel:
     def change_nat(self, netns: str | None, ops: list[NatOp], backend: Backend = "iptables") -> None:
         if backend == "nftables":
             self._reads.touch(Touched(frozenset({("nft-nat", netns)})))
-            # read again when asked, after the events of this write are let go
-            # (`_read_nft_nat`): a daemon hears only what others change
+            # read again when asked (`_read_nft_nat`, which first lets go of the
+            # events heard so far; the daemon still hears this write's own
+            # events if they come after its next read: one pass that finds
+            # nothing to do)
             nftables.change(netns, ops)
             return
         self._reads.touch(Touched(frozenset({("legacy-nat", netns), ("nat", netns)})))

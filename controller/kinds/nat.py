@@ -274,7 +274,7 @@ class NatKind:
         for backend, batch in batches.items():
             final = final_chains if backend == target else set()
             planned += self._plan_chains(netns, observed[backend], final, batch)
-        return self._changes(ctx, netns, fresh, planned, [batches[target]] if target else [], batches)
+        return self._changes(ctx, netns, fresh, planned, target, batches)
 
     def _plan_unexpected(
         self,
@@ -347,7 +347,7 @@ class NatKind:
         netns: str | None,
         fresh: bool,
         planned: list[_Planned],
-        targets: list[_Batch],
+        target: Backend | None,
         batches: dict[Backend, _Batch],
     ) -> list[Change]:
         if not planned:
@@ -361,11 +361,7 @@ class NatKind:
             batch.ops.sort(key=lambda op: order[op.action])
             batch.undo_ops.sort(key=lambda op: order[op.action])
         warning = ""
-        if (
-            not fresh
-            and any(batch.backend == "iptables" for batch in targets)
-            and any(p.action != "-" for p in planned)
-        ):
+        if not fresh and target == "iptables" and any(p.action != "-" for p in planned):
             in_use = ctx.kernel.nftables_in_use(netns)
             if in_use:
                 warning = (
@@ -373,11 +369,12 @@ class NatKind:
                     "legacy iptables tables, which the kernel runs too; see them with iptables-legacy-save "
                     "(or use --nat-backend nftables)"
                 )
-        # what moves goes after it is in place (both in ADD_NAT: planned order)
-        written = [batch for batch in (*targets, *batches.values()) if batch.ops]
-        for batch in written:
-            batch.moving = batch not in targets and any(target.ops for target in targets)
-        steps = tuple(batch.step() for batch in dict.fromkeys(written))
+        # the target's batch first; the other's, when it takes away what the
+        # target puts in place, after it (both in ADD_NAT: in this order)
+        ordered = sorted(batches.values(), key=lambda batch: batch.backend != target)
+        for batch in ordered:
+            batch.moving = batch.backend != target and target is not None and bool(batches[target].ops)
+        steps = tuple(batch.step() for batch in ordered if batch.ops)
         changes = []
         for item in planned:
             notes = [note for note in (item.note, warning if item.action != "-" else "") if note]
