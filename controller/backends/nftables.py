@@ -67,7 +67,7 @@ def unavailable() -> str | None:
     except ImportError:
         return "the Python binding of libnftables (Debian python3-nftables) is not installed"
     try:
-        code, error = _run(None, lambda nft: _json_cmd(nft, [_list_table(4)])[::2])
+        code, _, error = _run(None, lambda nft: _table_flagged(nft, 4))
     except OSError as problem:
         return f"libnftables cannot be loaded ({problem}); install Debian libnftables1"
     if code != 0 and _errno_of(error) != errno.ENOENT:
@@ -89,9 +89,30 @@ def _run(netns: str | None, work: Callable[[Any], T]) -> T:
     return namespaces.run_in(netns, in_namespace)
 
 
-def _json_cmd(nft: Any, commands: list[Command]) -> tuple[int, dict[str, Any], str]:
-    code, output, error = nft.json_cmd({"nftables": commands})
+def _json_cmd(nft: Any, commands: list[Command]) -> tuple[int, dict[str, Any] | None, str]:
+    """Runs JSON commands; the output parsed, or None where it is not JSON.
+    (The binding's own `json_cmd` raises there: nftables 1.0.6 prints a
+    table's flags from freed memory, which may be any bytes.)"""
+    code, text, error = nft.cmd(json.dumps({"nftables": commands}))
+    try:
+        output = json.loads(text) if text else {}
+    except ValueError:
+        return code, None, error or ""
     return code, output if isinstance(output, dict) else {}, error or ""
+
+
+def _table_flagged(nft: Any, family: Family) -> tuple[int, bool, str]:
+    """Whether netlab's table has flags, from its listing as text. Never from
+    JSON: nftables 1.0.6 prints a table's flags in JSON from freed memory
+    (any bytes, and at times a corrupted heap: the process aborts)."""
+    nft.set_json_output(False)
+    try:
+        code, text, error = nft.cmd(f"list table {FAMILIES[family]} {TABLE}")
+    finally:
+        nft.set_json_output(True)
+    # `\tflags ...` at the table's depth (a set's or flowtable's are deeper),
+    # after the header `table ip netlab { # handle 7`
+    return code, re.search(r"^\tflags ", text or "", re.MULTILINE) is not None, error or ""
 
 
 def _errno_of(error: str) -> int:
@@ -161,19 +182,20 @@ def _read(nft: Any, netns: str | None) -> _Read:
     rehook: set[tuple[Family, str]] = set()
     dormant: set[Family] = set()
     for family in (4, 6):
-        code, output, error = _json_cmd(nft, [_list_table(family)])
+        code, flagged, error = _table_flagged(nft, family)
+        output: dict[str, Any] | None = {}
+        if code == 0 and not flagged:
+            code, output, error = _json_cmd(nft, [_list_table(family)])
         if code != 0:
             if _errno_of(error) == errno.ENOENT:
                 continue  # no table: nothing of netlab's in this family
             raise KernelRefused(
                 _where(netns), _errno_of(error), f"cannot list table {FAMILIES[family]} {TABLE}: {_first_line(error)}"
             )
-        items = output.get("nftables", [])
-        if any("flags" in item["table"] for item in items if "table" in item):
-            # flags netlab never sets: `dormant` switches the table off. (nftables
-            # 1.0.6 lists a table's flags wrongly in JSON, but only when it has
-            # any.) The table is made anew, with all of netlab's rules, as if
-            # none were there
+        items = [] if output is None else output.get("nftables", [])
+        if flagged or output is None or any("flags" in item["table"] for item in items if "table" in item):
+            # flags netlab never sets: `dormant` switches the table off. The
+            # table is made anew, with all of netlab's rules, as if none were there
             dormant.add(family)
             continue
         broken: set[str] = set()
@@ -547,7 +569,7 @@ def hooked_chains_of_others(netns: str | None) -> tuple[HookedChain, ...]:
 
     def work(nft: Any) -> tuple[HookedChain, ...]:
         code, output, _ = _json_cmd(nft, [{"list": {"chains": {}}}])
-        if code != 0:
+        if code != 0 or output is None:
             return ()
         found = []
         for item in output.get("nftables", []):
@@ -556,7 +578,6 @@ def hooked_chains_of_others(netns: str | None) -> tuple[HookedChain, ...]:
                 continue
             if chain.get("table") == TABLE and chain.get("family") in FAMILIES.values():
                 continue  # netlab's own (another tool's `inet netlab` is theirs)
-                continue
             found.append(
                 HookedChain(
                     str(chain.get("family")),

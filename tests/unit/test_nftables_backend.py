@@ -141,6 +141,38 @@ def test_a_wrongly_hooked_chain_and_a_dormant_table_are_made_anew() -> None:
     ]
 
 
+class Listing:
+    """A libnftables context that lists netlab's tables: `text` as text, `json` as JSON."""
+
+    def __init__(self, text: str, json: str) -> None:
+        self.listings = {False: text, True: json}
+        self.as_json = True
+        self.asked: list[bool] = []
+
+    def set_json_output(self, on: bool) -> None:
+        self.as_json = on
+
+    def cmd(self, _: str) -> tuple[int, str, str]:
+        self.asked.append(self.as_json)
+        return 0, self.listings[self.as_json], ""
+
+
+TABLE_TEXT = "table ip netlab {\n\tchain postrouting {\n\t}\n}\n"
+FLAGGED_TEXT = "table ip netlab { # handle 7\n\tflags dormant\n\n\tchain postrouting {\n\t}\n}\n"
+# nftables 1.0.6 prints a table's flags in JSON from freed memory: a name, or no JSON at all
+FLAGGED_JSON = '{"nftables": [{"table": {"family": "ip", "name": "netlab", "handle": 1, "flags": "\x01\n\x7f"}}]}'
+
+
+def test_a_table_with_flags_is_made_anew_without_listing_it_as_json() -> None:
+    flagged = Listing(FLAGGED_TEXT, FLAGGED_JSON)
+    assert nftables._read(flagged, None).dormant == {4, 6}
+    assert flagged.asked == [False, False]  # JSON could abort the process
+    # and should the text not show them, flags or garbage in JSON are still seen
+    for listing in (FLAGGED_JSON, FLAGGED_JSON.replace("\x01\n\x7f", "netlab")):
+        assert nftables._read(Listing(TABLE_TEXT, listing), None).dormant == {4, 6}
+    assert nftables._read(Listing(TABLE_TEXT, '{"nftables": []}'), None).dormant == set()
+
+
 def test_other_things_in_netlabs_table_are_deleted_by_name() -> None:
     found = ObservedNatRule(4, "nft-object:set", "", "set foo", None)
     read = nftables._Read(NatTables((), (found,)), {(4, "nft-object:set"): [(0, "foo", "set foo")]}, set(), set())
