@@ -14,17 +14,18 @@ import errno
 import os
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from netlab.controller.backends.kernel import Kernel
 from netlab.controller.changes import Change, Step
+from netlab.controller.checks import Outcome, newly_failing, run_checks
 from netlab.controller.planning import Plan, make_plan
 from netlab.state.errors import ApplyError, KernelRefused, NetlabError
 from netlab.state.ledger import Entries, Entry, Key, Ledger
-from netlab.state.model import DesiredState, netns_label
+from netlab.state.model import Check, DesiredState, netns_label
 
 if TYPE_CHECKING:
     from netlab.controller.logs import Log  # a sibling layer: only its type
@@ -66,6 +67,25 @@ class NotVerified(ApplyError):
         self.remaining = remaining
 
 
+class CheckBroken(ApplyError):
+    """A pass after which a check fails that passed before it: rolled back
+    (the message says how far), the checks that broke named with their files."""
+
+    def __init__(self, message: str, broken: tuple[Outcome, ...]) -> None:
+        super().__init__(message)
+        self.broken = broken
+
+
+@dataclass(frozen=True)
+class Checking:
+    """The declared checks around a pass: run before and after one that changes
+    something (`run`: `checks.run_checks`, a fake in unit tests); with
+    `rollback`, a pass that breaks a check that passed before is undone."""
+
+    run: Callable[[Sequence[Check]], list[Outcome]] = run_checks
+    rollback: bool = True
+
+
 class _StepRefused(ApplyError):
     """A step the kernel (or the system) refused, named with its change; never
     leaves `apply_plan`, which adds what the rollback did."""
@@ -98,6 +118,7 @@ class Pass:
 class ApplyResult:
     plan: Plan
     duration_ms: float
+    checks: tuple[Outcome, ...] = ()  # after the pass, when checks were asked for
 
 
 @dataclass
@@ -318,26 +339,48 @@ def reconcile(
     log: Log,
     scope: frozenset[str | None] | None = None,
     hold: Held = frozenset(),
+    checking: Checking | None = None,
 ) -> ApplyResult:
     """One pass: plan, apply, verify (of the namespaces in `scope`, when given;
     the objects in `hold`, which the daemon backs off from, are left alone).
-    Raises ConfigError (refused plan) or ApplyError (failed step, rolled back),
+    With `checking`, the declared checks run before a pass that changes
+    something and after every pass (their outcomes in the result). Raises
+    ConfigError (refused plan) or ApplyError (failed step, rolled back),
     NotVerified among them: the kernel did not show what was applied, and the
-    pass was rolled back like a refused step."""
+    pass was rolled back like a refused step; CheckBroken likewise when the
+    pass broke a check."""
     began = time.monotonic()
     work = Pass(desired, kernel, ledger, log, scope, hold)
     plan = work.plan()
+    checks = desired.checks if checking is not None else ()
+    after: list[Outcome] = []
     if plan:
-        apply_and_verify(plan, work)
+        before = checking.run(checks) if checking is not None and checks and checking.rollback else []
+
+        def gate() -> None:
+            if checking is not None and checks:
+                after[:] = checking.run(checks)
+                broken = newly_failing(before, after)
+                if broken:
+                    raise CheckBroken(
+                        "the pass broke checks that passed before it:\n"
+                        + "\n".join(f"  {outcome}" for outcome in broken),
+                        tuple(broken),
+                    )
+
+        apply_and_verify(plan, work, gate)
         plan = plan.done()
-    return ApplyResult(plan, (time.monotonic() - began) * 1000)
+    elif checking is not None and checks:
+        after = checking.run(checks)
+    return ApplyResult(plan, (time.monotonic() - began) * 1000, tuple(after))
 
 
-def apply_and_verify(plan: Plan, work: Pass) -> None:
-    """Applies a plan made for `work.desired` and verifies it; whatever fails
-    after the steps (a pass that does not verify, a read refused or a bug while
-    verifying) rolls the whole pass back, then is raised: NotVerified, an
-    ApplyError saying what could not be verified, or the error as it is.
+def apply_and_verify(plan: Plan, work: Pass, gate: Callable[[], None] | None = None) -> None:
+    """Applies a plan made for `work.desired` and verifies it, then runs the
+    `gate` (the declared checks); whatever fails after the steps (a pass that
+    does not verify, a read refused or a bug while verifying, a check the pass
+    broke) rolls the whole pass back, then is raised: NotVerified, CheckBroken,
+    an ApplyError saying what could not be verified, or the error as it is.
     `reconcile` plans first; `netlab destroy` applies the plan the operator was
     shown and agreed to."""
     applied = apply_plan(plan, work.kernel, work.ledger, work.log)
@@ -345,11 +388,21 @@ def apply_and_verify(plan: Plan, work: Pass) -> None:
     # closures of what was done stay until the pass is verified
     try:
         _verify_or_make_again(work, applied)
+        if gate is not None:
+            gate()
     except BaseException as error:
         if applied.outcome is not None:
             raise  # a second round that failed, rolled back with the first
         if isinstance(error, NotVerified):
             work.log.error("pass not verified: rolling it back", remaining=[str(change) for change in error.remaining])
+        elif isinstance(error, CheckBroken):
+            for broken in error.broken:
+                work.log.error(
+                    "check broken by the pass: rolling it back",
+                    check=str(broken.check),
+                    declared=str(broken.check.origin),
+                    detail=broken.detail,
+                )
         else:
             work.log.error("pass could not be verified: rolling it back", error=repr(error))
         try:
@@ -358,6 +411,8 @@ def apply_and_verify(plan: Plan, work: Pass) -> None:
             work.ledger.save()
         if isinstance(error, NotVerified):
             raise NotVerified(f"{error}\n{outcome}", error.remaining) from None
+        if isinstance(error, CheckBroken):
+            raise CheckBroken(f"{error}\n{outcome}", error.broken) from None
         if isinstance(error, ApplyError):
             raise ApplyError(f"could not verify the pass: {error}\n{outcome}") from error
         raise

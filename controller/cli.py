@@ -112,6 +112,13 @@ def _add_reading_commands(commands: Subcommands, common: argparse.ArgumentParser
         "--detailed-exitcode", action="store_true", help="exit 0 with nothing to do, 2 with changes, 1 on error"
     )
     plan.add_argument("--allow-empty", action="store_true", help=argparse.SUPPRESS)
+    check = commands.add_parser(
+        "check",
+        parents=[common],
+        help="run the declared connectivity checks now",
+        epilog="exit codes: 0 every check passed (or none is declared), 1 a check failed or the files are invalid",
+    )
+    _json_option(check)
     show = commands.add_parser("show", parents=[common], help="live state of managed namespaces in the file format")
     _json_option(show)
     status = commands.add_parser(
@@ -127,8 +134,14 @@ def _add_reading_commands(commands: Subcommands, common: argparse.ArgumentParser
 
 def _add_writing_commands(commands: Subcommands, common: argparse.ArgumentParser) -> None:
     """The commands that change the network (or make the daemon do it)."""
-    apply = commands.add_parser("apply", parents=[common], help="make the kernel match the files, once")
+    apply = commands.add_parser(
+        "apply",
+        parents=[common],
+        help="make the kernel match the files, once",
+        epilog="exit codes: 0 applied and every check passes, 1 an error (nothing or all undone) or a check fails",
+    )
     _allow_empty_option(apply)
+    _no_rollback_option(apply)
     destroy = commands.add_parser("destroy", parents=[common], help="remove everything netlab owns")
     destroy.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     reload = commands.add_parser(
@@ -159,6 +172,17 @@ def _add_writing_commands(commands: Subcommands, common: argparse.ArgumentParser
 
 def _json_option(command: argparse.ArgumentParser) -> None:
     command.add_argument("--json", action="store_true", help="machine-readable output (errors too)")
+
+
+def _no_rollback_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--no-rollback-on-check",
+        dest="rollback_on_check",
+        action="store_false",
+        default=os.environ.get("NETLAB_NO_ROLLBACK_ON_CHECK") != "1",
+        help="keep a change after which a check fails that passed before it "
+        "(default: roll it back; env NETLAB_NO_ROLLBACK_ON_CHECK=1)",
+    )
 
 
 def _run_dir_option(command: argparse.ArgumentParser, what: str) -> None:
@@ -274,8 +298,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_apply(args: argparse.Namespace) -> int:
     from netlab.controller import logs, reporting
-    from netlab.controller.applying import reconcile
+    from netlab.controller.applying import Checking, reconcile
     from netlab.controller.backends.kernel import Kernel
+    from netlab.controller.checks import failing
     from netlab.controller.guards import locked
 
     desired = _load(args)
@@ -283,11 +308,22 @@ def cmd_apply(args: argparse.Namespace) -> int:
     with locked(args.state_dir):
         ledger = _ledger(args)
         with Kernel(nat_backend=args.nat_backend) as kernel:
-            result = reconcile(desired, kernel, ledger, log)
+            result = reconcile(desired, kernel, ledger, log, checking=Checking(rollback=args.rollback_on_check))
     print(reporting.plan_text(result.plan), end="")
     if result.plan:
         print(f"Applied and verified in {result.duration_ms:.0f} ms.")
-    return EXIT_OK
+    if result.checks:
+        print(reporting.checks_text(result.checks), end="")
+    return EXIT_ERROR if failing(result.checks) else EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from netlab.controller import reporting
+    from netlab.controller.checks import failing, run_checks
+
+    outcomes = run_checks(_load(args).checks)
+    print(reporting.checks_json(outcomes) if args.json else reporting.checks_text(outcomes), end="")
+    return EXIT_ERROR if failing(outcomes) else EXIT_OK
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -478,6 +514,7 @@ def daemon_settings(args: argparse.Namespace) -> Settings:
 COMMANDS = {
     "validate": cmd_validate,
     "plan": cmd_plan,
+    "check": cmd_check,
     "apply": cmd_apply,
     "show": cmd_show,
     "destroy": cmd_destroy,

@@ -6,9 +6,11 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from netlab.controller.checks import Outcome
 from netlab.controller.kinds import REGISTRY
 from netlab.controller.kinds.contract import KernelReader, ShowContext
 from netlab.controller.planning import Plan
@@ -38,6 +40,24 @@ def plan_json(plan: Plan) -> str:
         "changes": [change.to_json() for change in plan.changes],
         "summary": plan.counts(),
         "notes": [note.to_json() for note in plan.notes],
+    }
+    return json.dumps(document, indent=2) + "\n"
+
+
+def checks_text(outcomes: Sequence[Outcome]) -> str:
+    if not outcomes:
+        return "No checks declared.\n"
+    failed = sum(not outcome.passed for outcome in outcomes)
+    summary = f"Checks: {len(outcomes) - failed} passed, {failed} failed."
+    return "\n".join([*(str(outcome) for outcome in outcomes), summary]) + "\n"
+
+
+def checks_json(outcomes: Sequence[Outcome]) -> str:
+    failed = sum(not outcome.passed for outcome in outcomes)
+    document = {
+        "format_version": FORMAT_VERSION,
+        "checks": [outcome.to_json() for outcome in outcomes],
+        "summary": {"passed": len(outcomes) - failed, "failed": failed},
     }
     return json.dumps(document, indent=2) + "\n"
 

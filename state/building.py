@@ -18,6 +18,8 @@ from netlab.state.link_types import LINK_TYPES, master_types
 from netlab.state.model import (
     MAIN_TABLE,
     Address,
+    Check,
+    CheckKind,
     Dns,
     HostsEntry,
     Link,
@@ -36,8 +38,9 @@ DEFAULT_METRIC = {4: 0, 6: 1024}  # what the kernel fills in, so keys match
 LINK_LOCAL_V6 = ipaddress.ip_network("fe80::/10")
 # the sections that are lists of objects, in the order they are built; then the
 # sections of the host itself
-LIST_SECTIONS = ("namespaces", "interfaces", "routes", "nat")
+LIST_SECTIONS = ("namespaces", "interfaces", "routes", "nat", "checks")
 HOST_SECTIONS = ("sysctls", "dns", "hosts")
+CHECK_KINDS: tuple[CheckKind, ...] = ("ping", "tcp", "resolve")
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,7 @@ class Contribution:
     nat: list[Declared[NatRule]] = field(default_factory=list)
     dns: list[Declared[Dns]] = field(default_factory=list)
     hosts: list[Declared[HostsEntry]] = field(default_factory=list)
+    checks: list[Declared[Check]] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     guessed_namespaces: set[str] = field(default_factory=set)
     guessed_links: set[tuple[str | None, str]] = field(default_factory=set)
@@ -118,7 +122,7 @@ def build_items(doc: Document, section: str, first: int, last: int) -> Contribut
     return contribution
 
 
-_BUCKETS = ("namespaces", "links", "addresses", "routes", "sysctls", "nat", "dns", "hosts")
+_BUCKETS = ("namespaces", "links", "addresses", "routes", "sysctls", "nat", "dns", "hosts", "checks")
 _BUILT_ORDER = {section: order for order, section in enumerate(LIST_SECTIONS + HOST_SECTIONS)}
 
 
@@ -164,6 +168,8 @@ class _Builder:
             self._interface((section, index), item)
         elif section == "routes":
             self._route((section, index), item)
+        elif section == "checks":
+            self._check((section, index), item)
         else:
             self._nat((section, index), item)
 
@@ -364,6 +370,35 @@ class _Builder:
             to=_dnat_target_text(item["to"]) if "to" in item else None,
         )
         self._declare(self.out.nat, rule, path)
+
+    # -- checks ------------------------------------------------------------------
+
+    def _check(self, path: DocPath, item: dict[str, Any]) -> None:
+        kind: CheckKind = next(key for key in CHECK_KINDS if key in item)
+        target = str(item[kind])
+        if kind == "ping":
+            target = str(ipaddress.ip_address(target))
+        elif kind == "tcp":
+            split = split_dnat_target(target)
+            if split is None or split[1] is None:
+                self._problem(
+                    path + ("tcp",), f"{target!r} has no port: write the address and the port, like 192.168.15.5:80"
+                )
+                return
+            host = str(ipaddress.ip_address(split[0]))
+            target = f"[{host}]:{split[1]}" if ":" in host else f"{host}:{split[1]}"
+        address = item.get("address")
+        netns = item["from"]
+        check = Check(
+            netns=None if netns == "host" else netns,
+            kind=kind,
+            target=target,
+            origin=self._origin(path),
+            expect=item.get("expect", "reachable"),
+            address=str(ipaddress.ip_address(address)) if address is not None else None,
+            timeout=float(item.get("timeout", 1)),
+        )
+        self._declare(self.out.checks, check, path)
 
     def _nat_network(self, path: DocPath, text: str) -> str | None:
         network = parse_network(text)

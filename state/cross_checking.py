@@ -187,6 +187,7 @@ _NAMED_ONCE: tuple[tuple[str, Callable[[Any], Hashable], Callable[[Any], str], C
     ("sysctls", lambda s: s.ident, lambda s: f"sysctl {s.key} in {_label(s.netns)}", _nothing_more),
     ("nat", lambda rule: rule.key, lambda rule: f"this {rule.type} rule in {_label(rule.netns)}", _nothing_more),
     ("hosts", lambda e: e.key, lambda e: f"the hosts entry for {e.address} in {_label(e.netns)}", _nothing_more),
+    ("checks", lambda check: check.key, lambda check: f"the check {check}", _nothing_more),
     ("dns", lambda record: record.key, lambda record: f"dns for {_label(record.netns)}", _nothing_more),
 )  # fmt: skip
 
@@ -257,10 +258,12 @@ def _references(contributions: list[Contribution], index: _Index) -> list[Proble
             problems += _route_dev_declared(route, index)
         for rule in c.nat:
             problems += _netns_declared(rule, rule.obj.netns, index)
+        for check in c.checks:
+            problems += _netns_declared(check, check.obj.netns, index, "from")
     return problems
 
 
-def _netns_declared(item: Declared[Any], netns: str | None, index: _Index) -> list[Problem]:
+def _netns_declared(item: Declared[Any], netns: str | None, index: _Index, key: str = "netns") -> list[Problem]:
     if netns is None or netns in index.namespaces:
         return []
     hint = _did_you_mean(netns, index.namespaces)
@@ -268,7 +271,7 @@ def _netns_declared(item: Declared[Any], netns: str | None, index: _Index) -> li
         f"namespace {netns!r} is not declared{hint}: add `- name: {netns}` under `namespaces:` "
         "(in any file), or fix the name"
     )
-    return [item.problem(message, "netns")]
+    return [item.problem(message, key)]
 
 
 def _master_holds_ports(item: Declared[Link], index: _Index) -> list[Problem]:

@@ -290,6 +290,7 @@ def _merge(applying: list[Contribution], sources: list[_Source]) -> DesiredState
         nat=gather("nat"),
         dns=gather("dns"),
         hosts=gather("hosts"),
+        checks=gather("checks"),
         files=tuple(sorted(source.shown for source in sources)),
     )
 

@@ -200,6 +200,35 @@ class HostsEntry:
         return (self.netns, self.address)
 
 
+CheckKind = Literal["ping", "tcp", "resolve"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """A connectivity check: from a namespace (None: the host), a ping of an
+    address, a TCP connect to `addr:port`, or a name resolved as `ip netns
+    exec` resolves it (and, given `address`, to that address). `expect`
+    "unreachable" passes when nothing answers (the name does not resolve)."""
+
+    netns: str | None
+    kind: CheckKind
+    target: str
+    origin: Origin = field(compare=False)
+    expect: Literal["reachable", "unreachable"] = "reachable"
+    address: str | None = None
+    timeout: float = 1.0
+
+    @property
+    def key(self) -> tuple[object, ...]:
+        return (self.netns, self.kind, self.target, self.address, self.expect)
+
+    def __str__(self) -> str:
+        what = f"{netns_label(self.netns)} {self.kind} {self.target}"
+        if self.address is not None:
+            what += f" = {self.address}"
+        return what + (" unreachable" if self.expect == "unreachable" else "")
+
+
 @dataclass(frozen=True)
 class DesiredState:
     """All objects of one generation, merged from every file that matched this host."""
@@ -212,6 +241,7 @@ class DesiredState:
     nat: tuple[NatRule, ...] = ()
     dns: tuple[Dns, ...] = ()
     hosts: tuple[HostsEntry, ...] = ()
+    checks: tuple[Check, ...] = ()
     files: tuple[str, ...] = ()
 
     @property
@@ -233,5 +263,6 @@ class DesiredState:
             nat=kept(self.nat),
             dns=kept(self.dns),
             hosts=kept(self.hosts),
+            checks=self.checks,
             files=self.files,
         )

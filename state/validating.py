@@ -23,7 +23,7 @@ from netlab.state.formats import FORMATS, Explainer
 from netlab.state.link_types import LINK_TYPES, types_with
 
 SUPPORTED_VERSIONS = (1,)
-SECTIONS = ("namespaces", "interfaces", "routes", "sysctls", "nat", "dns", "hosts", "match", "peer")
+SECTIONS = ("namespaces", "interfaces", "routes", "sysctls", "nat", "dns", "hosts", "checks", "match", "peer")
 
 # What to write when a required key is missing, by (section, key); section None
 # applies everywhere.
@@ -44,6 +44,11 @@ _REQUIRED_HINTS: dict[tuple[str | None, str], str] = {
     ("nat", "port"): 'write `port: 8080` or `port: "8000-8080"`',
     ("nat", "to"): "write `to:` where to forward, like 192.168.15.2:80",
     ("hosts", "address"): "write `address:` like 192.168.1.11",
+    ("checks", "from"): "write `from:` the namespace the check runs in, or host",
+    (
+        "checks",
+        "resolve",
+    ): "`address` is what a resolved name must be: write `resolve: NAME` beside it, or remove `address`",
     ("hosts", "names"): "write `names:` like [db, db.example.com]",
 }
 
@@ -340,6 +345,13 @@ def _missing_key(doc: Document, path: DocPath, error: ValidationError, seen: set
 
 def _alternatives(doc: Document, path: DocPath, error: ValidationError) -> Problem:
     context = list(error.context or [])
+    alternatives = error.validator_value if isinstance(error.validator_value, list) else []
+    if error.validator == "oneOf" and not context and all("required" in sub for sub in alternatives):
+        # more than one matched: the alternatives exclude each other
+        keys = [key for sub in alternatives for key in sub["required"]]
+        present = [key for key in keys if isinstance(error.instance, dict) and key in error.instance]
+        listed = ", ".join(f"`{key}`" for key in present)
+        return doc.problem(path, f"{listed} are alternatives: write only one of them here (one per item)")
     if context and all(sub.validator == "required" for sub in context):
         keys = [key for sub in context if isinstance(sub.validator_value, list) for key in sub.validator_value]
         listed = " or ".join(f"`{key}`" for key in keys)
