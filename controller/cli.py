@@ -167,6 +167,14 @@ def _add_writing_commands(commands: Subcommands, common: argparse.ArgumentParser
     daemon.add_argument(
         "--resync-interval", type=float, default=60.0, help="seconds between full resyncs (default %(default)s)"
     )
+    daemon.add_argument(
+        "--check-interval",
+        type=float,
+        default=float(os.environ.get("NETLAB_CHECK_INTERVAL", "30")),
+        help="seconds between runs of the declared checks, besides after each pass that changes something; "
+        "0: only after passes (env NETLAB_CHECK_INTERVAL; default %(default)s)",
+    )
+    _no_rollback_option(daemon)
     _allow_empty_option(daemon)
 
 

@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from netlab.controller import notifying
-from netlab.controller.applying import reconcile
+from netlab.controller.applying import Checking, reconcile
 from netlab.controller.backends.kernel import Kernel
 from netlab.controller.backends.namespaces import NETNS_RUN_DIR
 from netlab.controller.backends.nat_backends import Requested
+from netlab.controller.checks import run_checks
 from netlab.controller.generations import Generations
 from netlab.controller.health import Health, ReloadJson, StatusFile, StatusJson, now_utc, status_json, status_line
 from netlab.controller.passes import DaemonKernel, Passes, Reason, Reconcile
@@ -48,6 +49,8 @@ class Settings:
     allow_empty: bool = False
     allow_untrusted: bool = False
     nat_backend: Requested = "auto"
+    check_interval: float = 30.0  # seconds between runs of the declared checks (0: only after passes)
+    rollback_on_check: bool = True
 
 
 class Daemon:
@@ -82,6 +85,7 @@ class Daemon:
             kernel if kernel is not None else Kernel(on_event=self._on_kernel_event, nat_backend=settings.nat_backend)
         )
         self.passes: Passes[Any] = Passes(facade, reconcile_pass, settings.state_dir, self.health, log)
+        self.passes.checking = Checking(rollback=settings.rollback_on_check)
         self.status_file = StatusFile(settings.run_dir, log)
         self.deadlines = Deadlines(resync=math.inf)
         self.watcher: ConfigWatcher | None = None
@@ -131,7 +135,10 @@ class Daemon:
         interval = notifying.watchdog_interval()
         now = time.monotonic()
         self.deadlines = replace(
-            self.deadlines, ping=now if interval else None, resync=now + self.settings.resync_interval
+            self.deadlines,
+            ping=now if interval else None,
+            resync=now + self.settings.resync_interval,
+            checks=self._next_checks(now),
         )
         actions = {
             Action.PING: self._ping,
@@ -141,6 +148,7 @@ class Daemon:
             Action.READ_FILES: self._read_files,
             Action.DRIFT: self._drift,
             Action.RESYNC: self._resync,
+            Action.CHECK: self._check,
         }
         while True:
             now = time.monotonic()
@@ -229,6 +237,18 @@ class Daemon:
         _collect_garbage()
         self.deadlines = replace(self.deadlines, resync=time.monotonic() + self.settings.resync_interval)
 
+    def _check(self) -> None:
+        """The declared checks of the generation in force, now: results in the
+        health (and an event for each that changed), nothing rolled back."""
+        generation = self.generations.current
+        if generation is not None and generation.desired.checks:
+            self.passes.checks_seen(run_checks(generation.desired.checks), self.log.bind(reason="checks"))
+            self._publish()
+        self.deadlines = replace(self.deadlines, checks=self._next_checks(time.monotonic()))
+
+    def _next_checks(self, now: float) -> float | None:
+        return now + self.settings.check_interval if self.settings.check_interval > 0 else None
+
     # -- generations and passes -------------------------------------------------------
 
     def _read_generation(self, force: bool = False) -> bool:
@@ -249,6 +269,8 @@ class Daemon:
             if self.health.state == "healthy":
                 self.generations.keep_if_due()
             self._watch_for_drift()
+        elif self.passes.broken is not None:
+            self.generations.reject_broken(self.passes.broken)
         self.deadlines = replace(self.deadlines, hold_ends=self.passes.backoff.next_end(time.monotonic()))
         self._publish()
         if generation is not None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, TypedDict
 
 from netlab.controller.backing_off import HoldJson
+from netlab.controller.checks import Outcome
 from netlab.controller.reporting import FORMAT_VERSION
 from netlab.controller.watching import OpenWrite
 from netlab.state.errors import Problem
@@ -67,6 +68,15 @@ class GenerationJson(TypedDict):
     files: list[str]
 
 
+class CheckJson(TypedDict):
+    check: str
+    declared: str
+    passed: bool
+    since: str  # when it last changed result (or was first run)
+    detail: str
+    checked: str  # when it last ran
+
+
 class WriterJson(TypedDict):
     file: str
     pid: int | None
@@ -90,6 +100,7 @@ class StatusJson(TypedDict):
     backing_off: list[HoldJson]
     drift_repairs: int
     notes: list[dict[str, str]]
+    checks: list[CheckJson]
     objects_owned: int
     updated: str
 
@@ -104,6 +115,31 @@ class Health:
     rejected: RejectedJson | None = None  # while the files are invalid
     # the last whole pass's notes: the NAT backend and why, warnings
     notes: list[dict[str, str]] = field(default_factory=list)
+    # the declared checks' latest outcomes, by the check's key
+    checks: dict[tuple[object, ...], CheckJson] = field(default_factory=dict)
+
+    def record_checks(self, outcomes: Iterable[Outcome]) -> list[Outcome]:
+        """A run of the checks (all of them); returns those whose result changed
+        (or that ran for the first time and fail)."""
+        now = now_utc()
+        changed: list[Outcome] = []
+        found: dict[tuple[object, ...], CheckJson] = {}
+        for outcome in outcomes:
+            key = outcome.check.key
+            known = self.checks.get(key)
+            if (known is None and not outcome.passed) or (known is not None and known["passed"] != outcome.passed):
+                changed.append(outcome)
+            since = known["since"] if known is not None and known["passed"] == outcome.passed else now
+            found[key] = {
+                "check": str(outcome.check),
+                "declared": str(outcome.check.origin),
+                "passed": outcome.passed,
+                "since": since,
+                "detail": outcome.detail,
+                "checked": now,
+            }
+        self.checks = found
+        return changed
 
     def failed(self, message: str, problems: Iterable[Problem] = ()) -> None:
         """A pass failed, or something could not be written: the previous state stays."""
@@ -145,6 +181,7 @@ def status_json(
         "backing_off": backing_off,
         "drift_repairs": health.drift_repairs,
         "notes": health.notes,
+        "checks": list(health.checks.values()),
         "objects_owned": objects_owned,
         "updated": now_utc(),
     }
@@ -162,6 +199,9 @@ def status_line(status: StatusJson) -> str:
     text += f"; {status['objects_owned']} objects owned"
     if status["backing_off"]:
         text += f"; {len(status['backing_off'])} backed off"
+    if status["checks"]:
+        passing = sum(check["passed"] for check in status["checks"])
+        text += f"; checks {passing}/{len(status['checks'])} passing"
     if status["waiting_for_writers"]:
         text += f"; waiting for {len(status['waiting_for_writers'])} file(s) open for writing"
     error = status["last_error"]

@@ -16,8 +16,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
-from netlab.controller.applying import ApplyResult, Held, NotVerified
+from netlab.controller.applying import ApplyResult, CheckBroken, Checking, Held, NotVerified
 from netlab.controller.backing_off import Backoff, Hold
+from netlab.controller.checks import Outcome
 from netlab.controller.generations import Generation
 from netlab.controller.guards import locked
 from netlab.controller.health import Health, PassJson, now_utc
@@ -52,8 +53,8 @@ class DaemonKernel(Protocol):
 
 
 K = TypeVar("K", bound=DaemonKernel)
-# `applying.reconcile`: (desired, kernel, ledger, log, scope, hold)
-Reconcile = Callable[[DesiredState, K, Ledger, Any, "Scope | None", Held], ApplyResult]
+# `applying.reconcile`: (desired, kernel, ledger, log, scope, hold, checking)
+Reconcile = Callable[[DesiredState, K, Ledger, Any, "Scope | None", Held, "Checking | None"], ApplyResult]
 
 
 class Passes(Generic[K]):
@@ -88,6 +89,12 @@ class Passes(Generic[K]):
         # the desired state the kernel matched after the last pass that succeeded:
         # an edit's pass plans only the namespaces where the new one differs
         self.converged: DesiredState | None = None
+        # the declared checks: run around the passes that change something (None:
+        # not at all); only a pass someone asked for (a new generation, a reload,
+        # the start) is rolled back for a check it broke, never a drift repair
+        self.checking: Checking | None = None
+        # the last pass broke a check and was rolled back: the daemon rejects its generation
+        self.broken: CheckBroken | None = None
 
     def run(self, reason: Reason, generation: Generation) -> bool:
         """One pass with the generation in force; False when it failed (the
@@ -97,9 +104,17 @@ class Passes(Generic[K]):
         self._forget_replaced_namespaces(desired)
         scope = self._scope_of_pass(reason, desired)
         self.converged = None  # until this pass succeeds
+        self.broken = None
         hold = self.backoff.held(self.clock())
         try:
             result = self._reconcile(reason, desired, log, scope, hold)
+        except CheckBroken as error:
+            # the kernel is as before the pass: the generation is rejected (daemon.py)
+            self.broken = error
+            self.ledger = None
+            self.read_everything = True
+            # the checks' outcomes stay those before the pass: the kernel is back there
+            return False
         except NotVerified as error:
             # the pass made the differences twice (a change racing it is made
             # good by the second round) and was rolled back: the kernel does not
@@ -132,9 +147,23 @@ class Passes(Generic[K]):
         with locked(self.state_dir):
             ledger = self._current_ledger()
             self._forget_stale_reads(reason)
-            result = self.reconcile(desired, self.kernel, ledger, log, scope, hold)
+            checking = self.checking
+            if checking is not None and reason not in ASKED_PASSES:
+                checking = Checking(checking.run, rollback=False)  # a repair is never undone for a check
+            result = self.reconcile(desired, self.kernel, ledger, log, scope, hold, checking)
             self.objects_owned = ledger.count()
+        if result.checks:
+            self.checks_seen(result.checks, log)
         return result
+
+    def checks_seen(self, outcomes: Iterable[Outcome], log: Any) -> None:
+        """The checks' latest outcomes, in the health; one event per check whose result changed."""
+        for outcome in self.health.record_checks(outcomes):
+            fields = {"check": str(outcome.check), "declared": str(outcome.check.origin), "detail": outcome.detail}
+            if outcome.passed:
+                log.info("check passing", **fields)
+            else:
+                log.warning("check failing", **fields)
 
     def _account(self, reason: Reason, number: int, result: ApplyResult, log: Any) -> None:
         now = self.clock()

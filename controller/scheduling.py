@@ -5,7 +5,7 @@ to wait; the loop in daemon.py does it and asks again. The order is the
 priority: a stop, the watchdog, a reload (once no writer holds a config file
 open), the files (once quiet for the debounce interval, at most DEBOUNCE_CAP
 after the first event), drift (DRIFT_QUIET after the first event, or when an
-object's back-off ends), the periodic resync."""
+object's back-off ends), the periodic resync, the periodic checks."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ class Action(enum.Enum):
     READ_FILES = "read files"  # quiet for long enough, or writers to look at again
     DRIFT = "drift"
     RESYNC = "resync"
+    CHECK = "check"  # the declared checks, run periodically
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Deadlines:
     drift: float | None = None  # a drift pass is due
     look_again: float | None = None  # writers hold config files open
     hold_ends: float | None = None  # an object's back-off (tried again then)
+    checks: float | None = None  # the periodic run of the declared checks (None: off)
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,9 @@ def next_action(now: float, deadlines: Deadlines, flags: Flags, debounce: float)
             return Action.DRIFT
         if now >= deadlines.resync:
             return Action.RESYNC
-        later += [drift_due, deadlines.resync]
+        if deadlines.checks is not None and now >= deadlines.checks:
+            return Action.CHECK
+        later += [drift_due, deadlines.resync, deadlines.checks]
     return Wait(min(t for t in later if t is not None))
 
 

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 
 import pytest
 
+from tests.integration.test_daemon import Daemon, make_srv, start, status
 from tests.sandbox import Sandbox, wait
 
 pytestmark = pytest.mark.kernel
+__all__ = ["start"]  # the daemon's fixture, from test_daemon
 
 LAB = """version: 1
 namespaces:
@@ -145,3 +148,52 @@ def test_no_rollback_on_check_keeps_the_breaking_change(sandbox: Sandbox) -> Non
     kept = sandbox.netlab("apply", "--no-rollback-on-check", check=False)
     assert kept.returncode == 1 and "FAIL  red ping 192.168.15.2" in kept.stdout, kept.stdout + kept.stderr
     assert "192.168.15.12/24" in sandbox.run("ip", "-n", "blue", "-br", "addr").stdout
+
+
+# -- under the daemon ------------------------------------------------------------------------
+
+DAEMON_LAB = LAB.split("checks:\n")[0] + (
+    "checks:\n  - {from: red, ping: 192.168.15.2}\n  - {from: red, ping: 10.99.0.2, expect: unreachable}\n"
+)
+
+
+def test_the_daemon_rejects_a_revision_that_breaks_a_check(sandbox: Sandbox, start: Callable[..., Daemon]) -> None:
+    """git-sync style: the directory is a symlink swapped to the next revision."""
+    make_srv(sandbox)
+    for rev, text in {
+        "rev1": DAEMON_LAB,
+        "rev2": DAEMON_LAB.replace("addresses: [192.168.15.2/24]", "addresses: [192.168.15.12/24]"),
+    }.items():
+        sandbox.path(f"/srv/repo/{rev}").mkdir(parents=True)
+        sandbox.path(f"/srv/repo/{rev}/lab.yaml").write_text(text)
+    sandbox.sh("ln -s rev1 /srv/repo/current")
+    daemon = start("--config-dir", "/srv/repo/current", "--check-interval", "0.5")
+    assert wait(lambda: [c["passed"] for c in status(sandbox)["checks"]] == [True, True], 5), status(sandbox)  # type: ignore[union-attr, index]
+    before = sandbox.dump()
+
+    def swap(rev: str) -> None:
+        sandbox.sh(f"cd /srv/repo && ln -s {rev} next && mv -T next current")
+
+    swap("rev2")
+    assert wait(lambda: status(sandbox).get("state") == "degraded", 10), status(sandbox)
+    problems = status(sandbox)["rejected"]["problems"]  # type: ignore[index]
+    line = DAEMON_LAB.splitlines().index("  - {from: red, ping: 192.168.15.2}") + 1
+    assert [(p["file"], p["line"]) for p in problems] == [("/srv/repo/rev2/lab.yaml", line)], problems
+    assert "the change broke this check (red ping 192.168.15.2" in problems[0]["message"]
+    assert sandbox.dump() == before and sandbox.ping("red", "192.168.15.2")
+    (rejected,) = [e for e in daemon.events() if str(e.get("event")).startswith("generation rejected: it broke checks")]
+    assert rejected["checks"] == ["red ping 192.168.15.2"], rejected
+    # the rejected revision is not tried again: drift is repaired for the one in force
+    sandbox.run("ip", "-n", "blue", "addr", "del", "192.168.15.2/24", "dev", "veth-blue")
+    assert wait(lambda: sandbox.dump() == before, 5), sandbox.dump()
+    assert "192.168.15.12/24" not in sandbox.run("ip", "-n", "blue", "-br", "addr").stdout
+    swap("rev1")
+    assert wait(lambda: status(sandbox).get("state") == "healthy", 10), status(sandbox)
+    # the periodic run, and one event per check that changes result
+    checked = status(sandbox)["checks"][0]["checked"]  # type: ignore[index]
+    assert wait(lambda: status(sandbox)["checks"][0]["checked"] != checked, 5)  # type: ignore[index]
+    # the host takes 10.99.0.2 on a link of its own (none of netlab's business): red reaches it
+    sandbox.sh("ip link add x99 type veth peer name x99p && ip addr add 10.99.0.2/32 dev x99 && ip link set x99 up")
+    assert wait(lambda: daemon.named("check failing"), 5), daemon.log.read_text()[-2000:]
+    (failing,) = daemon.named("check failing")
+    assert failing["check"] == "red ping 10.99.0.2 unreachable"

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from netlab.controller.applying import ApplyResult, Held
+from netlab.controller.applying import ApplyResult, Checking, Held
 from netlab.controller.changes import Change
 from netlab.controller.planning import Plan
 from netlab.state.ledger import Ledger
@@ -88,6 +88,7 @@ class FakeReconcile:
     def __init__(self) -> None:
         self.calls: list[Call] = []
         self.outcomes: list[tuple[Change, ...] | BaseException] = []
+        self.checking: list[Checking | None] = []  # what each call was given
 
     def __call__(
         self,
@@ -97,8 +98,10 @@ class FakeReconcile:
         log: Any,
         scope: frozenset[str | None] | None,
         hold: Held,
+        checking: Checking | None = None,
     ) -> ApplyResult:
         self.calls.append(Call(desired, scope, hold))
+        self.checking.append(checking)
         outcome = self.outcomes.pop(0) if self.outcomes else ()
         if isinstance(outcome, BaseException):
             raise outcome

@@ -17,9 +17,14 @@ from netlab.controller import applying, checks
 from netlab.controller.applying import CheckBroken, Checking
 from netlab.controller.changes import Phase
 from netlab.controller.checks import Outcome, newly_failing
+from netlab.controller.generations import Generation, Generations
+from netlab.controller.health import Health
+from netlab.controller.passes import Passes
 from netlab.controller.planning import Plan
+from netlab.controller.scheduling import Action, Deadlines, Flags, Wait, next_action
 from netlab.state.ledger import Ledger
 from netlab.state.model import Check, DesiredState, Origin
+from tests.unit.daemon_fakes import LAB, FakeKernel, FakeReconcile, RecordingLog, desired_of
 from tests.unit.test_applying import LOG, RecordingKernel, creation, scripted_plans
 
 CHECKS = """version: 1
@@ -199,3 +204,56 @@ def test_an_echo_reply_is_told_from_other_icmp() -> None:
     unreachable = ip_header + struct.pack("!BBHI", 3, 1, 0, 0) + ours
     assert checks._echo_answer(False, unreachable, ident) == "host unreachable, says the network"
     assert checks._checksum(checks._echo_request(False, ident, 1)) == 0
+
+
+# -- under the daemon ----------------------------------------------------------------------------
+
+
+def test_only_a_pass_someone_asked_for_is_rolled_back_for_a_check(tmp_path: Path) -> None:
+    passes = Passes(FakeKernel(), FakeReconcile(), tmp_path / "state", Health(), RecordingLog())
+    passes.checking = Checking(run=lambda _: [], rollback=True)
+    desired = desired_of(tmp_path / "lab", **{"lab.yaml": LAB})
+    for reason in ("start", "drift", "resync", "config", "reload"):
+        assert passes.run(reason, Generation(1, "d1", desired.files, desired, "config"))  # type: ignore[arg-type]
+    reconcile = passes.reconcile
+    assert isinstance(reconcile, FakeReconcile)
+    assert [c.rollback if c else None for c in reconcile.checking] == [True, False, False, True, True]
+
+
+def test_a_broken_check_rejects_the_generation_and_the_one_before_is_in_force(tmp_path: Path) -> None:
+    health, log = Health(), RecordingLog()
+    passes = Passes(FakeKernel(), FakeReconcile(), tmp_path / "state", health, log)
+    generations = Generations(tmp_path / "conf", tmp_path / "state", health, log)
+    good, bad = Generation(1, "good", (), DesiredState(), "config"), Generation(2, "bad", (), DesiredState(), "config")
+    generations.previous, generations.current = good, bad
+    broken = outcome("10.0.0.1", False)
+    assert isinstance(passes.reconcile, FakeReconcile)
+    passes.reconcile.outcomes.append(CheckBroken("the pass broke checks", (broken,)))
+    assert not passes.run("config", bad)
+    assert passes.broken is not None
+    generations.reject_broken(passes.broken)
+    assert generations.current is good and health.state == "degraded"
+    assert health.rejected is not None and health.rejected["digest"] == "bad"
+    (problem,) = health.rejected["problems"]
+    assert (problem["file"], problem["line"]) == ("lab.yaml", 3)
+    assert "the change broke this check (host ping 10.0.0.1: no answer)" in problem["message"]
+
+
+def test_each_check_that_changes_result_is_told_once() -> None:
+    health = Health()
+    assert health.record_checks([outcome("10.0.0.1", True), outcome("10.0.0.2", False)]) == [
+        outcome("10.0.0.2", False)
+    ]  # a first run: the failing ones
+    since = health.checks[check("10.0.0.1").key]["since"]
+    assert health.record_checks([outcome("10.0.0.1", True), outcome("10.0.0.2", False)]) == []
+    assert health.checks[check("10.0.0.1").key]["since"] == since
+    assert health.record_checks([outcome("10.0.0.1", False)]) == [outcome("10.0.0.1", False)]
+    assert list(health.checks) == [check("10.0.0.1").key]  # a check no longer declared goes
+
+
+def test_the_periodic_checks_come_last_and_only_when_due() -> None:
+    deadlines = Deadlines(resync=100.0, checks=50.0)
+    assert next_action(10.0, deadlines, Flags(), 0.25) == Wait(50.0)
+    assert next_action(50.0, deadlines, Flags(), 0.25) is Action.CHECK
+    assert next_action(100.0, deadlines, Flags(), 0.25) is Action.RESYNC
+    assert next_action(60.0, Deadlines(resync=100.0), Flags(), 0.25) == Wait(100.0)  # off
