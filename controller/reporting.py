@@ -202,7 +202,8 @@ def daemon_status_text(status: dict[str, Any]) -> str:
         if status.get("daemon") == "running":
             health = {
                 "healthy": "healthy: the kernel matches the files",
-                "degraded": "degraded: the files are invalid; the last good generation stays in force",
+                "degraded": "degraded: the files are invalid, or their change broke a check and was undone; "
+                "the last good generation stays in force",
                 "failing": "failing: the last apply failed",
                 "starting": "starting: the first pass has not finished",
             }
@@ -233,6 +234,11 @@ def daemon_status_text(status: dict[str, Any]) -> str:
         )
     for note in status.get("notes") or []:
         lines.append(f"{'warning' if note.get('topic') == 'warning' else 'note'}: {note.get('text')}")
+    for check in status.get("checks") or []:
+        result = "passing" if check.get("passed") else "FAILING"
+        lines.append(
+            f"check {result} since {check.get('since')}: {check.get('check')}: {check.get('detail')} ({check.get('declared')})"
+        )
     if "drift_repairs" in status:
         lines.append(f"drift repairs: {status['drift_repairs']}")
     if "objects_owned" in status:

@@ -475,13 +475,16 @@ _LINK_MESSAGE = re.compile(r"^(Deleted )?\d+: \S+: <")
 
 
 def is_background(line: str) -> bool:
-    """Events that are nobody's write: the witness's own probes, IPv6 link-local
+    """Events that are nobody's write: the witness's own probes (by name or address), IPv6 link-local
     addresses and their routes (DAD), the multicast route of a link that came up,
     and the bridge's port notices (link messages of the bridge family, printed
     without a qdisc; one comes about 15 s after a port comes up). A real write to
     a port also sends an ordinary link message, with its qdisc, which is kept."""
     return (
         "witness-" in line
+        # the probe's address and local route: printed with `dev if4` when the
+        # probe link is gone by the time `ip monitor` names it
+        or _Monitor.PROBE_ADDRESS.split("/")[0] + " " in line
         or "fe80:" in line
         or "ff00::/8" in line
         or (_LINK_MESSAGE.match(line) is not None and " qdisc " not in line)

@@ -189,6 +189,7 @@ def test_the_daemon_rejects_a_revision_that_breaks_a_check(sandbox: Sandbox, sta
     assert "192.168.15.12/24" not in sandbox.run("ip", "-n", "blue", "-br", "addr").stdout
     swap("rev1")
     assert wait(lambda: status(sandbox).get("state") == "healthy", 10), status(sandbox)
+    assert "check passing since " in sandbox.netlab("status", check=False).stdout
     # the periodic run, and one event per check that changes result
     checked = status(sandbox)["checks"][0]["checked"]  # type: ignore[index]
     assert wait(lambda: status(sandbox)["checks"][0]["checked"] != checked, 5)  # type: ignore[index]
