@@ -269,8 +269,8 @@ class Daemon:
             if self.health.state == "healthy":
                 self.generations.keep_if_due()
             self._watch_for_drift()
-        elif self.passes.broken is not None:
-            self.generations.reject_broken(self.passes.broken)
+        elif self.passes.broken is not None and self.passes.clean is not None:
+            self.generations.reject_broken(self.passes.broken, self.passes.clean)
         self.deadlines = replace(self.deadlines, hold_ends=self.passes.backoff.next_end(time.monotonic()))
         self._publish()
         if generation is not None:

@@ -74,7 +74,6 @@ class Generations:
         self.allow_empty = allow_empty
         self.allow_untrusted = allow_untrusted
         self.current: Generation | None = None
-        self.previous: Generation | None = None  # in force before `current`: back in force if it breaks a check
         self.keep_pending = False  # the generation read is not kept as the last good one yet
 
     def read(self, force: bool = False) -> Outcome:
@@ -121,8 +120,6 @@ class Generations:
             number = current.number if same else current.number + 1
         contents = {name: data for name, data in snapshot.contents().items() if data is not None}
         files = tuple(str(path) for path in snapshot.files)
-        if current is not None and current.digest != digest:
-            self.previous = current
         self.current = Generation(number, digest, files, desired, "config", contents)
         self.health.rejected = None
         self.keep_pending = True  # by the first pass that applies it cleanly
@@ -140,11 +137,11 @@ class Generations:
             self.enforce_last_good()
         return "rejected"
 
-    def reject_broken(self, error: CheckBroken) -> None:
+    def reject_broken(self, error: CheckBroken, back_to: Generation) -> None:
         """The generation in force broke checks and its pass was rolled back:
         it is rejected like invalid files (the same files are not applied again
         until they change), each broken check named with its file and line, and
-        the generation before it is in force again (else the last good one kept)."""
+        `back_to`, the generation of the last clean pass, is in force again."""
         rejected = self.current
         problems = [
             Problem(
@@ -158,15 +155,13 @@ class Generations:
         ]
         self.health.reject(str(error), problems, rejected.digest if rejected is not None else None)
         self.log.error(
-            "generation rejected: it broke checks that passed before, and was rolled back; the generation before stays in force",
+            "generation rejected: it broke checks that passed before, and was rolled back; the generation applied before stays in force",
             generation=rejected.number if rejected is not None else None,
             checks=[str(o.check) for o in error.broken],
             declared=[str(o.check.origin) for o in error.broken],
         )
         self.keep_pending = False
-        self.current = self.previous
-        if self.current is None:
-            self.enforce_last_good()
+        self.current = back_to
 
     def _load_failure(self, error: Exception) -> ConfigError:
         """A problem for each file whose loading alone raises what loading the

@@ -95,6 +95,8 @@ class Passes(Generic[K]):
         self.checking: Checking | None = None
         # the last pass broke a check and was rolled back: the daemon rejects its generation
         self.broken: CheckBroken | None = None
+        # the generation of the last pass that succeeded: what a broken one goes back to
+        self.clean: Generation | None = None
 
     def run(self, reason: Reason, generation: Generation) -> bool:
         """One pass with the generation in force; False when it failed (the
@@ -106,8 +108,11 @@ class Passes(Generic[K]):
         self.converged = None  # until this pass succeeds
         self.broken = None
         hold = self.backoff.held(self.clock())
+        # only a new generation, after one applied cleanly, is undone for a check it
+        # breaks: a start, a reload of the same files or a repair have none to go back to
+        gated = reason in ASKED_PASSES and self.clean is not None and self.clean.digest != generation.digest
         try:
-            result = self._reconcile(reason, desired, log, scope, hold)
+            result = self._reconcile(reason, desired, log, scope, hold, gated)
         except CheckBroken as error:
             # the kernel is as before the pass: the generation is rejected (daemon.py)
             self.broken = error
@@ -130,6 +135,7 @@ class Passes(Generic[K]):
             # disk. The pass is failed (what it did was undone or is in the ledger
             # kept in memory); the next one tries again
             return self._failed(log, ApplyError(f"could not complete the pass: {error}"))
+        self.clean = generation
         self.converged = desired if not hold else None  # what was held may differ
         self._account(reason, generation.number, result, log)
         if scope is None:
@@ -142,14 +148,14 @@ class Passes(Generic[K]):
         self.backoff.release()
 
     def _reconcile(
-        self, reason: Reason, desired: DesiredState, log: Any, scope: Scope | None, hold: Held
+        self, reason: Reason, desired: DesiredState, log: Any, scope: Scope | None, hold: Held, gated: bool = False
     ) -> ApplyResult:
         with locked(self.state_dir):
             ledger = self._current_ledger()
             self._forget_stale_reads(reason)
             checking = self.checking
-            if checking is not None and reason not in ASKED_PASSES:
-                checking = Checking(checking.run, rollback=False)  # a repair is never undone for a check
+            if checking is not None and not gated:
+                checking = Checking(checking.run, rollback=False)  # checks told, nothing undone
             result = self.reconcile(desired, self.kernel, ledger, log, scope, hold, checking)
             self.objects_owned = ledger.count()
         if result.checks:

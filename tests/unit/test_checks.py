@@ -114,13 +114,23 @@ def test_a_pass_that_breaks_a_check_is_rolled_back(tmp_path: Path, monkeypatch: 
     kernel, ledger = RecordingKernel(), Ledger(tmp_path / "ledger.json")
     a, b = creation("a", Phase.ADD_ADDRESS), creation("b", Phase.ADD_ADDRESS)
     scripted_plans(monkeypatch, Plan((a, b)), Plan(()))
-    run = scripted_checks([outcome("10.0.0.1", True)], [outcome("10.0.0.1", False)])
+    # before, after, and once more before rolling back
+    run = scripted_checks([outcome("10.0.0.1", True)], [outcome("10.0.0.1", False)], [outcome("10.0.0.1", False)])
     desired = DesiredState(checks=(check("10.0.0.1"),))
     with pytest.raises(CheckBroken, match="host ping 10.0.0.1: no answer") as raised:
         applying.reconcile(desired, kernel, ledger, LOG, checking=Checking(run))  # type: ignore[arg-type]
     assert kernel.calls == ["create a", "create b", "undo b", "undo a"]
     assert "were undone" in str(raised.value) and [o.check for o in raised.value.broken] == [check("10.0.0.1")]
     assert list(ledger.keys("address")) == []
+
+
+def test_a_check_that_passes_when_tried_again_keeps_the_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    kernel, ledger = RecordingKernel(), Ledger(tmp_path / "ledger.json")
+    scripted_plans(monkeypatch, Plan((creation("a", Phase.ADD_ADDRESS),)), Plan(()))
+    run = scripted_checks([outcome("10.0.0.1", True)], [outcome("10.0.0.1", False)], [outcome("10.0.0.1", True)])
+    desired = DesiredState(checks=(check("10.0.0.1"),))
+    result = applying.reconcile(desired, kernel, ledger, LOG, checking=Checking(run))  # type: ignore[arg-type]
+    assert kernel.calls == ["create a"] and [o.passed for o in result.checks] == [True]
 
 
 def test_with_the_gate_off_the_pass_stays_and_the_checks_are_told(
@@ -163,9 +173,20 @@ def test_a_check_that_cannot_run_fails_and_says_why(monkeypatch: pytest.MonkeyPa
         raise FileNotFoundError(2, "No such file or directory")
 
     monkeypatch.setitem(checks._PROBES, "ping", probe)
-    unreachable = Check("red", "ping", "10.0.0.1", Origin("lab.yaml", 3), expect="unreachable")
+    unreachable = Check(None, "ping", "10.0.0.1", Origin("lab.yaml", 3), expect="unreachable")
     (result,) = checks.run_checks([unreachable])
     assert not result.passed and result.detail == "could not run: No such file or directory"
+    # a namespace that is not there (yet): said as such, whatever the check
+    nowhere = Check("nowhere-netlab-test", "resolve", "localhost", Origin("lab.yaml", 4))
+    (result,) = checks.run_checks([nowhere])
+    assert not result.passed and result.detail == "namespace nowhere-netlab-test does not exist"
+
+    def bug(_: Check) -> tuple[bool | None, str]:
+        raise ValueError("filedescriptor out of range in select()")
+
+    monkeypatch.setitem(checks._PROBES, "ping", bug)
+    (result,) = checks.run_checks([unreachable])
+    assert not result.passed and result.detail.startswith("could not run (a bug in netlab: ValueError")
 
 
 # -- what the probes read ----------------------------------------------------------------------
@@ -209,15 +230,18 @@ def test_an_echo_reply_is_told_from_other_icmp() -> None:
 # -- under the daemon ----------------------------------------------------------------------------
 
 
-def test_only_a_pass_someone_asked_for_is_rolled_back_for_a_check(tmp_path: Path) -> None:
+def test_only_a_new_generation_is_rolled_back_for_a_check(tmp_path: Path) -> None:
+    """A start has no clean generation to go back to, a reload of the same files
+    and a repair put back what is in force: only checks told, nothing undone."""
     passes = Passes(FakeKernel(), FakeReconcile(), tmp_path / "state", Health(), RecordingLog())
     passes.checking = Checking(run=lambda _: [], rollback=True)
     desired = desired_of(tmp_path / "lab", **{"lab.yaml": LAB})
-    for reason in ("start", "drift", "resync", "config", "reload"):
-        assert passes.run(reason, Generation(1, "d1", desired.files, desired, "config"))  # type: ignore[arg-type]
+    runs = [("start", "d1"), ("drift", "d1"), ("resync", "d1"), ("reload", "d1"), ("config", "d2"), ("reload", "d3")]
+    for reason, digest in runs:
+        assert passes.run(reason, Generation(1, digest, desired.files, desired, "config"))  # type: ignore[arg-type]
     reconcile = passes.reconcile
     assert isinstance(reconcile, FakeReconcile)
-    assert [c.rollback if c else None for c in reconcile.checking] == [True, False, False, True, True]
+    assert [c.rollback if c else None for c in reconcile.checking] == [False, False, False, False, True, True]
 
 
 def test_a_broken_check_rejects_the_generation_and_the_one_before_is_in_force(tmp_path: Path) -> None:
@@ -225,13 +249,13 @@ def test_a_broken_check_rejects_the_generation_and_the_one_before_is_in_force(tm
     passes = Passes(FakeKernel(), FakeReconcile(), tmp_path / "state", health, log)
     generations = Generations(tmp_path / "conf", tmp_path / "state", health, log)
     good, bad = Generation(1, "good", (), DesiredState(), "config"), Generation(2, "bad", (), DesiredState(), "config")
-    generations.previous, generations.current = good, bad
+    passes.clean, generations.current = good, bad
     broken = outcome("10.0.0.1", False)
     assert isinstance(passes.reconcile, FakeReconcile)
     passes.reconcile.outcomes.append(CheckBroken("the pass broke checks", (broken,)))
     assert not passes.run("config", bad)
     assert passes.broken is not None
-    generations.reject_broken(passes.broken)
+    generations.reject_broken(passes.broken, good)
     assert generations.current is good and health.state == "degraded"
     assert health.rejected is not None and health.rejected["digest"] == "bad"
     (problem,) = health.rejected["problems"]
