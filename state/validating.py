@@ -379,8 +379,10 @@ def _message(path: DocPath, error: ValidationError, owner_type: object = None) -
         return f"version {instance!r} is not supported; supported versions: {supported}: write `version: 1`"
     if kind == "enum" and isinstance(value, list):
         return _enum_message(path, [str(choice) for choice in value], instance, owner_type)
-    if kind in ("minimum", "maximum"):
+    if kind in ("minimum", "maximum", "exclusiveMinimum"):
         low, high = schema.get("minimum"), schema.get("maximum")
+        if low is None and "exclusiveMinimum" in schema:
+            return f"{instance!r} is out of range: write a number above {schema['exclusiveMinimum']}, at most {high}"
         return f"{instance!r} is out of range: write a number from {low} to {high}"
     if kind == "maxItems" and path and path[-1] == "nameservers":
         count = len(instance) if isinstance(instance, list) else "more"

@@ -63,7 +63,11 @@ def test_checks_are_read_with_their_place(load: Callable[[dict[str, str | bytes]
         ("{from: red, ping: 1.2.3.4, address: 1.2.3.4}", "`address` is what a resolved name must be"),
         ("{from: red, ping: 1.2.3.4, expect: maybe}", "'maybe' is not one of: reachable, unreachable"),
         ("{from: red, ping: 1.2.3.4/24}", "has a prefix length, but only an address goes here"),
-        ("{from: red, ping: 1.2.3.4, timeout: 0}", "checks[0].timeout"),
+        (
+            "{from: red, ping: 1.2.3.4, timeout: 0}",
+            "checks[0].timeout: 0 is out of range: write a number above 0, at most 30",
+        ),
+        ("{from: red, ping: 1.2.3.4, timeout: 31}", "31 is out of range: write a number above 0, at most 30"),
         ("{ping: 1.2.3.4}", "missing key 'from': write `from:` the namespace the check runs in, or host"),
     ],
 )
