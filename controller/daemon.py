@@ -18,6 +18,7 @@ import math
 import signal
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -27,12 +28,13 @@ from netlab.controller.applying import Checking, reconcile
 from netlab.controller.backends.kernel import Kernel
 from netlab.controller.backends.namespaces import NETNS_RUN_DIR
 from netlab.controller.backends.nat_backends import Requested
-from netlab.controller.checks import run_checks
+from netlab.controller.checks import Outcome, run_checks
 from netlab.controller.generations import Generations
 from netlab.controller.health import Health, ReloadJson, StatusFile, StatusJson, now_utc, status_json, status_line
 from netlab.controller.passes import DaemonKernel, Passes, Reason, Reconcile
 from netlab.controller.scheduling import DRIFT_QUIET, WRITERS_LOOK_AGAIN, Action, Deadlines, Flags, Wait, next_action
 from netlab.controller.watching import ConfigWatcher, FileWatcher, OpenWrite, writers_in
+from netlab.state.model import Check
 
 # a write inotify saw begin, that no process holds open (all of /proc seen) and
 # that made no event for this long: its close was lost
@@ -85,7 +87,7 @@ class Daemon:
             kernel if kernel is not None else Kernel(on_event=self._on_kernel_event, nat_backend=settings.nat_backend)
         )
         self.passes: Passes[Any] = Passes(facade, reconcile_pass, settings.state_dir, self.health, log)
-        self.passes.checking = Checking(rollback=settings.rollback_on_check)
+        self.passes.checking = Checking(run=self._run_checks, rollback=settings.rollback_on_check)
         self.status_file = StatusFile(settings.run_dir, log)
         self.deadlines = Deadlines(resync=math.inf)
         self.watcher: ConfigWatcher | None = None
@@ -242,9 +244,20 @@ class Daemon:
         health (and an event for each that changed), nothing rolled back."""
         generation = self.generations.current
         if generation is not None and generation.desired.checks:
-            self.passes.checks_seen(run_checks(generation.desired.checks), self.log.bind(reason="checks"))
+            self.passes.checks_seen(self._run_checks(generation.desired.checks), self.log.bind(reason="checks"))
             self._publish()
         self.deadlines = replace(self.deadlines, checks=self._next_checks(time.monotonic()))
+
+    def _run_checks(self, checks: Sequence[Check]) -> list[Outcome]:
+        """A run of the checks, with the watchdog fed on each side: a pass runs
+        them up to three times (before, after, once more), each up to 30 s."""
+        if notifying.watchdog_interval():
+            notifying.notify("WATCHDOG=1")
+        try:
+            return run_checks(checks)
+        finally:
+            if notifying.watchdog_interval():
+                notifying.notify("WATCHDOG=1")
 
     def _next_checks(self, now: float) -> float | None:
         return now + self.settings.check_interval if self.settings.check_interval > 0 else None
