@@ -71,10 +71,9 @@ class CheckBroken(ApplyError):
     """A pass after which a check fails that passed before it: rolled back
     (the message says how far), the checks that broke named with their files."""
 
-    def __init__(self, message: str, broken: tuple[Outcome, ...], outcomes: tuple[Outcome, ...] = ()) -> None:
+    def __init__(self, message: str, broken: tuple[Outcome, ...]) -> None:
         super().__init__(message)
         self.broken = broken
-        self.outcomes = outcomes  # every check's, after the pass
 
 
 @dataclass(frozen=True)
@@ -373,7 +372,6 @@ def reconcile(
                         "the pass broke checks that passed before it:\n"
                         + "\n".join(f"  {outcome}" for outcome in broken),
                         tuple(broken),
-                        tuple(after),
                     )
 
         apply_and_verify(plan, work, gate)
@@ -420,7 +418,7 @@ def apply_and_verify(plan: Plan, work: Pass, gate: Callable[[], None] | None = N
         if isinstance(error, NotVerified):
             raise NotVerified(f"{error}\n{outcome}", error.remaining) from None
         if isinstance(error, CheckBroken):
-            raise CheckBroken(f"{error}\n{outcome}", error.broken, error.outcomes) from None
+            raise CheckBroken(f"{error}\n{outcome}", error.broken) from None
         if isinstance(error, ApplyError):
             raise ApplyError(f"could not verify the pass: {error}\n{outcome}") from error
         raise

@@ -125,7 +125,8 @@ def _add_reading_commands(commands: Subcommands, common: argparse.ArgumentParser
         "status",
         parents=[common],
         help="the daemon's view: generation, last apply, errors, drift repairs",
-        epilog="exit codes: 0 healthy, 1 the status cannot be read, 2 degraded (invalid files), 3 failing "
+        epilog="exit codes: 0 healthy, 1 the status cannot be read, 2 degraded (invalid files, or a change that broke "
+        "a check, undone), 3 failing "
         "(the last apply failed), 4 starting, 5 not running (or stopped), 6 dead (crashed: its status is history)",
     )
     _json_option(status)
