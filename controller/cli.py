@@ -1,5 +1,5 @@
-"""The `netlab` command line: validate, plan, apply, show, destroy, status,
-reload (the service's ExecReload) and daemon.
+"""The `netlab` command line: validate, plan, check, apply, try, confirm, show,
+destroy, status, reload (the service's ExecReload) and daemon.
 Each subcommand takes --config-dir, --state-dir and --log-format after its name.
 Exit codes: 0 success, 1 error, 2 for `plan --detailed-exitcode` with changes,
 130 interrupted; `netlab status` has its own (STATUS_EXIT_CODES), for
@@ -23,6 +23,7 @@ from netlab.controller.backends.nat_backends import REQUESTS
 if TYPE_CHECKING:
     from netlab.controller.daemon import Settings
     from netlab.state.ledger import Ledger
+    from netlab.state.loading import Snapshot
     from netlab.state.model import DesiredState
 
 DEFAULT_CONFIG_DIR = "/etc/netlab.d"
@@ -143,6 +144,27 @@ def _add_writing_commands(commands: Subcommands, common: argparse.ArgumentParser
     )
     _allow_empty_option(apply)
     _no_rollback_option(apply)
+    trial = commands.add_parser(
+        "try",
+        parents=[common],
+        help="apply the files, then keep them only if confirmed in time (`netlab confirm`, or Enter here)",
+        epilog="exit codes: 0 confirmed (or nothing to try), 1 an error, or not confirmed in time: everything put back "
+        "as before the try, 130 interrupted (put back too)",
+    )
+    trial.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=120.0,
+        help="seconds to wait for the confirmation before putting everything back (default %(default)s)",
+    )
+    _no_rollback_option(trial)
+    _allow_empty_option(trial)
+    commands.add_parser(
+        "confirm",
+        parents=[common],
+        help="keep the change of the `netlab try` that waits",
+        epilog="exit codes: 0 confirmed, 1 no try waits, or it is too late",
+    )
     destroy = commands.add_parser("destroy", parents=[common], help="remove everything netlab owns")
     destroy.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     reload = commands.add_parser(
@@ -177,6 +199,16 @@ def _add_writing_commands(commands: Subcommands, common: argparse.ArgumentParser
     )
     _no_rollback_option(daemon)
     _allow_empty_option(daemon)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"write a number of seconds above 0, not {text}")
+    return value
 
 
 def _json_option(command: argparse.ArgumentParser) -> None:
@@ -306,24 +338,136 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    from netlab.controller import logs, reporting
+    from netlab.controller import kept, logs, reporting, trying
     from netlab.controller.applying import Checking, reconcile
     from netlab.controller.backends.kernel import Kernel
     from netlab.controller.checks import failing
     from netlab.controller.guards import locked
 
-    desired = _load(args)
+    snapshot, desired = _load_snapshot(args)
     log = logs.get_logger(command="apply")
     with locked(args.state_dir):
-        ledger = _ledger(args)
         with Kernel(nat_backend=args.nat_backend) as kernel:
+            settled = trying.settle(args.state_dir, kernel, log)
+            if settled is not None:
+                print(settled)
+                if settled.outcome == "rolled back" and settled.record["digest"] == kept.digest_of(snapshot):
+                    # the change nobody confirmed is not made again behind the operator's back
+                    print(
+                        "The files are the ones tried, so they were not applied again: run `netlab apply` "
+                        "once more to apply them without a confirmation, or `netlab try` them again."
+                    )
+                    return EXIT_OK
+            ledger = _ledger(args)
             result = reconcile(desired, kernel, ledger, log, checking=Checking(rollback=args.rollback_on_check))
+        # the files in force now: what a `netlab try` goes back to, and a daemon started with broken files
+        kept.keep_last_good(args.state_dir, kept.contents_of(snapshot))
+        kept.release_held_back(args.state_dir)
     print(reporting.plan_text(result.plan), end="")
     if result.plan:
         print(f"Applied and verified in {result.duration_ms:.0f} ms.")
     if result.checks:
         print(reporting.checks_text(result.checks), end="")
     return EXIT_ERROR if failing(result.checks) else EXIT_OK
+
+
+def cmd_try(args: argparse.Namespace) -> int:
+    """Applies the files like `apply` (checks and their rollback included), then
+    waits for a confirmation; without one in time, everything is put back as it
+    was before the try. See controller/trying.py."""
+    import signal
+
+    from netlab.controller import kept, logs, reporting, trying
+    from netlab.controller.applying import Checking, reconcile
+    from netlab.controller.backends.kernel import Kernel
+    from netlab.controller.checks import failing
+    from netlab.controller.guards import locked
+    from netlab.controller.planning import make_plan
+    from netlab.state.errors import ConfigError
+
+    # a hangup (the SSH session gone) must not end the try before its rollback
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    snapshot, desired = _load_snapshot(args)
+    log = logs.get_logger(command="try")
+    with locked(args.state_dir), Kernel(nat_backend=args.nat_backend) as kernel:
+        settled = trying.settle(args.state_dir, kernel, log)
+        if settled is not None:
+            print(settled)
+        ledger = _ledger(args)
+        if not make_plan(desired, kernel, ledger):
+            kept.keep_last_good(args.state_dir, kept.contents_of(snapshot))
+            print("Nothing to try: the network is as the files say.")
+            return EXIT_OK
+        before = trying.before_files(args.state_dir, ledger)
+        drift = make_plan(trying.before_state(args.state_dir, ledger), kernel, ledger)
+        if drift:
+            print(
+                f"Note: the network differs from the files applied last ({len(drift.changes)} changes); "
+                "without a confirmation those files are put back, not these differences."
+            )
+        trial = trying.Trial.begin(
+            args.state_dir, kept.digest_of(snapshot), kept.contents_of(snapshot), before, args.timeout
+        )
+        try:
+            result = reconcile(desired, kernel, ledger, log, checking=Checking(rollback=args.rollback_on_check))
+        except ConfigError:
+            trial.end("failed")  # refused before any write
+            raise
+        except BaseException:
+            # the pass rolled itself back; the record makes sure, from the files
+            with Kernel(nat_backend=args.nat_backend) as fresh:
+                trial.roll_back(fresh, _ledger(args), log)
+            trial.end("failed")
+            raise
+    print(reporting.plan_text(result.plan), end="")
+    print(f"Applied and verified in {result.duration_ms:.0f} ms.")
+    if result.checks:
+        print(reporting.checks_text(result.checks), end="")
+        if failing(result.checks):
+            print("Some checks fail (they failed before the try too): look before you confirm.")
+    waiting = trying.Waiting(trial, stdin=_stdin_fd())
+    waiting.install_signals()
+    print(
+        f"Keep this change? Press Enter here, or run `netlab confirm`, within {args.timeout:g} s; "
+        "otherwise everything is put back as it was before the try.",
+        flush=True,
+    )
+    ended = waiting.wait(args.timeout)
+    with locked(args.state_dir):
+        if ended == "confirmed":
+            trial.end("confirmed")
+            log.info("try confirmed: the change stays", digest=trial.record["digest"])
+            _tell("Confirmed: the change stays.")
+            return EXIT_OK
+        why = f"no confirmation came within {args.timeout:g} s" if ended == "timeout" else "the try was stopped"
+        log.info("try not confirmed: rolling it back", why=why)
+        with Kernel(nat_backend=args.nat_backend) as kernel:
+            trial.roll_back(kernel, _ledger(args), log)
+        trial.end("rolled back", why)
+    _tell(f"Not confirmed ({why}): everything was put back as it was before the try.")
+    return EXIT_INTERRUPTED if ended == "stopped" else EXIT_ERROR
+
+
+def _stdin_fd() -> int | None:
+    try:
+        return sys.stdin.fileno()
+    except (AttributeError, ValueError, OSError):
+        return None  # no stdin at all: only `netlab confirm` can confirm
+
+
+def _tell(text: str) -> None:
+    """A last word that may find its terminal gone."""
+    try:
+        print(text, flush=True)
+    except OSError:
+        pass
+
+
+def cmd_confirm(args: argparse.Namespace) -> int:
+    from netlab.controller import trying
+
+    print(trying.confirm(args.state_dir))
+    return EXIT_OK
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -353,7 +497,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_destroy(args: argparse.Namespace) -> int:
-    from netlab.controller import logs, reporting
+    from netlab.controller import kept, logs, reporting, trying
     from netlab.controller.applying import Pass, apply_and_verify
     from netlab.controller.backends.kernel import Kernel
     from netlab.controller.guards import locked
@@ -369,8 +513,11 @@ def cmd_destroy(args: argparse.Namespace) -> int:
     nothing = DesiredState()
     log = logs.get_logger(command="destroy")
     with locked(args.state_dir):
-        ledger = _ledger(args)
         with Kernel(nat_backend=args.nat_backend) as kernel:
+            settled = trying.settle(args.state_dir, kernel, log)
+            if settled is not None:
+                print(settled)
+            ledger = _ledger(args)
             plan = make_plan(nothing, kernel, ledger)
             if not plan:
                 print("Nothing to remove: netlab owns nothing here.")
@@ -382,6 +529,9 @@ def cmd_destroy(args: argparse.Namespace) -> int:
                     print("Nothing was changed.")
                     return EXIT_ERROR
             apply_and_verify(plan, Pass(nothing, kernel, ledger, log))
+        # nothing is in force now: neither a daemon nor a try may bring it back
+        kept.forget_last_good(args.state_dir)
+        kept.release_held_back(args.state_dir)
     print("Removed everything netlab owned.")
     return EXIT_OK
 
@@ -525,6 +675,8 @@ COMMANDS = {
     "plan": cmd_plan,
     "check": cmd_check,
     "apply": cmd_apply,
+    "try": cmd_try,
+    "confirm": cmd_confirm,
     "show": cmd_show,
     "destroy": cmd_destroy,
     "status": cmd_status,
@@ -537,9 +689,18 @@ COMMANDS = {
 
 
 def _load(args: argparse.Namespace) -> DesiredState:
-    from netlab.controller.guards import load_desired
+    return _load_snapshot(args)[1]
 
-    return load_desired(args.config_dir, args.state_dir, getattr(args, "allow_empty", False), args.allow_untrusted)
+
+def _load_snapshot(args: argparse.Namespace) -> tuple[Snapshot, DesiredState]:
+    """The files read once, and their generation: what is applied is what was
+    validated, and those bytes are what is kept."""
+    from netlab.controller.guards import load_desired
+    from netlab.state.loading import take_snapshot
+
+    snapshot = take_snapshot(args.config_dir)
+    allow_empty = getattr(args, "allow_empty", False)
+    return snapshot, load_desired(args.config_dir, args.state_dir, allow_empty, args.allow_untrusted, snapshot)
 
 
 def _ledger(args: argparse.Namespace) -> Ledger:

@@ -23,22 +23,26 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from netlab.controller import notifying
+from netlab.controller import notifying, trying
 from netlab.controller.applying import Checking, reconcile
 from netlab.controller.backends.kernel import Kernel
 from netlab.controller.backends.namespaces import NETNS_RUN_DIR
 from netlab.controller.backends.nat_backends import Requested
 from netlab.controller.checks import Outcome, run_checks
 from netlab.controller.generations import Generations
+from netlab.controller.guards import locked
 from netlab.controller.health import Health, ReloadJson, StatusFile, StatusJson, now_utc, status_json, status_line
 from netlab.controller.passes import DaemonKernel, Passes, Reason, Reconcile
 from netlab.controller.scheduling import DRIFT_QUIET, WRITERS_LOOK_AGAIN, Action, Deadlines, Flags, Wait, next_action
 from netlab.controller.watching import ConfigWatcher, FileWatcher, OpenWrite, writers_in
+from netlab.state.errors import NetlabError
 from netlab.state.model import Check
 
 # a write inotify saw begin, that no process holds open (all of /proc seen) and
 # that made no event for this long: its close was lost
 WRITE_LOST_AFTER = 30.0
+# while a `netlab try` waits, how often the daemon looks whether it ended
+TRY_LOOK_AGAIN = 0.5
 
 
 @dataclass
@@ -162,6 +166,10 @@ class Daemon:
                 self.wake.clear()
                 continue
             actions[action]()
+            if self.health.waiting_for_try is not None:
+                # the try's end makes no event: looked at again soon (a resync reads the files too)
+                soon = time.monotonic() + TRY_LOOK_AGAIN
+                self.deadlines = replace(self.deadlines, resync=min(self.deadlines.resync, soon))
             # What lives on after a pass (the generation, the kernel's dumps, the
             # sockets) is left out of later garbage collections: a full one over
             # that heap took 130-180 ms at 1000 namespaces, mostly in the middle
@@ -276,6 +284,8 @@ class Daemon:
     def _pass(self, reason: Reason) -> None:
         """One pass with the generation in force, then what follows a clean one:
         the last good copy kept, the watches that serve drift renewed."""
+        if self._try_in_the_way():
+            return
         generation = self.generations.current
         began = time.time()
         if generation is not None and self.passes.run(reason, generation):
@@ -288,6 +298,46 @@ class Daemon:
         self._publish()
         if generation is not None:
             self.log.debug("pass done", seconds=round(time.time() - began, 3))
+
+    def _try_in_the_way(self) -> bool:
+        """While a `netlab try` waits for its confirmation the daemon makes no
+        pass: it neither applies the files nor repairs the try's state. A try
+        whose process is gone is settled here (rolled back unless confirmed).
+        Once a try is over, the files are read again: tried and rolled back,
+        they are held back, and the generation from before stays in force."""
+        state_dir = self.settings.state_dir
+        waited = self.health.waiting_for_try is not None
+        settled = None
+        try:
+            if trying.look(state_dir) is not None:
+                with locked(state_dir):
+                    settled = trying.settle(state_dir, self.passes.kernel, self.log)
+        except trying.TryWaiting as waiting:
+            if not waited:
+                self.log.warning(
+                    "a netlab try waits for its confirmation: no pass until it is confirmed or rolled back",
+                    pid=waiting.found.record["pid"],
+                    until=waiting.found.record["deadline"],
+                )
+            self.health.waiting_for_try = waiting.found.record
+            self._publish()
+            return True
+        except (NetlabError, OSError) as error:
+            # a rollback the kernel refused: the try stays written down, and is tried again
+            self.health.failed(f"could not settle a `netlab try` whose process is gone: {error}")
+            self.log.error("could not settle a try whose process is gone", error=str(error))
+            self._publish()
+            return True
+        self.health.waiting_for_try = None
+        if waited or settled is not None:
+            self.log.info(
+                "the netlab try is over: the files are read again", outcome=settled.outcome if settled else None
+            )
+            # the try wrote the kernel, the ledger and maybe files that make no event
+            self.passes.read_everything = True
+            self.passes.ledger = None
+            self._read_generation(force=True)
+        return False
 
     def _watch_for_drift(self) -> None:
         """`ip netns del` makes no netlink event in any namespace netlab listens

@@ -10,8 +10,6 @@ Used by daemon.py."""
 
 from __future__ import annotations
 
-import hashlib
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,11 +18,20 @@ from typing import Any, Literal
 from netlab.controller.applying import CheckBroken
 from netlab.controller.guards import load_desired
 from netlab.controller.health import GenerationJson, Health
+from netlab.controller.kept import (
+    LAST_GOOD_DIR,
+    HeldBackJson,
+    contents_of,
+    digest_of,
+    held_back,
+    keep_last_good,
+    release_held_back,
+)
 from netlab.state.errors import ConfigError, Problem
 from netlab.state.loading import Snapshot, list_config_files, load_generation, take_snapshot, validate_paths
 from netlab.state.model import DesiredState
 
-LAST_GOOD_DIR = "last-good"
+__all__ = ["LAST_GOOD_DIR", "Generation", "Generations", "digest_of"]
 
 # what a read found: a new generation (or the same files read again by force);
 # the files back to the generation in force after a broken edit; nothing new;
@@ -43,14 +50,6 @@ class Generation:
 
     def to_json(self) -> GenerationJson:
         return {"number": self.number, "digest": self.digest, "source": self.source, "files": list(self.files)}
-
-
-def digest_of(snapshot: Snapshot) -> str:
-    hasher = hashlib.sha256()
-    for name, data in snapshot.contents().items():
-        hasher.update(Path(name).name.encode() + b"\0")
-        hasher.update(b"<unreadable>" if data is None else data)
-    return hasher.hexdigest()[:12]
 
 
 class Generations:
@@ -83,6 +82,9 @@ class Generations:
         try:
             snapshot = take_snapshot(self.config_dir)
             digest = digest_of(snapshot)
+            held = held_back(self.state_dir)
+            if held is not None and held["digest"] == digest:
+                return self._hold_back(held)
             known = None if force else self._known(digest)
             if known is not None:
                 return known
@@ -118,10 +120,11 @@ class Generations:
         if current is not None:
             same = current.source == "config" and digest == current.digest
             number = current.number if same else current.number + 1
-        contents = {name: data for name, data in snapshot.contents().items() if data is not None}
+        contents = contents_of(snapshot)
         files = tuple(str(path) for path in snapshot.files)
         self.current = Generation(number, digest, files, desired, "config", contents)
         self.health.rejected = None
+        release_held_back(self.state_dir)  # other files: the ones held back are history
         self.keep_pending = True  # by the first pass that applies it cleanly
         self.log.info(
             "generation accepted", generation=number, digest=digest, files=[path.name for path in snapshot.files]
@@ -133,6 +136,32 @@ class Generations:
             "generation rejected: the last good generation stays in force",
             problems=[str(p) for p in error.problems],
         )
+        if self.current is None:
+            self.enforce_last_good()
+        return "rejected"
+
+    def _hold_back(self, held: HeldBackJson) -> Outcome:
+        """Files tried with `netlab try` and rolled back for want of a
+        confirmation: rejected like invalid ones until they change (or `netlab
+        apply` applies them on purpose); the generation from before the try,
+        kept as the last good one, is in force."""
+        digest = held["digest"]
+        rejected = self.health.rejected
+        if rejected is not None and rejected["digest"] == digest:
+            return "unchanged"  # said already
+        message = (
+            f"these files were tried with `netlab try` at {held['tried']} and not confirmed: {held['why']}. "
+            "The daemon does not apply them again: change them, or run `netlab apply` to apply them as they are"
+        )
+        self.health.reject(message, [Problem(str(self.config_dir), 0, 0, "", message)], digest)
+        self.log.error(
+            "generation held back: tried with `netlab try` and not confirmed; the generation from before the try stays in force",
+            digest=digest,
+            tried=held["tried"],
+        )
+        if self.current is not None and self.current.digest == digest:
+            self.current = None  # read while the try waited: never in force
+            self.keep_pending = False
         if self.current is None:
             self.enforce_last_good()
         return "rejected"
@@ -226,16 +255,5 @@ class Generations:
         generation = self.current
         if generation is None or generation.source != "config":
             return
-        kept = self.state_dir / LAST_GOOD_DIR
-        fresh = self.state_dir / f".{LAST_GOOD_DIR}.new"
-        shutil.rmtree(fresh, ignore_errors=True)
-        fresh.mkdir(mode=0o700)
-        for name, data in generation.contents.items():
-            # the bytes that were validated, not the file as it may be by now
-            (fresh / Path(name).name).write_bytes(data)
-        old = self.state_dir / f".{LAST_GOOD_DIR}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        if kept.exists():
-            kept.rename(old)
-        fresh.rename(kept)
-        shutil.rmtree(old, ignore_errors=True)
+        # the bytes that were validated, not the files as they may be by now
+        keep_last_good(self.state_dir, generation.contents)

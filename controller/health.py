@@ -18,6 +18,7 @@ from typing import Any, Literal, TypedDict
 from netlab.controller.backing_off import HoldJson
 from netlab.controller.checks import Outcome
 from netlab.controller.reporting import FORMAT_VERSION
+from netlab.controller.trying import TryJson
 from netlab.controller.watching import OpenWrite
 from netlab.state.errors import Problem
 from netlab.state.ledger import write_atomically
@@ -101,6 +102,7 @@ class StatusJson(TypedDict):
     drift_repairs: int
     notes: list[dict[str, str]]
     checks: list[CheckJson]
+    waiting_for_try: TryJson | None
     objects_owned: int
     updated: str
 
@@ -117,6 +119,8 @@ class Health:
     notes: list[dict[str, str]] = field(default_factory=list)
     # the declared checks' latest outcomes, by the check's key
     checks: dict[tuple[object, ...], CheckJson] = field(default_factory=dict)
+    # a `netlab try` waits for its confirmation: the daemon makes no pass meanwhile
+    waiting_for_try: TryJson | None = None
 
     def record_checks(self, outcomes: Iterable[Outcome]) -> list[Outcome]:
         """A run of the checks (all of them); returns those whose result changed
@@ -182,6 +186,7 @@ def status_json(
         "drift_repairs": health.drift_repairs,
         "notes": health.notes,
         "checks": list(health.checks.values()),
+        "waiting_for_try": health.waiting_for_try,
         "objects_owned": objects_owned,
         "updated": now_utc(),
     }
@@ -204,6 +209,9 @@ def status_line(status: StatusJson) -> str:
         text += f"; checks {passing}/{len(status['checks'])} passing"
     if status["waiting_for_writers"]:
         text += f"; waiting for {len(status['waiting_for_writers'])} file(s) open for writing"
+    trial = status.get("waiting_for_try")
+    if trial:
+        text += f"; a netlab try waits for its confirmation (process {trial['pid']})"
     error = status["last_error"]
     if error and state != "healthy":
         lines = error["message"].splitlines()

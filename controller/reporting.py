@@ -228,6 +228,12 @@ def daemon_status_text(status: dict[str, Any]) -> str:
     for writer in status.get("waiting_for_writers") or []:
         held = f" (process {writer['pid']})" if writer.get("pid") else ""
         lines.append(f"waiting: {writer['file']}{held} is open for writing; the files are read once it is closed")
+    trial = status.get("waiting_for_try")
+    if isinstance(trial, dict):
+        lines.append(
+            f"waiting: a `netlab try` (process {trial.get('pid')}) waits for its confirmation until "
+            f"{trial.get('deadline') or 'its change is applied'}; no pass until it is confirmed or rolled back"
+        )
     for held in status.get("backing_off") or []:
         lines.append(
             f"backing off: {held['kind']} {held['netns']}/{held['name']} until {held['until']}: {held['detail']}"

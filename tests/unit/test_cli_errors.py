@@ -18,9 +18,10 @@ import pytest
 import netlab.controller.backends.kernel as kernel_module
 import netlab.controller.daemon as daemon_module
 import netlab.state.loading as loading
-from netlab.controller import cli, reporting
+from netlab.controller import cli, reporting, trying
 from netlab.state.errors import ApplyError, ConfigError, KernelRefused, Problem
 from netlab.state.ledger import LEDGER_FILE, Ledger
+from netlab.state.loading import Snapshot
 from netlab.state.model import DesiredState
 from tests.unit.fake_kernels import EmptyKernel
 
@@ -57,7 +58,7 @@ class VanishingKernel(EmptyKernel):
 def dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The common options of a command, with files that load as nothing and a
     ledger in which netlab owns `red`; the kernel is a VanishingKernel."""
-    monkeypatch.setattr(cli, "_load", lambda args: DesiredState())
+    monkeypatch.setattr(cli, "_load_snapshot", lambda args: (Snapshot((), (), ()), DesiredState()))
     monkeypatch.setattr(kernel_module, "Kernel", VanishingKernel)
     ledger = Ledger.load(tmp_path / "state")
     ledger.record("namespace", ("red",))
@@ -110,6 +111,8 @@ BREAKS: dict[str, tuple[list[str], Callable[[pytest.MonkeyPatch, BaseException],
     "plan": ([], lambda mp, error: mp.setattr(VanishingKernel, "namespaces", raising(error))),
     "apply": ([], lambda mp, error: mp.setattr(VanishingKernel, "namespaces", raising(error))),
     "show": ([], lambda mp, error: mp.setattr(VanishingKernel, "namespaces", raising(error))),
+    "try": (["--timeout", "1"], lambda mp, error: mp.setattr(VanishingKernel, "namespaces", raising(error))),
+    "confirm": ([], lambda mp, error: mp.setattr(trying, "look", raising(error))),
     "destroy": (["--yes"], lambda mp, error: mp.setattr(VanishingKernel, "namespaces", raising(error))),
     "status": ([], lambda mp, error: mp.setattr(reporting, "daemon_status", raising(error))),
     # above any pid_max: were the fake not in place, no process could get the signal
