@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -150,6 +151,14 @@ def _add_writing_commands(commands: Subcommands, common: argparse.ArgumentParser
         help="apply the files, then keep them only if confirmed in time (`netlab confirm`, or Enter here)",
         epilog="exit codes: 0 confirmed (or nothing to try), 1 an error, or not confirmed in time: everything put back "
         "as before the try, 130 interrupted (put back too)",
+    )
+    trial.add_argument(
+        "files",
+        nargs="*",
+        type=Path,
+        metavar="FILE",
+        help="files to try in place of the config dir's files of the same names (or beside them), installed "
+        "there once confirmed; the daemon does not see them before (default: the config dir as it is)",
     )
     trial.add_argument(
         "--timeout",
@@ -387,7 +396,7 @@ def cmd_try(args: argparse.Namespace) -> int:
 
     # a hangup (the SSH session gone) must not end the try before its rollback
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    snapshot, desired = _load_snapshot(args)
+    snapshot, desired = _load_snapshot(args, args.files)
     log = logs.get_logger(command="try")
     with locked(args.state_dir), Kernel(nat_backend=args.nat_backend) as kernel:
         settled = trying.settle(args.state_dir, kernel, log)
@@ -406,7 +415,13 @@ def cmd_try(args: argparse.Namespace) -> int:
                 "without a confirmation those files are put back, not these differences."
             )
         trial = trying.Trial.begin(
-            args.state_dir, kept.digest_of(snapshot), kept.contents_of(snapshot), before, args.timeout
+            args.state_dir,
+            args.config_dir,
+            kept.digest_of(snapshot),
+            kept.contents_of(snapshot),
+            before,
+            args.timeout,
+            [path.name for path in args.files],
         )
         try:
             result = reconcile(desired, kernel, ledger, log, checking=Checking(rollback=args.rollback_on_check))
@@ -692,13 +707,16 @@ def _load(args: argparse.Namespace) -> DesiredState:
     return _load_snapshot(args)[1]
 
 
-def _load_snapshot(args: argparse.Namespace) -> tuple[Snapshot, DesiredState]:
-    """The files read once, and their generation: what is applied is what was
-    validated, and those bytes are what is kept."""
+def _load_snapshot(args: argparse.Namespace, given: Sequence[Path] = ()) -> tuple[Snapshot, DesiredState]:
+    """The files read once (with the `given` ones in place of those of their
+    names), and their generation: what is applied is what was validated, and
+    those bytes are what is kept."""
     from netlab.controller.guards import load_desired
-    from netlab.state.loading import take_snapshot
+    from netlab.state.loading import take_snapshot, with_files
 
     snapshot = take_snapshot(args.config_dir)
+    if given:
+        snapshot = with_files(snapshot, args.config_dir, given)
     allow_empty = getattr(args, "allow_empty", False)
     return snapshot, load_desired(args.config_dir, args.state_dir, allow_empty, args.allow_untrusted, snapshot)
 

@@ -36,7 +36,7 @@ import select
 import shutil
 import signal
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypedDict
@@ -76,6 +76,8 @@ class TryJson(TypedDict):
     deadline: str | None  # UTC, once it waits
     deadline_epoch: float | None
     digest: str  # of the files tried
+    config_dir: str
+    installs: list[str]  # the files given to `netlab try FILE...`: installed in the config dir once confirmed
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,9 @@ def _record(document: dict[str, object]) -> TryJson:
     if state not in ("applying", "waiting", "confirmed", "rolling back"):
         raise ValueError(f"unknown state {state!r}")
     epoch = document.get("deadline_epoch")
+    installs = document["installs"]
+    if not isinstance(installs, list):
+        raise ValueError(f"installs is not a list: {installs!r}")
     return TryJson(
         pid=int(str(document["pid"])),
         state=state,
@@ -159,6 +164,8 @@ def _record(document: dict[str, object]) -> TryJson:
         deadline=str(document["deadline"]) if document.get("deadline") else None,
         deadline_epoch=float(str(epoch)) if epoch is not None else None,
         digest=str(document["digest"]),
+        config_dir=str(document["config_dir"]),
+        installs=[str(name) for name in installs],
     )
 
 
@@ -238,7 +245,14 @@ class Trial:
 
     @classmethod
     def begin(
-        cls, state_dir: Path, digest: str, tried: Mapping[str, bytes], before: Mapping[str, bytes], timeout: float
+        cls,
+        state_dir: Path,
+        config_dir: Path,
+        digest: str,
+        tried: Mapping[str, bytes],
+        before: Mapping[str, bytes],
+        timeout: float,
+        installs: Sequence[str] = (),
     ) -> Trial:
         """Writes the try down (the caller holds the state lock, and no try is
         there): a directory made aside, locked, synced, then renamed into place,
@@ -259,6 +273,8 @@ class Trial:
             deadline=None,
             deadline_epoch=None,
             digest=digest,
+            config_dir=str(config_dir),
+            installs=list(installs),
         )
         _write_record(fresh, record)
         fresh.rename(directory)
@@ -316,9 +332,15 @@ def _finish(
     why: str,
 ) -> None:
     if outcome == "confirmed":
-        kept.keep_last_good(state_dir, kept.contents_of(take_snapshot(directory / TRIED_DIR)))
+        tried = kept.contents_of(take_snapshot(directory / TRIED_DIR))
+        _install(
+            Path(record["config_dir"]),
+            {name: (directory / TRIED_DIR / name).read_bytes() for name in record["installs"]},
+        )
+        kept.keep_last_good(state_dir, tried)
         kept.release_held_back(state_dir)
-    elif outcome == "rolled back":
+    elif outcome == "rolled back" and not record["installs"]:
+        # tried in place: the config directory holds them still
         kept.hold_back(
             state_dir,
             {"digest": record["digest"], "tried": record["started"], "rolled_back": now_utc(), "why": why},
@@ -328,6 +350,27 @@ def _finish(
     directory.rename(gone)
     _sync_dir(state_dir)
     shutil.rmtree(gone, ignore_errors=True)
+
+
+def _install(config_dir: Path, files: Mapping[str, bytes]) -> None:
+    """The files of a confirmed `netlab try FILE...`, each put in the config
+    directory in one rename (a file it replaces keeps its mode), so that the
+    daemon, and the next `netlab apply`, find there what was confirmed."""
+    for name, data in files.items():
+        target = config_dir / name
+        try:
+            mode = os.stat(target).st_mode & 0o7777
+        except FileNotFoundError:
+            mode = 0o644
+        temp = config_dir / f".{name}.netlab-try"
+        with open(temp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fchmod(handle.fileno(), mode)
+            os.fsync(handle.fileno())
+        temp.rename(target)
+    if files:
+        _sync_dir(config_dir)
 
 
 def _sync_dir(directory: Path) -> None:

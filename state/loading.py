@@ -325,6 +325,40 @@ def take_snapshot(config_dir: Path) -> Snapshot:
     return Snapshot(tuple(files), tuple(sources), tuple(distrusted))
 
 
+def with_files(snapshot: Snapshot, config_dir: Path, given: Sequence[Path]) -> Snapshot:
+    """The snapshot with the `given` files read in place of the config files of
+    the same names (or beside them): the generation the config directory would
+    hold with them installed, which `netlab try FILE...` applies before it
+    installs them. Problems name the given file; each is trusted on its own
+    (it need not sit in a directory only root can write: its bytes are read
+    here once, and those are what is applied and installed)."""
+    names = [path.name for path in given]
+    refused = [
+        Problem(
+            str(path), 0, 0, "", f"not a desired-state file's name: netlab reads {', '.join(CONFIG_SUFFIXES)} files"
+        )
+        for path in given
+        if not is_config_file_name(path.name)
+    ]
+    refused += [
+        Problem(str(path), 0, 0, "", "given twice (by this name): give each config file once")
+        for index, path in enumerate(given)
+        if path.name in names[:index]
+    ]
+    if refused:
+        raise ConfigError(refused)
+    files = set(snapshot.files)
+    sources = {source.path: source for source in snapshot.sources}
+    distrusted = list(snapshot.distrusted)
+    for path in given:
+        target = config_dir / path.name
+        raw, problems = _read(_Source(str(path), path))
+        sources[target] = _Source(str(path), target, (raw, tuple(problems)))
+        files.add(target)
+        distrusted += trust_problems(str(path), [])
+    return Snapshot(tuple(sorted(files)), tuple(sources[key] for key in sorted(sources)), tuple(distrusted))
+
+
 def load_generation(
     config_dir: Path, hostname: str | None = None, *, strict_modes: bool = True, snapshot: Snapshot | None = None
 ) -> DesiredState:

@@ -58,7 +58,7 @@ class VanishingKernel(EmptyKernel):
 def dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The common options of a command, with files that load as nothing and a
     ledger in which netlab owns `red`; the kernel is a VanishingKernel."""
-    monkeypatch.setattr(cli, "_load_snapshot", lambda args: (Snapshot((), (), ()), DesiredState()))
+    monkeypatch.setattr(cli, "_load_snapshot", lambda args, given=(): (Snapshot((), (), ()), DesiredState()))
     monkeypatch.setattr(kernel_module, "Kernel", VanishingKernel)
     ledger = Ledger.load(tmp_path / "state")
     ledger.record("namespace", ("red",))
