@@ -384,8 +384,6 @@ def cmd_try(args: argparse.Namespace) -> int:
     """Applies the files like `apply` (checks and their rollback included), then
     waits for a confirmation; without one in time, everything is put back as it
     was before the try. See controller/trying.py."""
-    import signal
-
     from netlab.controller import kept, logs, reporting, trying
     from netlab.controller.applying import Checking, reconcile
     from netlab.controller.backends.kernel import Kernel
@@ -395,7 +393,7 @@ def cmd_try(args: argparse.Namespace) -> int:
     from netlab.state.errors import ConfigError
 
     # a hangup (the SSH session gone) must not end the try before its rollback
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signals = trying.Signals().install()
     snapshot, desired = _load_snapshot(args, args.files)
     log = logs.get_logger(command="try")
     with locked(args.state_dir), Kernel(nat_backend=args.nat_backend) as kernel:
@@ -440,8 +438,7 @@ def cmd_try(args: argparse.Namespace) -> int:
         print(reporting.checks_text(result.checks), end="")
         if failing(result.checks):
             print("Some checks fail (they failed before the try too): look before you confirm.")
-    waiting = trying.Waiting(trial, stdin=_stdin_fd())
-    waiting.install_signals()
+    waiting = trying.Waiting(trial, stdin=_stdin_fd(), signals=signals)
     print(
         f"Keep this change? Press Enter here, or run `netlab confirm`, within {args.timeout:g} s; "
         "otherwise everything is put back as it was before the try.",

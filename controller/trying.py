@@ -457,25 +457,23 @@ def confirm(state_dir: Path, clock: Callable[[], float] = time.time) -> str:
 Ended = Literal["confirmed", "timeout", "stopped"]
 
 
-class Waiting:
-    """How a try waits: for a line on stdin (Enter, on a terminal or a pipe),
-    `netlab confirm` (the record says confirmed), the deadline, or a stop
-    (SIGTERM, Ctrl-C). A hangup (the SSH session died: SIGHUP) is no answer: the
-    try keeps waiting, and what it prints after goes nowhere."""
+class Signals:
+    """What a try hears while it lives, from its first step: a hangup (the SSH
+    session died: SIGHUP) is no answer, and does not end it: it goes on, and
+    what it prints after goes nowhere; a stop (SIGTERM) ends the wait without a
+    confirmation, once the change is applied."""
 
-    def __init__(self, trial: Trial, stdin: int | None = 0) -> None:
-        self.trial = trial
-        self.stdin = stdin
-        self.stopped = False
+    def __init__(self) -> None:
         self.hung_up = False
+        self.stopped = False
 
-    def install_signals(self) -> None:
+    def install(self) -> Signals:
         signal.signal(signal.SIGHUP, self._on_hangup)
         signal.signal(signal.SIGTERM, self._on_stop)
+        return self
 
     def _on_hangup(self, signum: int, frame: object) -> None:
         self.hung_up = True
-        self.stdin = None
         # the terminal is gone: writes to it would fail (EIO); the rollback's
         # words go nowhere instead
         null = os.open(os.devnull, os.O_RDWR)
@@ -487,12 +485,25 @@ class Waiting:
     def _on_stop(self, signum: int, frame: object) -> None:
         self.stopped = True
 
+
+class Waiting:
+    """How a try waits: for a line on stdin (Enter, on a terminal or a pipe),
+    `netlab confirm` (the record says confirmed), the deadline, or a stop
+    (SIGTERM, Ctrl-C). After a hangup stdin is not read."""
+
+    def __init__(self, trial: Trial, stdin: int | None = 0, signals: Signals | None = None) -> None:
+        self.trial = trial
+        self.stdin = stdin
+        self.signals = signals or Signals()
+
     def wait(self, timeout: float, clock: Callable[[], float] = time.monotonic) -> Ended:
         deadline = clock() + timeout
         self.trial.waiting(time.time() + timeout)
         try:
             while True:
-                if self.stopped:
+                if self.signals.hung_up:
+                    self.stdin = None
+                if self.signals.stopped:
                     return "confirmed" if self.trial.decide(confirm=False) else "stopped"
                 if self._confirmed_elsewhere():
                     return "confirmed"

@@ -201,7 +201,7 @@ def test_netlab_confirm_from_another_shell_ends_the_wait(dirs: tuple[Path, Path]
 
 def test_a_stop_ends_the_wait_without_a_confirmation(dirs: tuple[Path, Path]) -> None:
     waiting, _ = waiting_with(dirs, None)
-    waiting.stopped = True  # SIGTERM
+    waiting.signals.stopped = True  # SIGTERM
     assert waiting.wait(30) == "stopped"
 
 
