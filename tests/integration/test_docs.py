@@ -49,3 +49,10 @@ def test_every_example_holds_config_files_that_say_first_what_the_lab_is() -> No
             assert all(path.read_text().lstrip().startswith("#") for path in files), (
                 f"examples/{name}: say what the lab is in a comment first"
             )
+
+
+def test_the_commands_table_names_every_command_and_no_other() -> None:
+    from netlab.controller.cli import COMMANDS
+
+    table = set(re.findall(r"^\| `netlab ([a-z]+)", README, re.M))
+    assert table == set(COMMANDS), f"README's commands table: {sorted(table)}; the cli: {sorted(COMMANDS)}"

@@ -84,10 +84,10 @@ def tried_is_in_force(sandbox: Sandbox) -> bool:
     )
 
 
-def trying(sandbox: Sandbox, *args: str) -> Background:
+def trying(sandbox: Sandbox, *args: str, env: str = "") -> Background:
     """`netlab try` in the background, with nothing on stdin (no Enter will come)."""
     command = " ".join([NETLAB, "try", *args])
-    return sandbox.spawn("sh", "-c", f"exec {command} < /dev/null")
+    return sandbox.spawn("sh", "-c", f"{env} exec {command} < /dev/null")
 
 
 def applied_lab(sandbox: Sandbox) -> str:
@@ -158,6 +158,37 @@ def test_a_try_killed_is_rolled_back_by_the_next_apply(sandbox: Sandbox) -> None
     assert everything(sandbox) == before
     sandbox.netlab("apply")  # asked again: applied now
     assert tried_is_in_force(sandbox)
+
+
+def test_a_try_killed_at_any_step_of_its_pass_is_rolled_back_exactly(sandbox: Sandbox) -> None:
+    """kill -9 while the try's pass is half done (paused before step N, for every
+    N): the next `netlab apply` puts back exactly what was there."""
+    before = applied_lab(sandbox)
+    sandbox.write_config("lab.yaml", TRIED)
+    pause = sandbox.path("/run/netlab-pause")
+    record = sandbox.path("/var/lib/netlab/try/record.json")
+
+    def waits_for_confirmation() -> bool:
+        return record.exists() and '"state": "waiting"' in record.read_text()
+
+    killed = 0
+    for step in range(100):
+        process = trying(sandbox, "--timeout", "60", env=f"NETLAB_TEST_PAUSE_AT_STEP={step}:/run/netlab-pause")
+        if not wait(lambda: pause.exists() or waits_for_confirmation(), 15):
+            process.stop()
+            pytest.fail(f"the try neither paused at step {step} nor ended")
+        if not pause.exists():
+            break  # the pass has fewer steps: the try waits for its confirmation
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+        pause.unlink()
+        killed += 1
+        restored = sandbox.netlab("apply")
+        assert "ended without a confirmation" in restored.stdout, restored.stdout
+        assert everything(sandbox) == before, f"after a kill at step {step}"
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+    assert killed >= 10, killed  # the pass had that many steps to be killed at
 
 
 def test_a_try_killed_is_rolled_back_by_the_daemon_start_and_held_back(
