@@ -134,11 +134,12 @@ class Backoff:
             new.append(record.hold)
         return new
 
-    def verified(self, now: float) -> None:
-        """A pass verified everything it did not hold: what failed verification
-        before and is no longer held is right now."""
-        for record in self._records.values():
-            if record.unverified_delay and not (record.hold and record.hold.until > now):
+    def verified(self, now: float, left_out: frozenset[ObjectId] = frozenset()) -> None:
+        """A pass verified everything it did not hold (`left_out`): what failed
+        verification before, and was in that pass, is right now. A hold that
+        ended while the pass ran was left out of it all the same: not verified."""
+        for ident, record in self._records.items():
+            if record.unverified_delay and ident not in left_out and not (record.hold and record.hold.until > now):
                 record.unverified_delay = 0.0
         self._forget_quiet(now)
 

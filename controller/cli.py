@@ -168,6 +168,7 @@ def _add_writing_commands(commands: Subcommands, common: argparse.ArgumentParser
     )
     _no_rollback_option(trial)
     _allow_empty_option(trial)
+    _run_dir_option(trial, "where a running daemon writes status.json")
     commands.add_parser(
         "confirm",
         parents=[common],
@@ -404,6 +405,11 @@ def cmd_try(args: argparse.Namespace) -> int:
         if not make_plan(desired, kernel, ledger):
             kept.keep_last_good(args.state_dir, kept.contents_of(snapshot))
             print("Nothing to try: the network is as the files say.")
+            if not args.files and reporting.daemon_status(args.run_dir / "status.json").get("daemon") == "running":
+                print(
+                    "A running daemon applies the files in the config dir as they are saved: "
+                    "to try a change, edit a copy and `netlab try COPY`."
+                )
             return EXIT_OK
         before = trying.before_files(args.state_dir, ledger)
         drift = make_plan(trying.before_state(args.state_dir, ledger), kernel, ledger)
@@ -552,6 +558,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     from netlab.controller import reporting
 
     status = reporting.daemon_status(args.run_dir / "status.json")
+    if status.get("daemon") != "running":
+        from netlab.controller import trying
+
+        # no daemon to say so: a try that waits, or one whose process is gone, is told from the state dir
+        found = trying.look(args.state_dir)
+        if found is not None:
+            status["waiting_for_try"] = {**found.record, "process_gone": not found.alive}
     print(
         json.dumps(status, indent=2) if args.json else reporting.daemon_status_text(status),
         end="\n" if args.json else "",

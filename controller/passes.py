@@ -137,7 +137,7 @@ class Passes(Generic[K]):
             return self._failed(log, ApplyError(f"could not complete the pass: {error}"))
         self.clean = generation
         self.converged = desired if not hold else None  # what was held may differ
-        self._account(reason, generation.number, result, log)
+        self._account(reason, generation.number, result, log, hold)
         if scope is None:
             # what a whole plan says beside its changes (a scoped one sees part)
             self.health.notes = [note.to_json() for note in result.plan.notes]
@@ -171,9 +171,9 @@ class Passes(Generic[K]):
             else:
                 log.warning("check failing", **fields)
 
-    def _account(self, reason: Reason, number: int, result: ApplyResult, log: Any) -> None:
+    def _account(self, reason: Reason, number: int, result: ApplyResult, log: Any, hold: Held) -> None:
         now = self.clock()
-        self.backoff.verified(now)
+        self.backoff.verified(now, hold)
         changes = len(result.plan.changes)
         done: PassJson = {
             "time": now_utc(),

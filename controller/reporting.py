@@ -229,10 +229,17 @@ def daemon_status_text(status: dict[str, Any]) -> str:
         held = f" (process {writer['pid']})" if writer.get("pid") else ""
         lines.append(f"waiting: {writer['file']}{held} is open for writing; the files are read once it is closed")
     trial = status.get("waiting_for_try")
-    if isinstance(trial, dict):
+    if isinstance(trial, dict) and trial.get("process_gone"):
+        lines.append(
+            f"try: a `netlab try` (process {trial.get('pid')}, begun {trial.get('started')}) ended without finishing: "
+            "the next `netlab apply` or daemon start rolls it back"
+            ", unless it was confirmed (`netlab confirm` before its deadline keeps it)"
+        )
+    elif isinstance(trial, dict):
         lines.append(
             f"waiting: a `netlab try` (process {trial.get('pid')}) waits for its confirmation until "
-            f"{trial.get('deadline') or 'its change is applied'}; no pass until it is confirmed or rolled back"
+            f"{trial.get('deadline') or 'its change is applied'}"
+            + ("; no pass until it is confirmed or rolled back" if status.get("daemon") == "running" else "")
         )
     for held in status.get("backing_off") or []:
         lines.append(

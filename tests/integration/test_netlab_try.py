@@ -152,6 +152,9 @@ def test_a_try_killed_is_rolled_back_by_the_next_apply(sandbox: Sandbox) -> None
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=10)
     assert tried_is_in_force(sandbox)  # nobody put it back yet
+    told = sandbox.netlab("status", check=False).stdout
+    assert "ended without finishing: the next `netlab apply` or daemon start rolls it back" in told, told
+    assert status(sandbox)["waiting_for_try"]["process_gone"] is True  # type: ignore[index]
     rolled_back = sandbox.netlab("apply")
     assert "ended without a confirmation" in rolled_back.stdout, rolled_back.stdout
     assert "they were not applied again" in rolled_back.stdout

@@ -75,6 +75,11 @@ def test_an_object_the_kernel_does_not_keep_is_held_longer_each_time_until_it_ve
         delays.append(hold.delay)
     assert delays[:3] == [4.0, 8.0, 16.0] and delays[-1] == UNVERIFIED_MAX
     now = backoff.next_end(now) or now
+    # a pass that began while it was held ends after its hold: it was left out, not verified
+    backoff.verified(now, frozenset(backoff.held(now - 0.1)))
+    (hold,) = backoff.unverified([route], now)
+    assert hold.delay == UNVERIFIED_MAX  # the next step, not the first again
+    now = backoff.next_end(now) or now
     backoff.verified(now)  # tried again at the end of its hold, and verified
     assert backoff.unconverged(now) == []
 
