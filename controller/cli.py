@@ -211,13 +211,16 @@ def _add_writing_commands(commands: Subcommands, common: argparse.ArgumentParser
     _allow_empty_option(daemon)
 
 
+MAX_TRY_SECONDS = 86400.0  # a day: a try is an answer awaited, not a state to live in
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"write a number of seconds above 0, not {text}")
+    if not 0 < value <= MAX_TRY_SECONDS:
+        raise argparse.ArgumentTypeError(f"write a number of seconds above 0, at most {MAX_TRY_SECONDS:g}, not {text}")
     return value
 
 
@@ -354,20 +357,22 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from netlab.controller.checks import failing
     from netlab.controller.guards import locked
 
-    snapshot, desired = _load_snapshot(args)
     log = logs.get_logger(command="apply")
     with locked(args.state_dir):
         with Kernel(nat_backend=args.nat_backend) as kernel:
+            # a try whose process is gone first: settling it may install files, and
+            # its rollback must not wait for the files to be valid
             settled = trying.settle(args.state_dir, kernel, log)
             if settled is not None:
                 print(settled)
-                if settled.outcome == "rolled back" and settled.record["digest"] == kept.digest_of(snapshot):
-                    # the change nobody confirmed is not made again behind the operator's back
-                    print(
-                        "The files are the ones tried, so they were not applied again: run `netlab apply` "
-                        "once more to apply them without a confirmation, or `netlab try` them again."
-                    )
-                    return EXIT_OK
+            snapshot, desired = _load_snapshot(args)
+            if settled is not None and settled.held_back_again(kept.digest_of(snapshot)):
+                # the change nobody confirmed is not made again behind the operator's back
+                print(
+                    "The files are the ones tried, so they were not applied again: run `netlab apply` "
+                    "once more to apply them without a confirmation, or `netlab try` them again."
+                )
+                return EXIT_OK
             ledger = _ledger(args)
             result = reconcile(desired, kernel, ledger, log, checking=Checking(rollback=args.rollback_on_check))
         # the files in force now: what a `netlab try` goes back to, and a daemon started with broken files
@@ -388,22 +393,25 @@ def cmd_try(args: argparse.Namespace) -> int:
     from netlab.controller import kept, logs, reporting, trying
     from netlab.controller.applying import Checking, reconcile
     from netlab.controller.backends.kernel import Kernel
-    from netlab.controller.checks import failing
     from netlab.controller.guards import locked
     from netlab.controller.planning import make_plan
     from netlab.state.errors import ConfigError
 
     # a hangup (the SSH session gone) must not end the try before its rollback
     signals = trying.Signals().install()
-    snapshot, desired = _load_snapshot(args, args.files)
     log = logs.get_logger(command="try")
+    config_dir = Path(os.path.realpath(args.config_dir))
+    # a file given from the config dir itself is a try in place: nothing to install
+    installs = [path.name for path in args.files if os.path.realpath(path) != str(config_dir / path.name)]
     with locked(args.state_dir), Kernel(nat_backend=args.nat_backend) as kernel:
         settled = trying.settle(args.state_dir, kernel, log)
         if settled is not None:
             print(settled)
+        snapshot, desired = _load_snapshot(args, args.files)
         ledger = _ledger(args)
         if not make_plan(desired, kernel, ledger):
-            kept.keep_last_good(args.state_dir, kept.contents_of(snapshot))
+            if not installs:
+                kept.keep_last_good(args.state_dir, kept.contents_of(snapshot))
             print("Nothing to try: the network is as the files say.")
             if not args.files and reporting.daemon_status(args.run_dir / "status.json").get("daemon") == "running":
                 print(
@@ -418,14 +426,17 @@ def cmd_try(args: argparse.Namespace) -> int:
                 f"Note: the network differs from the files applied last ({len(drift.changes)} changes); "
                 "without a confirmation those files are put back, not these differences."
             )
+        if signals.stopped:
+            print("Stopped before anything was changed.", file=sys.stderr)
+            return EXIT_INTERRUPTED
         trial = trying.Trial.begin(
             args.state_dir,
-            args.config_dir,
+            config_dir,
             kept.digest_of(snapshot),
             kept.contents_of(snapshot),
             before,
             args.timeout,
-            [path.name for path in args.files],
+            installs,
         )
         try:
             result = reconcile(desired, kernel, ledger, log, checking=Checking(rollback=args.rollback_on_check))
@@ -438,32 +449,57 @@ def cmd_try(args: argparse.Namespace) -> int:
                 trial.roll_back(fresh, _ledger(args), log)
             trial.end("failed")
             raise
-    print(reporting.plan_text(result.plan), end="")
-    print(f"Applied and verified in {result.duration_ms:.0f} ms.")
-    if result.checks:
-        print(reporting.checks_text(result.checks), end="")
-        if failing(result.checks):
-            print("Some checks fail (they failed before the try too): look before you confirm.")
-    waiting = trying.Waiting(trial, stdin=_stdin_fd(), signals=signals)
-    print(
-        f"Keep this change? Press Enter here, or run `netlab confirm`, within {args.timeout:g} s; "
-        "otherwise everything is put back as it was before the try.",
-        flush=True,
-    )
-    ended = waiting.wait(args.timeout)
+    ended, failure = _wait_for_confirmation(args, trial, signals, result)
     with locked(args.state_dir):
         if ended == "confirmed":
             trial.end("confirmed")
             log.info("try confirmed: the change stays", digest=trial.record["digest"])
             _tell("Confirmed: the change stays.")
             return EXIT_OK
-        why = f"no confirmation came within {args.timeout:g} s" if ended == "timeout" else "the try was stopped"
+        why = {
+            "timeout": f"no confirmation came within {args.timeout:g} s",
+            "refused": "you answered no",
+            "stopped": "the try was stopped",
+        }[ended]
         log.info("try not confirmed: rolling it back", why=why)
         with Kernel(nat_backend=args.nat_backend) as kernel:
             trial.roll_back(kernel, _ledger(args), log)
         trial.end("rolled back", why)
     _tell(f"Not confirmed ({why}): everything was put back as it was before the try.")
+    if failure is not None and not isinstance(failure, KeyboardInterrupt):
+        raise failure  # after the rollback: a bug of ours, shown as one
     return EXIT_INTERRUPTED if ended == "stopped" else EXIT_ERROR
+
+
+def _wait_for_confirmation(
+    args: argparse.Namespace, trial: Any, signals: Any, result: Any
+) -> tuple[str, BaseException | None]:
+    """Shows what the try did and waits for its answer. Whatever goes wrong
+    meanwhile (a pipe closed under the output, Ctrl-C, a bug) is no
+    confirmation: it comes back as the error, for the caller to roll back first."""
+    from netlab.controller import reporting, trying
+    from netlab.controller.checks import failing
+
+    try:
+        _tell(reporting.plan_text(result.plan) + f"Applied and verified in {result.duration_ms:.0f} ms.")
+        if result.checks:
+            _tell(reporting.checks_text(result.checks).rstrip("\n"))
+            if failing(result.checks):
+                _tell(
+                    "Some checks fail (they did not pass before the try, or rollback on checks is off): look before you confirm."
+                )
+        _tell(
+            f"Keep this change? Press Enter here, or run `netlab confirm`, within {args.timeout:g} s; "
+            "otherwise everything is put back as it was before the try."
+        )
+        waiting = trying.Waiting(trial, stdin=_stdin_fd(), signals=signals)
+        return waiting.wait(args.timeout), None
+    except BaseException as error:  # noqa: BLE001 - rolled back, then raised by the caller
+        try:
+            confirmed = trial.decide(confirm=False)
+        except BaseException:  # noqa: BLE001 - the record stays: the next apply or start settles it
+            confirmed = False
+        return ("confirmed" if confirmed else "stopped"), error
 
 
 def _stdin_fd() -> int | None:

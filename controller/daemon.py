@@ -92,6 +92,7 @@ class Daemon:
         )
         self.passes: Passes[Any] = Passes(facade, reconcile_pass, settings.state_dir, self.health, log)
         self.passes.checking = Checking(run=self._run_checks, rollback=settings.rollback_on_check)
+        self.passes.stale = self.generations.held_back_released
         self.status_file = StatusFile(settings.run_dir, log)
         self.deadlines = Deadlines(resync=math.inf)
         self.watcher: ConfigWatcher | None = None
@@ -166,10 +167,10 @@ class Daemon:
                 self.wake.clear()
                 continue
             actions[action]()
-            if self.health.waiting_for_try is not None:
-                # the try's end makes no event: looked at again soon (a resync reads the files too)
-                soon = time.monotonic() + TRY_LOOK_AGAIN
-                self.deadlines = replace(self.deadlines, resync=min(self.deadlines.resync, soon))
+            if self.health.waiting_for_try is not None and self.deadlines.drift is None:
+                # the try's end makes no event: a pass looks again soon (and finds
+                # nothing to do but look while the try waits)
+                self.deadlines = replace(self.deadlines, drift=time.monotonic() + TRY_LOOK_AGAIN)
             # What lives on after a pass (the generation, the kernel's dumps, the
             # sockets) is left out of later garbage collections: a full one over
             # that heap took 130-180 ms at 1000 namespaces, mostly in the middle
@@ -292,6 +293,13 @@ class Daemon:
             if self.health.state == "healthy":
                 self.generations.keep_if_due()
             self._watch_for_drift()
+        elif self.passes.try_found is not None:
+            self._wait_for_try(self.passes.try_found)
+        elif self.passes.reread:
+            # files held back were applied on purpose meanwhile: the generation is theirs now
+            self._read_generation(force=True)
+            self._pass(reason)
+            return
         elif self.passes.broken is not None and self.passes.clean is not None:
             self.generations.reject_broken(self.passes.broken, self.passes.clean)
         self.deadlines = replace(self.deadlines, hold_ends=self.passes.backoff.next_end(time.monotonic()))
@@ -301,35 +309,38 @@ class Daemon:
 
     def _try_in_the_way(self) -> bool:
         """While a `netlab try` waits for its confirmation the daemon makes no
-        pass: it neither applies the files nor repairs the try's state. A try
-        whose process is gone is settled here (rolled back unless confirmed).
-        Once a try is over, the files are read again: tried and rolled back,
-        they are held back, and the generation from before stays in force."""
+        pass: it neither applies the files nor repairs the try's state (a try
+        that begins while a pass waits for the lock is seen by that pass, under
+        the lock: `Passes.run`). A try whose process is gone is settled here
+        (rolled back unless confirmed), from fresh reads. Once a try is over,
+        or the files held back were applied on purpose (`netlab apply`), the
+        files are read again: tried in place and rolled back, they are held
+        back, and the generation from before stays in force."""
         state_dir = self.settings.state_dir
         waited = self.health.waiting_for_try is not None
         settled = None
         try:
             if trying.look(state_dir) is not None:
                 with locked(state_dir):
+                    # what the facade remembers may be from before the try
+                    self.passes.kernel.forget_reads()
+                    self.passes.ledger = None
                     settled = trying.settle(state_dir, self.passes.kernel, self.log)
         except trying.TryWaiting as waiting:
-            if not waited:
-                self.log.warning(
-                    "a netlab try waits for its confirmation: no pass until it is confirmed or rolled back",
-                    pid=waiting.found.record["pid"],
-                    until=waiting.found.record["deadline"],
-                )
-            self.health.waiting_for_try = waiting.found.record
-            self._publish()
+            self._wait_for_try(waiting.found)
             return True
         except (NetlabError, OSError) as error:
-            # a rollback the kernel refused: the try stays written down, and is tried again
+            # a rollback the kernel refused: the try stays written down, and is
+            # tried again at the next pass (the resync's, or drift's)
+            self.health.waiting_for_try = None
             self.health.failed(f"could not settle a `netlab try` whose process is gone: {error}")
             self.log.error("could not settle a try whose process is gone", error=str(error))
             self._publish()
             return True
         self.health.waiting_for_try = None
-        if waited or settled is not None:
+        if waited or settled is not None or self.generations.held_back_released():
+            if settled is not None:
+                self.log.warning("a try whose process was gone is settled", outcome=settled.outcome)
             self.log.info(
                 "the netlab try is over: the files are read again", outcome=settled.outcome if settled else None
             )
@@ -338,6 +349,16 @@ class Daemon:
             self.passes.ledger = None
             self._read_generation(force=True)
         return False
+
+    def _wait_for_try(self, found: trying.Found) -> None:
+        if self.health.waiting_for_try is None:
+            self.log.warning(
+                "a netlab try waits for its confirmation: no pass until it is confirmed or rolled back",
+                pid=found.record["pid"],
+                until=found.record["deadline"],
+            )
+        self.health.waiting_for_try = found.record
+        self._publish()
 
     def _watch_for_drift(self) -> None:
         """`ip netns del` makes no netlink event in any namespace netlab listens

@@ -74,6 +74,7 @@ class Generations:
         self.allow_untrusted = allow_untrusted
         self.current: Generation | None = None
         self.keep_pending = False  # the generation read is not kept as the last good one yet
+        self.held_digest: str | None = None  # the files held back (tried, not confirmed), while they are
 
     def read(self, force: bool = False) -> Outcome:
         """Reads the config directory once. `force` (a reload) validates the files
@@ -85,6 +86,12 @@ class Generations:
             held = held_back(self.state_dir)
             if held is not None and held["digest"] == digest:
                 return self._hold_back(held)
+            if self.held_digest is not None:
+                # held back no more (applied on purpose, or other files): read anew
+                self.held_digest = None
+                if self.health.rejected is not None and self.health.rejected["digest"] == digest:
+                    self.health.rejected = None
+                force = True
             known = None if force else self._known(digest)
             if known is not None:
                 return known
@@ -146,6 +153,7 @@ class Generations:
         apply` applies them on purpose); the generation from before the try,
         kept as the last good one, is in force."""
         digest = held["digest"]
+        self.held_digest = digest
         rejected = self.health.rejected
         if rejected is not None and rejected["digest"] == digest:
             return "unchanged"  # said already
@@ -165,6 +173,13 @@ class Generations:
         if self.current is None:
             self.enforce_last_good()
         return "rejected"
+
+    def held_back_released(self) -> bool:
+        """Files were held back, and are no longer (`netlab apply` applied them)."""
+        if self.held_digest is None:
+            return False
+        held = held_back(self.state_dir)
+        return held is None or held["digest"] != self.held_digest
 
     def reject_broken(self, error: CheckBroken, back_to: Generation) -> None:
         """The generation in force broke checks and its pass was rolled back:

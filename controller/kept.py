@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -45,12 +46,29 @@ def keep_files(directory: Path, contents: Mapping[str, bytes]) -> None:
     shutil.rmtree(fresh, ignore_errors=True)
     fresh.mkdir(mode=0o700, parents=True)
     for name, data in contents.items():
-        (fresh / Path(name).name).write_bytes(data)
+        copy = fresh / Path(name).name
+        copy.write_bytes(data)
+        sync_file(copy)  # a power cut must not leave an empty copy
+    sync_dir(fresh)
     shutil.rmtree(old, ignore_errors=True)
     if directory.exists():
         directory.rename(old)
     fresh.rename(directory)
+    sync_dir(directory.parent)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def sync_dir(directory: Path) -> None:
+    """Makes a directory's entries durable (after files were made or renamed in it)."""
+    sync_file(directory)
+
+
+def sync_file(path: Path) -> None:
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
 
 
 def keep_last_good(state_dir: Path, contents: Mapping[str, bytes]) -> None:

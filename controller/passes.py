@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
+from netlab.controller import trying
 from netlab.controller.applying import ApplyResult, CheckBroken, Checking, Held, NotVerified
 from netlab.controller.backing_off import Backoff, Hold
 from netlab.controller.checks import Outcome
@@ -97,6 +98,13 @@ class Passes(Generic[K]):
         self.broken: CheckBroken | None = None
         # the generation of the last pass that succeeded: what a broken one goes back to
         self.clean: Generation | None = None
+        # the last pass found a `netlab try` written down: it made no change
+        self.try_found: trying.Found | None = None
+        # asked under the state lock before each pass: whether the generation in
+        # force is stale (files held back were applied on purpose meanwhile);
+        # then the pass changes nothing and `reread` says the files are to be read
+        self.stale: Callable[[], bool] = lambda: False
+        self.reread = False
 
     def run(self, reason: Reason, generation: Generation) -> bool:
         """One pass with the generation in force; False when it failed (the
@@ -107,12 +115,25 @@ class Passes(Generic[K]):
         scope = self._scope_of_pass(reason, desired)
         self.converged = None  # until this pass succeeds
         self.broken = None
+        self.try_found = None
+        self.reread = False
         hold = self.backoff.held(self.clock())
         # only a new generation, after one applied cleanly, is undone for a check it
         # breaks: a start, a reload of the same files or a repair have none to go back to
         gated = reason in ASKED_PASSES and self.clean is not None and self.clean.digest != generation.digest
         try:
             result = self._reconcile(reason, desired, log, scope, hold, gated)
+        except trying.TryWaiting as waiting:
+            # a try began while this pass waited for the state lock: nothing was changed
+            self.try_found = waiting.found
+            self.ledger = None
+            self.read_everything = True
+            return False
+        except _Stale:
+            self.reread = True
+            self.ledger = None
+            self.read_everything = True
+            return False
         except CheckBroken as error:
             # the kernel is as before the pass: the generation is rejected (daemon.py)
             self.broken = error
@@ -151,6 +172,11 @@ class Passes(Generic[K]):
         self, reason: Reason, desired: DesiredState, log: Any, scope: Scope | None, hold: Held, gated: bool = False
     ) -> ApplyResult:
         with locked(self.state_dir):
+            found = trying.look(self.state_dir)
+            if found is not None:
+                raise trying.TryWaiting(found)  # the daemon settles it, or waits for it
+            if self.stale():
+                raise _Stale
             ledger = self._current_ledger()
             self._forget_stale_reads(reason)
             checking = self.checking
@@ -287,6 +313,10 @@ class Passes(Generic[K]):
             return set()
         paths = {etc_path(key[0], dns.FILE_NAME) for key in self.ledger.keys(dns.KIND)}
         return paths | {etc_path(key[0], hosts.FILE_NAME) for key in self.ledger.keys(hosts.KIND)}
+
+
+class _Stale(Exception):
+    """The generation in force went stale while the pass waited for the lock."""
 
 
 def reached_from(desired: DesiredState, names: list[str]) -> set[str | None]:

@@ -35,6 +35,7 @@ import os
 import select
 import shutil
 import signal
+import termios
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -113,6 +114,10 @@ class Settled:
     record: TryJson
     outcome: Literal["confirmed", "rolled back"]
 
+    def held_back_again(self, digest: str) -> bool:
+        """Whether files of this digest are the ones just rolled back, tried in place."""
+        return self.outcome == "rolled back" and not self.record["installs"] and self.record["digest"] == digest
+
     def __str__(self) -> str:
         pid, started = self.record["pid"], self.record["started"]
         if self.outcome == "confirmed":
@@ -178,7 +183,8 @@ def _owner_alive(directory: Path) -> bool:
         return False  # the try ended meanwhile
     with handle:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # shared: two lookers at once do not take each other for the owner
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
             return True
         return False
@@ -278,7 +284,7 @@ class Trial:
         )
         _write_record(fresh, record)
         fresh.rename(directory)
-        _sync_dir(state_dir)
+        kept.sync_dir(state_dir)
         return cls(directory, record, lock)
 
     def waiting(self, deadline_epoch: float) -> None:
@@ -348,7 +354,7 @@ def _finish(
     gone = state_dir / f".{TRY_DIR}.old"
     shutil.rmtree(gone, ignore_errors=True)
     directory.rename(gone)
-    _sync_dir(state_dir)
+    kept.sync_dir(state_dir)
     shutil.rmtree(gone, ignore_errors=True)
 
 
@@ -370,15 +376,7 @@ def _install(config_dir: Path, files: Mapping[str, bytes]) -> None:
             os.fsync(handle.fileno())
         temp.rename(target)
     if files:
-        _sync_dir(config_dir)
-
-
-def _sync_dir(directory: Path) -> None:
-    handle = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(handle)
-    finally:
-        os.close(handle)
+        kept.sync_dir(config_dir)
 
 
 # -- settling a try whose process is gone -------------------------------------------
@@ -393,7 +391,12 @@ def settle(state_dir: Path, kernel: Kernel, log: Log) -> Settled | None:
         return None
     if found.alive:
         raise TryWaiting(found)
-    record = found.record
+    with _deciding(found.directory):
+        # read again: `netlab confirm` may have decided since
+        record = _read_record(found.directory) or found.record
+        if record["state"] != "confirmed" and record["state"] != "rolling back":
+            record = replace_record(record, state="rolling back")
+            _write_record(found.directory, record)
     if record["state"] == "confirmed":
         _finish(state_dir, found.directory, record, "confirmed", "")
         log.info("a confirmed try's process was gone: its change stays", pid=record["pid"])
@@ -454,7 +457,8 @@ def confirm(state_dir: Path, clock: Callable[[], float] = time.time) -> str:
 
 # -- waiting for the confirmation -------------------------------------------------------
 
-Ended = Literal["confirmed", "timeout", "stopped"]
+# refused: the operator answered no
+Ended = Literal["confirmed", "timeout", "stopped", "refused"]
 
 
 class Signals:
@@ -470,6 +474,10 @@ class Signals:
     def install(self) -> Signals:
         signal.signal(signal.SIGHUP, self._on_hangup)
         signal.signal(signal.SIGTERM, self._on_stop)
+        # a try sent to the background (`&`, Ctrl-Z then `bg`) that reads its
+        # terminal would be stopped, past its deadline: the read fails instead
+        signal.signal(signal.SIGTTIN, signal.SIG_IGN)
+        signal.signal(signal.SIGTTOU, signal.SIG_IGN)
         return self
 
     def _on_hangup(self, signum: int, frame: object) -> None:
@@ -487,18 +495,26 @@ class Signals:
 
 
 class Waiting:
-    """How a try waits: for a line on stdin (Enter, on a terminal or a pipe),
-    `netlab confirm` (the record says confirmed), the deadline, or a stop
-    (SIGTERM, Ctrl-C). After a hangup stdin is not read."""
+    """How a try waits: for an answer on stdin (Enter, `y` or `yes` keep the
+    change; `n` or `no` put it back at once; on a terminal only what is typed
+    once it asks, and only while it is in the foreground), `netlab confirm`
+    (the record says confirmed), the deadline, or a stop (SIGTERM, Ctrl-C).
+    The end of stdin is no answer; after a hangup stdin is not read."""
 
     def __init__(self, trial: Trial, stdin: int | None = 0, signals: Signals | None = None) -> None:
         self.trial = trial
         self.stdin = stdin
         self.signals = signals or Signals()
+        self._typed = b""
+        self._terminal = stdin is not None and _is_terminal(stdin)
 
     def wait(self, timeout: float, clock: Callable[[], float] = time.monotonic) -> Ended:
         deadline = clock() + timeout
         self.trial.waiting(time.time() + timeout)
+        if self._terminal:
+            # lines typed ahead (a pasted runbook, Enter pressed twice) answer nothing
+            with contextlib.suppress(OSError):
+                termios.tcflush(self.stdin, termios.TCIFLUSH)  # type: ignore[arg-type]
         try:
             while True:
                 if self.signals.hung_up:
@@ -510,8 +526,10 @@ class Waiting:
                 left = deadline - clock()
                 if left <= 0:
                     return "confirmed" if self.trial.decide(confirm=False) else "timeout"
-                if self._line_read(min(left, POLL_INTERVAL)) and self.trial.decide(confirm=True):
-                    return "confirmed"
+                answer = self._answer(min(left, POLL_INTERVAL))
+                if answer is not None:
+                    confirmed = self.trial.decide(confirm=answer)
+                    return "confirmed" if confirmed else "refused"
         except KeyboardInterrupt:
             return "confirmed" if self.trial.decide(confirm=False) else "stopped"
 
@@ -519,21 +537,49 @@ class Waiting:
         record = _read_record(self.trial.directory)
         return record is not None and record["state"] == "confirmed"
 
-    def _line_read(self, seconds: float) -> bool:
-        """Waits up to `seconds` for a line on stdin; at its end (or when it
-        cannot be read) stdin is no longer watched: only a line confirms."""
-        if self.stdin is None:
+    def _answer(self, seconds: float) -> bool | None:
+        """Waits up to `seconds` for a line on stdin: True to keep, False to put
+        back, None for no answer yet. At the end of stdin (or when it cannot be
+        read) stdin is no longer watched."""
+        stdin = self.stdin
+        if stdin is None or (self._terminal and not _in_foreground(stdin)):
             time.sleep(seconds)
-            return False
+            return None
         try:
             poller = select.poll()
-            poller.register(self.stdin, select.POLLIN)
+            poller.register(stdin, select.POLLIN)
             if not poller.poll(seconds * 1000):
-                return False
-            data = os.read(self.stdin, 4096)
+                return None
+            data = os.read(stdin, 4096)
         except (OSError, ValueError):
             data = b""
         if not data:
             self.stdin = None  # closed, or a terminal gone
-            return False
-        return b"\n" in data
+            return None
+        self._typed += data
+        while b"\n" in self._typed:
+            line, self._typed = self._typed.split(b"\n", 1)
+            word = line.strip().lower()
+            if word in (b"", b"y", b"yes"):
+                return True
+            if word in (b"n", b"no"):
+                return False
+            with contextlib.suppress(OSError):
+                print("Press Enter (or type yes) to keep the change, no to put it back now.", flush=True)
+        return None
+
+
+def _is_terminal(fd: int) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False
+
+
+def _in_foreground(fd: int) -> bool:
+    """Whether this process may read its terminal now (a terminal that is not
+    its controlling one has no foreground to be in: it may)."""
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:
+        return True

@@ -350,8 +350,9 @@ def with_files(snapshot: Snapshot, config_dir: Path, given: Sequence[Path]) -> S
     files = set(snapshot.files)
     sources = {source.path: source for source in snapshot.sources}
     distrusted = list(snapshot.distrusted)
+    base = Path(os.path.realpath(config_dir))  # as the snapshot names its files
     for path in given:
-        target = config_dir / path.name
+        target = base / path.name
         raw, problems = _read(_Source(str(path), path))
         sources[target] = _Source(str(path), target, (raw, tuple(problems)))
         files.add(target)

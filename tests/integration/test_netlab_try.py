@@ -209,10 +209,57 @@ def test_a_try_killed_is_rolled_back_by_the_daemon_start_and_held_back(
     assert found["state"] == "degraded", found
     assert "tried with `netlab try`" in found["last_error"]["message"]  # type: ignore[index]
     assert daemon.named("the netlab try is over: the files are read again")[0]["outcome"] == "rolled back"
-    # held back until the files change
-    sandbox.write_config("lab.yaml", TRIED.replace("[192.168.15.3/24]", "[192.168.15.13/24]"))
+    # held back until the files change, or `netlab apply` applies them on purpose:
+    # the daemon then takes them as its generation, and does not undo the apply
+    sandbox.netlab("apply")
     assert wait(lambda: status(sandbox).get("state") == "healthy", 10), status(sandbox)
-    assert "green" in sandbox.namespaces()
+    assert not wait(lambda: not tried_is_in_force(sandbox), 2)
+    assert not daemon.named("drift repaired"), daemon.log.read_text()[-2000:]
+    sandbox.write_config("lab.yaml", TRIED.replace("[192.168.15.3/24]", "[192.168.15.13/24]"))
+    assert wait(lambda: "192.168.15.13/24" in sandbox.run("ip", "-n", "green", "-br", "addr").stdout, 10)
+
+
+def test_the_running_daemon_rolls_back_a_try_killed_under_it(sandbox: Sandbox, start: Callable[..., Daemon]) -> None:
+    before = applied_lab(sandbox)
+    daemon = start()
+    make_srv(sandbox)
+    sandbox.path("/srv/lab.yaml").write_text(TRIED)
+    process = trying(sandbox, "--timeout", "60", "/srv/lab.yaml")
+    assert wait(lambda: (status(sandbox).get("waiting_for_try") or {}).get("state") == "waiting", 15), status(sandbox)  # type: ignore[union-attr]
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+    assert wait(lambda: everything(sandbox) == before, 5), everything(sandbox)
+    assert wait(lambda: daemon.named("a try whose process was gone is settled"), 5)
+    assert wait(lambda: status(sandbox).get("state") == "healthy" and not status(sandbox).get("waiting_for_try"), 5)
+    assert sandbox.read("/etc/netlab.d/lab.yaml") == LAB
+
+
+def test_a_confirmed_try_killed_before_it_ended_stays_after_the_next_apply(sandbox: Sandbox) -> None:
+    """Killed between the confirmation and its end: the next apply installs the
+    files and keeps the change (it reads the files after settling the try)."""
+    applied_lab(sandbox)
+    make_srv(sandbox)
+    sandbox.path("/srv/lab.yaml").write_text(TRIED)
+    process = trying(sandbox, "--timeout", "60", "/srv/lab.yaml")
+    record = sandbox.path("/var/lib/netlab/try/record.json")
+    assert wait(lambda: record.exists() and '"state": "waiting"' in record.read_text(), 15), process.stop()
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+    # as the try leaves it once it decided: the record says confirmed
+    record.write_text(record.read_text().replace('"state": "waiting"', '"state": "confirmed"'))
+    settled = sandbox.netlab("apply")
+    assert "had been confirmed: its change stays" in settled.stdout, settled.stdout
+    assert sandbox.read("/etc/netlab.d/lab.yaml") == TRIED
+    assert tried_is_in_force(sandbox) and sandbox.netlab("plan").stdout.startswith("No changes")
+
+
+def test_a_config_file_given_by_its_own_path_is_a_try_in_place(sandbox: Sandbox) -> None:
+    before = applied_lab(sandbox)
+    sandbox.write_config("lab.yaml", TRIED)
+    result = sandbox.run(NETLAB, "try", "--timeout", "1", "/etc/netlab.d/lab.yaml", input="", check=False)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert everything(sandbox) == before
+    assert sandbox.path("/var/lib/netlab/held-back.json").exists()  # not "installed": held back
 
 
 def test_the_daemon_neither_fights_nor_sees_a_try_of_given_files(

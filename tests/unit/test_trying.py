@@ -8,6 +8,7 @@ names. The kernel is left out: the rollback's pass is recorded, not run."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import threading
 import time
@@ -17,13 +18,14 @@ from typing import Any
 import pytest
 
 from netlab.controller import kept, trying
-from netlab.controller.generations import Generations
+from netlab.controller.generations import Generation, Generations
 from netlab.controller.health import Health
+from netlab.controller.passes import Passes
 from netlab.state.errors import ApplyError, ConfigError
 from netlab.state.ledger import Ledger
 from netlab.state.loading import load_generation, take_snapshot, with_files
 from netlab.state.model import DesiredState
-from tests.unit.daemon_fakes import BLUE, LAB, RecordingLog
+from tests.unit.daemon_fakes import BLUE, LAB, FakeKernel, FakeReconcile, RecordingLog
 
 GREEN = LAB.replace("[{name: red}]", "[{name: red}, {name: green}]")
 
@@ -265,3 +267,82 @@ def test_the_daemon_holds_back_files_tried_and_not_confirmed(dirs: tuple[Path, P
     (config / "lab.yaml").write_text(LAB.replace("10.5.0.2", "10.5.0.3"))
     assert generations.read() == "new"
     assert kept.held_back(state) is None
+
+
+def test_a_daemon_pass_that_finds_a_try_under_the_lock_changes_nothing(dirs: tuple[Path, Path]) -> None:
+    """A try that began while the pass waited for the state lock is seen there."""
+    passes = Passes(FakeKernel(), FakeReconcile(), dirs[1], Health(), RecordingLog())
+    desired = DesiredState()
+    trial = begin(dirs)
+    assert not passes.run("drift", Generation(1, "d", (), desired, "config"))
+    assert passes.try_found is not None and passes.try_found.record["pid"] == os.getpid()
+    assert isinstance(passes.reconcile, FakeReconcile) and passes.reconcile.calls == []
+    trial.end("failed")
+    assert passes.run("drift", Generation(1, "d", (), desired, "config")) and passes.try_found is None
+
+
+def test_two_lookers_do_not_take_each_other_for_the_owner(dirs: tuple[Path, Path]) -> None:
+    trial = begin(dirs)
+    gone(trial)
+    with open(trial.directory / trying.OWNER_LOCK) as other:
+        fcntl.flock(other, fcntl.LOCK_SH)  # another process looking at the same moment
+        found = trying.look(dirs[1])
+        assert found is not None and not found.alive
+
+
+def test_a_confirmation_written_while_the_try_is_settled_is_what_counts(
+    dirs: tuple[Path, Path], applied: list[DesiredState]
+) -> None:
+    """settle reads the record again under the decide lock: a confirm just before wins."""
+    trial = begin(dirs)
+    trial.waiting(time.time() + 60)
+    gone(trial)
+    found = trying.look(dirs[1])
+    assert found is not None
+    trying._write_record(found.directory, trying.replace_record(found.record, state="confirmed"))
+    settled = trying.settle(dirs[1], None, RecordingLog())  # type: ignore[arg-type]
+    assert settled is not None and settled.outcome == "confirmed" and applied == []
+
+
+def test_no_rolls_back_at_once_and_other_words_are_asked_again(
+    dirs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    waiting, _ = waiting_with(dirs, b"maybe\nno\n")
+    assert waiting.wait(30) == "refused"
+    assert "Press Enter (or type yes) to keep the change, no to put it back now." in capsys.readouterr().out
+
+
+def test_on_a_terminal_what_was_typed_before_the_question_answers_nothing(dirs: tuple[Path, Path]) -> None:
+    """Enter pressed twice, or a pasted runbook: the lines typed ahead are dropped."""
+    trial = begin(dirs)
+    controller, terminal = os.openpty()
+    os.write(controller, b"\n\n")
+    time.sleep(0.1)
+    waiting = trying.Waiting(trial, stdin=terminal)
+    assert waiting.wait(0.5) == "timeout"
+    trial = begin_again(dirs, trial)
+    waiting = trying.Waiting(trial, stdin=terminal)
+    threading.Timer(0.3, os.write, args=(controller, b"\n")).start()
+    assert waiting.wait(30) == "confirmed"  # typed once it asks
+    os.close(controller)
+    os.close(terminal)
+
+
+def begin_again(dirs: tuple[Path, Path], trial: trying.Trial) -> trying.Trial:
+    trial.end("failed")
+    return begin(dirs)
+
+
+def test_a_symlinked_config_dir_gets_the_given_file_in_place_not_beside(
+    dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """git-sync swaps a symlink to the directory: the snapshot names the real one."""
+    config = dirs[0]
+    (config / "lab.yaml").write_text(LAB)
+    link = tmp_path / "current"
+    link.symlink_to(config)
+    given = tmp_path / "lab.yaml"
+    given.write_text(GREEN)
+    snapshot = with_files(take_snapshot(link), link, [given])
+    assert [path.name for path in snapshot.files] == ["lab.yaml"]
+    assert names(load_generation(link, snapshot=snapshot)) == ["green", "red"]
