@@ -96,11 +96,18 @@ def applied_lab(sandbox: Sandbox) -> str:
     return everything(sandbox)
 
 
-def test_a_try_nobody_confirms_puts_back_exactly_what_was_there(sandbox: Sandbox) -> None:
+def tried_in_place(sandbox: Sandbox, timeout: str) -> tuple[str, Background]:
+    """The lab applied, then TRIED written in place and tried in the background,
+    until its change is in the kernel; what was there before, and the try."""
     before = applied_lab(sandbox)
     sandbox.write_config("lab.yaml", TRIED)
-    process = trying(sandbox, "--timeout", "4")
+    process = trying(sandbox, "--timeout", timeout)
     assert wait(lambda: tried_is_in_force(sandbox), 15), process.stop()
+    return before, process
+
+
+def test_a_try_nobody_confirms_puts_back_exactly_what_was_there(sandbox: Sandbox) -> None:
+    before, process = tried_in_place(sandbox, "4")
     during = everything(sandbox)
     assert during != before
     assert "dport 8080" in during or "--dport 8080" in during, during  # the try's NAT is in the kernel
@@ -120,10 +127,7 @@ def test_a_try_nobody_confirms_puts_back_exactly_what_was_there(sandbox: Sandbox
 
 
 def test_a_confirmed_try_keeps_its_change(sandbox: Sandbox) -> None:
-    before = applied_lab(sandbox)
-    sandbox.write_config("lab.yaml", TRIED)
-    process = trying(sandbox, "--timeout", "60")
-    assert wait(lambda: tried_is_in_force(sandbox), 15), process.stop()
+    before, process = tried_in_place(sandbox, "60")
     tried = everything(sandbox)
     confirmed = sandbox.netlab("confirm")
     assert "Confirmed" in confirmed.stdout
@@ -142,10 +146,7 @@ def test_a_confirmed_try_keeps_its_change(sandbox: Sandbox) -> None:
 
 
 def test_a_try_killed_is_rolled_back_by_the_next_apply(sandbox: Sandbox) -> None:
-    before = applied_lab(sandbox)
-    sandbox.write_config("lab.yaml", TRIED)
-    process = trying(sandbox, "--timeout", "60")
-    assert wait(lambda: tried_is_in_force(sandbox), 15), process.stop()
+    before, process = tried_in_place(sandbox, "60")
     # a try that waits keeps everyone else off
     refused = sandbox.netlab("apply", check=False)
     assert refused.returncode == 1 and "waits for its confirmation until" in refused.stderr, refused.stderr
@@ -197,10 +198,7 @@ def test_a_try_killed_at_any_step_of_its_pass_is_rolled_back_exactly(sandbox: Sa
 def test_a_try_killed_is_rolled_back_by_the_daemon_start_and_held_back(
     sandbox: Sandbox, start: Callable[..., Daemon]
 ) -> None:
-    before = applied_lab(sandbox)
-    sandbox.write_config("lab.yaml", TRIED)
-    process = trying(sandbox, "--timeout", "60")
-    assert wait(lambda: tried_is_in_force(sandbox), 15), process.stop()
+    before, process = tried_in_place(sandbox, "60")
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=10)
     daemon = start()

@@ -1,5 +1,6 @@
-"""Fixtures of the unit tests of `netlab.state`: a config directory written from a
-dict of file texts, and loading it into problems printed as `file:line:col: ...`."""
+"""Fixtures of the unit tests: a config directory written from a dict of file
+texts, loading it into problems printed as `file:line:col: ...`, and a config
+and state directory pair."""
 
 from __future__ import annotations
 
@@ -17,6 +18,15 @@ HOSTNAME = "node-a"
 FIXTURES = Path(__file__).parent / "fixtures"
 
 WriteConfig = Callable[[dict[str, str | bytes]], Path]
+
+
+@pytest.fixture
+def dirs(tmp_path: Path) -> tuple[Path, Path]:
+    """A config directory and a state directory, as the daemon and `netlab try` use them."""
+    config, state = tmp_path / "netlab.d", tmp_path / "state"
+    config.mkdir(mode=0o755)
+    state.mkdir(mode=0o700)
+    return config, state
 
 
 @pytest.fixture

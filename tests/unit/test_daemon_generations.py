@@ -22,14 +22,6 @@ from tests.unit.daemon_fakes import BLUE, LAB, RecordingLog
 BROKEN = "version: 1\nnamespaces: [{name: red, colour: 1}]\n"
 
 
-@pytest.fixture
-def dirs(tmp_path: Path) -> tuple[Path, Path]:
-    config, state = tmp_path / "netlab.d", tmp_path / "state"
-    config.mkdir(mode=0o755)
-    state.mkdir(mode=0o700)
-    return config, state
-
-
 def reader(dirs: tuple[Path, Path], log: RecordingLog | None = None) -> Generations:
     return Generations(dirs[0], dirs[1], Health(), log or RecordingLog())
 

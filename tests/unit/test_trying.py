@@ -31,14 +31,6 @@ GREEN = LAB.replace("[{name: red}]", "[{name: red}, {name: green}]")
 
 
 @pytest.fixture
-def dirs(tmp_path: Path) -> tuple[Path, Path]:
-    config, state = tmp_path / "netlab.d", tmp_path / "state"
-    config.mkdir(mode=0o755)
-    state.mkdir(mode=0o700)
-    return config, state
-
-
-@pytest.fixture
 def applied(monkeypatch: pytest.MonkeyPatch) -> list[DesiredState]:
     """What each rollback applied (the pass itself is left out)."""
     passes: list[DesiredState] = []
@@ -64,6 +56,14 @@ def gone(trial: trying.Trial) -> None:
     os.close(trial._lock)
 
 
+def abandoned(dirs: tuple[Path, Path]) -> trying.Trial:
+    """A try that waited, whose process is gone."""
+    trial = begin(dirs)
+    trial.waiting(time.time() + 60)
+    gone(trial)
+    return trial
+
+
 def names(desired: DesiredState) -> list[str]:
     return sorted(namespace.name for namespace in desired.namespaces)
 
@@ -83,9 +83,7 @@ def test_a_try_is_on_disk_with_its_files_and_its_owner_before_anything_is_applie
 def test_a_try_whose_process_is_gone_is_rolled_back_to_the_files_before_it(
     dirs: tuple[Path, Path], applied: list[DesiredState]
 ) -> None:
-    trial = begin(dirs)
-    trial.waiting(time.time() + 60)
-    gone(trial)
+    abandoned(dirs)
     log = RecordingLog()
     settled = trying.settle(dirs[1], None, log)  # type: ignore[arg-type]  # the pass is recorded
     assert settled is not None and settled.outcome == "rolled back"
@@ -163,9 +161,7 @@ def test_confirm_and_the_deadline_cannot_both_win(dirs: tuple[Path, Path]) -> No
 
 
 def test_confirm_keeps_a_try_whose_process_is_gone_before_its_deadline(dirs: tuple[Path, Path]) -> None:
-    trial = begin(dirs)
-    trial.waiting(time.time() + 60)
-    gone(trial)
+    abandoned(dirs)
     assert "its process had ended" in trying.confirm(dirs[1])
     assert trying.look(dirs[1]) is None
     assert (dirs[1] / kept.LAST_GOOD_DIR / "lab.yaml").read_text() == GREEN
@@ -294,9 +290,7 @@ def test_a_confirmation_written_while_the_try_is_settled_is_what_counts(
     dirs: tuple[Path, Path], applied: list[DesiredState]
 ) -> None:
     """settle reads the record again under the decide lock: a confirm just before wins."""
-    trial = begin(dirs)
-    trial.waiting(time.time() + 60)
-    gone(trial)
+    abandoned(dirs)
     found = trying.look(dirs[1])
     assert found is not None
     trying._write_record(found.directory, trying.replace_record(found.record, state="confirmed"))
