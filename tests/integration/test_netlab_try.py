@@ -169,7 +169,7 @@ def test_a_try_killed_at_any_step_of_its_pass_is_rolled_back_exactly(sandbox: Sa
     N): the next `netlab apply` puts back exactly what was there."""
     before = applied_lab(sandbox)
     sandbox.write_config("lab.yaml", TRIED)
-    pause = sandbox.path("/run/netlab-pause")
+    pause = sandbox.path("/run/netlab/pause")
     record = sandbox.path("/var/lib/netlab/try/record.json")
 
     def waits_for_confirmation() -> bool:
@@ -177,7 +177,7 @@ def test_a_try_killed_at_any_step_of_its_pass_is_rolled_back_exactly(sandbox: Sa
 
     killed = 0
     for step in range(100):
-        process = trying(sandbox, "--timeout", "60", env=f"NETLAB_TEST_PAUSE_AT_STEP={step}:/run/netlab-pause")
+        process = trying(sandbox, "--timeout", "60", env=f"NETLAB_TEST_PAUSE_AT_STEP={step}:/run/netlab/pause")
         if not wait(lambda: pause.exists() or waits_for_confirmation(), 15):
             process.stop()
             pytest.fail(f"the try neither paused at step {step} nor ended")
@@ -188,7 +188,7 @@ def test_a_try_killed_at_any_step_of_its_pass_is_rolled_back_exactly(sandbox: Sa
         pause.unlink()
         killed += 1
         restored = sandbox.netlab("apply")
-        assert "ended without a confirmation" in restored.stdout, restored.stdout
+        assert "ended without a confirmation" in restored.stdout, (step, restored.stdout)
         assert everything(sandbox) == before, f"after a kill at step {step}"
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=10)
