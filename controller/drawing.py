@@ -75,7 +75,7 @@ def picture(topology: Topology) -> Picture:
     _routes(drawn, topology, holders)
     _translations(drawn, topology, holders)
     for probe in topology.probes:
-        head = _target(drawn, probe.target or "", holders, probe.netns)
+        head = _target(drawn, probe.target, holders)
         colour = CHECK_COLOURS[probe.passed]
         verdict = {True: "passing", False: "FAILING", None: "no result"}[probe.passed]
         drawn.edges.append(
@@ -137,7 +137,7 @@ def _cables(drawn: Picture, ends: Iterable[End]) -> None:
             drawn.edges.append(Edge(here, _implied(drawn, None, end.parent), "parent", "on", *look))
 
 
-def _target(drawn: Picture, address: str, holders: dict[str, str], netns: str | None) -> str:
+def _target(drawn: Picture, address: str, holders: dict[str, str]) -> str:
     """The end holding an address, else a node of the address itself."""
     if address in holders:
         return holders[address]
@@ -149,7 +149,7 @@ def _target(drawn: Picture, address: str, holders: dict[str, str], netns: str | 
 def _routes(drawn: Picture, topology: Topology, holders: dict[str, str]) -> None:
     for way in topology.ways:
         if way.via is not None:
-            head = _target(drawn, way.via, holders, way.netns)
+            head = _target(drawn, way.via, holders)
             label = f"{way.to} via {way.via}"
         else:
             head = _implied(drawn, way.netns, way.dev or "?")

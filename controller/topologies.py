@@ -82,12 +82,12 @@ class Translation:
 
 @dataclass(frozen=True)
 class Probe:
-    """A declared check from a namespace to an address (None for a name that
-    resolves to nothing declared); `passed` is the daemon's last result, if any."""
+    """A declared check from a namespace to an address (or the name it resolves,
+    when no address is expected); `passed` is the daemon's last result, if any."""
 
     netns: str | None
     text: str
-    target: str | None
+    target: str
     passed: bool | None = None
 
 
@@ -141,7 +141,7 @@ def from_files(desired: DesiredState, results: Mapping[str, bool] | None = None)
             Probe(
                 check.netns,
                 str(check),
-                check.address if check.kind == "resolve" else _host_of(check.target),
+                (check.address or check.target) if check.kind == "resolve" else _host_of(check.target),
                 known.get(str(check.origin)),
             )
             for check in desired.checks
