@@ -1,5 +1,5 @@
 """The `netlab` command line: validate, plan, check, apply, try, confirm, show,
-destroy, status, reload (the service's ExecReload) and daemon.
+graph, destroy, status, reload (the service's ExecReload) and daemon.
 Each subcommand takes --config-dir, --state-dir and --log-format after its name.
 Exit codes: 0 success, 1 error, 2 for `plan --detailed-exitcode` with changes,
 130 interrupted; `netlab status` has its own (STATUS_EXIT_CODES), for
@@ -133,6 +133,33 @@ def _add_reading_commands(commands: Subcommands, common: argparse.ArgumentParser
     )
     _json_option(status)
     _run_dir_option(status, "where the daemon writes status.json")
+    _add_graph_command(commands, common)
+
+
+GRAPH_FORMATS = {".svg": "svg", ".png": "png", ".dot": "dot", ".gv": "dot", ".mmd": "mermaid", ".mermaid": "mermaid"}
+
+
+def _add_graph_command(commands: Subcommands, common: argparse.ArgumentParser) -> None:
+    graph = commands.add_parser(
+        "graph",
+        parents=[common],
+        help="a picture of the network, from the files (no root needed) or the live kernel with drift marked",
+        epilog="exit codes: 0 drawn, 1 invalid files (file:line, as validate says), or dot missing for svg/png",
+    )
+    graph.add_argument(
+        "--format",
+        choices=sorted(set(GRAPH_FORMATS.values())),
+        help="svg and png are rendered by Graphviz's dot; dot and mermaid are text and need nothing "
+        "(default: by --output's suffix, else dot)",
+    )
+    graph.add_argument("--output", "-o", type=Path, metavar="FILE", help="write the picture here (default: stdout)")
+    graph.add_argument(
+        "--live", action="store_true", help="draw the kernel as it is (needs root), marking what differs from the files"
+    )
+    graph.add_argument(
+        "--hostname", metavar="NAME", help="draw the files as host NAME loads them (match.hostname; default: this host)"
+    )
+    _run_dir_option(graph, "where the daemon writes status.json, whose check results colour the checks")
 
 
 def _add_writing_commands(commands: Subcommands, common: argparse.ArgumentParser) -> None:
@@ -550,6 +577,45 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_graph(args: argparse.Namespace) -> int:
+    """The files drawn (no kernel, no root; load_generation gives validate's
+    located problems), or with --live the kernel merged with them."""
+    from netlab.controller import drawing, topologies
+    from netlab.state.loading import load_generation
+
+    desired = load_generation(args.config_dir, args.hostname, strict_modes=not args.allow_untrusted and args.live)
+    results = _check_results(args.run_dir / "status.json")
+    if args.live:
+        from netlab.controller import reporting
+        from netlab.controller.backends.kernel import Kernel
+
+        with Kernel(nat_backend=args.nat_backend) as kernel:
+            document = reporting.live_state(desired, kernel, _ledger(args))
+        topology = topologies.from_live(desired, document, results)
+    else:
+        topology = topologies.from_files(desired, results)
+    output_format = args.format or GRAPH_FORMATS.get(args.output.suffix if args.output else "", "dot")
+    picture = drawing.picture(topologies.grouped(topology))
+    text = drawing.mermaid(picture) if output_format == "mermaid" else drawing.dot(picture)
+    data = drawing.rendered(text, output_format) if output_format in ("svg", "png") else text.encode()
+    if args.output is None:
+        sys.stdout.buffer.write(data)
+    else:
+        args.output.write_bytes(data)
+    return EXIT_OK
+
+
+def _check_results(path: Path) -> dict[str, bool]:
+    """The daemon's last result of each check, by where it is declared; none
+    without a readable status.json (no daemon here, or not root)."""
+    try:
+        status = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    checks = status.get("checks") if isinstance(status, dict) else None
+    return {str(c.get("declared")): bool(c.get("passed")) for c in checks or [] if isinstance(c, dict)}
+
+
 def cmd_destroy(args: argparse.Namespace) -> int:
     from netlab.controller import kept, logs, reporting, trying
     from netlab.controller.applying import Pass, apply_and_verify
@@ -739,6 +805,7 @@ COMMANDS = {
     "try": cmd_try,
     "confirm": cmd_confirm,
     "show": cmd_show,
+    "graph": cmd_graph,
     "destroy": cmd_destroy,
     "status": cmd_status,
     "reload": cmd_reload,
