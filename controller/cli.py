@@ -584,6 +584,15 @@ def cmd_graph(args: argparse.Namespace) -> int:
     from netlab.state.loading import load_generation
 
     desired = load_generation(args.config_dir, args.hostname, strict_modes=not args.allow_untrusted and args.live)
+    if desired.files and not (desired.namespaces or desired.links or desired.routes or desired.nat or desired.checks):
+        import socket
+
+        host = args.hostname or socket.gethostname()
+        print(
+            f"netlab graph: no file of {args.config_dir} declares anything for host {host}; a file with "
+            "match.hostname applies only to the hosts it names: --hostname NAME draws the files as that host loads them",
+            file=sys.stderr,
+        )
     results = _check_results(args.run_dir / "status.json")
     if args.live:
         from netlab.controller import reporting
@@ -606,14 +615,15 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def _check_results(path: Path) -> dict[str, bool]:
-    """The daemon's last result of each check, by where it is declared; none
-    without a readable status.json (no daemon here, or not root)."""
+    """The daemon's last result of each check, by the check (its text: where
+    it was declared may have moved since); none without a readable status.json
+    (no daemon here, or not root)."""
     try:
         status = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     checks = status.get("checks") if isinstance(status, dict) else None
-    return {str(c.get("declared")): bool(c.get("passed")) for c in checks or [] if isinstance(c, dict)}
+    return {str(c.get("check")): bool(c.get("passed")) for c in checks or [] if isinstance(c, dict)}
 
 
 def cmd_destroy(args: argparse.Namespace) -> int:

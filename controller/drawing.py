@@ -10,7 +10,7 @@ import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from netlab.controller.topologies import Box, End, Marked, Topology
+from netlab.controller.topologies import Box, End, Key, Marked, Topology
 from netlab.state.errors import NetlabError
 from netlab.state.model import netns_label
 
@@ -70,12 +70,11 @@ def picture(topology: Topology) -> Picture:
         _add(drawn, Node(_anchor(box.name), _box_id(box.name), "anchor", ()))
     for end in topology.ends:
         _add(drawn, Node(_end_id(end.netns, end.name), _box_id(end.netns), "link", _end_lines(end), end.mark))
-    holders = _holders(topology.ends)
     _cables(drawn, topology.ends)
-    _routes(drawn, topology, holders)
-    _translations(drawn, topology, holders)
+    _routes(drawn, topology)
+    _translations(drawn, topology)
     for probe in topology.probes:
-        head = _target(drawn, probe.target, holders)
+        head = _target(drawn, probe.held_by, probe.target)
         colour = CHECK_COLOURS[probe.passed]
         verdict = {True: "passing", False: "FAILING", None: "no result"}[probe.passed]
         drawn.edges.append(
@@ -107,16 +106,6 @@ def _end_lines(end: End) -> tuple[Marked, ...]:
     return (*head, *(Marked(a.text + (f" ({a.mark})" if a.mark else ""), a.mark) for a in end.addresses))
 
 
-def _holders(ends: Iterable[End]) -> dict[str, str]:
-    """Which end holds each address (without its prefix): where a gateway is."""
-    held: dict[str, str] = {}
-    for end in ends:
-        for address in end.addresses:
-            if address.mark != "missing" and "…" not in address.text:
-                held.setdefault(address.text.split("/")[0], _end_id(end.netns, end.name))
-    return held
-
-
 def _implied(drawn: Picture, netns: str | None, name: str) -> str:
     """The node of a link, drawn as implied if no end of that name was drawn."""
     node = _end_id(netns, name)
@@ -137,28 +126,26 @@ def _cables(drawn: Picture, ends: Iterable[End]) -> None:
             drawn.edges.append(Edge(here, _implied(drawn, None, end.parent), "parent", "on", *look))
 
 
-def _target(drawn: Picture, address: str, holders: dict[str, str]) -> str:
-    """The end holding an address, else a node of the address itself."""
-    if address in holders:
-        return holders[address]
+def _target(drawn: Picture, holder: Key | None, address: str) -> str:
+    """The end holding an address (`topologies.resolved`), else a node of the address itself."""
+    if holder is not None:
+        return _end_id(*holder)
     node = f"address:{address}"
     _add(drawn, Node(node, None, "address", (Marked(address),)))
     return node
 
 
-def _routes(drawn: Picture, topology: Topology, holders: dict[str, str]) -> None:
+def _routes(drawn: Picture, topology: Topology) -> None:
     for way in topology.ways:
         if way.via is not None:
-            head = _target(drawn, way.via, holders)
-            label = f"{way.to} via {way.via}"
+            head = _target(drawn, way.gateway, way.via)
         else:
             head = _implied(drawn, way.netns, way.dev or "?")
-            label = f"{way.to} dev {way.dev}"
         mark = f" ({way.mark})" if way.mark else ""
-        drawn.edges.append(Edge(_anchor(way.netns), head, "route", label + mark, *LOOKS[way.mark]))
+        drawn.edges.append(Edge(_anchor(way.netns), head, "route", way.text + mark, *LOOKS[way.mark]))
 
 
-def _translations(drawn: Picture, topology: Topology, holders: dict[str, str]) -> None:
+def _translations(drawn: Picture, topology: Topology) -> None:
     """Masquerade and snat leave by their uplink (the box, when none is named);
     a port forward comes in from outside to the end holding its target."""
     if topology.translations:
@@ -167,7 +154,7 @@ def _translations(drawn: Picture, topology: Topology, holders: dict[str, str]) -
         mark = f" ({rule.mark})" if rule.mark else ""
         look = LOOKS[rule.mark]
         if rule.inbound:
-            head = holders.get(rule.to_address or "", _anchor(rule.netns))
+            head = _end_id(*rule.target) if rule.target is not None else _anchor(rule.netns)
             drawn.edges.append(Edge(OUTSIDE, head, "nat", rule.text + mark, *look))
         else:
             tail = _implied(drawn, rule.netns, rule.uplink) if rule.uplink else _anchor(rule.netns)
@@ -191,10 +178,12 @@ def dot(drawn: Picture) -> str:
         label = _box_label(box)
         lines.append(f"  subgraph {_quoted(_cluster_of(_box_id(box.name)))} {{")
         lines.append(f"    label={_quoted(label)}; color={colour}; style={_quoted(style)}; class=box;")
+        if box.spelled:
+            lines.append(f"    tooltip={_quoted(box.spelled)};")
         lines += [f"    {_dot_node(node)}" for node in drawn.nodes.values() if node.box == _box_id(box.name)]
         lines.append("  }")
     lines += [f"  {_dot_node(node)}" for node in drawn.nodes.values() if node.box is None]
-    lines += [f"  {_dot_edge(edge)}" for edge in drawn.edges]
+    lines += [f"  {_dot_edge(edge, drawn.nodes)}" for edge in drawn.edges]
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -225,17 +214,18 @@ def _dot_node(node: Node) -> str:
 def _html_label(lines: tuple[Marked, ...]) -> str:
     rows = []
     for number, line in enumerate(lines):
-        text = html.escape(line.text)
+        # Graphviz expands \N (the node name) here too, after the entities: a backslash is written twice
+        text = html.escape(line.text).replace("\\", "\\\\")
         text = f"<b>{text}</b>" if number == 0 else text
         colour = LOOKS[line.mark][0]
         rows.append(f'<font color="{colour}">{text}</font>' if line.mark else text)
     return "<" + "<br/>".join(rows) + ">"
 
 
-def _dot_edge(edge: Edge) -> str:
-    tail_box = edge.tail.removeprefix("anchor:") if edge.tail.startswith("anchor:") else None
-    head_box = edge.head.removeprefix("anchor:") if edge.head.startswith("anchor:") else None
-    # an edge from (to) an anchor is drawn from (to) the border of its box
+def _dot_edge(edge: Edge, nodes: dict[str, Node]) -> str:
+    """An edge from (to) an anchor is drawn from (to) the border of its box,
+    unless its other end is inside that box (Graphviz would only warn)."""
+    tail, head = nodes.get(edge.tail), nodes.get(edge.head)
     attributes = [
         f"class={edge.kind}",
         f"label={_quoted(edge.label)}",
@@ -245,10 +235,10 @@ def _dot_edge(edge: Edge) -> str:
     ]
     if not edge.directed:
         attributes.append("dir=none")
-    if tail_box is not None:
-        attributes.append(f"ltail={_quoted(_cluster_of(tail_box))}")
-    if head_box is not None:
-        attributes.append(f"lhead={_quoted(_cluster_of(head_box))}")
+    if tail is not None and tail.kind == "anchor" and tail.box is not None and (head is None or head.box != tail.box):
+        attributes.append(f"ltail={_quoted(_cluster_of(tail.box))}")
+    if head is not None and head.kind == "anchor" and head.box is not None and (tail is None or tail.box != head.box):
+        attributes.append(f"lhead={_quoted(_cluster_of(head.box))}")
     return f"{_quoted(edge.tail)} -> {_quoted(edge.head)} [{', '.join(attributes)}];"
 
 

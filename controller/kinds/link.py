@@ -67,9 +67,10 @@ class LinkKind:
         return Planned(tuple(changes), decided)
 
     def show(self, view: ShowContext) -> Shown:
-        """The interfaces, with their addresses: netlab's, the declared ones, and
-        in a namespace shown every link but lo. A veth's peer is shown under its
-        `peer`, as the files declare it."""
+        """The interfaces, with their addresses: netlab's, the declared ones, on
+        the host the links that are ports of those or sit on them (someone's
+        link on a managed bridge), and in a namespace shown every link but lo. A
+        veth's peer is shown under its `peer`, as the files declare it."""
         declared = {link.key: link for link in view.desired.links}
         interfaces: list[dict[str, Any]] = []
         peer_ends: dict[LinkKey, dict[str, Any]] = {}
@@ -79,12 +80,20 @@ class LinkKind:
             for address in dump.addresses:
                 if not address.kernel_made and address.interface != "lo":
                     addresses.setdefault(address.interface, []).append(address.address)
+            managed = {
+                observed.name
+                for observed in dump.links
+                if observed.marked
+                or view.ledger.owns(KIND, (netns, observed.name))
+                or (netns, observed.name) in declared
+            }
             for observed in dump.links:
                 key = (netns, observed.name)
                 owned = observed.marked or view.ledger.owns(KIND, key)
-                if observed.name == "lo" or (netns is None and not owned and key not in declared):
-                    continue
                 parent = _parent_name(view.kernel, observed)
+                on_managed = observed.master in managed or parent in managed
+                if observed.name == "lo" or (netns is None and observed.name not in managed and not on_managed):
+                    continue
                 entry = _shown_link(observed, declared.get(key), addresses.get(observed.name), owned, parent)
                 if entry["type"] == "veth-peer":
                     peer_ends[key] = entry  # shown under its veth's `peer`, as it is declared

@@ -4,7 +4,8 @@ its files declare (counted here from the YAML, not from netlab's model); the
 Mermaid text keeps the grammar of the flowchart subset netlab writes; the
 README's picture is the one the command makes now; the SVG renders in headless
 Chromium to a screenshot that is not blank, with the namespaces' names in its
-text; and `--live` marks a veth deleted and an address added by hand."""
+text; and `--live` marks a veth deleted, an address added and a port put on the
+managed bridge by hand."""
 
 from __future__ import annotations
 
@@ -205,7 +206,15 @@ def test_the_readme_picture_is_current() -> None:
     command = "netlab graph --config-dir examples/bridge --format svg --output docs/bridge.svg"
     assert command in readme and "![" in readme and "(docs/bridge.svg)" in readme
     svg = graph("bridge", None, "--format", "svg").stdout
-    assert svg == (ROOT / "docs/bridge.svg").read_text(), f"docs/bridge.svg is stale: run `{command}`"
+    assert drawn_text(svg) == drawn_text((ROOT / "docs/bridge.svg").read_text()), (
+        f"docs/bridge.svg is stale: run `{command}`"
+    )
+
+
+def drawn_text(svg: str) -> Counter[str]:
+    """What an SVG of Graphviz's says, not where: its texts, titles and classes
+    (another Graphviz version places them elsewhere, and that is no staleness)."""
+    return Counter(re.findall(r"<(?:text|title)\b[^>]*>([^<]*)<|class=\"([^\"]*)\"", svg))
 
 
 def png_pixels(png: bytes) -> set[bytes]:
@@ -271,6 +280,13 @@ def test_live_marks_a_deleted_veth_and_a_foreign_address(sandbox: Sandbox) -> No
     sandbox.netlab("apply")
     sandbox.run("ip", "-n", "blue", "link", "del", "veth-blue", check=True)
     sandbox.run("ip", "-n", "red", "addr", "add", "10.99.0.7/24", "dev", "veth-red", check=True)
+    sandbox.run(
+        "ip", "link", "add", "spy0", "type", "veth", "peer", "name", "spy1", check=True
+    )  # someone's port on the managed bridge
+    sandbox.run("ip", "link", "set", "spy0", "master", "v-net-0", check=True)
+    sandbox.run(
+        "ip", "link", "add", "quiet0", "type", "veth", "peer", "name", "quiet1", check=True
+    )  # someone's link on nothing of netlab's
     dot_text = sandbox.netlab("graph", "--live", "--format", "dot").stdout
     nodes = {m.group(1): m.group(2) for m in re.finditer(r'^\s*"(link:[^"]+)" \[(.*)\];$', dot_text, re.M)}
     assert "veth-blue (missing)" in nodes["link:blue/veth-blue"] and "color=red3" in nodes["link:blue/veth-blue"]
@@ -278,4 +294,6 @@ def test_live_marks_a_deleted_veth_and_a_foreign_address(sandbox: Sandbox) -> No
     assert "10.99.0.7/24 (foreign)" in nodes["link:red/veth-red"]
     assert "192.168.15.1/24<" in nodes["link:red/veth-red"]  # the declared one, there, unmarked
     assert "(missing)" not in nodes["link:red/veth-red"] and "(foreign)" not in nodes["link:orange/veth-orange"]
+    assert "spy0 (foreign)" in nodes["link:host/spy0"] and "link:host/quiet0" not in nodes
+    assert re.search(r'^\s*"link:host/spy0" -> "link:host/v-net-0" \[class=port,.*color=purple', dot_text, re.M)
     parsed(dot_text)  # and it still parses
