@@ -270,7 +270,8 @@ def mermaid(drawn: Picture) -> str:
     for number, edge in enumerate(drawn.edges):
         tail, head = ends.get(edge.tail, ids.get(edge.tail)), ends.get(edge.head, ids.get(edge.head))
         arrow = "---" if not edge.directed else "-.->" if edge.style in ("dashed", "dotted") else "-->"
-        lines.append(f'  {tail} {arrow}|"{_mermaid_text(edge.label)}"| {head}')
+        label = f'|"{_mermaid_text(edge.label)}"|' if edge.label else ""  # Mermaid refuses an empty ||
+        lines.append(f"  {tail} {arrow}{label} {head}")
         if edge.colour != "black":
             styles.append(
                 f"  linkStyle {number} stroke:{MERMAID_COLOURS[edge.colour]},color:{MERMAID_COLOURS[edge.colour]}"
@@ -290,8 +291,16 @@ def _mermaid_node(node_id: str, node: Node) -> str:
 
 
 def _mermaid_text(text: str) -> str:
-    """Mermaid's entity codes for what would end a quoted label or start markup."""
-    for character, code in (("&", "#amp;"), ('"', "#quot;"), ("<", "#lt;"), (">", "#gt;"), ("|", "#124;")):
+    """Mermaid's entity codes for what would end a quoted label or start markup,
+    and for `#`, which starts an entity code itself (so it goes first)."""
+    for character, code in (
+        ("#", "#35;"),
+        ("&", "#amp;"),
+        ('"', "#quot;"),
+        ("<", "#lt;"),
+        (">", "#gt;"),
+        ("|", "#124;"),
+    ):
         text = text.replace(character, code)
     return text
 

@@ -9,6 +9,7 @@ managed bridge by hand."""
 
 from __future__ import annotations
 
+import html
 import ipaddress
 import json
 import os
@@ -25,6 +26,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
+from netlab.controller import drawing, topologies
 from tests.sandbox import EXAMPLES, NETLAB, Sandbox, config_files, one_host_examples
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -136,13 +138,13 @@ def test_the_dot_has_exactly_what_the_files_declare(lab: str, hostname: str | No
 
 
 # The flowchart subset netlab writes, line by line (Mermaid's grammar for these forms).
-QUOTED = r'"[^"<>|]*(?:<br/>[^"<>|]*)*"'
+QUOTED = r'"[^"<>|]+(?:<br/>[^"<>|]*)*"'
 MERMAID_LINES = [
     ("header", re.compile(r"flowchart LR")),
     ("subgraph", re.compile(rf"  subgraph (box\d+)\[{QUOTED}\]")),
     ("end", re.compile(r"  end")),
     ("node", re.compile(rf" {{2,4}}(n\d+)(?:\[{QUOTED}\]|\(\({QUOTED}\)\)|\{{\{{{QUOTED}\}}\}})")),
-    ("edge", re.compile(rf"  ((?:n|box)\d+) (?:---|-->|-\.->)\|{QUOTED}\| ((?:n|box)\d+)")),
+    ("edge", re.compile(rf"  ((?:n|box)\d+) (?:---|-->|-\.->)(?:\|{QUOTED}\|)? ((?:n|box)\d+)")),
     (
         "classDef",
         re.compile(
@@ -193,12 +195,87 @@ def test_the_mermaid_keeps_the_grammar(lab: str, hostname: str | None) -> None:
     text = graph(lab, hostname, "--format", "mermaid").stdout
     assert mermaid_problems(text) == []
     _, want_edges = expected(declared(lab, hostname))
-    assert len(re.findall(r"^  \S+ (?:---|-->|-\.->)\|", text, re.M)) == sum(want_edges.values())
+    assert len(re.findall(r"^  \S+ (?:---|-->|-\.->)[| ]", text, re.M)) == sum(want_edges.values())
+
+
+MERMAID_VERSION = "11.17.2"  # scripts/setup-env installs this one
+MERMAID_JS = Path(
+    os.environ.get(
+        "NETLAB_MERMAID_JS", f"/var/cache/netlab/mermaid-{MERMAID_VERSION}/node_modules/mermaid/dist/mermaid.min.js"
+    )
+)
+PARSER_PAGE = """<!doctype html><html><body><pre id="out">pending</pre>
+<script src="%s"></script>
+<script>
+const texts = %s;
+(async () => {
+  mermaid.initialize({startOnLoad: false});
+  const out = {};
+  for (const [name, text] of Object.entries(texts)) {
+    try { await mermaid.parse(text); out[name] = null; } catch (e) { out[name] = String((e && e.message) || e); }
+  }
+  document.getElementById("out").textContent = JSON.stringify(out);
+})();
+</script></body></html>"""
+
+
+def mermaid_parsed(texts: dict[str, str], where: Path) -> dict[str, str | None]:
+    """Each text through Mermaid's own parser (`mermaid.parse`, the version
+    code-hosting sites render with), all in one headless Chromium: None where it
+    parses, else Mermaid's error."""
+    chromium = need("chromium")
+    if not MERMAID_JS.is_file():
+        message = f"Mermaid {MERMAID_VERSION} is not at {MERMAID_JS}: scripts/setup-env test installs it from npm"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    page = where / "parse.html"
+    page.write_text(PARSER_PAGE % (MERMAID_JS.as_uri(), json.dumps(texts)))
+    argv = [chromium, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={where / 'profile'}"]
+    argv += ["--allow-file-access-from-files", "--virtual-time-budget=30000", "--dump-dom", page.as_uri()]
+    dom = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=120).stdout
+    found = re.search(r'<pre id="out">(.*?)</pre>', dom, re.S)
+    assert found is not None and found.group(1) != "pending", f"the parser page did not finish: {dom[:500]}"
+    return json.loads(html.unescape(found.group(1)))
+
+
+def test_the_mermaid_parses_with_mermaids_own_parser(tmp_path: Path) -> None:
+    texts = {f"{lab} {hostname or ''}": graph(lab, hostname, "--format", "mermaid").stdout for lab, hostname in LABS}
+    texts["awkward labels"] = drawing.mermaid(AWKWARD)
+    assert mermaid_parsed(texts, tmp_path) == dict.fromkeys(texts)
+
+
+def test_mermaids_parser_refuses_what_it_should(tmp_path: Path) -> None:
+    bad = {"empty label": 'flowchart LR\n  n1["a"]\n  n1 ---|""| n2\n', "a stray quote": 'flowchart LR\n  n1["a"b"]\n'}
+    assert all(mermaid_parsed(bad, tmp_path).values())
+
+
+# labels with what Mermaid could take for syntax: quotes, pipes, markup, entities, brackets
+WEIRD = 'a "b" | c <d> & e #35; f # [g] {h} (i) : j … k → l * m \\N n; o'
+AWKWARD = drawing.Picture(
+    boxes=[topologies.Box(None), topologies.Box(WEIRD)],
+    nodes={
+        "x": drawing.Node("x", "host", "link", (topologies.Marked(WEIRD), topologies.Marked("veth"))),
+        "y": drawing.Node("y", WEIRD, "address", (topologies.Marked(WEIRD),)),
+        "z": drawing.Node("z", None, "outside", (topologies.Marked("outside"),)),
+    },
+    edges=[
+        drawing.Edge("x", "y", "veth", "", directed=False),
+        drawing.Edge("y", "z", "nat", WEIRD, "red3", "dashed"),
+    ],
+)
+
+
+def test_mermaid_text_escapes_what_would_be_syntax() -> None:
+    text = drawing.mermaid(AWKWARD)
+    assert "---|" not in text and "  n1 --- n2" in text  # no empty label
+    assert "#quot;b#quot; #124; c #lt;d#gt; #amp; e #35;35; f #35; [g]" in text
+    assert mermaid_problems(text) == []
 
 
 def test_the_grammar_check_finds_a_broken_line() -> None:
     broken = 'flowchart LR\n  subgraph box1["host"]\n    n1["a"b"]\n  n1 --> n9\n'
-    assert len(mermaid_problems(broken)) == 3  # the quote, the unclosed subgraph, the edge's n9
+    assert len(mermaid_problems(broken)) == 4  # the quote (so n1 is undeclared), the unclosed subgraph, n9
 
 
 def test_the_readme_picture_is_current() -> None:
