@@ -7,9 +7,9 @@ shape that keeps a picture of hundreds readable. Called by the cli; drawn by
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from netlab.state.model import DesiredState, NatRule, Route, netns_label
 
@@ -20,6 +20,8 @@ MAIN_TABLE = 254  # the kernel's main routing table (RT_TABLE_MAIN)
 # declared, "foreign" in the kernel but in no file.
 Mark = Literal["", "missing", "different", "foreign"]
 Key = tuple[str | None, str]  # (netns, name): None is the host
+
+T = TypeVar("T", "Translation", "Probe")
 
 # Namespaces of one shape are drawn as one box once there are more than this many
 # namespaces in all, and a shape has at least GROUP_AT of them.
@@ -572,12 +574,18 @@ class _Folding:
             if members is None:
                 boxes.append(box)
                 ways += [replace(w, gateway=self._key(w.gateway)) for w in self.topology.ways if w.netns == box.name]
-                rules += [
-                    replace(r, target=self._key(r.target)) for r in self.topology.translations if r.netns == box.name
-                ]
-                probes += [
-                    replace(p, held_by=self._key(p.held_by)) for p in self.topology.probes if p.netns == box.name
-                ]
+                rules += _gathered(
+                    [replace(r, target=self._key(r.target)) for r in self.topology.translations if r.netns == box.name],
+                    lambda r: (
+                        (r.target, _numberless(r.text), r.inbound, r.uplink, r.mark)
+                        if r.target in self.standing
+                        else None
+                    ),
+                )
+                probes += _gathered(
+                    [replace(p, held_by=self._key(p.held_by)) for p in self.topology.probes if p.netns == box.name],
+                    lambda p: (p.held_by, _numberless(p.text)) if p.held_by in self.standing else None,
+                )
             elif box.name == members[0]:
                 boxes.append(Box(self.name_of[box.name], box.mark, tuple(members), self.spelled[box.name]))
                 ways += self._ways(members)
@@ -629,6 +637,41 @@ class _Folding:
                 )
             )
         return folded
+
+
+def _gathered(items: list[T], alike: Callable[[T], object]) -> list[T]:
+    """Rules (or checks) of a box that is not grouped, aimed at ends that fold
+    into one (a port forward to each of 300 pods): one for all of those aimed at
+    the same folded end whose texts differ only in their numbers, spanning the first one's text … the last one's,
+    passed only when each passed. `alike` gives None for one that stays itself."""
+    gathered: dict[object, list[T]] = {}
+    kept: list[T] = []
+    for item in items:
+        key = alike(item)
+        if key is None:
+            kept.append(item)
+        elif key not in gathered:
+            gathered[key] = [item]
+            kept.append(item)
+        else:
+            gathered[key].append(item)
+    return [_gather(gathered[key]) if (key := alike(item)) is not None else item for item in kept]
+
+
+def _gather(items: list[T]) -> T:
+    first, last = items[0], items[-1]
+    spanned = replace(first, text=_spanned(first.text, last.text))
+    if isinstance(first, Probe) and isinstance(last, Probe):
+        passed = first.passed
+        for item in items[1:]:
+            passed = _both(passed, item.passed if isinstance(item, Probe) else None)
+        spanned = replace(spanned, target=_spanned(first.target, last.target), passed=passed)
+    return spanned
+
+
+def _numberless(text: str) -> str:
+    """A text alike another but for its numbers (ports, addresses)."""
+    return re.sub(r"[0-9a-f]*[0-9][0-9a-f]*", "0", text)
 
 
 def _pattern(text: str, netns: str) -> str:

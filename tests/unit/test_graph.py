@@ -249,3 +249,23 @@ def test_files_for_other_hosts_only_draw_nothing_and_say_how_to_draw_them(tmp_pa
     done = graph(tmp_path, "--format", "dot", "--hostname", "elsewhere")
     assert done.returncode == 0 and "--hostname NAME" in done.stderr and "host elsewhere" in done.stderr
     assert "red" in graph(tmp_path, "--format", "dot", "--hostname", "node1").stdout
+
+
+def test_host_rules_and_checks_aimed_at_each_pod_fold_with_the_pods(tmp_path: Path) -> None:
+    text = (
+        lab(20)
+        + "nat:\n"
+        + "".join(
+            f'  - {{type: dnat, protocol: tcp, port: {8000 + i}, to: "10.0.0.{i + 2}:80"}}\n' for i in range(1, 21)
+        )
+    )
+    text += "checks:\n" + "".join(f"  - {{from: host, ping: 10.0.0.{i + 2}}}\n" for i in range(1, 21))
+    text += "  - {from: host, tcp: '10.0.0.3:22'}\n"  # another kind of check: an edge of its own
+    drawn = drawn_from(tmp_path, text, {f"host ping 10.0.0.{i + 2}": True for i in range(1, 21)})
+    aimed = sorted(edge[0::3] for edge in edges_of(drawn) if edge[0] in ("nat", "check"))
+    assert aimed == [
+        ("check", "check host ping 10.0.0.3 … 10.0.0.22: passing"),
+        ("check", "check host tcp 10.0.0.3:22: no result"),
+        ("nat", "dnat tcp/8001 … tcp/8020 → 10.0.0.3:80 … 10.0.0.22:80"),
+    ]
+    assert {edge.head for edge in drawn.edges if edge.kind in ("nat", "check")} == {"link:ns1..ns20/eth0"}
