@@ -9,19 +9,17 @@ monitoring checks. What an error becomes is decided in one place, `run`.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
-import logging
 import os
 import sys
-import traceback
-from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias
 
-from netlab.controller.backends.nat_backends import REQUESTS
-
+# `netlab --help` imports argparse and nothing else of weight (the commands
+# import what they use): typing is imported by the type checker alone
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+    from typing import Any, TypeAlias
+
     from netlab.controller.daemon import Settings
     from netlab.state.ledger import Ledger
     from netlab.state.loading import Snapshot
@@ -34,6 +32,8 @@ DEFAULT_RUN_DIR = "/run/netlab"
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
 REPORT_A_BUG = "this is a bug in netlab, not in your files or your system: please report it with the traceback above"
+
+NAT_BACKENDS = ("auto", "nftables", "iptables")  # nat_backends.REQUESTS, without importing it
 
 # `netlab status`: 0 only while a live daemon says the kernel matches the files,
 # as `systemctl is-active` is 0 only for an active unit; 1 stays "cannot tell".
@@ -54,18 +54,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _path(text: str) -> Path:
+    from pathlib import Path
+
+    return Path(text)
+
+
 def _common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--config-dir",
-        type=Path,
-        default=Path(os.environ.get("NETLAB_CONFIG_DIR", DEFAULT_CONFIG_DIR)),
+        type=_path,
+        default=os.environ.get("NETLAB_CONFIG_DIR", DEFAULT_CONFIG_DIR),
         help="directory of desired-state files (env NETLAB_CONFIG_DIR; default %(default)s)",
     )
     common.add_argument(
         "--state-dir",
-        type=Path,
-        default=Path(os.environ.get("NETLAB_STATE_DIR", DEFAULT_STATE_DIR)),
+        type=_path,
+        default=os.environ.get("NETLAB_STATE_DIR", DEFAULT_STATE_DIR),
         help="where netlab keeps its ledger (env NETLAB_STATE_DIR; default %(default)s)",
     )
     common.add_argument(
@@ -77,7 +83,7 @@ def _common_options() -> argparse.ArgumentParser:
     )
     common.add_argument(
         "--nat-backend",
-        choices=REQUESTS,
+        choices=NAT_BACKENDS,
         default=os.environ.get("NETLAB_NAT_BACKEND", "auto"),
         help="where NAT rules go: nftables (netlab's own tables), iptables (the legacy tables) or auto, "
         "chosen by what the host runs (env NETLAB_NAT_BACKEND; default %(default)s)",
@@ -99,7 +105,7 @@ def _add_reading_commands(commands: Subcommands, common: argparse.ArgumentParser
     """The commands that change nothing: validate, plan, show, status."""
     validate = commands.add_parser("validate", parents=[common], help="check files without touching the kernel")
     validate.add_argument(
-        "paths", nargs="*", type=Path, metavar="PATH", help="files or directories (default: the config dir)"
+        "paths", nargs="*", type=_path, metavar="PATH", help="files or directories (default: the config dir)"
     )
     validate.add_argument(
         "--hostname",
@@ -152,7 +158,7 @@ def _add_graph_command(commands: Subcommands, common: argparse.ArgumentParser) -
         help="svg and png are rendered by Graphviz's dot; dot and mermaid are text and need nothing "
         "(default: by --output's suffix, else dot)",
     )
-    graph.add_argument("--output", "-o", type=Path, metavar="FILE", help="write the picture here (default: stdout)")
+    graph.add_argument("--output", "-o", type=_path, metavar="FILE", help="write the picture here (default: stdout)")
     graph.add_argument(
         "--live", action="store_true", help="draw the kernel as it is (needs root), marking what differs from the files"
     )
@@ -182,7 +188,7 @@ def _add_writing_commands(commands: Subcommands, common: argparse.ArgumentParser
     trial.add_argument(
         "files",
         nargs="*",
-        type=Path,
+        type=_path,
         metavar="FILE",
         help="files to try in place of the config dir's files of the same names (or beside them), installed "
         "there once confirmed; the daemon does not see them before (default: the config dir as it is)",
@@ -267,7 +273,7 @@ def _no_rollback_option(command: argparse.ArgumentParser) -> None:
 
 
 def _run_dir_option(command: argparse.ArgumentParser, what: str) -> None:
-    command.add_argument("--run-dir", type=Path, default=Path(DEFAULT_RUN_DIR), help=f"{what} (default %(default)s)")
+    command.add_argument("--run-dir", type=_path, default=DEFAULT_RUN_DIR, help=f"{what} (default %(default)s)")
 
 
 def _allow_empty_option(command: argparse.ArgumentParser) -> None:
@@ -286,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         # A person reads the command's own output; the per-change events are
         # for when a log format is asked for (and warnings and errors always).
-        logs.configure(args.log_format or "console", level=logging.INFO if args.log_format else logging.WARNING)
+        logs.configure(args.log_format or "console", level=logs.LEVELS["info" if args.log_format else "warning"])
     return run(args)
 
 
@@ -312,6 +318,8 @@ def run(args: argparse.Namespace) -> int:
         print("netlab: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as error:  # noqa: BLE001 - a bug of ours: shown as one, not hidden
+        import traceback
+
         traceback.print_exc()
         return _failed(args, error, f"netlab: {REPORT_A_BUG} ({type(error).__name__}: {error})")
 
@@ -427,7 +435,7 @@ def cmd_try(args: argparse.Namespace) -> int:
     # a hangup (the SSH session gone) must not end the try before its rollback
     signals = trying.Signals().install()
     log = logs.get_logger(command="try")
-    config_dir = Path(os.path.realpath(args.config_dir))
+    config_dir = _path(os.path.realpath(args.config_dir))
     # a file given from the config dir itself is a try in place: nothing to install
     installs = [path.name for path in args.files if os.path.realpath(path) != str(config_dir / path.name)]
     with locked(args.state_dir), Kernel(nat_backend=args.nat_backend) as kernel:
@@ -618,6 +626,8 @@ def _check_results(path: Path) -> dict[str, bool]:
     """The daemon's last result of each check, by the check (its text: where
     it was declared may have moved since); none without a readable status.json
     (no daemon here, or not root)."""
+    import json
+
     try:
         status = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -677,6 +687,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         found = trying.look(args.state_dir)
         if found is not None:
             status["waiting_for_try"] = {**found.record, "process_gone": not found.alive}
+    import json
+
     print(
         json.dumps(status, indent=2) if args.json else reporting.daemon_status_text(status),
         end="\n" if args.json else "",
@@ -799,6 +811,8 @@ def cmd_daemon(args: argparse.Namespace) -> int:
 def daemon_settings(args: argparse.Namespace) -> Settings:
     """The daemon's settings are its options, by name (`--resync-interval` is
     `resync_interval`); a setting no option names keeps its default."""
+    import dataclasses
+
     from netlab.controller.daemon import Settings
 
     given = vars(args)

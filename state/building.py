@@ -9,7 +9,7 @@ import bisect
 import fnmatch
 import ipaddress
 from dataclasses import dataclass, field, replace
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from netlab.state.documents import DocPath, Document, Edit
 from netlab.state.errors import Problem
@@ -19,7 +19,6 @@ from netlab.state.model import (
     MAIN_TABLE,
     Address,
     Check,
-    CheckKind,
     Dns,
     HostsEntry,
     Link,
@@ -29,6 +28,9 @@ from netlab.state.model import (
     Route,
     Sysctl,
 )
+
+if TYPE_CHECKING:
+    from netlab.state.model import CheckKind
 from netlab.state.validating import SchemaCheck
 
 T = TypeVar("T")

@@ -13,6 +13,8 @@ from typing import Any
 from netlab.state.errors import Problem
 from netlab.state.model import Origin
 
+EMPTY_MESSAGE = "the file is empty: start it with `version: 1`"
+
 DocPath = tuple[str | int, ...]
 Position = tuple[int, int]
 

@@ -8,12 +8,16 @@ A namespace of `None` everywhere means the host's own network namespace.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
 
-LinkState = Literal["up", "down"]
+TYPE_CHECKING = False  # typing is not imported on the way to `netlab validate`
+if TYPE_CHECKING:
+    from typing import Any, Literal, TypeAlias, TypeVar
+
+    LinkState: TypeAlias = Literal["up", "down"]
+    CheckKind: TypeAlias = Literal["ping", "tcp", "resolve"]
+    T = TypeVar("T")
 
 MAIN_TABLE = 254
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, order=True)
@@ -198,9 +202,6 @@ class HostsEntry:
     @property
     def key(self) -> tuple[str | None, str]:
         return (self.netns, self.address)
-
-
-CheckKind = Literal["ping", "tcp", "resolve"]
 
 
 @dataclass(frozen=True)

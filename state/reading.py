@@ -29,12 +29,25 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from netlab.state.documents import DocPath, Document, Edit, Parsed
+from netlab.state.documents import EMPTY_MESSAGE, DocPath, Document, Edit, Parsed
 from netlab.state.errors import Problem
 from netlab.state.libyaml_reading import MAX_NODES, MAX_NUMBER_LENGTH, TooLarge, check_limits, number_too_long
 from netlab.state.libyaml_reading import read as read_fast
 from netlab.state.reparsing import reparse_items
-from netlab.state.ruamel_reading import EMPTY_MESSAGE, load_tree, to_parsed
+
+
+def load_tree(file: str, text: str) -> tuple[Any, list[Problem]]:
+    """ruamel's tree of the text; ruamel is imported the first time a file
+    needs it (some 5 ms: the files netlab ships never do)."""
+    from netlab.state import ruamel_reading
+
+    return ruamel_reading.load_tree(file, text)
+
+
+def to_parsed(file: str, tree: Any) -> tuple[Parsed | None, list[Problem]]:
+    from netlab.state import ruamel_reading
+
+    return ruamel_reading.to_parsed(file, tree)
 
 
 def parse(file: str, raw: bytes, is_json: bool) -> tuple[Document | None, list[Problem]]:

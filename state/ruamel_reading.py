@@ -20,11 +20,9 @@ from ruamel.yaml.events import AliasEvent
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 
-from netlab.state.documents import DocPath, Parsed, Position
+from netlab.state.documents import EMPTY_MESSAGE, DocPath, Parsed, Position
 from netlab.state.errors import Problem
 from netlab.state.libyaml_reading import MAX_NODES, MAX_NUMBER_LENGTH, number_too_long
-
-EMPTY_MESSAGE = "the file is empty: start it with `version: 1`"
 
 
 class _Unsupported(Exception):

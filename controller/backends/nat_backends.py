@@ -7,8 +7,6 @@ facade from facts read in the host's namespace. Used by the Kernel.
 from __future__ import annotations
 
 import os
-import platform
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -90,6 +88,8 @@ def iptables_command() -> str | None:
     """What `iptables` on the PATH (or in /usr/sbin) is, by the program it
     resolves to: iptables-nft ("nft") or iptables-legacy ("legacy"), as
     Debian's alternatives, Fedora and Arch install them; None: there is none."""
+    import shutil  # only when a backend is chosen: it is slow to import
+
     path = shutil.which("iptables") or shutil.which("iptables", path="/usr/sbin:/sbin")
     if path is None:
         return None
@@ -125,7 +125,7 @@ def legacy_available() -> bool:
     module lists say)."""
     if os.path.exists("/proc/net/ip_tables_names"):
         return True
-    modules = os.path.join("/lib/modules", platform.release())
+    modules = os.path.join("/lib/modules", os.uname().release)
     for listing in ("modules.builtin", "modules.dep"):
         try:
             with open(os.path.join(modules, listing), encoding="utf-8", errors="replace") as handle:

@@ -11,7 +11,7 @@ from unittest import mock
 
 import pytest
 
-from netlab.state import loading
+from netlab.state import evaluating, loading
 from netlab.state.errors import ConfigError
 from netlab.state.loading import clear_cache, load_generation
 from netlab.state.reading import parse
@@ -38,7 +38,7 @@ def _directory(tmp_path: Path, text: str = TEXT) -> Path:
 def test_an_unchanged_file_is_not_parsed_again(tmp_path: Path) -> None:
     directory = _directory(tmp_path)
     first = load_generation(directory, HOST)
-    with mock.patch.object(loading, "parse", side_effect=AssertionError("parsed again")):
+    with mock.patch.object(evaluating, "parse", side_effect=AssertionError("parsed again")):
         again = load_generation(directory, HOST)
     assert again == first and again.namespaces[0] is first.namespaces[0]
 
@@ -67,21 +67,21 @@ def test_problems_of_an_unchanged_file_are_reported_again(tmp_path: Path) -> Non
 def test_what_is_handed_out_is_a_copy(tmp_path: Path) -> None:
     directory = _directory(tmp_path)
     source = loading._Source("a.yaml", directory / "a.yaml")
-    contribution, _ = loading._contribution(source, HOST)
+    contribution, _ = evaluating._contribution(source, *loading._read(source), HOST)
     assert contribution is not None
     contribution.namespaces.clear()
     contribution.problems.append(contribution.doc.problem((), "x"))
-    again, problems = loading._contribution(source, HOST)
+    again, problems = evaluating._contribution(source, *loading._read(source), HOST)
     assert again is not None and len(again.namespaces) == 2 and again.problems == [] and problems == []
 
 
 def test_the_cache_is_bounded(tmp_path: Path) -> None:
     directory = _directory(tmp_path)
-    with mock.patch.object(loading, "MAX_CACHED_FILES", 3):
+    with mock.patch.object(evaluating, "MAX_CACHED_FILES", 3):
         for index in range(5):
             (directory / f"f{index}.yaml").write_text(f"version: 1\nnamespaces: [{{name: n{index}}}]\n")
         load_generation(directory, HOST)
-        assert len(loading._results) == 3
+        assert len(evaluating._results) == 3
 
 
 def test_an_object_seen_valid_before_does_not_hide_a_broken_one() -> None:

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from netlab.state import loading
+from netlab.state import evaluating
 from netlab.state.errors import ConfigError
 from netlab.state.loading import clear_cache, load_generation
 from netlab.state.model import DesiredState
@@ -223,7 +223,7 @@ def test_a_value_edited_in_one_item_is_read_in_place(tmp_path: Path) -> None:
     load_generation(tmp_path, HOST)
     edited = BASE.replace("addresses: [10.0.0.3/24]", "addresses: [10.0.0.9/24]")
     (tmp_path / "a.yaml").write_text(edited)
-    with mock.patch.object(loading, "parse", side_effect=AssertionError("parsed whole")):
+    with mock.patch.object(evaluating, "parse", side_effect=AssertionError("parsed whole")):
         state = load_generation(tmp_path, HOST)
     assert "10.0.0.9/24" in {address.address for address in state.addresses}
     clear_cache()
@@ -244,7 +244,7 @@ def test_other_edits_read_the_whole_file(tmp_path: Path, edit: tuple[str, str]) 
     (tmp_path / "a.yaml").write_text(BASE)
     load_generation(tmp_path, HOST)
     (tmp_path / "a.yaml").write_text(BASE.replace(*edit, 1))
-    with mock.patch.object(loading, "parse", wraps=loading.parse) as parse:
+    with mock.patch.object(evaluating, "parse", wraps=evaluating.parse) as parse:
         warm = _outcome(tmp_path)
     assert parse.called
     clear_cache()
