@@ -123,12 +123,13 @@ class ApplyResult:
 
 @dataclass
 class Applied:
-    """What a pass did, to undo it: each step carried out with its change, in the
-    order they ran, and the ledger as it was before the pass; once rolled back,
-    what the rollback told (a second call does nothing more)."""
+    """What a pass did, to undo it: each step carried out with the changes it
+    did (several for a batch: NAT rules, link deletions), in the order they
+    ran, and the ledger as it was before the pass; once rolled back, what the
+    rollback told (a second call does nothing more)."""
 
     before: Entries
-    done: list[tuple[Change, Step]] = field(default_factory=list)
+    done: list[tuple[tuple[Change, ...], Step]] = field(default_factory=list)
     outcome: str | None = None
 
     def roll_back(self, kernel: Kernel, ledger: Ledger, log: Log) -> str:
@@ -147,10 +148,10 @@ class Applied:
         undo_failed: list[Change] = []
         deleted: list[Change] = []
         unexpected: BaseException | None = None
-        for change, step in reversed(self.done):
+        for changes, step in reversed(self.done):
             if step.irreversible:
                 left.append(f"{step.describe}: cannot be undone ({step.irreversible})")
-                deleted.append(change)
+                deleted += changes
                 continue
             if step.undo is None:
                 continue  # nothing of its own to undo (a fresh link's settings go with it)
@@ -158,7 +159,7 @@ class Applied:
                 step.undo(kernel)
             except BaseException as error:  # noqa: BLE001 - raised below, once the rest is undone
                 left.append(f"{step.describe}: undo failed: {str(error) or type(error).__name__}")
-                undo_failed.append(change)
+                undo_failed += changes
                 log.error("undo failed", step=step.describe, error=repr(error))
                 if not isinstance(error, (KernelRefused, OSError)):
                     unexpected = unexpected or error
@@ -230,7 +231,7 @@ def _run_steps(plan: Plan, kernel: Kernel, ledger: Ledger, log: Log, applied: Ap
             _account(change, ledger, log, 0.0)
     fail_at = _injected_fault()
     pause = _injected_pause()
-    for index, (change, step) in enumerate(plan.steps()):
+    for index, (step, changes) in enumerate(plan.batches()):
         if pause is not None and index == pause[0]:
             _pause(pause[1])
         began = time.monotonic()
@@ -239,15 +240,24 @@ def _run_steps(plan: Plan, kernel: Kernel, ledger: Ledger, log: Log, applied: Ap
                 raise KernelRefused(step.describe, errno.EIO, f"fault injected by {FAULT_VARIABLE} at step {index}")
             step.run(kernel)
         except (KernelRefused, OSError) as error:
-            failure = f"{change}: could not {step.describe}: {error}"
-            if change.origin:
-                failure += f" (declared at {change.origin})"
+            failure = f"{_named(changes)}: could not {step.describe}: {error}"
+            if len(changes) == 1 and changes[0].origin:
+                failure += f" (declared at {changes[0].origin})"
             raise _StepRefused(failure) from error
-        applied.done.append((change, step))
-        spent[id(change)] += time.monotonic() - began
-        steps_left[id(change)] -= 1
-        if steps_left[id(change)] == 0:
-            _account(change, ledger, log, spent[id(change)])
+        seconds = time.monotonic() - began
+        applied.done.append((tuple(changes), step))
+        for change in changes:
+            spent[id(change)] += seconds / len(changes)
+            steps_left[id(change)] -= 1
+            if steps_left[id(change)] == 0:
+                _account(change, ledger, log, spent[id(change)])
+
+
+def _named(changes: list[Change]) -> str:
+    """The changes of a refused write, as its error names them."""
+    if len(changes) <= 3:
+        return "; ".join(str(change) for change in changes)
+    return f"{changes[0]} and {len(changes) - 1} more"
 
 
 def _record_intent(plan: Plan, ledger: Ledger) -> None:

@@ -29,6 +29,14 @@ class Plan:
         pairs = [(change, step) for change in self.changes for step in change.steps]
         return sorted(pairs, key=lambda pair: pair[1].phase)
 
+    def batches(self) -> list[tuple[Step, list[Change]]]:
+        """Each kernel write once, with the changes it does (a batch of NAT
+        rules or of link deletions is one write for many), in phase order."""
+        by_step: dict[int, tuple[Step, list[Change]]] = {}
+        for change, step in self.steps():
+            by_step.setdefault(id(step), (step, []))[1].append(change)
+        return list(by_step.values())
+
     def done(self) -> Plan:
         """The same changes without their steps: what a pass did, to report, once
         the closures of its writes (thousands in a cold start) can go."""

@@ -19,7 +19,7 @@ keeps the rest.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Collection, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -416,25 +416,31 @@ class Kernel:
                     break
         return peers
 
-    def _reached_by_deleting(self, netns: str | None, name: str, index: int) -> set[str | None] | None:
-        """The other namespaces read that a link's deletion changes: those with a
-        link in another namespace (IFLA_LINK_NETNSID) whose IFLA_LINK is the
-        link's index (a veth's peer; a vlan, macvlan or ipvlan on it, which go
-        with their parent). An index names a link in its own namespace only,
-        so one can match by chance: read again for nothing, never missed. None
-        (everything) when the link read is not the one there now (`index`, just
-        asked), or its namespace was not read: who points at it is not known.
-        Namespaces not read hold nothing to forget. What was read last serves,
-        stale or not: a write does not change who points at whom."""
+    def _reached_by_deleting(self, netns: str | None, links: Collection[tuple[str, int]]) -> set[str | None] | None:
+        """The other namespaces read that deleting these links (name, index) of
+        one namespace changes: those with a link in another namespace
+        (IFLA_LINK_NETNSID) whose IFLA_LINK is one of their indexes (a veth's
+        peer; a vlan, macvlan or ipvlan on it, which go with their parent). An
+        index names a link in its own namespace only, so one can match by
+        chance: read again for nothing, never missed. None (everything) when a
+        link read is not the one there now (`index`, just asked), or its
+        namespace was not read: who points at it is not known. Namespaces not
+        read hold nothing to forget. What was read last serves, stale or not: a
+        write does not change who points at whom."""
         dump: NetnsDump | None = self._reads.last_of("dump", netns)
-        link = dump.link(name) if dump is not None else None
-        if link is None or link.index != index:
+        if dump is None:
             return None
+        indexes = set()
+        for name, index in links:
+            link = dump.link(name)
+            if link is None or link.index != index:
+                return None
+            indexes.add(index)
         return {
             other
             for other, found in self._reads.last("dump")
             if other != netns
-            and any(each.link_netnsid is not None and each.link_index == link.index for each in found.links)
+            and any(each.link_netnsid is not None and each.link_index in indexes for each in found.links)
         }
 
     # -- forgetting what changed without netlab -----------------------------------

@@ -47,7 +47,10 @@ class AddressKind:
     def _observe(self, ctx: PlanContext, wanted: dict[AddressKey, Address]) -> dict[AddressKey, ObservedAddress]:
         """Addresses now on the links that matter, leaving out links this pass
         creates anew (whatever is on them now will be gone)."""
-        namespaces = {key[0] for key in wanted} | {key[0] for key in ctx.owned_keys(KIND)}
+        # a namespace this pass removes is not read: its addresses go with it
+        namespaces = {key[0] for key in wanted} | {
+            key[0] for key in ctx.owned_keys(KIND) if key[0] not in ctx.decided.removed_namespaces
+        }
         present = {}
         for netns in namespaces:
             for observed in ctx.kernel.dump(netns).addresses:

@@ -131,12 +131,15 @@ class PlanContext:
 
     def managed_netns(self) -> list[str | None]:
         """The namespaces a pass looks into: the host, every declared namespace and
-        every namespace holding something in the ledger, that exists."""
+        every namespace holding something in the ledger, that exists; not one
+        the kinds before decided to remove (all it holds goes with it: a
+        thousand namespaces destroyed are not read first)."""
         names = {ns.name for ns in self.desired.namespaces} | {
             netns for netns in self.ledger.netns_of_entries() if netns is not None
         }
         for key in self.ledger.keys("namespace"):
             names.add(key[0])
+        names -= self.decided.removed_namespaces
         found = [None] + sorted(name for name in names if self.kernel.has_netns(name))
         return [netns for netns in found if self.in_scope(netns)]
 

@@ -204,3 +204,22 @@ def test_a_device_attribute_dropped_from_the_files_is_given_back_and_the_rest_st
     assert sandbox.netlab("plan", "--detailed-exitcode", check=False).returncode == 0
     sandbox.netlab("destroy", "--yes")
     assert _link(sandbox, "eth1")["mtu"] == before["mtu"]
+
+
+def test_links_leaving_the_files_go_in_one_group_deletion_and_foreign_links_stay(sandbox: Sandbox) -> None:
+    """The links of a namespace that leave the files are deleted at once, by a
+    group of their own (`Netlink.links_del`); links netlab does not own stay,
+    in whatever group they were, and so does the one kept."""
+    ports = "".join(f"  - {{name: vh{i}, type: veth, peer: {{name: vp{i}}}, master: br0}}\n" for i in range(6))
+    sandbox.write_config("lab.yaml", f"version: 1\ninterfaces:\n  - {{name: br0, type: bridge}}\n{ports}")
+    sandbox.netlab("apply")
+    sandbox.run("ip", "link", "add", "mine0", "type", "bridge")
+    sandbox.run("ip", "link", "add", "mine7", "group", "7", "type", "bridge")
+    sandbox.write_config("lab.yaml", "version: 1\ninterfaces:\n  - {name: vh0, type: veth, peer: {name: vp0}}\n")
+    result = sandbox.netlab("apply")
+    assert "11 to remove" in result.stdout  # br0, and both ends of five veths
+    links = {link["ifname"]: link for link in json.loads(sandbox.run("ip", "-j", "link", "show").stdout)}
+    assert sorted(links) == ["lo", "mine0", "mine7", "vh0", "vp0"]
+    assert links["mine7"]["group"] == "7" and links["mine0"]["group"] == "default"
+    assert links["vh0"]["group"] == "default" and "master" not in links["vh0"]
+    assert sandbox.netlab("plan", "--detailed-exitcode", check=False).returncode == 0

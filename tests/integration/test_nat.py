@@ -276,7 +276,9 @@ def test_a_failure_at_every_step_of_nat_and_files_is_rolled_back(box: Sandbox) -
         assert "were undone" in result.stderr, result.stderr
         assert witness(box) == before, f"step {index} left something changed"
     print(f"faults injected and rolled back: {failures}")
-    assert failures >= 8
+    # every write of the pass failed once: the host's NAT batch, red's, and the
+    # four files (a batch is one write for all its rules)
+    assert failures >= 6
     assert box.netlab("plan", "--detailed-exitcode", check=False).returncode == 0
     assert any("fd00:15::/64" in line for line in rules(box, family=6))
     assert any("10.9.0.0/16" in line for line in rules(box, "red"))

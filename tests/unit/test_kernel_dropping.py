@@ -86,12 +86,15 @@ def test_deleting_a_link_reaches_the_namespaces_pointing_at_it() -> None:
                 "white": dump(observed_link("white", "lo", 1)),
             },
         )
-        assert kernel._reached_by_deleting(None, "vh-red", 7) == {"red"}
-        assert kernel._reached_by_deleting("red", "eth0", 2) == {None}
-        assert kernel._reached_by_deleting(None, "eth-out", 9) == {"blue"}
-        assert kernel._reached_by_deleting("blue", "mv0", 3) == set()  # its parent stays
-        assert kernel._reached_by_deleting(None, "vh-red", 11) is None  # replaced since it was read
-        assert kernel._reached_by_deleting("green", "eth0", 2) is None  # never read
+        assert kernel._reached_by_deleting(None, [("vh-red", 7)]) == {"red"}
+        assert kernel._reached_by_deleting("red", [("eth0", 2)]) == {None}
+        assert kernel._reached_by_deleting(None, [("eth-out", 9)]) == {"blue"}
+        assert kernel._reached_by_deleting("blue", [("mv0", 3)]) == set()  # its parent stays
+        assert kernel._reached_by_deleting(None, [("vh-red", 11)]) is None  # replaced since it was read
+        assert kernel._reached_by_deleting("green", [("eth0", 2)]) is None  # never read
+        # deleted at once: the namespaces each deletion reaches
+        assert kernel._reached_by_deleting(None, [("vh-red", 7), ("eth-out", 9)]) == {"red", "blue"}
+        assert kernel._reached_by_deleting(None, [("vh-red", 7), ("eth-out", 12)]) is None
 
 
 def test_what_a_write_made_stale_still_tells_who_points_at_whom() -> None:
@@ -108,5 +111,5 @@ def test_what_a_write_made_stale_still_tells_who_points_at_whom() -> None:
         )
         kernel._reads.touch(Touched.by_netlink({None}))
         assert known(kernel) == {"red"}
-        assert kernel._reached_by_deleting(None, "vh-red", 7) == {"red"}
+        assert kernel._reached_by_deleting(None, [("vh-red", 7)]) == {"red"}
         assert kernel.drop_namespaces(["red"]) == {None}

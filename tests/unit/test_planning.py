@@ -361,3 +361,36 @@ def test_a_sysctl_of_a_link_made_anew_is_written_again(tmp_path: Path) -> None:
 )
 def test_the_link_of_a_sysctl(key: str, link: str | None) -> None:
     assert link_of(key) == link
+
+
+def test_the_links_of_a_namespace_leaving_the_files_go_in_one_write(tmp_path: Path) -> None:
+    """A destroy of a thousand veths is one group deletion, not a thousand:
+    every removed link of a namespace is a change of its own, and all of them
+    share one step, which a pass runs once (`Plan.batches`)."""
+    kernel = FakeKernel(names=set())
+    for name in ("vh1", "vh2", "br0"):
+        kernel.add_link(None, name, "veth" if name.startswith("vh") else "bridge", owned=True)
+    kernel.add_link(None, "docker0", "bridge", owned=False)
+    plan = make_plan(DesiredState(files=("x.yaml",)), kernel, ledger(tmp_path))
+    assert sorted(str(c) for c in plan.changes) == [
+        "- link host/br0: bridge",
+        "- link host/vh1: veth",
+        "- link host/vh2: veth",
+    ]
+    ((step, changes),) = plan.batches()
+    assert step.phase == Phase.DELETE_LINK and len(changes) == 3
+    assert step.describe == "delete 3 links of host (vh1, vh2, br0)"
+
+
+def test_a_namespace_being_removed_is_not_read(tmp_path: Path) -> None:
+    """What a namespace holds goes with it: a destroy of a thousand of them
+    reads none of them first."""
+    kernel = FakeKernel(names={"red", "blue"})
+    book = ledger(tmp_path)
+    book.record("namespace", ("red",))
+    book.record("address", ("red", "eth0", "10.0.0.2/24"))
+    book.record("route", ("red", 254, "0.0.0.0/0", 0))
+    desired = DesiredState(namespaces=(Namespace("blue", HERE),), files=("x.yaml",))
+    plan = make_plan(desired, kernel, book)
+    assert [str(c) for c in plan.changes] == ["- namespace red: with everything in it"]
+    assert "red" not in kernel.dumps and "blue" in kernel.dumps
