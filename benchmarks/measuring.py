@@ -18,8 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sandbox import Sandbox, sandbox
-from topology import Topology
+from sandbox import Sandbox, sandbox, wait_until_quiet
+from topology import UNTIL_GONE, Topology
 
 HERE = Path(__file__).resolve().parent
 VERIFY = str(HERE / "verify.py")
@@ -83,8 +83,9 @@ def is_bridge_notice(line: str) -> bool:
 
 class Witness:
     """Records every kernel write while a block runs: netlink changes (`ip monitor`)
-    in the root namespace and in a sample of namespaces, changes to the legacy
-    nat table, and rewritten resolv.conf / hosts files. A probe event proves that
+    in the root namespace and in a sample of namespaces, changes to the NAT
+    rules (nftables and the legacy nat table), and rewritten resolv.conf /
+    hosts files. A probe event proves that
     each monitor listens before the block starts."""
 
     def __init__(self, box: Sandbox, namespaces: list[str]) -> None:
@@ -125,14 +126,18 @@ class Witness:
             path for path in set(after) | set(self._files) if after.get(path) != self._files.get(path)
         )
 
-    def _nat_rules(self) -> list[str] | None:
-        """The legacy nat table's chains and rules, without counters; None when there
-        is no legacy nat table (reading it with iptables-legacy-save would create it)."""
+    def _nat_rules(self) -> list[str]:
+        """The NAT rules and chains in nftables (any table: netlab's, or
+        iptables-nft's) and in the legacy nat table, without counters; the
+        legacy table only where it exists (reading it with iptables-legacy-save
+        would create it)."""
+        listed = self.box.run("nft", "list", "ruleset", check=False).stdout
+        rules = [re.sub(r"counter packets \d+ bytes \d+", "counter", line) for line in listed.splitlines()]
         names = self.box.run("cat", "/proc/net/ip_tables_names", check=False).stdout.split()
-        if "nat" not in names:
-            return None
-        saved = self.box.run("iptables-legacy-save", "-t", "nat").stdout
-        return [re.sub(r"\[\d+:\d+\]", "", line) for line in saved.splitlines() if line.startswith((":", "-A"))]
+        if "nat" in names:
+            saved = self.box.run("iptables-legacy-save", "-t", "nat").stdout
+            rules += [re.sub(r"\[\d+:\d+\]", "", line) for line in saved.splitlines() if line.startswith((":", "-A"))]
+        return rules
 
     def _file_times(self) -> dict[str, int]:
         found = {}
@@ -178,6 +183,81 @@ def run_script(tools: Tools, topology: Topology, workdir: Path, script: str) -> 
         if result.returncode != 0:
             record["error"] = result.stderr.strip()[-1000:]
         record["verify"] = verify(box, tools, topology)
+    return record
+
+
+# -- removing it all: netlab destroy, a prune, and the `ip` ways -----------------------------
+
+FOREIGN_NETNS = "foreign"
+FOREIGN_LINK = "foreign0"
+FOREIGN_ADDRESS = "192.0.2.1/24"
+
+
+def _add_foreign(box: Sandbox) -> None:
+    """What is not the tools' own and must outlive the removal: a namespace with
+    a resolver file, a bridge on the host with an address."""
+    box.run("ip", "netns", "add", FOREIGN_NETNS)
+    box.run("ip", "link", "add", FOREIGN_LINK, "type", "bridge")
+    box.run("ip", "addr", "add", FOREIGN_ADDRESS, "dev", FOREIGN_LINK)
+    box.run("mkdir", "-p", f"/etc/netns/{FOREIGN_NETNS}")
+    box.write(f"/etc/netns/{FOREIGN_NETNS}/resolv.conf", "nameserver 192.0.2.53\n")
+
+
+def _judge_removed(box: Sandbox, tools: Tools, topology: Topology) -> dict[str, Any]:
+    """Everything of the topology gone, what was foreign still there, asked of
+    the kernel by `ip`, of the NAT tables by `nft` (and iptables-legacy-save),
+    and of /etc/netns."""
+    problems = []
+    namespaces = [line.split()[0] for line in box.run("ip", "netns", "list", check=False).stdout.splitlines() if line]
+    if namespaces != [FOREIGN_NETNS]:
+        problems.append(f"namespaces left: {namespaces[:10]}")
+    links = json.loads(box.run("ip", "-j", "addr", "show").stdout)
+    names = sorted(link["ifname"] for link in links)
+    if names != sorted(["lo", FOREIGN_LINK]):
+        problems.append(f"host links: {names[:10]}{' ...' if len(names) > 10 else ''}")
+    foreign = next((link for link in links if link["ifname"] == FOREIGN_LINK), {})
+    if FOREIGN_ADDRESS.split("/")[0] not in [a.get("local") for a in foreign.get("addr_info", [])]:
+        problems.append(f"{FOREIGN_LINK} lost its address")
+    left = sorted(entry.name for entry in box.path("/etc/netns").iterdir())
+    if left != [FOREIGN_NETNS] or not box.path(f"/etc/netns/{FOREIGN_NETNS}/resolv.conf").exists():
+        problems.append(f"/etc/netns holds {left[:10]}")
+    if topology.nat:
+        verdict = box.run(tools.python, VERIFY, "--masquerade-rules", check=False).stdout.strip()
+        if verdict != "[]":
+            problems.append(f"masquerade rules left: {verdict}")
+    return {"ok": not problems, "problems": problems}
+
+
+def run_removal(tools: Tools, topology: Topology, workdir: Path, way: str) -> dict[str, Any]:
+    """One way of removing the whole topology, timed from the command's start to
+    the kernel showing no veth left on the host: "destroy" (`netlab destroy
+    --yes`) and "prune" (the file removed, `netlab apply --allow-empty`) after
+    a `netlab apply`; "one", "netns", "group" the scripts of
+    `Topology.remove_sh` after batch.sh. A foreign namespace and link are
+    there throughout, and must stay."""
+    record: dict[str, Any] = {}
+    with sandbox() as box:
+        if way in ("destroy", "prune"):
+            box.write(CONFIG, (workdir / "netlab" / "topology.yaml").read_text())
+            built = box.run(tools.netlab, "apply", check=False, timeout=3600)
+        else:
+            built = box.run(str(workdir / "batch.sh"), check=False, timeout=3600)
+        if built.returncode != 0:
+            record["error"] = f"building failed: {built.stderr.strip()[-1000:]}"
+            return record
+        _add_foreign(box)
+        wait_until_quiet(cap=30)
+        if way == "destroy":
+            command = f"{tools.netlab} destroy --yes >/dev/null && {UNTIL_GONE}"
+        elif way == "prune":
+            command = f"rm {CONFIG} && {tools.netlab} apply --allow-empty >/dev/null && {UNTIL_GONE}"
+        else:
+            command = str(workdir / f"remove-{way}.sh")
+        seconds, result = box.timed("bash", "-c", command, check=False)
+        record["remove_s"] = seconds
+        if result.returncode != 0:
+            record["error"] = result.stderr.strip()[-1000:]
+        record["removed"] = _judge_removed(box, tools, topology)
     return record
 
 
@@ -425,14 +505,15 @@ def _attach_log(record: dict[str, Any], events: list[tuple[float, dict[str, Any]
 
 
 def run_startup(tools: Tools, repeat: int) -> dict[str, Any]:
-    """`netlab --help` and `netlab plan` on an empty config dir, and the bare
+    """`netlab --help`, and `netlab validate` and `netlab plan` on an empty config dir, and the bare
     interpreter for scale; and which imports a `plan` pays for (-X importtime)."""
-    record: dict[str, Any] = {"python_s": [], "help_s": [], "plan_empty_s": []}
+    record: dict[str, Any] = {"python_s": [], "help_s": [], "validate_empty_s": [], "plan_empty_s": []}
     with sandbox() as box:
         box.run(tools.netlab, "--help")  # warm the page cache
         for _ in range(repeat):
             record["python_s"].append(box.timed(tools.netlab_python, "-c", "pass")[0])
             record["help_s"].append(box.timed(tools.netlab, "--help")[0])
+            record["validate_empty_s"].append(box.timed(tools.netlab, "validate")[0])
             record["plan_empty_s"].append(box.timed(tools.netlab, "plan")[0])
         result = box.run(tools.netlab_python, "-X", "importtime", "-m", "netlab.controller.cli", "plan", check=False)
     record["imports"] = _top_imports(result.stderr)

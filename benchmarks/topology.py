@@ -20,6 +20,9 @@ GATEWAY = "10.0.0.1"
 SUBNET = "10.0.0.0/16"
 NAMESERVER = "10.0.0.1"
 EDITED_ADDRESS = "10.0.255.3/16"
+REMOVAL_WAYS = ("one", "netns", "group")  # the baselines of removing it all (`Topology.remove_sh`)
+# the end of a removal: the kernel shows no veth left on the host
+UNTIL_GONE = "until [ \"$(ip -o link show | grep -c ' vh')\" = 0 ]; do sleep 0.005; done"
 
 
 def address(i: int) -> str:
@@ -38,7 +41,7 @@ def _ifstate_veth(indent: str, peer: str, peer_netns: str, master: str | None = 
 @dataclass(frozen=True)
 class Topology:
     n: int
-    nat: bool  # one masquerade rule: iptables-legacy, the tables netlab writes
+    nat: bool  # one masquerade rule: the host's `iptables` (iptables-nft on Debian 12); netlab's own choice
     dns: bool  # /etc/netns/nsI/resolv.conf
 
     @property
@@ -96,7 +99,7 @@ class Topology:
         lines.append(f"for i in $(seq 1 {self.n}); do ip -n ns$i -batch ns/ns$i.batch; done")
         lines.append("echo 1 > /proc/sys/net/ipv4/ip_forward")
         if self.nat:
-            lines.append(f"iptables-legacy -w -t nat -A POSTROUTING -s {SUBNET} -j MASQUERADE")
+            lines.append(f"iptables -w -t nat -A POSTROUTING -s {SUBNET} -j MASQUERADE")
         if self.dns:
             lines.append(f"mkdir -p /etc/netns/ns{{1..{self.n}}}")
             lines.append(
@@ -116,7 +119,7 @@ class Topology:
             "sysctl -q -w net.ipv4.ip_forward=1",
         ]
         if self.nat:
-            lines.append(f"iptables-legacy -w -t nat -A POSTROUTING -s {SUBNET} -j MASQUERADE")
+            lines.append(f"iptables -w -t nat -A POSTROUTING -s {SUBNET} -j MASQUERADE")
         for i in range(1, self.n + 1):
             lines += [
                 f"ip netns add ns{i}",
@@ -134,6 +137,45 @@ class Topology:
                     f"mkdir -p /etc/netns/ns{i}",
                     f"echo 'nameserver {NAMESERVER}' > /etc/netns/ns{i}/resolv.conf",
                 ]
+        return "\n".join(lines) + "\n"
+
+    # -- removing it all again: the baselines of `netlab destroy` and of a prune ------
+
+    def remove_sh(self, way: str) -> str:
+        """Removes what batch.sh built (the links, the namespaces, the masquerade
+        rule, the resolv.conf files), `way`: "one" one `ip` command per object,
+        as a lecture types it; "netns" the namespaces in one `ip -batch` (their
+        veths go with them), then the bridge; "group" the host's links put in
+        an interface group by one `ip -batch` and deleted by `ip link del
+        group`, then the namespaces in one `ip -batch`. Each ends when the
+        kernel shows the host's links gone: a namespace is torn down after
+        `ip netns del` returns, and its veth's host end with it."""
+        lines = ["#!/bin/bash", "set -e", 'cd "$(dirname "$0")"']
+        namespaces = f"$(seq 1 {self.n})"
+        if way == "one":
+            lines.append(f"for i in {namespaces}; do ip link del vh$i; done")
+            lines.append(f"for i in {namespaces}; do ip netns del ns$i; done")
+            lines.append(f"ip link del {BRIDGE}")
+        elif way == "netns":
+            lines.append(f'for i in {namespaces}; do echo "netns del ns$i"; done | ip -batch -')
+            lines.append(f"ip link del {BRIDGE}")
+        elif way == "group":
+            lines.append(
+                f"(for i in {namespaces}; do echo \"link set vh$i group 77\"; done; echo 'link set {BRIDGE} group 77') | ip -batch -"
+            )
+            lines.append("ip link del group 77")
+            lines.append(f'for i in {namespaces}; do echo "netns del ns$i"; done | ip -batch -')
+        else:
+            raise ValueError(way)
+        if self.nat:
+            lines.append(f"iptables -w -t nat -D POSTROUTING -s {SUBNET} -j MASQUERADE")
+        if self.dns:
+            lines.append(
+                f"rm -r /etc/netns/ns{{1..{self.n}}}"
+                if way != "one"
+                else f"for i in {namespaces}; do rm -r /etc/netns/ns$i; done"
+            )
+        lines.append(UNTIL_GONE)
         return "\n".join(lines) + "\n"
 
     # -- ifstate 2.x: links, addresses, routes, forwarding (no NAT, no resolv.conf) ----
@@ -182,6 +224,7 @@ class Topology:
             "root.batch": self.root_batch(),
             "batch.sh": self.batch_sh(),
             "shell.sh": self.shell_sh(),
+            **{f"remove-{way}.sh": self.remove_sh(way) for way in REMOVAL_WAYS},
             "ifstate.yaml": self.ifstate_yaml(),
             "ifstate-edited.yaml": self.ifstate_yaml(edited=True),
         }
@@ -189,7 +232,7 @@ class Topology:
             files[f"ns/ns{i}.batch"] = self.ns_batch(i)
         for name, text in files.items():
             (directory / name).write_text(text)
-        for script in ("batch.sh", "shell.sh"):
+        for script in ("batch.sh", "shell.sh", *(f"remove-{way}.sh" for way in REMOVAL_WAYS)):
             os.chmod(directory / script, 0o755)
 
 

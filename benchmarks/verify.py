@@ -136,14 +136,11 @@ def verify(topology: Topology, edited: bool) -> dict[str, object]:
         os.close(own)
 
     if topology.nat:
-        saved = subprocess.run(["iptables-legacy-save", "-t", "nat"], capture_output=True, text=True).stdout
-        rules = [
-            line
-            for line in saved.splitlines()
-            if line.startswith("-A") and f"-s {SUBNET}" in line and "MASQUERADE" in line
-        ]
+        rules = masquerade_rules(SUBNET)
         if len(rules) != 1:
-            problem(f"{len(rules)} masquerade rules for {SUBNET} in the legacy nat table, not 1")
+            problem(
+                f"{len(rules)} masquerade rules for {SUBNET} in the nat tables (nftables and legacy), not 1: {rules}"
+            )
 
     first, last = topology.address(1, edited).split("/")[0], topology.address(n, edited).split("/")[0]
     pings = [("ns1", last), (f"ns{n}", first), ("ns1", GATEWAY)]
@@ -165,13 +162,33 @@ def verify(topology: Topology, edited: bool) -> dict[str, object]:
     }
 
 
+def masquerade_rules(subnet: str) -> list[str]:
+    """The masquerade rules for `subnet`, wherever a tool put them: nftables
+    (netlab's own table, or iptables-nft's `ip nat`) and the legacy nat table
+    (read only where it exists: iptables-legacy-save would create it)."""
+    listed = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout
+    found = [line.strip() for line in listed.splitlines() if f"ip saddr {subnet}" in line and "masquerade" in line]
+    if "nat" in Path("/proc/net/ip_tables_names").read_text().split():
+        saved = subprocess.run(["iptables-legacy-save", "-t", "nat"], capture_output=True, text=True).stdout
+        found += [
+            line
+            for line in saved.splitlines()
+            if line.startswith("-A") and f"-s {subnet}" in line and "MASQUERADE" in line
+        ]
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("n", type=int)
+    parser.add_argument("n", type=int, nargs="?")
+    parser.add_argument("--masquerade-rules", action="store_true", help="only list the masquerade rules for the subnet")
     parser.add_argument("--edited", action="store_true", help="expect the edited address in the middle namespace")
     parser.add_argument("--nat", action="store_true")
     parser.add_argument("--dns", action="store_true")
     args = parser.parse_args()
+    if args.masquerade_rules:
+        print(json.dumps(masquerade_rules(SUBNET)))
+        return
     print(json.dumps(verify(Topology(args.n, nat=args.nat, dns=args.dns), args.edited)))
 
 

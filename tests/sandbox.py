@@ -114,9 +114,10 @@ BENCHMARK = Layout(
         "HOME": "/root",
         "XTABLES_LOCKFILE": "/run/xtables.lock",
         "PYTHONDONTWRITEBYTECODE": "1",
-        # the topology's masquerade rule goes where the baselines' scripts put
-        # it, the legacy tables (benchmarks/nat_rules.py measures both backends)
-        "NETLAB_NAT_BACKEND": "iptables",
+        # netlab chooses its NAT backend as on an operator's host (auto: nftables
+        # on Debian 12), and the baselines' scripts use the host's `iptables`
+        # (iptables-nft there); benchmarks/nat_rules.py measures both backends
+        "NETLAB_NAT_BACKEND": "auto",
     },
     timeout=3600,
     tools=("unshare", "nsenter", "ip", "ping"),

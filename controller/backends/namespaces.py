@@ -14,10 +14,14 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from pyroute2 import netns as pyroute2_netns
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
+# pyroute2.netns (with multiprocessing, subprocess and ctypes.util: ~25 ms) and
+# concurrent.futures (~8 ms) are imported when a namespace is made, removed or
+# entered, not by every command that imports the kernel facade (`netlab plan`).
 
 NETNS_RUN_DIR = "/run/netns"
 RACY_NS = 100_000_000  # 0.1 s
@@ -89,6 +93,8 @@ def create_namespace(name: str, then: Callable[[], T]) -> T:
         if _libc.unshare(CLONE_NEWNET) != 0:
             code = ctypes.get_errno()
             raise OSError(code, f"cannot create network namespace {name}: {os.strerror(code)}")
+        from pyroute2 import netns as pyroute2_netns
+
         pyroute2_netns.attach(name, "thread-self")
         return then()
 
@@ -111,6 +117,8 @@ def run_in_fresh(work: Callable[[], T]) -> T:
 
 def remove_namespace(name: str) -> None:
     """Unmounts and unlinks /run/netns/NAME; the namespace dies with its last user."""
+    from pyroute2 import netns as pyroute2_netns
+
     pyroute2_netns.remove(name)
 
 
@@ -146,6 +154,8 @@ def _in_namespace_thread(work: Callable[[], T]) -> T:
     global _thread, _home_fd
     with _thread_lock:
         if _thread is None:
+            from concurrent.futures import ThreadPoolExecutor
+
             _home_fd = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
             _thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="netns")
 

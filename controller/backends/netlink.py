@@ -15,7 +15,6 @@ import errno
 import functools
 import ipaddress
 import os
-import secrets
 import socket
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
@@ -598,7 +597,7 @@ class Netlink:
 def _free_group(taken: Collection[int]) -> int:
     """An interface group none of `taken`, at random (group 0 is every link's own)."""
     while True:
-        group = secrets.randbelow(1 << 31) + 1
+        group = int.from_bytes(os.urandom(4), "little") % (1 << 31) + 1
         if group not in taken:
             return group
 

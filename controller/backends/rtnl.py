@@ -27,7 +27,18 @@ from pyroute2.netlink import (
     NLMSG_ERROR,
     nlmsg,
 )
-from pyroute2.netlink.rtnl.marshal import MarshalRtnl
+from pyroute2.netlink.marshal import Marshal
+from pyroute2.netlink.rtnl import (
+    RTM_DELADDR,
+    RTM_DELLINK,
+    RTM_DELROUTE,
+    RTM_NEWADDR,
+    RTM_NEWLINK,
+    RTM_NEWROUTE,
+)
+from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from netlab.state.errors import KernelRefused
 
@@ -118,7 +129,23 @@ def _kept_attributes(
 # Shared by every socket (a marshal is some 3 KiB, and the daemon holds a socket
 # per namespace): sequence numbers are unique across sockets, so the parsers a
 # dump registers by sequence number cannot meet another socket's answers.
-_marshal = MarshalRtnl()
+class _RtnlMarshal(Marshal):  # type: ignore[misc]
+    """The messages netlab receives: links, addresses, routes (and the errors
+    and ends every socket gets). pyroute2's MarshalRtnl knows every rtnetlink
+    message and comes with its socket module, which imports asyncio: 25 ms of
+    every netlab command's start."""
+
+    msg_map = {
+        RTM_NEWLINK: ifinfmsg,
+        RTM_DELLINK: ifinfmsg,
+        RTM_NEWADDR: ifaddrmsg,
+        RTM_DELADDR: ifaddrmsg,
+        RTM_NEWROUTE: rtmsg,
+        RTM_DELROUTE: rtmsg,
+    }
+
+
+_marshal = _RtnlMarshal()
 _sequences = itertools.count(1)
 
 
