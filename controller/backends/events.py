@@ -26,7 +26,7 @@ from pyroute2.netlink.rtnl import (
     RTMGRP_LINK,
 )
 
-from netlab.controller.backends import namespaces
+from netlab.controller.backends import descriptors, namespaces
 from netlab.controller.backends.netlink import reads
 
 NETLINK_NETFILTER = 12
@@ -112,6 +112,7 @@ class _Listener:
 
 def _open_socket(protocol: int, groups: int) -> socket.socket:
     sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC, protocol)
+    sock = descriptors.kept_high(sock)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         sock.bind((0, groups))

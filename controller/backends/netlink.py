@@ -36,7 +36,7 @@ from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
-from netlab.controller.backends import namespaces
+from netlab.controller.backends import descriptors, namespaces
 from netlab.controller.backends.rtnl import RtnlSocket, decode_as, narrowed
 from netlab.state.errors import KernelRefused
 from netlab.state.link_types import LINK_TYPES, OBSERVED_DATA, PARENT_DATA, kernel_module
@@ -225,6 +225,7 @@ class Netlink:
         the other namespaces deleting links (name, index) of a namespace changes (a veth's peer, the links
         on a parent), or None when that is not known; given by whoever holds
         what was read."""
+        descriptors.raise_file_limit()  # a socket per namespace: thousands of them
         self._connections: dict[str | None, RtnlSocket] = {}
         self._indexes: dict[str | None, dict[str, int]] = {}
         self._wrote = wrote

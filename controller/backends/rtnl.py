@@ -40,6 +40,7 @@ from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
+from netlab.controller.backends import descriptors
 from netlab.state.errors import KernelRefused
 
 SOL_NETLINK = 270
@@ -160,7 +161,9 @@ class RtnlSocket:
     def __init__(self, sock: socket.socket | None = None) -> None:
         """Takes an rtnetlink socket (one opened inside another namespace), or
         opens one in the calling thread's namespace."""
-        self._sock = sock or socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+        self._sock = descriptors.kept_high(
+            sock or socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+        )
         self._sock.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1)
         self._sock.bind((0, 0))
         self._marshal = _marshal

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import re
+import resource
 
 import pytest
 
 from netlab.state.link_types import LINK_TYPES, kernel_module
 from netlab.state.validating import load_schema
-from tests.sandbox import Sandbox, one_host_examples
+from tests.sandbox import NETLAB, Sandbox, one_host_examples
 
 pytestmark = pytest.mark.kernel
 
@@ -393,3 +394,28 @@ interfaces:
     sandbox.path("/run/netlab/shown.yaml").write_text(text := sandbox.netlab("show").stdout)
     result = sandbox.netlab("validate", "/run/netlab/shown.yaml", check=False)
     assert result.returncode == 0, result.stderr + text
+
+
+def test_more_namespaces_than_a_service_s_soft_file_limit_apply_with_nat_and_go_again(sandbox: Sandbox) -> None:
+    """1100 namespaces are 1100 netlink sockets: under systemd's default soft
+    limit of 1024 open files, and with libnftables' select() refusing a
+    descriptor of 1024 or more (glibc ends the process), netlab must raise its
+    limit and keep its sockets out of libnftables' way. Judged by `ip`, `nft`
+    and `iptables` (the host's NAT backend, whichever auto chose)."""
+    count = 1100
+    namespaces = "".join(f"  - name: n{i}\n" for i in range(count))
+    sandbox.write_config(
+        "many.yaml", f"version: 1\nnamespaces:\n{namespaces}nat:\n  - {{type: masquerade, source: 10.77.0.0/16}}\n"
+    )
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    assert hard >= 2 * count, "the test needs a hard limit of open files above 2200"
+    limited = ["prlimit", f"--nofile=1024:{hard}", NETLAB]
+    result = sandbox.run(*limited, "apply", check=False, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(sandbox.namespaces()) == count
+    rules = sandbox.run("nft", "list", "ruleset").stdout + sandbox.run("iptables-save", check=False).stdout
+    assert "10.77.0.0/16" in rules
+    assert sandbox.run(*limited, "plan", "--detailed-exitcode", check=False, timeout=600).returncode == 0
+    result = sandbox.run(*limited, "destroy", "--yes", check=False, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sandbox.namespaces() == []
