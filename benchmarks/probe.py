@@ -21,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import re
 import select
 import socket
 import struct
@@ -29,7 +30,8 @@ import time
 
 import rtnetlink as nl
 
-GATEWAY = "10.0.0.1"
+# the gateway of a namespace's bridge, 10.K.0.1 (topology.gateway)
+GATEWAY = re.compile(r"^10\.\d+\.0\.1$")
 TIMEOUT = 60.0
 MNT_DETACH = 2
 GROUPS = nl.RTMGRP_LINK | nl.RTMGRP_IPV4_IFADDR | nl.RTMGRP_IPV4_ROUTE
@@ -39,11 +41,11 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 def _is_default_route(message: bytes) -> bool:
     route = nl.main_default_route(message)
-    return route is not None and route[0] == GATEWAY
+    return route is not None and route[0] is not None and GATEWAY.match(route[0]) is not None
 
 
 def _has_default_route() -> bool:
-    """Whether the current namespace's main table has the default route via GATEWAY."""
+    """Whether the current namespace's main table has the default route via its bridge's gateway."""
     with nl.open_socket() as sock:
         header = struct.pack(nl.RTMSG, socket.AF_INET, 0, 0, 0, 0, 0, 0, 0, 0)
         return any(_is_default_route(message) for message in nl.dump(sock, nl.RTM_GETROUTE, header))

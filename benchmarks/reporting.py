@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from measuring import is_bridge_notice
-from topology import GATEWAY, Topology
+from topology import Topology, gateway
 
 HERE = Path(__file__).resolve().parent
 ANALYSIS_BEGIN = "<!-- analysis: kept when the report is re-written -->"
@@ -131,8 +131,8 @@ def only_the_edit(run: dict[str, Any]) -> bool:
     allowed = {
         f"{netns} -address {topology.address(topology.edited)} on eth0",
         f"{netns} +address {topology.address(topology.edited, edited=True)} on eth0",
-        f"{netns} +route default via {GATEWAY}",
-        f"{netns} -route default via {GATEWAY}",
+        f"{netns} +route default via {gateway(topology.edited)}",
+        f"{netns} -route default via {gateway(topology.edited)}",
     }
     edit = run.get("edit") or {}
     described = writes_seen(edit.get("netlink_events", []))
@@ -207,10 +207,12 @@ def render(results: dict[str, Any], analysis: str = "") -> str:
     w("`ns1..nsN`, each with a veth whose inner end `eth0` is addressed and up and whose outer end `vhI` is a")
     w("port of `br0`; a default route in each namespace via 10.0.0.1; forwarding on.")
     if settings["nat"] and settings["dns"]:
-        w("netlab, `ip -batch` and the shell script also write one masquerade rule (`-s 10.0.0.0/16`, in the legacy")
-        w("iptables nat table, where netlab puts its rules) and `/etc/netns/nsI/resolv.conf` for every namespace,")
-        w("so that their work is equal. **ifstate cannot express either** (it has no NAT and no per-namespace")
-        w("resolver files): its runs build and are checked for the rest only.")
+        w("netlab, `ip -batch` and the shell script also write one masquerade rule (`-s 10.0.0.0/16`) and")
+        w("`/etc/netns/nsI/resolv.conf` for every namespace, so that their work is equal. The rule goes where a")
+        w("Debian 12 host puts it: the scripts use the host's `iptables` (iptables-nft), and netlab chooses its")
+        w("backend as on such a host (`--nat-backend auto`: nftables; the NAT section below measures both backends).")
+        w("**ifstate cannot express either** (it has no NAT and no per-namespace resolver files): its runs build")
+        w("and are checked for the rest only.")
     else:
         w("netlab's `nat` or `dns` kind was not registered when this ran, so the masquerade rule and the")
         w("per-namespace resolv.conf files are left out for **every** tool.")
@@ -235,14 +237,18 @@ def render(results: dict[str, Any], analysis: str = "") -> str:
     w("address and default route, the resolv.conf files and the masquerade rule where they apply, then pings")
     w("ns1 → nsN, nsN → ns1 and ns1 → the bridge. Times are wall-clock from outside the sandbox, process start")
     w("included (entering the sandbox adds about 2 ms to each). Kernel writes are witnessed by `ip monitor`")
-    w("(links, addresses, routes) in the root namespace and in ns1, the edited namespace and nsN, by the legacy")
-    w("nat table before and after, and by the modification times of every resolv.conf and hosts file.")
+    w("(links, addresses, routes) in the root namespace and in ns1, the edited namespace and nsN, by the NAT")
+    w("rules before and after (`nft list ruleset`, and the legacy nat table where it exists), and by the")
+    w("modification times of every resolv.conf and hosts file. netlab is installed as `scripts/install` installs")
+    w("it (Debian's python3, not editable: its bytecode compiled), from the checkout, at every run.")
     w("")
+    _targets_19(results, w)
     _targets(results, w)
     _cold(results, w)
     _noop(results, w)
     _edit(results, w)
     _daemon(results, w)
+    _removal(results, w)
     _nat(results, w)
     _startup(results, w)
     _profiles(results, w)
@@ -258,9 +264,13 @@ def render(results: dict[str, Any], analysis: str = "") -> str:
     w("")
     w("```sh")
     w(
-        "benchmarks/run                             # the full suite: sizes 10,100,500,1000, 3 runs each (~40 min on 2 cores)"
+        "benchmarks/run                             # the full suite: sizes 10,100,500,1000, 3 runs each (~50 min on 2 cores)"
     )
+    w("benchmarks/run --sizes 10,100,500,1000,5000 --large-repeat 1   # this report: one run at N = 5000 (~75 min)")
     w("benchmarks/run --sizes 10 --repeat 1       # a quick look (the smoke test runs this)")
+    w(
+        "benchmarks/run --tools remove --no-profile --sizes 1000 --out /tmp/rm   # destroy, prune and the `ip` ways alone"
+    )
     w(
         "benchmarks/run --tools daemon --no-profile --sizes 1000 --repeat 1 --out /tmp/daemon   # the daemon alone, one size"
     )
@@ -443,14 +453,18 @@ def _targets(results: dict[str, Any], w: Any) -> None:
                 "met" if growth <= 1.25 else "not met",
             )
         )
-    w("## Targets (issue 6)")
+    _target_table(w, "Targets (issue 6)", rows)
+    w("Linear means the cost per namespace stays within 25 % from the smallest to the largest size of 100 or more.")
+    w("")
+
+
+def _target_table(w: Any, title: str, rows: list[tuple[str, str, str, str]]) -> None:
+    w(f"## {title}")
     w("")
     w("| target | measured | ratio | |")
     w("|---|---|---|---|")
     for row in rows:
         w("| " + " | ".join(row) + " |")
-    w("")
-    w("Linear means the cost per namespace stays within 25 % from the smallest to the largest size of 100 or more.")
     w("")
 
 
@@ -484,14 +498,20 @@ def _cold(results: dict[str, Any], w: Any) -> None:
     for n in sizes:
         w(f"| {n} | " + " | ".join(_verified(_runs(results, tool, n)) for tool in TOOL_NAMES) + " |")
     failures = [r for r in results["runs"] if not r.get("verify", {}).get("ok") or "error" in r]
-    if failures:
-        w("")
-        w("Runs that failed or did not verify:")
-        w("")
-        for r in failures:
-            problems = "; ".join(p[:160] for p in r.get("verify", {}).get("problems", [])[:3])
-            w(f"- {TOOL_NAMES[r['tool']]} N={r['n']} run {r['rep'] + 1}: {r.get('error', '')[:300]} {problems}")
+    _failures(w, "Runs that failed or did not verify:", failures, "verify", lambda r: TOOL_NAMES[r["tool"]])
     w("")
+
+
+def _failures(w: Any, heading: str, failures: list[dict[str, Any]], verdict: str, name: Any) -> None:
+    """The runs that failed, each with its first problems."""
+    if not failures:
+        return
+    w("")
+    w(heading)
+    w("")
+    for r in failures:
+        problems = "; ".join(p[:160] for p in r.get(verdict, {}).get("problems", [])[:3])
+        w(f"- {name(r)} N={r['n']} run {r['rep'] + 1}: {r.get('error', '')[:300]} {problems}")
 
 
 def _noop(results: dict[str, Any], w: Any) -> None:
@@ -721,6 +741,235 @@ def _nat(results: dict[str, Any], w: Any) -> None:
     w("")
 
 
+STARTUP_NAMES = {
+    "help_s": "`netlab --help`",
+    "validate_empty_s": "`netlab validate` on an empty config dir",
+    "plan_empty_s": "`netlab plan` on an empty config dir",
+}
+
+
+REMOVAL_NAMES = {
+    "destroy": "`netlab destroy --yes`",
+    "prune": "prune: the file removed, `netlab apply --allow-empty`",
+    "one": "`ip`, one command per object",
+    "netns": "`ip -batch` deleting the namespaces",
+    "group": "`ip link del group` and `ip -batch` deleting the namespaces",
+}
+IP_WAYS = ("one", "netns", "group")
+
+
+def removal_medians(results: dict[str, Any]) -> dict[str, dict[int, float]]:
+    """Median seconds of each way of removing it all, by N, of runs that left
+    nothing of the topology and everything foreign."""
+    found: dict[str, dict[int, float]] = {}
+    for record in results.get("removal", []):
+        if record.get("removed", {}).get("ok") and "remove_s" in record:
+            found.setdefault(record["way"], {}).setdefault(record["n"], []).append(record["remove_s"])  # type: ignore[attr-defined]
+    return {way: {n: statistics.median(v) for n, v in by_n.items()} for way, by_n in found.items()}  # type: ignore[arg-type]
+
+
+def fastest_ip_way(removals: dict[str, dict[int, float]], n: int) -> tuple[str, float] | None:
+    ways = [(way, removals[way][n]) for way in IP_WAYS if n in removals.get(way, {})]
+    return min(ways, key=lambda pair: pair[1]) if ways else None
+
+
+def _removal(results: dict[str, Any], w: Any) -> None:
+    records = results.get("removal") or []
+    if not records:
+        return
+    removals = removal_medians(results)
+    sizes = sorted({r["n"] for r in records})
+    _section(
+        w,
+        "Removing it all: `netlab destroy`, a prune, and the `ip` ways",
+        """
+        The whole topology removed again, timed from the command's start until the kernel shows no veth left
+        on the host (a namespace is torn down after `ip netns del` returns, its veth's host end with it): netlab
+        after a `netlab apply`, the `ip` ways after `batch.sh`. A foreign namespace with a resolver file and a
+        foreign bridge with an address are made beforehand; every run is checked to leave them and nothing
+        else (`ip`, `nft`, /etc/netns). The kernel deletes a link in some 20 ms when alone, most of it waiting
+        for readers of the device list (synchronize_net); links deleted together share the wait, which is why
+        one command per object is slow. netlab deletes the links of a namespace in one group deletion and the
+        namespaces after them.
+        """,
+    )
+    w(
+        "| N | "
+        + " | ".join(REMOVAL_NAMES.values())
+        + " | destroy / fastest `ip` | prune / fastest `ip` | left everything foreign |"
+    )
+    w("|---|" + "---|" * (len(REMOVAL_NAMES) + 3))
+    for n in sizes:
+        fastest = fastest_ip_way(removals, n)
+        cells = [seconds(removals.get(way, {}).get(n)) for way in REMOVAL_NAMES]
+        mine = [r for r in records if r["n"] == n]
+        good = sum(1 for r in mine if r.get("removed", {}).get("ok"))
+        floor = fastest[1] if fastest else None
+        w(
+            f"| {n} | " + " | ".join(cells) + f" | {ratio(removals.get('destroy', {}).get(n), floor)} | "
+            f"{ratio(removals.get('prune', {}).get(n), floor)} | {good}/{len(mine)} |"
+        )
+    failures = [r for r in records if "error" in r or not r.get("removed", {}).get("ok")]
+    _failures(w, "Runs that failed or left something behind:", failures, "removed", lambda r: r["way"])
+    w("")
+
+
+def _worst_ratio(
+    rows: list[tuple[str, str, str, str]],
+    target: str,
+    mine: dict[int, float],
+    theirs: dict[int, float],
+    from_n: int,
+    bound: float,
+    name: str,
+) -> None:
+    """A row for "netlab within `bound` × theirs at every N from `from_n`": the
+    ratio at each N, judged by the worst."""
+    sizes = sorted(n for n in set(mine) & set(theirs) if n >= from_n)
+    if not sizes:
+        rows.append((target, "not measured", "—", "—"))
+        return
+    worst = max(mine[n] / theirs[n] for n in sizes)
+    measured = ", ".join(
+        f"N={n}: {seconds(mine[n])} vs {seconds(theirs[n])} ({mine[n] / theirs[n]:.2f}×)" for n in sizes
+    )
+    rows.append((target, measured, f"netlab / {name} ≤ {worst:.2f}", "met" if worst <= bound else "not met"))
+
+
+def _targets_19(results: dict[str, Any], w: Any) -> None:
+    """The targets of issue 19, each measured in this run."""
+    rows: list[tuple[str, str, str, str]] = []
+    cold = cold_medians(results)
+    startup = results.get("startup") or {}
+    python = median(startup.get("python_s", []))
+    for key, bound in (("validate_empty_s", 3), ("plan_empty_s", 3), ("help_s", 2)):
+        name = STARTUP_NAMES[key]
+        value = median(startup.get(key, []))
+        if value is None or python is None:
+            rows.append((f"{name} ≤ {bound} × `python -c pass`", "not measured", "—", "—"))
+            continue
+        rows.append(
+            (
+                f"{name} ≤ {bound} × `python -c pass`",
+                f"{seconds(value)} vs {seconds(python)}",
+                f"{value / python:.2f}×",
+                "met" if value <= bound * python else "not met",
+            )
+        )
+    netlab, shell, batch = cold.get("netlab", {}), cold.get("shell", {}), cold.get("batch", {})
+    _worst_ratio(rows, "cold apply faster than the shell script at every N", netlab, shell, 0, 1.0, "shell")
+    _worst_ratio(rows, "cold apply ≤ 1.0 × `ip -batch` from N = 100 up", netlab, batch, 100, 1.0, "`ip -batch`")
+    if 500 in netlab and 500 in shell:
+        rows.append(
+            (
+                "cold apply at N = 500 ≥ 10 × faster than the shell script",
+                f"{seconds(netlab[500])} vs {seconds(shell[500])}",
+                f"{shell[500] / netlab[500]:.1f}× faster",
+                "met" if shell[500] >= 10 * netlab[500] else "not met",
+            )
+        )
+    removals = removal_medians(results)
+    fastest = fastest_ip_way(removals, 1000)
+    for way in ("destroy", "prune"):
+        value = removals.get(way, {}).get(1000)
+        if value is None or fastest is None:
+            rows.append((f"{REMOVAL_NAMES[way]} at N = 1000 ≤ 1.0 × the fastest `ip` way", "not measured", "—", "—"))
+            continue
+        rows.append(
+            (
+                f"{REMOVAL_NAMES[way]} at N = 1000 ≤ 1.0 × the fastest `ip` way",
+                f"{seconds(value)} vs {seconds(fastest[1])} ({REMOVAL_NAMES[fastest[0]]}; one command per object: "
+                f"{seconds(removals.get('one', {}).get(1000))})",
+                f"{value / fastest[1]:.2f}×",
+                "met" if value <= fastest[1] else "not met",
+            )
+        )
+    kept = [r for r in results.get("removal", []) if r["way"] in ("destroy", "prune")]
+    if kept:
+        bad = [r for r in kept if not r.get("removed", {}).get("ok")]
+        rows.append(
+            (
+                "nothing foreign removed",
+                f"{len(kept) - len(bad)} of {len(kept)} netlab removals left the foreign namespace, link, address and file",
+                "—",
+                "met" if not bad else "not met",
+            )
+        )
+    top = max(results["settings"]["sizes"])
+    if top >= 5000:
+        phases = [
+            r["phases"]
+            for r in _runs(results, "netlab", top)
+            if isinstance(r.get("phases"), dict) and "event_fed_pass_ms" in r["phases"]
+        ]
+        if phases:
+            ms = median([p["event_fed_pass_ms"] for p in phases]) or 0
+            rows.append(
+                (
+                    f"N = {top}: no-op daemon pass ≤ 200 ms",
+                    f"{ms:.0f} ms (event-fed)",
+                    f"{ms / 200:.2f}×",
+                    "met" if ms <= 200 else "not met",
+                )
+            )
+        renames = _samples(results, top, "rename", "address_s")
+        if renames:
+            after = (median(renames) or 0) - results["settings"]["debounce_s"]
+            rows.append(
+                (
+                    f"N = {top}: one edit ≤ 50 ms after the debounce",
+                    f"{after * 1000:.0f} ms",
+                    f"{after / 0.05:.2f}×",
+                    "met" if after <= 0.05 else "not met",
+                )
+            )
+        drifts = _samples(results, top, "drift-addr", "route_s") + _samples(results, top, "drift-link", "route_s")
+        if drifts:
+            value = median(drifts) or 0
+            rows.append(
+                (
+                    f"N = {top}: drift repaired ≤ 200 ms",
+                    f"{seconds(value)} (address and veth deletions)",
+                    f"{value / 0.2:.2f}×",
+                    "met" if value <= 0.2 else "not met",
+                )
+            )
+        rss = [d["memory_kb"]["VmHWM"] / 1024 for d in results["daemon"] if d["n"] == top and "memory_kb" in d]
+        if rss:
+            megabytes = max(rss) * 1024 * 1024 / 1e6
+            rows.append(
+                (
+                    f"N = {top}: daemon peak RSS ≤ 250 MB",
+                    f"{max(rss):.0f} MiB = {megabytes:.0f} MB",
+                    f"{megabytes / 250:.2f}×",
+                    "met" if megabytes <= 250 else "not met",
+                )
+            )
+        if top in netlab:
+            rows.append(
+                (
+                    f"N = {top}: cold apply",
+                    f"{seconds(netlab[top])} (`ip -batch`: {seconds(batch.get(top))})",
+                    ratio(netlab[top], batch.get(top)),
+                    "—",
+                )
+            )
+        per = {n: netlab[n] / n for n in sorted(netlab) if n >= 100}
+        if 100 in per and top in per:
+            growth = per[top] / per[100]
+            rows.append(
+                (
+                    f"linear: cold apply per namespace within 25 % from N = 100 to {top}",
+                    ", ".join(f"N={n}: {v * 1000:.1f} ms" for n, v in per.items()),
+                    f"{growth:.2f}×",
+                    "met" if 0.75 <= growth <= 1.25 else "not met",
+                )
+            )
+    if results.get("nat"):
+        rows.append(("the nftables backend's NAT figures in the same report", "see the NAT section", "—", "met"))
+    _target_table(w, "Targets (issue 19)", rows)
+
+
 def _startup(results: dict[str, Any], w: Any) -> None:
     startup = results.get("startup")
     if not startup:
@@ -730,8 +979,10 @@ def _startup(results: dict[str, Any], w: Any) -> None:
     w("| command | median |")
     w("|---|---|")
     w(f"| `python -c pass` (netlab's interpreter, for scale) | {seconds(median(startup['python_s']))} |")
-    w(f"| `netlab --help` | {seconds(median(startup['help_s']))} |")
-    w(f"| `netlab plan` on an empty config dir | {seconds(median(startup['plan_empty_s']))} |")
+    python = median(startup["python_s"])
+    for key, name in STARTUP_NAMES.items():
+        if startup.get(key):
+            w(f"| {name} | {seconds(median(startup[key]))} ({ratio(median(startup[key]), python)} `pass`) |")
     w("")
     w(
         "What `netlab plan` spends importing, by package (`python -X importtime`, own time of each package's modules): "

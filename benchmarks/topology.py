@@ -6,6 +6,9 @@ A bridge `br0` (10.0.0.1/16) in the root namespace; N namespaces `ns1..nsN`, eac
 with a veth whose inner end `eth0` is addressed and up and whose outer end `vhI`
 is a port of br0; a default route in each via 10.0.0.1; forwarding on; and, when
 netlab has the kinds for them, one masquerade rule and a resolv.conf per namespace.
+A Linux bridge takes at most 1024 ports (BR_MAX_PORTS): above 1000 namespaces,
+each thousand has a bridge of its own, `brK` with 10.K.0.1/16, and the host
+routes between them.
 """
 
 from __future__ import annotations
@@ -19,15 +22,40 @@ BRIDGE_ADDRESS = "10.0.0.1/16"
 GATEWAY = "10.0.0.1"
 SUBNET = "10.0.0.0/16"
 NAMESERVER = "10.0.0.1"
-EDITED_ADDRESS = "10.0.255.3/16"
+PORTS_PER_BRIDGE = 1000
 REMOVAL_WAYS = ("one", "netns", "group")  # the baselines of removing it all (`Topology.remove_sh`)
 # the end of a removal: the kernel shows no veth left on the host
 UNTIL_GONE = "until [ \"$(ip -o link show | grep -c ' vh')\" = 0 ]; do sleep 0.005; done"
 
 
+def bridge_of(i: int) -> int:
+    """The bridge of ns_i's veth: br0 for ns1..ns1000, br1 for the next thousand..."""
+    return (i - 1) // PORTS_PER_BRIDGE
+
+
+def bridge(k: int) -> str:
+    return f"br{k}"
+
+
+def bridge_address(k: int) -> str:
+    return f"10.{k}.0.1/16"
+
+
+def gateway(i: int) -> str:
+    """ns_i's default gateway: its bridge's address."""
+    return f"10.{bridge_of(i)}.0.1"
+
+
 def address(i: int) -> str:
-    """ns_i's address: 10.0.0.3, 10.0.0.4, ... (at most 250 per /24, within the /16)."""
-    return f"10.0.{i // 250}.{i % 250 + 2}/16"
+    """ns_i's address: 10.0.0.3, 10.0.0.4, ... (at most 250 per /24, within its
+    bridge's /16)."""
+    k = bridge_of(i)
+    j = i - k * PORTS_PER_BRIDGE
+    return f"10.{k}.{j // 250}.{j % 250 + 2}/16"
+
+
+def edited_address(i: int) -> str:
+    return f"10.{bridge_of(i)}.255.3/16"
 
 
 def _ifstate_veth(indent: str, peer: str, peer_netns: str, master: str | None = None) -> list[str]:
@@ -50,7 +78,11 @@ class Topology:
         return (self.n + 1) // 2
 
     def address(self, i: int, edited: bool = False) -> str:
-        return EDITED_ADDRESS if edited and i == self.edited else address(i)
+        return edited_address(i) if edited and i == self.edited else address(i)
+
+    @property
+    def bridges(self) -> range:
+        return range(bridge_of(self.n) + 1)
 
     # -- netlab --------------------------------------------------------------------
 
@@ -61,15 +93,16 @@ class Topology:
             if self.dns:
                 lines.append(f"    dns: {{nameservers: [{NAMESERVER}]}}")
         lines.append("interfaces:")
-        lines.append(f"  - {{name: {BRIDGE}, type: bridge, addresses: [{BRIDGE_ADDRESS}]}}")
+        for k in self.bridges:
+            lines.append(f"  - {{name: {bridge(k)}, type: bridge, addresses: [{bridge_address(k)}]}}")
         for i in range(1, self.n + 1):
             lines.append(
                 f"  - {{name: eth0, type: veth, netns: ns{i}, addresses: [{self.address(i, edited)}], "
-                f"peer: {{name: vh{i}, master: {BRIDGE}}}}}"
+                f"peer: {{name: vh{i}, master: {bridge(bridge_of(i))}}}}}"
             )
         lines.append("routes:")
         for i in range(1, self.n + 1):
-            lines.append(f"  - {{netns: ns{i}, to: default, via: {GATEWAY}}}")
+            lines.append(f"  - {{netns: ns{i}, to: default, via: {gateway(i)}}}")
         lines.append("sysctls: {net.ipv4.ip_forward: 1}")
         if self.nat:
             lines.append("nat:")
@@ -80,17 +113,19 @@ class Topology:
 
     def root_batch(self) -> str:
         lines = [f"netns add ns{i}" for i in range(1, self.n + 1)]
-        lines.append(f"link add {BRIDGE} up type bridge")
-        lines.append(f"addr add {BRIDGE_ADDRESS} dev {BRIDGE}")
+        for k in self.bridges:
+            lines.append(f"link add {bridge(k)} up type bridge")
+            lines.append(f"addr add {bridge_address(k)} dev {bridge(k)}")
         # the peer is created directly in its namespace; it is set up from inside
         # (`peer ... netns nsI up` is refused by the kernel: ENOTCONN)
         lines += [
-            f"link add vh{i} master {BRIDGE} up type veth peer name eth0 netns ns{i}" for i in range(1, self.n + 1)
+            f"link add vh{i} master {bridge(bridge_of(i))} up type veth peer name eth0 netns ns{i}"
+            for i in range(1, self.n + 1)
         ]
         return "\n".join(lines) + "\n"
 
     def ns_batch(self, i: int) -> str:
-        return f"link set lo up\nlink set eth0 up\naddr add {address(i)} dev eth0\nroute add default via {GATEWAY}\n"
+        return f"link set lo up\nlink set eth0 up\naddr add {address(i)} dev eth0\nroute add default via {gateway(i)}\n"
 
     def batch_sh(self) -> str:
         """One `ip -batch` for the root and one `ip -n nsI -batch` per namespace (a
@@ -110,14 +145,14 @@ class Topology:
     # -- a shell script, one `ip` process per command, as a lecture types it ----------
 
     def shell_sh(self) -> str:
-        lines = [
-            "#!/bin/bash",
-            "set -e",
-            f"ip link add {BRIDGE} type bridge",
-            f"ip addr add {BRIDGE_ADDRESS} dev {BRIDGE}",
-            f"ip link set {BRIDGE} up",
-            "sysctl -q -w net.ipv4.ip_forward=1",
-        ]
+        lines = ["#!/bin/bash", "set -e"]
+        for k in self.bridges:
+            lines += [
+                f"ip link add {bridge(k)} type bridge",
+                f"ip addr add {bridge_address(k)} dev {bridge(k)}",
+                f"ip link set {bridge(k)} up",
+            ]
+        lines.append("sysctl -q -w net.ipv4.ip_forward=1")
         if self.nat:
             lines.append(f"iptables -w -t nat -A POSTROUTING -s {SUBNET} -j MASQUERADE")
         for i in range(1, self.n + 1):
@@ -125,12 +160,12 @@ class Topology:
                 f"ip netns add ns{i}",
                 f"ip link add vh{i} type veth peer name eth0",
                 f"ip link set eth0 netns ns{i}",
-                f"ip link set vh{i} master {BRIDGE}",
+                f"ip link set vh{i} master {bridge(bridge_of(i))}",
                 f"ip link set vh{i} up",
                 f"ip -n ns{i} link set lo up",
                 f"ip -n ns{i} addr add {address(i)} dev eth0",
                 f"ip -n ns{i} link set eth0 up",
-                f"ip -n ns{i} route add default via {GATEWAY}",
+                f"ip -n ns{i} route add default via {gateway(i)}",
             ]
             if self.dns:
                 lines += [
@@ -155,14 +190,13 @@ class Topology:
         if way == "one":
             lines.append(f"for i in {namespaces}; do ip link del vh$i; done")
             lines.append(f"for i in {namespaces}; do ip netns del ns$i; done")
-            lines.append(f"ip link del {BRIDGE}")
+            lines += [f"ip link del {bridge(k)}" for k in self.bridges]
         elif way == "netns":
             lines.append(f'for i in {namespaces}; do echo "netns del ns$i"; done | ip -batch -')
-            lines.append(f"ip link del {BRIDGE}")
+            lines += [f"ip link del {bridge(k)}" for k in self.bridges]
         elif way == "group":
-            lines.append(
-                f"(for i in {namespaces}; do echo \"link set vh$i group 77\"; done; echo 'link set {BRIDGE} group 77') | ip -batch -"
-            )
+            bridges = "; ".join(f"echo 'link set {bridge(k)} group 77'" for k in self.bridges)
+            lines.append(f'(for i in {namespaces}; do echo "link set vh$i group 77"; done; {bridges}) | ip -batch -')
             lines.append("ip link del group 77")
             lines.append(f'for i in {namespaces}; do echo "netns del ns$i"; done | ip -batch -')
         else:
@@ -186,15 +220,18 @@ class Topology:
             "sysctl_conf: |",
             "  net.ipv4.ip_forward = 1",
             "interfaces:",
-            f"  {BRIDGE}:",
-            "    addresses:",
-            f"      - {BRIDGE_ADDRESS}",
-            "    link:",
-            "      kind: bridge",
-            "      state: up",
         ]
+        for k in self.bridges:
+            lines += [
+                f"  {bridge(k)}:",
+                "    addresses:",
+                f"      - {bridge_address(k)}",
+                "    link:",
+                "      kind: bridge",
+                "      state: up",
+            ]
         for i in range(1, self.n + 1):
-            lines += [f"  vh{i}:", *_ifstate_veth("    ", "eth0", f"ns{i}", master=BRIDGE)]
+            lines += [f"  vh{i}:", *_ifstate_veth("    ", "eth0", f"ns{i}", master=bridge(bridge_of(i)))]
         lines.append("namespaces:")
         for i in range(1, self.n + 1):
             lines += [
@@ -207,7 +244,7 @@ class Topology:
                 "    routing:",
                 "      routes:",
                 "        - to: 0.0.0.0/0",
-                f"          via: {GATEWAY}",
+                f"          via: {gateway(i)}",
             ]
         return "\n".join(lines) + "\n"
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import rtnetlink as nl  # noqa: E402
-from topology import BRIDGE, BRIDGE_ADDRESS, GATEWAY, NAMESERVER, SUBNET, Topology  # noqa: E402
+from topology import GATEWAY, NAMESERVER, SUBNET, Topology, bridge, bridge_address, bridge_of, gateway  # noqa: E402
 
 
 def observe(sock: socket.socket) -> dict[str, object]:
@@ -77,19 +77,23 @@ def verify(topology: Topology, edited: bool) -> dict[str, object]:
         root = observe(sock)
     links = root["links"]
     assert isinstance(links, dict)
-    if len(links) != n + 2:
-        problem(f"{len(links)} links in the root namespace, not {n + 2} (lo, {BRIDGE}, vh1..vh{n})")
-    if not links.get(BRIDGE, 0) & nl.IFF_UP:
-        problem(f"{BRIDGE} is missing or down")
-    if BRIDGE_ADDRESS not in root["addresses"].get(BRIDGE, []):  # type: ignore[attr-defined]
-        problem(f"{BRIDGE} lacks {BRIDGE_ADDRESS}")
+    bridges = [bridge(k) for k in topology.bridges]
+    if len(links) != n + 1 + len(bridges):
+        problem(
+            f"{len(links)} links in the root namespace, not {n + 1 + len(bridges)} (lo, {', '.join(bridges)}, vh1..vh{n})"
+        )
+    for k in topology.bridges:
+        if not links.get(bridge(k), 0) & nl.IFF_UP:
+            problem(f"{bridge(k)} is missing or down")
+        if bridge_address(k) not in root["addresses"].get(bridge(k), []):  # type: ignore[attr-defined]
+            problem(f"{bridge(k)} lacks {bridge_address(k)}")
     ports_up = sum(
         1
         for i in range(1, n + 1)
-        if _up(links.get(f"vh{i}", 0)) and root["masters"].get(f"vh{i}") == BRIDGE  # type: ignore[attr-defined]
+        if _up(links.get(f"vh{i}", 0)) and root["masters"].get(f"vh{i}") == bridge(bridge_of(i))  # type: ignore[attr-defined]
     )
     if ports_up != n:
-        problem(f"{ports_up} of {n} bridge ports are up in {BRIDGE}")
+        problem(f"{ports_up} of {n} bridge ports are up in their bridges")
 
     namespaces_right = 0
     own = os.open("/proc/self/ns/net", os.O_RDONLY)
@@ -119,7 +123,7 @@ def verify(topology: Topology, edited: bool) -> dict[str, object]:
             want = topology.address(i, edited)
             if seen["addresses"].get("eth0") != [want]:  # type: ignore[attr-defined]
                 wrong.append(f"eth0 has {seen['addresses'].get('eth0')}, not [{want}]")  # type: ignore[attr-defined]
-            if seen["defaults"] != [(GATEWAY, "eth0")]:
+            if seen["defaults"] != [(gateway(i), "eth0")]:
                 wrong.append(f"default routes {seen['defaults']}")
             if topology.dns:
                 try:
