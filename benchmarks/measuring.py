@@ -12,14 +12,15 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sandbox import Sandbox, sandbox, wait_until_quiet
-from topology import UNTIL_GONE, Topology
+from sandbox import Background, Sandbox, sandbox, wait_until_quiet
+from topology import PORTS_PER_BRIDGE, UNTIL_GONE, Topology
 
 HERE = Path(__file__).resolve().parent
 VERIFY = str(HERE / "verify.py")
@@ -29,6 +30,8 @@ CONFIG = "/etc/netlab.d/topology.yaml"
 DEBOUNCE = 0.25
 WITNESS_OBJECTS = ("link", "address", "route")
 PROBE_LINK = "bmprobe"
+MONITOR_BUFFER = 32 << 20
+MONITOR_ATTEMPTS = 50
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -96,11 +99,7 @@ class Witness:
         self.files_changed: list[str] = []
 
     def __enter__(self) -> Witness:
-        self._monitors = []
-        for netns in (None, *self.namespaces):
-            ns = [] if netns is None else ["-n", netns]
-            self._monitors.append((netns, self.box.spawn("ip", *ns, "-o", "monitor", *WITNESS_OBJECTS)))
-        time.sleep(0.2)
+        self._monitors = [(netns, *self._monitor(netns)) for netns in (None, *self.namespaces)]
         for netns in (None, *self.namespaces):
             ns = [] if netns is None else ["-n", netns]
             probe = (
@@ -113,10 +112,33 @@ class Witness:
         self._files = self._file_times()
         return self
 
+    def _monitor(self, netns: str | None) -> tuple[Background, Any]:
+        """`ip monitor` in the namespace, listening. Into a file, with a large
+        receive buffer: thousands of bridge ports' notices would fill a pipe
+        (and block the monitor) or its socket before the probe is heard. ip
+        reads the link list as it starts and gives up when the list changed
+        meanwhile ("Dump was interrupted"), as it keeps doing for a while after
+        thousands of links came up: it is started again until it stays."""
+        ns = [] if netns is None else ["-n", netns]
+        for _ in range(MONITOR_ATTEMPTS):
+            out = tempfile.TemporaryFile(mode="w+")
+            monitor = self.box.spawn(
+                "ip", *ns, "-rc", str(MONITOR_BUFFER), "-o", "monitor", *WITNESS_OBJECTS, stdout=out
+            )
+            time.sleep(0.2)
+            if monitor.poll() is None:
+                return monitor, out
+            monitor.stop()
+            out.close()
+        raise RuntimeError(f"ip monitor in {netns or 'root'} would not start: {MONITOR_ATTEMPTS} attempts")
+
     def __exit__(self, *exc: object) -> None:
         time.sleep(0.3)
-        for netns, monitor in self._monitors:
-            lines = monitor.stop().splitlines()
+        for netns, monitor, out in self._monitors:
+            monitor.stop()
+            out.seek(0)
+            lines = out.read().splitlines()
+            out.close()
             if not any(PROBE_LINK in line for line in lines):
                 raise RuntimeError(f"the witness in {netns or 'root'} saw nothing: it was not listening")
             self.events += [f"{netns or 'root'}: {line.strip()}" for line in lines if not _background(line)]
@@ -276,34 +298,53 @@ def run_netlab(tools: Tools, topology: Topology, workdir: Path, phases: bool = T
             record["verify"] = verify(box, tools, topology)
             return record
         record["verify"] = verify(box, tools, topology)
-
-        with Witness(box, sample) as witness:
-            seconds, result = box.timed(tools.netlab, "apply", check=False)
-        record["noop_apply_s"] = seconds
-        record["noop_apply"] = witness.summary()
-        record["noop_apply_said"] = result.stdout.strip().splitlines()[-1:] + result.stderr.strip().splitlines()[-3:]
-
-        seconds, result = box.timed(tools.netlab, "plan", "--detailed-exitcode", check=False)
-        record["noop_plan_s"] = seconds
-        record["noop_plan_exit"] = result.returncode
-
-        if phases:
-            result = box.run(tools.netlab_python, PHASES, check=False, timeout=1800)
-            try:
-                record["phases"] = json.loads(result.stdout)
-            except json.JSONDecodeError:
-                record["phases"] = {"error": result.stderr.strip()[-1000:]}
-
-        box.write(CONFIG, (workdir / "netlab-edited" / "topology.yaml").read_text())
-        with Witness(box, sample) as witness:
-            seconds, result = box.timed(tools.netlab, "apply", check=False)
-        record["edit_s"] = seconds
-        record["edit"] = witness.summary()
-        record["edit_plan"] = [line for line in result.stdout.splitlines() if line[:2] in ("+ ", "- ", "~ ")]
-        if result.returncode != 0:
-            record["edit_error"] = result.stderr.strip()[-1000:]
-        record["edit_verify"] = verify(box, tools, topology, edited=True)
+        try:
+            _netlab_after_cold(box, tools, topology, workdir, sample, phases, record)
+        except RuntimeError as error:  # a witness that heard nothing: what was measured stays
+            record["error"] = f"{type(error).__name__}: {error}"
     return record
+
+
+def _netlab_after_cold(
+    box: Sandbox,
+    tools: Tools,
+    topology: Topology,
+    workdir: Path,
+    sample: list[str],
+    phases: bool,
+    record: dict[str, Any],
+) -> None:
+    """The no-op, the plan, the phases and the edit, after a cold apply."""
+    if topology.n > PORTS_PER_BRIDGE:
+        # thousands of bridge ports announce their state some 15 s after they
+        # came up: a flood that would drown the witnesses' probe
+        time.sleep(20)
+    with Witness(box, sample) as witness:
+        seconds, result = box.timed(tools.netlab, "apply", check=False)
+    record["noop_apply_s"] = seconds
+    record["noop_apply"] = witness.summary()
+    record["noop_apply_said"] = result.stdout.strip().splitlines()[-1:] + result.stderr.strip().splitlines()[-3:]
+
+    seconds, result = box.timed(tools.netlab, "plan", "--detailed-exitcode", check=False)
+    record["noop_plan_s"] = seconds
+    record["noop_plan_exit"] = result.returncode
+
+    if phases:
+        result = box.run(tools.netlab_python, PHASES, check=False, timeout=1800)
+        try:
+            record["phases"] = json.loads(result.stdout)
+        except json.JSONDecodeError:
+            record["phases"] = {"error": result.stderr.strip()[-1000:]}
+
+    box.write(CONFIG, (workdir / "netlab-edited" / "topology.yaml").read_text())
+    with Witness(box, sample) as witness:
+        seconds, result = box.timed(tools.netlab, "apply", check=False)
+    record["edit_s"] = seconds
+    record["edit"] = witness.summary()
+    record["edit_plan"] = [line for line in result.stdout.splitlines() if line[:2] in ("+ ", "- ", "~ ")]
+    if result.returncode != 0:
+        record["edit_error"] = result.stderr.strip()[-1000:]
+    record["edit_verify"] = verify(box, tools, topology, edited=True)
 
 
 # -- ifstate -----------------------------------------------------------------------------------
