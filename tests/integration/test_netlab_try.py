@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -102,8 +103,17 @@ def tried_in_place(sandbox: Sandbox, timeout: str) -> tuple[str, Background]:
     before = applied_lab(sandbox)
     sandbox.write_config("lab.yaml", TRIED)
     process = trying(sandbox, "--timeout", timeout)
-    assert wait(lambda: tried_is_in_force(sandbox), 15), process.stop()
+    record = sandbox.path("/var/lib/netlab/try/record.json")
+    # in the kernel, and past its verification: waiting for a confirmation
+    assert wait(lambda: tried_is_in_force(sandbox) and '"state": "waiting"' in _text(record), 15), process.stop()
     return before, process
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
 
 
 def test_a_try_nobody_confirms_puts_back_exactly_what_was_there(sandbox: Sandbox) -> None:
