@@ -198,7 +198,13 @@ def render(results: dict[str, Any], analysis: str = "") -> str:
     )
     w(
         f"- **Command:** `{results['command']}` (as root, from the repository) — sizes {', '.join(map(str, sizes))}, "
-        f"{settings['repeat']} runs of each tool at each size, every run in a fresh sandbox; each figure is the median."
+        f"{settings['repeat']} runs of each tool at each size"
+        + (
+            f" ({settings['large_repeat']} above 1000)"
+            if settings.get("large_repeat", settings["repeat"]) != settings["repeat"]
+            else ""
+        )
+        + ", every run in a fresh sandbox; each figure is the median."
     )
     w("")
     w("## What is built, and how it is judged")
