@@ -27,6 +27,7 @@ from netlab.state.model import (
     Origin,
     Route,
     Sysctl,
+    netns_label,
 )
 
 if TYPE_CHECKING:
@@ -224,6 +225,12 @@ class _Builder:
     def _namespace(self, index: int, item: dict[str, Any]) -> None:
         path: DocPath = ("namespaces", index)
         name = item["name"]
+        if name == netns_label(None):
+            self._problem(
+                path + ("name",),
+                f"a namespace cannot be named `{name}`: the files say `{name}` for the host's own namespace "
+                "(a check's `from`), and so do plans and pictures; choose another name",
+            )
         self._declare(self.out.namespaces, Namespace(name, self._origin(path)), path)
         self._sysctls(path + ("sysctls",), name)
         self._dns(path + ("dns",), name)

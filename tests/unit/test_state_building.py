@@ -213,3 +213,12 @@ def test_json_whole_numbers_written_as_floats(load: Load) -> None:
 
 def test_address_model_values() -> None:
     assert Address(None, "eth0", "10.0.0.2/24", Origin("f", 1)).family == 4
+
+
+def test_a_namespace_named_host_is_refused(problems: Callable[[dict[str, str | bytes]], list[str]]) -> None:
+    """`host` is the host's own namespace in the files (a check's `from: host`)
+    and in every plan and picture: a namespace of that name would be the host."""
+    assert problems({"a.yaml": V1 + "namespaces:\n  - name: red\n  - name: host\n"}) == [
+        "a.yaml:4:11: namespaces[1].name: a namespace cannot be named `host`: the files say `host` for the host's "
+        "own namespace (a check's `from`), and so do plans and pictures; choose another name"
+    ]
