@@ -226,7 +226,8 @@ class LinkKind:
 
     def _plan_removals(self, ctx: PlanContext, made: _Made, wanted: dict[LinkKey, Link]) -> list[Change]:
         """The links of each namespace that leave the files go in one write
-        (`Netlink.links_del`): a thousand veths in 0.3 s, not 20."""
+        (`Netlink.links_del`): a thousand veths on a bridge in about a second,
+        not 25 (benchmarks/RESULTS.md, removal)."""
         changes = []
         for netns in ctx.managed_netns():
             if netns in ctx.decided.removed_namespaces:
