@@ -462,8 +462,9 @@ class Netlink:
                 moved.append((name, index, by_name[name][1]))
             if moved:
                 rtnl.request(what, RTM_DELLINK, _message(ifinfmsg, attrs=[("IFLA_GROUP", group)]))
-        except KernelRefused:
-            # nothing was deleted: each link goes back to its group
+        except BaseException:
+            # nothing was deleted (a refusal, or an interrupt between the
+            # writes): each link goes back to its group before the error goes on
             for name, index, original in moved:
                 with contextlib.suppress(KernelRefused):
                     rtnl.request(
